@@ -1,0 +1,330 @@
+/*
+ * ngx_tidal: the module definition - directives, configuration and the
+ * hook that makes a location an MCP endpoint.
+ */
+
+
+#include "ngx_http_tidal.h"
+
+
+static void *ngx_http_tidal_create_loc_conf(ngx_conf_t *cf);
+static char *ngx_http_tidal_merge_loc_conf(ngx_conf_t *cf, void *parent,
+    void *child);
+static char *ngx_http_tidal_mcp(ngx_conf_t *cf, ngx_command_t *cmd,
+    void *conf);
+static char *ngx_http_tidal_allow_origin(ngx_conf_t *cf, ngx_command_t *cmd,
+    void *conf);
+static char *ngx_http_tidal_check_size(ngx_conf_t *cf, void *post,
+    void *data);
+#if (NGX_TIDAL_TEST_CANARY)
+static char *ngx_http_tidal_test_canary(ngx_conf_t *cf, ngx_command_t *cmd,
+    void *conf);
+#endif
+
+
+static ngx_conf_num_bounds_t  ngx_http_tidal_queue_size_bounds = {
+    ngx_conf_check_num_bounds, 1, 1048576
+};
+
+static ngx_conf_post_t  ngx_http_tidal_size_post = {
+    ngx_http_tidal_check_size
+};
+
+
+static ngx_command_t  ngx_http_tidal_commands[] = {
+
+    { ngx_string("tidal_mcp"),
+      NGX_HTTP_LOC_CONF|NGX_CONF_NOARGS,
+      ngx_http_tidal_mcp,
+      NGX_HTTP_LOC_CONF_OFFSET,
+      0,
+      NULL },
+
+    { ngx_string("tidal_max_message_size"),
+      NGX_HTTP_MAIN_CONF|NGX_HTTP_SRV_CONF|NGX_HTTP_LOC_CONF|NGX_CONF_TAKE1,
+      ngx_conf_set_size_slot,
+      NGX_HTTP_LOC_CONF_OFFSET,
+      offsetof(ngx_http_tidal_loc_conf_t, max_message_size),
+      &ngx_http_tidal_size_post },
+
+    { ngx_string("tidal_heartbeat_interval"),
+      NGX_HTTP_MAIN_CONF|NGX_HTTP_SRV_CONF|NGX_HTTP_LOC_CONF|NGX_CONF_TAKE1,
+      ngx_conf_set_msec_slot,
+      NGX_HTTP_LOC_CONF_OFFSET,
+      offsetof(ngx_http_tidal_loc_conf_t, heartbeat_interval),
+      NULL },
+
+    { ngx_string("tidal_message_queue_size"),
+      NGX_HTTP_MAIN_CONF|NGX_HTTP_SRV_CONF|NGX_HTTP_LOC_CONF|NGX_CONF_TAKE1,
+      ngx_conf_set_num_slot,
+      NGX_HTTP_LOC_CONF_OFFSET,
+      offsetof(ngx_http_tidal_loc_conf_t, queue_size),
+      &ngx_http_tidal_queue_size_bounds },
+
+    { ngx_string("tidal_message_queue_bytes"),
+      NGX_HTTP_MAIN_CONF|NGX_HTTP_SRV_CONF|NGX_HTTP_LOC_CONF|NGX_CONF_TAKE1,
+      ngx_conf_set_size_slot,
+      NGX_HTTP_LOC_CONF_OFFSET,
+      offsetof(ngx_http_tidal_loc_conf_t, queue_bytes),
+      &ngx_http_tidal_size_post },
+
+    { ngx_string("tidal_allow_origin"),
+      NGX_HTTP_MAIN_CONF|NGX_HTTP_SRV_CONF|NGX_HTTP_LOC_CONF|NGX_CONF_1MORE,
+      ngx_http_tidal_allow_origin,
+      NGX_HTTP_LOC_CONF_OFFSET,
+      0,
+      NULL },
+
+#if (NGX_TIDAL_TEST_CANARY)
+    { ngx_string("tidal_test_canary"),
+      NGX_HTTP_LOC_CONF|NGX_CONF_NOARGS,
+      ngx_http_tidal_test_canary,
+      NGX_HTTP_LOC_CONF_OFFSET,
+      0,
+      NULL },
+#endif
+
+      ngx_null_command
+};
+
+
+static ngx_http_module_t  ngx_http_tidal_module_ctx = {
+    NULL,                                  /* preconfiguration */
+    NULL,                                  /* postconfiguration */
+
+    NULL,                                  /* create main configuration */
+    NULL,                                  /* init main configuration */
+
+    NULL,                                  /* create server configuration */
+    NULL,                                  /* merge server configuration */
+
+    ngx_http_tidal_create_loc_conf,        /* create location configuration */
+    ngx_http_tidal_merge_loc_conf          /* merge location configuration */
+};
+
+
+ngx_module_t  ngx_tidal_module = {
+    NGX_MODULE_V1,
+    &ngx_http_tidal_module_ctx,            /* module context */
+    ngx_http_tidal_commands,               /* module directives */
+    NGX_HTTP_MODULE,                       /* module type */
+    NULL,                                  /* init master */
+    NULL,                                  /* init module */
+    NULL,                                  /* init process */
+    NULL,                                  /* init thread */
+    NULL,                                  /* exit thread */
+    NULL,                                  /* exit process */
+    NULL,                                  /* exit master */
+    NGX_MODULE_V1_PADDING
+};
+
+
+const tidal_mcp_server_t  ngx_http_tidal_mcp_server = {
+    "ngx_tidal",
+    NGX_TIDAL_VERSION,
+    NULL,
+    0
+};
+
+
+static void *
+ngx_http_tidal_create_loc_conf(ngx_conf_t *cf)
+{
+    ngx_http_tidal_loc_conf_t  *conf;
+
+    conf = ngx_pcalloc(cf->pool, sizeof(ngx_http_tidal_loc_conf_t));
+    if (conf == NULL) {
+        return NULL;
+    }
+
+    /*
+     * set by ngx_pcalloc():
+     *
+     *     conf->allow_origins = NULL;
+     */
+
+    conf->enable = NGX_CONF_UNSET;
+    conf->max_message_size = NGX_CONF_UNSET_SIZE;
+    conf->heartbeat_interval = NGX_CONF_UNSET_MSEC;
+    conf->queue_size = NGX_CONF_UNSET_UINT;
+    conf->queue_bytes = NGX_CONF_UNSET_SIZE;
+
+    return conf;
+}
+
+
+static char *
+ngx_http_tidal_merge_loc_conf(ngx_conf_t *cf, void *parent, void *child)
+{
+    ngx_http_tidal_loc_conf_t  *prev = parent;
+    ngx_http_tidal_loc_conf_t  *conf = child;
+
+    ngx_conf_merge_value(conf->enable, prev->enable, 0);
+    ngx_conf_merge_size_value(conf->max_message_size,
+                              prev->max_message_size, 1024 * 1024);
+    ngx_conf_merge_msec_value(conf->heartbeat_interval,
+                              prev->heartbeat_interval, 30000);
+    ngx_conf_merge_uint_value(conf->queue_size, prev->queue_size, 256);
+    ngx_conf_merge_size_value(conf->queue_bytes, prev->queue_bytes,
+                              8 * 1024 * 1024);
+
+    if (conf->allow_origins == NULL) {
+        conf->allow_origins = prev->allow_origins;
+    }
+
+    return NGX_CONF_OK;
+}
+
+
+static char *
+ngx_http_tidal_mcp(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
+{
+    ngx_http_tidal_loc_conf_t *tlcf = conf;
+
+    ngx_http_core_loc_conf_t  *clcf;
+
+    if (tlcf->enable != NGX_CONF_UNSET) {
+        return "is duplicate";
+    }
+
+    tlcf->enable = 1;
+
+    clcf = ngx_http_conf_get_module_loc_conf(cf, ngx_http_core_module);
+    clcf->handler = ngx_http_tidal_handler;
+
+    return NGX_CONF_OK;
+}
+
+
+/*
+ * An origin is what browsers send in the Origin header: scheme "://" host
+ * [":" port], lowercase, no path.  Stored lowercased for a plain compare.
+ */
+
+static char *
+ngx_http_tidal_allow_origin(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
+{
+    ngx_http_tidal_loc_conf_t *tlcf = conf;
+
+    u_char      *p, *host, *last;
+    ngx_str_t   *value, *origin;
+    ngx_uint_t   i;
+
+    if (tlcf->allow_origins != NULL) {
+        return "is duplicate";
+    }
+
+    tlcf->allow_origins = ngx_array_create(cf->pool, cf->args->nelts - 1,
+                                           sizeof(ngx_str_t));
+    if (tlcf->allow_origins == NULL) {
+        return NGX_CONF_ERROR;
+    }
+
+    value = cf->args->elts;
+
+    for (i = 1; i < cf->args->nelts; i++) {
+
+        origin = ngx_array_push(tlcf->allow_origins);
+        if (origin == NULL) {
+            return NGX_CONF_ERROR;
+        }
+
+        *origin = value[i];
+        ngx_strlow(origin->data, origin->data, origin->len);
+
+        if (origin->len == 1 && origin->data[0] == '*') {
+            continue;
+        }
+
+        last = origin->data + origin->len;
+
+        if (origin->len > 7
+            && ngx_strncmp(origin->data, "http://", 7) == 0)
+        {
+            host = origin->data + 7;
+
+        } else if (origin->len > 8
+                   && ngx_strncmp(origin->data, "https://", 8) == 0)
+        {
+            host = origin->data + 8;
+
+        } else {
+            goto invalid;
+        }
+
+        for (p = host; p < last; p++) {
+            if (*p == '/' || *p == '?' || *p == '#' || *p == '@'
+                || *p <= ' ')
+            {
+                goto invalid;
+            }
+        }
+
+        continue;
+
+    invalid:
+
+        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                           "invalid origin \"%V\": expected \"*\" or "
+                           "scheme://host[:port] with http or https",
+                           &value[i]);
+        return NGX_CONF_ERROR;
+    }
+
+    return NGX_CONF_OK;
+}
+
+
+static char *
+ngx_http_tidal_check_size(ngx_conf_t *cf, void *post, void *data)
+{
+    size_t *sp = data;
+
+    if (*sp == 0) {
+        return "must be greater than zero";
+    }
+
+    return NGX_CONF_OK;
+}
+
+
+#if (NGX_TIDAL_TEST_CANARY)
+
+/*
+ * Test-only builds: a location whose handler overflows a heap buffer by
+ * one byte, so CI can show that AddressSanitizer is really watching.
+ */
+
+static ngx_int_t
+ngx_http_tidal_test_canary_handler(ngx_http_request_t *r)
+{
+    u_char             *p;
+    volatile ngx_uint_t  n;
+
+    n = 16 + r->args.len;
+
+    p = ngx_alloc(16, r->connection->log);
+    if (p == NULL) {
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
+
+    p[n] = 1;
+
+    ngx_free(p);
+
+    return NGX_HTTP_NO_CONTENT;
+}
+
+
+static char *
+ngx_http_tidal_test_canary(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
+{
+    ngx_http_core_loc_conf_t  *clcf;
+
+    clcf = ngx_http_conf_get_module_loc_conf(cf, ngx_http_core_module);
+    clcf->handler = ngx_http_tidal_test_canary_handler;
+
+    return NGX_CONF_OK;
+}
+
+#endif

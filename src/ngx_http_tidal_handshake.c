@@ -1,0 +1,404 @@
+/*
+ * ngx_tidal: the MCP location's request handler - checks an RFC 6455
+ * upgrade (method, version, key, Origin) and answers 101, or explains in
+ * one line what the endpoint expects.
+ */
+
+
+#include "ngx_http_tidal.h"
+
+
+/* nginx 1.22 has no name and no status line for 426 */
+#define NGX_HTTP_TIDAL_UPGRADE_REQUIRED  426
+
+
+static ngx_int_t ngx_http_tidal_reject(ngx_http_request_t *r,
+    ngx_uint_t status, ngx_str_t *header, ngx_str_t *value, const char *text);
+static ngx_table_elt_t *ngx_http_tidal_find_header(ngx_http_request_t *r,
+    const char *name, size_t len);
+static ngx_uint_t ngx_http_tidal_has_token(ngx_str_t *list,
+    const char *token, size_t len);
+static ngx_int_t ngx_http_tidal_origin_allowed(ngx_http_request_t *r,
+    ngx_http_tidal_loc_conf_t *tlcf, ngx_str_t *origin);
+static ngx_uint_t ngx_http_tidal_offers_mcp(ngx_http_request_t *r);
+static ngx_int_t ngx_http_tidal_add_header(ngx_http_request_t *r,
+    ngx_str_t *key, ngx_str_t *value);
+
+
+static ngx_str_t  ngx_http_tidal_upgrade_key = ngx_string("Upgrade");
+static ngx_str_t  ngx_http_tidal_websocket = ngx_string("websocket");
+static ngx_str_t  ngx_http_tidal_allow_key = ngx_string("Allow");
+static ngx_str_t  ngx_http_tidal_allow_value = ngx_string("GET");
+static ngx_str_t  ngx_http_tidal_version_key =
+    ngx_string("Sec-WebSocket-Version");
+static ngx_str_t  ngx_http_tidal_version_value = ngx_string("13");
+static ngx_str_t  ngx_http_tidal_accept_key =
+    ngx_string("Sec-WebSocket-Accept");
+static ngx_str_t  ngx_http_tidal_protocol_key =
+    ngx_string("Sec-WebSocket-Protocol");
+static ngx_str_t  ngx_http_tidal_mcp_protocol = ngx_string("mcp");
+
+
+ngx_int_t
+ngx_http_tidal_handler(ngx_http_request_t *r)
+{
+    u_char                     *accept;
+    ngx_int_t                   rc;
+    ngx_str_t                   value;
+    ngx_table_elt_t            *key, *version, *origin;
+    ngx_http_tidal_loc_conf_t  *tlcf;
+
+    tlcf = ngx_http_get_module_loc_conf(r, ngx_tidal_module);
+
+    if (r->headers_in.upgrade == NULL
+        || !ngx_http_tidal_has_token(&r->headers_in.upgrade->value,
+                                     "websocket", 9))
+    {
+        /* Streamable HTTP (POST/GET/DELETE) comes with a later release */
+
+        rc = ngx_http_discard_request_body(r);
+        if (rc != NGX_OK) {
+            return rc;
+        }
+
+        if (r->method == NGX_HTTP_GET || r->method == NGX_HTTP_HEAD) {
+            return ngx_http_tidal_reject(r, NGX_HTTP_TIDAL_UPGRADE_REQUIRED,
+                       &ngx_http_tidal_upgrade_key, &ngx_http_tidal_websocket,
+                       "this MCP endpoint expects a WebSocket upgrade "
+                       "(subprotocol \"mcp\")\n");
+        }
+
+        return ngx_http_tidal_reject(r, NGX_HTTP_NOT_ALLOWED,
+                   &ngx_http_tidal_allow_key, &ngx_http_tidal_allow_value,
+                   "this MCP endpoint accepts only GET with a WebSocket "
+                   "upgrade; Streamable HTTP is not available yet\n");
+    }
+
+    if (r->method != NGX_HTTP_GET) {
+        return ngx_http_tidal_reject(r, NGX_HTTP_NOT_ALLOWED,
+                   &ngx_http_tidal_allow_key, &ngx_http_tidal_allow_value,
+                   "a WebSocket upgrade must use GET\n");
+    }
+
+    if (r->http_version < NGX_HTTP_VERSION_11
+        || r->headers_in.connection == NULL
+        || !ngx_http_tidal_has_token(&r->headers_in.connection->value,
+                                     "upgrade", 7))
+    {
+        return ngx_http_tidal_reject(r, NGX_HTTP_BAD_REQUEST, NULL, NULL,
+                   "a WebSocket upgrade needs HTTP/1.1 and "
+                   "\"Connection: Upgrade\"\n");
+    }
+
+    origin = ngx_http_tidal_find_header(r, "Origin", 6);
+
+    if (origin != NULL
+        && ngx_http_tidal_origin_allowed(r, tlcf, &origin->value) != NGX_OK)
+    {
+        ngx_log_error(NGX_LOG_INFO, r->connection->log, 0,
+                      "tidal: origin \"%V\" not allowed", &origin->value);
+
+        return ngx_http_tidal_reject(r, NGX_HTTP_FORBIDDEN, NULL, NULL,
+                   "this origin is not allowed; see tidal_allow_origin\n");
+    }
+
+    version = ngx_http_tidal_find_header(r, "Sec-WebSocket-Version", 21);
+
+    if (version == NULL
+        || version->value.len != 2
+        || ngx_strncmp(version->value.data, "13", 2) != 0)
+    {
+        return ngx_http_tidal_reject(r, NGX_HTTP_TIDAL_UPGRADE_REQUIRED,
+                   &ngx_http_tidal_version_key, &ngx_http_tidal_version_value,
+                   "only WebSocket version 13 (RFC 6455) is supported\n");
+    }
+
+    key = ngx_http_tidal_find_header(r, "Sec-WebSocket-Key", 17);
+
+    if (key == NULL
+        || !tidal_ws_key_valid((char *) key->value.data, key->value.len))
+    {
+        return ngx_http_tidal_reject(r, NGX_HTTP_BAD_REQUEST, NULL, NULL,
+                   "missing or invalid Sec-WebSocket-Key\n");
+    }
+
+    if (ngx_exiting || ngx_terminate) {
+        return NGX_HTTP_SERVICE_UNAVAILABLE;
+    }
+
+    accept = ngx_pnalloc(r->pool, TIDAL_WS_ACCEPT_LEN + 1);
+    if (accept == NULL) {
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
+
+    if (tidal_ws_accept((char *) key->value.data, key->value.len,
+                        (char *) accept)
+        != 0)
+    {
+        ngx_log_error(NGX_LOG_ERR, r->connection->log, 0,
+                      "tidal: computing Sec-WebSocket-Accept failed");
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
+
+    value.data = accept;
+    value.len = TIDAL_WS_ACCEPT_LEN;
+
+    if (ngx_http_tidal_add_header(r, &ngx_http_tidal_upgrade_key,
+                                  &ngx_http_tidal_websocket)
+        != NGX_OK
+        || ngx_http_tidal_add_header(r, &ngx_http_tidal_accept_key, &value)
+           != NGX_OK)
+    {
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
+
+    if (ngx_http_tidal_offers_mcp(r)
+        && ngx_http_tidal_add_header(r, &ngx_http_tidal_protocol_key,
+                                     &ngx_http_tidal_mcp_protocol)
+           != NGX_OK)
+    {
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
+
+    return ngx_http_tidal_websocket_start(r, tlcf);
+}
+
+
+static ngx_int_t
+ngx_http_tidal_reject(ngx_http_request_t *r, ngx_uint_t status,
+    ngx_str_t *header, ngx_str_t *value, const char *text)
+{
+    size_t        len;
+    ngx_int_t     rc;
+    ngx_buf_t    *b;
+    ngx_chain_t   out;
+
+    if (header != NULL
+        && ngx_http_tidal_add_header(r, header, value) != NGX_OK)
+    {
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
+
+    len = ngx_strlen(text);
+
+    r->headers_out.status = status;
+    r->headers_out.content_length_n = len;
+
+    if (status == NGX_HTTP_TIDAL_UPGRADE_REQUIRED) {
+        ngx_str_set(&r->headers_out.status_line, "426 Upgrade Required");
+    }
+
+    ngx_str_set(&r->headers_out.content_type, "text/plain");
+    r->headers_out.content_type_len = r->headers_out.content_type.len;
+
+    rc = ngx_http_send_header(r);
+
+    if (rc == NGX_ERROR || rc > NGX_OK || r->header_only) {
+        return rc;
+    }
+
+    b = ngx_calloc_buf(r->pool);
+    if (b == NULL) {
+        return NGX_ERROR;
+    }
+
+    b->pos = (u_char *) text;
+    b->last = b->pos + len;
+    b->memory = 1;
+    b->last_buf = 1;
+    b->last_in_chain = 1;
+
+    out.buf = b;
+    out.next = NULL;
+
+    return ngx_http_output_filter(r, &out);
+}
+
+
+static ngx_table_elt_t *
+ngx_http_tidal_find_header(ngx_http_request_t *r, const char *name,
+    size_t len)
+{
+    ngx_uint_t        i;
+    ngx_list_part_t  *part;
+    ngx_table_elt_t  *h;
+
+    part = &r->headers_in.headers.part;
+    h = part->elts;
+
+    for (i = 0; /* void */ ; i++) {
+
+        if (i >= part->nelts) {
+            if (part->next == NULL) {
+                return NULL;
+            }
+
+            part = part->next;
+            h = part->elts;
+            i = 0;
+        }
+
+        if (h[i].key.len == len
+            && ngx_strncasecmp(h[i].key.data, (u_char *) name, len) == 0)
+        {
+            return &h[i];
+        }
+    }
+}
+
+
+/* a case-insensitive token in a comma-separated header value */
+
+static ngx_uint_t
+ngx_http_tidal_has_token(ngx_str_t *list, const char *token, size_t len)
+{
+    u_char  *p, *last, *start, *end;
+
+    p = list->data;
+    last = p + list->len;
+
+    while (p < last) {
+
+        while (p < last && (*p == ' ' || *p == '\t' || *p == ',')) {
+            p++;
+        }
+
+        start = p;
+
+        while (p < last && *p != ',') {
+            p++;
+        }
+
+        end = p;
+
+        while (end > start && (end[-1] == ' ' || end[-1] == '\t')) {
+            end--;
+        }
+
+        if ((size_t) (end - start) == len
+            && ngx_strncasecmp(start, (u_char *) token, len) == 0)
+        {
+            return 1;
+        }
+    }
+
+    return 0;
+}
+
+
+static ngx_uint_t
+ngx_http_tidal_offers_mcp(ngx_http_request_t *r)
+{
+    ngx_uint_t        i;
+    ngx_list_part_t  *part;
+    ngx_table_elt_t  *h;
+
+    part = &r->headers_in.headers.part;
+    h = part->elts;
+
+    for (i = 0; /* void */ ; i++) {
+
+        if (i >= part->nelts) {
+            if (part->next == NULL) {
+                return 0;
+            }
+
+            part = part->next;
+            h = part->elts;
+            i = 0;
+        }
+
+        if (h[i].key.len == sizeof("Sec-WebSocket-Protocol") - 1
+            && ngx_strncasecmp(h[i].key.data,
+                               (u_char *) "Sec-WebSocket-Protocol",
+                               sizeof("Sec-WebSocket-Protocol") - 1)
+               == 0
+            && ngx_http_tidal_has_token(&h[i].value, "mcp", 3))
+        {
+            return 1;
+        }
+    }
+}
+
+
+/*
+ * Browsers always send Origin on a WebSocket upgrade; other clients do
+ * not, and pass.  A browser page may connect to its own host, or to an
+ * origin listed in tidal_allow_origin.
+ */
+
+static ngx_int_t
+ngx_http_tidal_origin_allowed(ngx_http_request_t *r,
+    ngx_http_tidal_loc_conf_t *tlcf, ngx_str_t *origin)
+{
+    u_char      *host;
+    size_t       len;
+    ngx_str_t   *allowed, *h;
+    ngx_uint_t   i;
+
+    if (tlcf->allow_origins) {
+        allowed = tlcf->allow_origins->elts;
+
+        for (i = 0; i < tlcf->allow_origins->nelts; i++) {
+
+            if (allowed[i].len == 1 && allowed[i].data[0] == '*') {
+                return NGX_OK;
+            }
+
+            if (allowed[i].len == origin->len
+                && ngx_strncasecmp(allowed[i].data, origin->data,
+                                   origin->len)
+                   == 0)
+            {
+                return NGX_OK;
+            }
+        }
+    }
+
+    if (r->headers_in.host == NULL) {
+        return NGX_DECLINED;
+    }
+
+    if (origin->len > 7
+        && ngx_strncasecmp(origin->data, (u_char *) "http://", 7) == 0)
+    {
+        host = origin->data + 7;
+
+    } else if (origin->len > 8
+               && ngx_strncasecmp(origin->data, (u_char *) "https://", 8)
+                  == 0)
+    {
+        host = origin->data + 8;
+
+    } else {
+        return NGX_DECLINED;
+    }
+
+    len = origin->data + origin->len - host;
+    h = &r->headers_in.host->value;
+
+    if (len == h->len && ngx_strncasecmp(host, h->data, len) == 0) {
+        return NGX_OK;
+    }
+
+    return NGX_DECLINED;
+}
+
+
+static ngx_int_t
+ngx_http_tidal_add_header(ngx_http_request_t *r, ngx_str_t *key,
+    ngx_str_t *value)
+{
+    ngx_table_elt_t  *h;
+
+    h = ngx_list_push(&r->headers_out.headers);
+    if (h == NULL) {
+        return NGX_ERROR;
+    }
+
+    h->hash = 1;
+    h->key = *key;
+    h->value = *value;
+
+    return NGX_OK;
+}

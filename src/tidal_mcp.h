@@ -1,0 +1,142 @@
+/*
+ * MCP core: JSON-RPC 2.0 framing and the MCP lifecycle (initialize,
+ * ping, tools/list, tools/call dispatch, logging/setLevel) over jansson.
+ * Pure C with no nginx or socket types, so the nginx transport, the
+ * helper's stdio mode, unit tests and fuzzers all share it.
+ */
+
+#ifndef _TIDAL_MCP_H_INCLUDED_
+#define _TIDAL_MCP_H_INCLUDED_
+
+
+#include <stddef.h>
+#include <jansson.h>
+
+
+#define TIDAL_MCP_PARSE_ERROR       -32700
+#define TIDAL_MCP_INVALID_REQUEST   -32600
+#define TIDAL_MCP_METHOD_NOT_FOUND  -32601
+#define TIDAL_MCP_INVALID_PARAMS    -32602
+#define TIDAL_MCP_INTERNAL_ERROR    -32603
+
+#define TIDAL_MCP_LATEST_VERSION    "2025-11-25"
+
+/* logging/setLevel levels, RFC 5424 severities from least to most severe */
+#define TIDAL_MCP_LOG_DEBUG         0
+#define TIDAL_MCP_LOG_INFO          1
+#define TIDAL_MCP_LOG_NOTICE        2
+#define TIDAL_MCP_LOG_WARNING       3
+#define TIDAL_MCP_LOG_ERROR         4
+#define TIDAL_MCP_LOG_CRITICAL      5
+#define TIDAL_MCP_LOG_ALERT         6
+#define TIDAL_MCP_LOG_EMERGENCY     7
+
+
+typedef enum {
+    TIDAL_ROLE_LISTENER = 0,
+    TIDAL_ROLE_PERFORMER,
+    TIDAL_ROLE_ADMIN
+} tidal_role_e;
+
+
+typedef struct {
+    const char         *name;
+    const char         *description;
+    const char         *input_schema;   /* JSON text of a JSON Schema */
+    tidal_role_e        role;           /* least role allowed to call it */
+} tidal_mcp_tool_t;
+
+
+typedef struct {
+    const char              *name;      /* serverInfo.name */
+    const char              *version;   /* serverInfo.version */
+    const tidal_mcp_tool_t  *tools;
+    size_t                   ntools;
+} tidal_mcp_server_t;
+
+
+typedef struct {
+    const tidal_mcp_server_t  *server;
+    tidal_role_e               role;
+    unsigned                   initialized;   /* initialize answered */
+    unsigned                   client_ready;  /* notifications/initialized */
+    const char                *protocol_version;
+    char                       client_name[64];   /* "" until initialize */
+    int                        log_level;     /* TIDAL_MCP_LOG_*, least
+                                                 severe level to send */
+
+    /*
+     * Borrowed, NULL by default: when an object, it is added as "_meta"
+     * to the initialize result (e.g. {"tidal/session": ID}).  The caller
+     * keeps it alive until initialize has been answered or the session
+     * ends, and releases it itself.
+     */
+    json_t                    *init_meta;
+} tidal_mcp_session_t;
+
+
+typedef enum {
+    TIDAL_MCP_NONE = 0,    /* nothing to send (a notification) */
+    TIDAL_MCP_REPLY,       /* send reply, a NUL-terminated JSON text */
+    TIDAL_MCP_CALL         /* run tool with args, answer id later */
+} tidal_mcp_action_e;
+
+
+typedef struct {
+    tidal_mcp_action_e         action;
+    char                      *reply;    /* free() after sending */
+    size_t                     reply_len;
+    const tidal_mcp_tool_t    *tool;     /* CALL: the tool to run */
+    json_t                    *args;     /* CALL: arguments, owned */
+    json_t                    *id;       /* CALL: request id, owned */
+} tidal_mcp_out_t;
+
+
+/* zeroes s; log_level starts at TIDAL_MCP_LOG_INFO */
+void tidal_mcp_session_init(tidal_mcp_session_t *s,
+    const tidal_mcp_server_t *server, tidal_role_e role);
+
+/*
+ * Handles one incoming message (one WebSocket text frame).  Fills out;
+ * returns 0, or -1 on memory exhaustion only (nothing to send then).
+ * out is overwritten, not freed: release the previous one first.
+ * Replies are compact JSON allocated by jansson's allocator (malloc
+ * unless json_set_alloc_funcs() was called).
+ */
+int tidal_mcp_handle(tidal_mcp_session_t *s, const char *msg, size_t len,
+    tidal_mcp_out_t *out);
+
+/* releases what out owns */
+void tidal_mcp_out_free(tidal_mcp_out_t *out);
+
+/*
+ * Builds the reply to a deferred tools/call: id is borrowed (out->id),
+ * result is a CallToolResult object (stolen, also on failure); returns a
+ * malloc'ed JSON text or NULL.  len may be NULL in these helpers.
+ */
+char *tidal_mcp_tool_reply(json_t *id, json_t *result, size_t *len);
+
+/*
+ * A JSON-RPC notification text; params (an object, or NULL to omit it)
+ * is stolen; malloc'ed, or NULL on failure or when params is not an
+ * object.
+ */
+char *tidal_mcp_notification(const char *method, json_t *params,
+    size_t *len);
+
+/*
+ * A JSON-RPC error response for id (borrowed; NULL gives "id": null),
+ * e.g. -32603 for a deferred tools/call whose helper went away; message
+ * must be UTF-8.  malloc'ed or NULL.
+ */
+char *tidal_mcp_error_reply(json_t *id, int code, const char *message,
+    size_t *len);
+
+/* "listener", "performer", "admin"; "unknown" otherwise */
+const char *tidal_mcp_role_name(tidal_role_e role);
+
+/* "debug" .. "emergency" for TIDAL_MCP_LOG_*, NULL otherwise */
+const char *tidal_mcp_log_level_name(int level);
+
+
+#endif /* _TIDAL_MCP_H_INCLUDED_ */
