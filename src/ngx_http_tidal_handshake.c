@@ -45,7 +45,7 @@ ngx_http_tidal_handler(ngx_http_request_t *r)
     u_char                     *accept;
     ngx_int_t                   rc;
     ngx_str_t                   value;
-    ngx_table_elt_t            *key, *version, *origin;
+    ngx_table_elt_t            *key, *version, *origin, *connection;
     ngx_http_tidal_loc_conf_t  *tlcf;
 
     tlcf = ngx_http_get_module_loc_conf(r, ngx_tidal_module);
@@ -80,10 +80,12 @@ ngx_http_tidal_handler(ngx_http_request_t *r)
                    "a WebSocket upgrade must use GET\n");
     }
 
+    /* nginx 1.22 does not keep headers_in.connection */
+    connection = ngx_http_tidal_find_header(r, "Connection", 10);
+
     if (r->http_version < NGX_HTTP_VERSION_11
-        || r->headers_in.connection == NULL
-        || !ngx_http_tidal_has_token(&r->headers_in.connection->value,
-                                     "upgrade", 7))
+        || connection == NULL
+        || !ngx_http_tidal_has_token(&connection->value, "upgrade", 7))
     {
         return ngx_http_tidal_reject(r, NGX_HTTP_BAD_REQUEST, NULL, NULL,
                    "a WebSocket upgrade needs HTTP/1.1 and "
