@@ -100,8 +100,7 @@ void tidal_mcp_session_init(tidal_mcp_session_t *s,
  * Handles one incoming message (one WebSocket text frame).  Fills out;
  * returns 0, or -1 on memory exhaustion only (nothing to send then).
  * out is overwritten, not freed: release the previous one first.
- * Replies are compact JSON allocated by jansson's allocator (malloc
- * unless json_set_alloc_funcs() was called).
+ * Every text returned by this API is compact JSON from malloc().
  */
 int tidal_mcp_handle(tidal_mcp_session_t *s, const char *msg, size_t len,
     tidal_mcp_out_t *out);

@@ -1,0 +1,1235 @@
+/* Unit tests of the MCP core: the JSON-RPC 2.0 texts a client receives. */
+
+#include <string.h>
+#include <jansson.h>
+
+#include "unit.h"
+#include "tidal_mcp.h"
+#include "../fuzz/jsonrpc_check.h"
+
+
+static const tidal_mcp_tool_t  test_tools[] = {
+    { "tidal_get_state", "Channel state",
+      "{\"type\":\"object\",\"properties\":{}}", TIDAL_ROLE_LISTENER },
+    { "tidal_eval", "Evaluate a pattern",
+      "{\"type\":\"object\",\"properties\":{\"pattern\":"
+      "{\"type\":\"string\"}},\"required\":[\"pattern\"]}",
+      TIDAL_ROLE_PERFORMER },
+    { "tidal_admin_eval", "Any statement", "{\"type\":\"object\"}",
+      TIDAL_ROLE_ADMIN }
+};
+
+
+static const tidal_mcp_server_t  test_server = {
+    "ngx_tidal", "9.8.7", test_tools,
+    sizeof(test_tools) / sizeof(test_tools[0])
+};
+
+
+static const tidal_mcp_server_t  empty_server = {
+    "empty", "1", NULL, 0
+};
+
+
+static tidal_mcp_action_e  last_action;
+
+
+static long  alloc_count;            /* allocations so far */
+static long  alloc_fail_at = -1;     /* the one to refuse, -1: none */
+static int   alloc_fail_rest;        /* and every one after it */
+static int   alloc_failed;
+
+
+static void *
+alloc_limited(size_t size)
+{
+    long  n;
+
+    n = alloc_count++;
+
+    if (alloc_fail_at >= 0
+        && (n == alloc_fail_at || (alloc_fail_rest && n > alloc_fail_at)))
+    {
+        alloc_failed = 1;
+        return NULL;
+    }
+
+    return malloc(size);
+}
+
+
+/*
+ * Sends len bytes as one message and returns the parsed reply, or NULL
+ * when there is none (last_action tells NONE from CALL).  Every reply is
+ * checked to be valid JSON-RPC 2.0.
+ */
+static json_t *
+send_raw(tidal_mcp_session_t *s, const char *msg, size_t len)
+{
+    json_t           *reply;
+    const char       *why;
+    tidal_mcp_out_t   out;
+
+    reply = NULL;
+
+    CHECK_EQ(tidal_mcp_handle(s, msg, len, &out), 0);
+
+    last_action = out.action;
+
+    if (out.action == TIDAL_MCP_REPLY) {
+        why = jsonrpc_check(out.reply, out.reply_len);
+        if (!CHECK(why == NULL)) {
+            printf("    %s: %s\n", why, out.reply);
+        }
+
+        reply = json_loads(out.reply, 0, NULL);
+
+    } else {
+        CHECK(out.reply == NULL);
+    }
+
+    tidal_mcp_out_free(&out);
+
+    return reply;
+}
+
+
+/* as send_raw(), with ' written for " to keep the messages readable */
+static json_t *
+send_msg(tidal_mcp_session_t *s, const char *text)
+{
+    char    *msg, *p;
+    json_t  *reply;
+    size_t   len;
+
+    len = strlen(text);
+
+    msg = malloc(len + 1);
+    if (msg == NULL) {
+        abort();
+    }
+
+    memcpy(msg, text, len + 1);
+
+    for (p = msg; *p; p++) {
+        if (*p == '\'') {
+            *p = '"';
+        }
+    }
+
+    reply = send_raw(s, msg, len);
+
+    free(msg);
+
+    return reply;
+}
+
+
+static int
+id_is(json_t *reply, const char *id)
+{
+    int      ok;
+    json_t  *want;
+
+    want = json_loads(id, JSON_DECODE_ANY, NULL);
+    ok = json_equal(json_object_get(reply, "id"), want);
+    json_decref(want);
+
+    return ok;
+}
+
+
+/*
+ * 1 when reply is an error with this id (JSON text), code and message
+ * (NULL: any; ending in '*': a prefix); consumes reply.
+ */
+static int
+error_is(json_t *reply, const char *id, int code, const char *message)
+{
+    int          ok;
+    size_t       n;
+    json_t      *error;
+    const char  *text;
+
+    error = json_object_get(reply, "error");
+    text = json_string_value(json_object_get(error, "message"));
+
+    ok = reply != NULL && id_is(reply, id)
+         && json_integer_value(json_object_get(error, "code")) == code
+         && text != NULL;
+
+    if (ok && message != NULL) {
+        n = strlen(message);
+
+        if (n > 0 && message[n - 1] == '*') {
+            ok = strncmp(text, message, n - 1) == 0;
+
+        } else {
+            ok = strcmp(text, message) == 0;
+        }
+    }
+
+    if (!ok) {
+        text = reply ? json_dumps(reply, JSON_COMPACT) : NULL;
+        printf("    wanted id %s, error %d \"%s\"; got %s\n", id, code,
+               message ? message : "", text ? text : "no reply");
+        free((char *) text);
+    }
+
+    json_decref(reply);
+
+    return ok;
+}
+
+
+/* the result of a success reply with this id, or NULL; consumes reply */
+static json_t *
+result_of(json_t *reply, const char *id)
+{
+    json_t  *result;
+
+    result = NULL;
+
+    if (id_is(reply, id)) {
+        result = json_incref(json_object_get(reply, "result"));
+    }
+
+    json_decref(reply);
+
+    return result;
+}
+
+
+static int
+no_reply(json_t *reply)
+{
+    if (reply != NULL) {
+        json_decref(reply);
+        return 0;
+    }
+
+    return last_action == TIDAL_MCP_NONE;
+}
+
+
+static void
+session_ready(tidal_mcp_session_t *s, const tidal_mcp_server_t *server,
+    tidal_role_e role)
+{
+    json_t  *result;
+
+    tidal_mcp_session_init(s, server, role);
+
+    result = result_of(send_msg(s,
+        "{'jsonrpc':'2.0','id':0,'method':'initialize','params':"
+        "{'protocolVersion':'2025-11-25','capabilities':{},"
+        "'clientInfo':{'name':'unit','version':'1'}}}"), "0");
+
+    CHECK(result != NULL);
+    CHECK(s->initialized);
+    CHECK(no_reply(send_msg(s,
+        "{'jsonrpc':'2.0','method':'notifications/initialized'}")));
+    CHECK(s->client_ready);
+
+    json_decref(result);
+}
+
+
+/* parsed result version of initialize with this protocolVersion JSON */
+static json_t *
+initialize_with(tidal_mcp_session_t *s, const char *version)
+{
+    char  msg[256];
+
+    snprintf(msg, sizeof(msg),
+             "{'jsonrpc':'2.0','id':1,'method':'initialize','params':"
+             "{'protocolVersion':%s,'capabilities':{}}}", version);
+
+    return result_of(send_msg(s, msg), "1");
+}
+
+
+UNIT_TEST(parse_error)
+{
+    tidal_mcp_session_t  s;
+
+    static const char  nul_after[] = "{\"jsonrpc\":\"2.0\"}\0{}";
+    static const char  nul_inside[] = "{\"jsonrpc\":\"2.\0\"}";
+
+    tidal_mcp_session_init(&s, &test_server, TIDAL_ROLE_ADMIN);
+
+    CHECK(error_is(send_msg(&s, "{'jsonrpc':'2.0','id':1,"), "null",
+                   -32700, "Parse error: string or '}' expected near end "
+                           "of file at line 1, column 24"));
+    CHECK(error_is(send_msg(&s, "{'a':\n  tru}"), "null", -32700,
+                   "Parse error: invalid token near 'tru' "
+                   "at line 2, column 5"));
+    CHECK(error_is(send_msg(&s, "{'id':1} x"), "null", -32700,
+                   "Parse error: end of file expected near 'x'*"));
+    CHECK(error_is(send_msg(&s, ""), "null", -32700, "Parse error: *"));
+    CHECK(error_is(send_raw(&s, NULL, 0), "null", -32700, NULL));
+    CHECK(error_is(send_msg(&s, "{'id':1,'id':2,'method':'ping'}"), "null",
+                   -32700, "Parse error: duplicate object key*"));
+
+    /* embedded NUL bytes, raw or escaped */
+    CHECK(error_is(send_raw(&s, nul_after, sizeof(nul_after) - 1), "null",
+                   -32700, NULL));
+    CHECK(error_is(send_raw(&s, nul_inside, sizeof(nul_inside) - 1),
+                   "null", -32700, NULL));
+    CHECK(error_is(send_msg(&s, "{'jsonrpc':'2.0','id':'a\\u0000',"
+                                "'method':'ping'}"), "null", -32700, NULL));
+
+    /* bytes that are not UTF-8 are not quoted back raw */
+    CHECK(error_is(send_msg(&s, "{'a':'\xc3'}"), "null", -32700,
+                   "Parse error: unable to decode byte 0xc3*"));
+    CHECK(error_is(send_msg(&s, "\xff\xfe{}"), "null", -32700, NULL));
+
+    /* numbers jansson cannot hold */
+    CHECK(error_is(send_msg(&s, "{'jsonrpc':'2.0','id':"
+                                "123456789012345678901234567890,"
+                                "'method':'ping'}"), "null", -32700,
+                   "Parse error: too big integer*"));
+    CHECK(error_is(send_msg(&s, "{'jsonrpc':'2.0','id':1,'method':'ping',"
+                                "'params':{'x':1e999}}"), "null", -32700,
+                   "Parse error: real number overflow*"));
+
+    CHECK(!s.initialized);
+}
+
+
+UNIT_TEST(deep_nesting)
+{
+    char                 *msg;
+    json_t               *result;
+    size_t                i, depth, len;
+    tidal_mcp_session_t   s;
+
+    session_ready(&s, &test_server, TIDAL_ROLE_ADMIN);
+
+    depth = 100000;
+    len = 2 * depth;
+
+    msg = malloc(len);
+    if (msg == NULL) {
+        abort();
+    }
+
+    for (i = 0; i < depth; i++) {
+        msg[i] = '[';
+        msg[len - 1 - i] = ']';
+    }
+
+    CHECK(error_is(send_raw(&s, msg, len), "null", -32700,
+                   "Parse error: maximum parsing depth reached*"));
+
+    /* nesting jansson accepts is just a parameter we do not look at */
+    free(msg);
+    msg = malloc(64 + 2 * 1000);
+    if (msg == NULL) {
+        abort();
+    }
+
+    len = sprintf(msg, "{\"jsonrpc\":\"2.0\",\"id\":5,\"method\":\"ping\","
+                       "\"params\":{\"x\":");
+    memset(msg + len, '[', 1000);
+    memset(msg + len + 1000, ']', 1000);
+    len += 2000;
+    memcpy(msg + len, "}}", 2);
+    len += 2;
+
+    result = result_of(send_raw(&s, msg, len), "5");
+    CHECK(json_is_object(result));
+    json_decref(result);
+
+    free(msg);
+}
+
+
+UNIT_TEST(not_an_object)
+{
+    tidal_mcp_session_t  s;
+
+    session_ready(&s, &test_server, TIDAL_ROLE_ADMIN);
+
+    CHECK(error_is(send_msg(&s, "[{'jsonrpc':'2.0','id':1,"
+                                "'method':'ping'}]"), "null", -32600,
+                   "Invalid Request: batches are not supported"));
+    CHECK(error_is(send_msg(&s, "[]"), "null", -32600,
+                   "Invalid Request: batches are not supported"));
+    CHECK(error_is(send_msg(&s, "3"), "null", -32600,
+                   "Invalid Request: a message must be a JSON object"));
+    CHECK(error_is(send_msg(&s, "'ping'"), "null", -32600,
+                   "Invalid Request: a message must be a JSON object"));
+    CHECK(error_is(send_msg(&s, "null"), "null", -32600,
+                   "Invalid Request: a message must be a JSON object"));
+}
+
+
+UNIT_TEST(invalid_id)
+{
+    size_t               i;
+    char                 msg[128];
+    tidal_mcp_session_t  s;
+
+    static const char  *ids[] = {
+        "null", "true", "1.5", "1e3", "{}", "[]", "['a']"
+    };
+
+    session_ready(&s, &test_server, TIDAL_ROLE_ADMIN);
+
+    for (i = 0; i < sizeof(ids) / sizeof(ids[0]); i++) {
+        snprintf(msg, sizeof(msg),
+                 "{'jsonrpc':'2.0','id':%s,'method':'ping'}", ids[i]);
+
+        CHECK(error_is(send_msg(&s, msg), "null", -32600,
+                       "Invalid Request: id must be a string "
+                       "or an integer"));
+    }
+
+    /* bad ids win over other faults: there is no id to answer with */
+    CHECK(error_is(send_msg(&s, "{'id':false}"), "null", -32600,
+                   "Invalid Request: id must be a string or an integer"));
+}
+
+
+UNIT_TEST(invalid_request_echoes_id)
+{
+    tidal_mcp_session_t  s;
+
+    session_ready(&s, &test_server, TIDAL_ROLE_ADMIN);
+
+    CHECK(error_is(send_msg(&s, "{'jsonrpc':'1.0','id':7,'method':'ping'}"),
+                   "7", -32600, "Invalid Request: jsonrpc must be \"2.0\""));
+    CHECK(error_is(send_msg(&s, "{'id':'abc','method':'ping'}"),
+                   "\"abc\"", -32600,
+                   "Invalid Request: jsonrpc must be \"2.0\""));
+    CHECK(error_is(send_msg(&s, "{'jsonrpc':2.0,'id':-3,'method':'ping'}"),
+                   "-3", -32600, "Invalid Request: jsonrpc must be \"2.0\""));
+    CHECK(error_is(send_msg(&s, "{'jsonrpc':'2.0','id':8,'method':5}"),
+                   "8", -32600, "Invalid Request: method must be a string"));
+    CHECK(error_is(send_msg(&s, "{'jsonrpc':'2.0','id':9,'method':null}"),
+                   "9", -32600, "Invalid Request: method must be a string"));
+    CHECK(error_is(send_msg(&s, "{'jsonrpc':'2.0','id':''}"), "\"\"",
+                   -32600, "Invalid Request: method is missing"));
+    CHECK(error_is(send_msg(&s, "{'jsonrpc':'2.0'}"), "null", -32600,
+                   "Invalid Request: method is missing"));
+    CHECK(error_is(send_msg(&s, "{}"), "null", -32600,
+                   "Invalid Request: method is missing"));
+
+    /* the largest and smallest ids jansson holds come back unchanged */
+    CHECK(error_is(send_msg(&s, "{'id':9223372036854775807,"
+                                "'method':'ping'}"),
+                   "9223372036854775807", -32600, NULL));
+    CHECK(error_is(send_msg(&s, "{'id':-9223372036854775808,"
+                                "'method':'ping'}"),
+                   "-9223372036854775808", -32600, NULL));
+}
+
+
+UNIT_TEST(params_must_be_object)
+{
+    tidal_mcp_session_t  s;
+
+    session_ready(&s, &test_server, TIDAL_ROLE_ADMIN);
+
+    CHECK(error_is(send_msg(&s, "{'jsonrpc':'2.0','id':1,'method':'ping',"
+                                "'params':[]}"),
+                   "1", -32602, "Invalid params: params must be an object"));
+    CHECK(error_is(send_msg(&s, "{'jsonrpc':'2.0','id':'q',"
+                                "'method':'tools/list','params':'x'}"),
+                   "\"q\"", -32602,
+                   "Invalid params: params must be an object"));
+    CHECK(error_is(send_msg(&s, "{'jsonrpc':'2.0','id':2,"
+                                "'method':'tools/call','params':null}"),
+                   "2", -32602, "Invalid params: params must be an object"));
+}
+
+
+UNIT_TEST(client_responses_ignored)
+{
+    tidal_mcp_session_t  s;
+
+    session_ready(&s, &test_server, TIDAL_ROLE_LISTENER);
+
+    CHECK(no_reply(send_msg(&s, "{'jsonrpc':'2.0','id':1,'result':{}}")));
+    CHECK(no_reply(send_msg(&s, "{'jsonrpc':'2.0','id':'s-1','error':"
+                                "{'code':-32601,'message':'no'}}")));
+
+    /* a client that could not parse something of ours */
+    CHECK(no_reply(send_msg(&s, "{'jsonrpc':'2.0','id':null,'error':"
+                                "{'code':-32700,'message':'bad'}}")));
+
+    /* a result needs the id of what it answers */
+    CHECK(error_is(send_msg(&s, "{'jsonrpc':'2.0','result':{}}"), "null",
+                   -32600, "Invalid Request: method is missing"));
+    CHECK(error_is(send_msg(&s, "{'jsonrpc':'2.0','id':null,'result':{}}"),
+                   "null", -32600,
+                   "Invalid Request: id must be a string or an integer"));
+    CHECK(error_is(send_msg(&s, "{'jsonrpc':'2.0','id':1.5,'result':{}}"),
+                   "null", -32600,
+                   "Invalid Request: id must be a string or an integer"));
+}
+
+
+UNIT_TEST(notifications_never_answered)
+{
+    size_t               i;
+    tidal_mcp_session_t  s;
+
+    static const char  *notes[] = {
+        "{'jsonrpc':'2.0','method':'notifications/initialized'}",
+        ("{'jsonrpc':'2.0','method':'notifications/cancelled','params':"
+         "{'requestId':3,'reason':'user'}}"),
+        "{'jsonrpc':'2.0','method':'notifications/roots/list_changed'}",
+        "{'jsonrpc':'2.0','method':'no/such/thing'}",
+        "{'jsonrpc':'2.0','method':'tools/list'}",
+        "{'jsonrpc':'2.0','method':'initialize','params':{}}",
+        "{'jsonrpc':'1.0','method':'notifications/initialized'}",
+        "{'method':'ping'}",
+        "{'jsonrpc':'2.0','method':5}",
+        "{'jsonrpc':'2.0','method':null}",
+        "{'jsonrpc':'2.0','method':'ping','params':[1]}",
+        "{'jsonrpc':'2.0','method':'notifications/cancelled','params':7}",
+        "{'jsonrpc':'2.0','method':'x','result':{},'error':1}"
+    };
+
+    tidal_mcp_session_init(&s, &test_server, TIDAL_ROLE_ADMIN);
+
+    for (i = 0; i < sizeof(notes) / sizeof(notes[0]); i++) {
+        if (!CHECK(no_reply(send_msg(&s, notes[i])))) {
+            printf("    answered: %s\n", notes[i]);
+        }
+    }
+
+    /* initialize sent as a notification does not initialize */
+    CHECK(!s.initialized);
+
+    session_ready(&s, &test_server, TIDAL_ROLE_ADMIN);
+
+    for (i = 0; i < sizeof(notes) / sizeof(notes[0]); i++) {
+        if (!CHECK(no_reply(send_msg(&s, notes[i])))) {
+            printf("    answered: %s\n", notes[i]);
+        }
+    }
+}
+
+
+UNIT_TEST(initialized_notification)
+{
+    tidal_mcp_session_t  s;
+    json_t              *result;
+
+    tidal_mcp_session_init(&s, &test_server, TIDAL_ROLE_LISTENER);
+
+    /* too early: ignored */
+    CHECK(no_reply(send_msg(&s, "{'jsonrpc':'2.0',"
+                                "'method':'notifications/initialized'}")));
+    CHECK(!s.client_ready);
+
+    result = initialize_with(&s, "'2025-11-25'");
+    CHECK(result != NULL);
+    json_decref(result);
+    CHECK(!s.client_ready);
+
+    /* malformed: ignored */
+    CHECK(no_reply(send_msg(&s, "{'jsonrpc':'2.0',"
+                                "'method':'notifications/initialized',"
+                                "'params':1}")));
+    CHECK(!s.client_ready);
+
+    CHECK(no_reply(send_msg(&s, "{'jsonrpc':'2.0',"
+                                "'method':'notifications/initialized'}")));
+    CHECK(s.client_ready);
+}
+
+
+UNIT_TEST(method_not_found)
+{
+    size_t               len;
+    char                 msg[512];
+    const char          *text;
+    json_t              *reply, *error;
+    tidal_mcp_session_t  s;
+
+    tidal_mcp_session_init(&s, &test_server, TIDAL_ROLE_ADMIN);
+
+    /* before initialize too: the method does not exist either way */
+    CHECK(error_is(send_msg(&s, "{'jsonrpc':'2.0','id':1,"
+                                "'method':'resources/list'}"), "1", -32601,
+                   "Method not found: resources/list"));
+
+    session_ready(&s, &test_server, TIDAL_ROLE_ADMIN);
+
+    CHECK(error_is(send_msg(&s, "{'jsonrpc':'2.0','id':'m',"
+                                "'method':'prompts/get','params':{}}"),
+                   "\"m\"", -32601, "Method not found: prompts/get"));
+    CHECK(error_is(send_msg(&s, "{'jsonrpc':'2.0','id':2,'method':''}"),
+                   "2", -32601, "Method not found: "));
+    CHECK(error_is(send_msg(&s, "{'jsonrpc':'2.0','id':3,"
+                                "'method':'Tools/List'}"), "3", -32601,
+                   "Method not found: Tools/List"));
+
+    /* control characters do not reach the message */
+    CHECK(error_is(send_msg(&s, "{'jsonrpc':'2.0','id':4,"
+                                "'method':'a\\nb\\u0007c\\u007f'}"), "4",
+                   -32601, "Method not found: a?b?c?"));
+
+    /* a long name is cut, not a UTF-8 sequence */
+    len = (size_t) snprintf(msg, sizeof(msg),
+                            "{'jsonrpc':'2.0','id':5,'method':'");
+    for ( /* void */ ; len < 300; len += 2) {
+        memcpy(msg + len, "\xc3\xa9", 2);
+    }
+    memcpy(msg + len, "'}", 3);
+
+    reply = send_msg(&s, msg);
+    error = json_object_get(reply, "error");
+    text = json_string_value(json_object_get(error, "message"));
+
+    CHECK_EQ(json_integer_value(json_object_get(error, "code")), -32601);
+    CHECK(text != NULL && strlen(text) < 100);
+    CHECK(text != NULL && strncmp(text, "Method not found: \xc3\xa9", 20)
+                          == 0);
+    CHECK(text != NULL && strcmp(text + strlen(text) - 5, "\xc3\xa9...")
+                          == 0);
+
+    json_decref(reply);
+}
+
+
+UNIT_TEST(not_initialized)
+{
+    json_t              *result;
+    tidal_mcp_session_t  s;
+
+    tidal_mcp_session_init(&s, &test_server, TIDAL_ROLE_ADMIN);
+
+    CHECK(error_is(send_msg(&s, "{'jsonrpc':'2.0','id':1,"
+                                "'method':'tools/list'}"), "1", -32600,
+                   "Server not initialized: send initialize first"));
+    CHECK(error_is(send_msg(&s, "{'jsonrpc':'2.0','id':'c',"
+                                "'method':'tools/call','params':"
+                                "{'name':'tidal_get_state'}}"), "\"c\"",
+                   -32600, "Server not initialized: send initialize first"));
+    CHECK(last_action == TIDAL_MCP_REPLY);
+    CHECK(error_is(send_msg(&s, "{'jsonrpc':'2.0','id':3,"
+                                "'method':'logging/setLevel','params':"
+                                "{'level':'debug'}}"), "3", -32600,
+                   "Server not initialized: send initialize first"));
+    CHECK_EQ(s.log_level, TIDAL_MCP_LOG_INFO);
+
+    /* ping is allowed at any time, with or without params */
+    result = result_of(send_msg(&s, "{'jsonrpc':'2.0','id':4,"
+                                    "'method':'ping'}"), "4");
+    CHECK(json_is_object(result) && json_object_size(result) == 0);
+    json_decref(result);
+
+    result = result_of(send_msg(&s, "{'jsonrpc':'2.0','id':'p',"
+                                    "'method':'ping','params':{}}"), "\"p\"");
+    CHECK(json_is_object(result) && json_object_size(result) == 0);
+    json_decref(result);
+
+    CHECK(!s.initialized);
+}
+
+
+UNIT_TEST(version_negotiation)
+{
+    size_t               i;
+    char                 quoted[32];
+    json_t              *result;
+    tidal_mcp_session_t  s;
+
+    static const char  *supported[] = {
+        "2025-11-25", "2025-06-18", "2025-03-26"
+    };
+
+    for (i = 0; i < sizeof(supported) / sizeof(supported[0]); i++) {
+        tidal_mcp_session_init(&s, &test_server, TIDAL_ROLE_LISTENER);
+        snprintf(quoted, sizeof(quoted), "'%s'", supported[i]);
+
+        result = initialize_with(&s, quoted);
+        CHECK_STR(json_string_value(json_object_get(result,
+                                                    "protocolVersion")),
+                  supported[i]);
+        CHECK_STR(s.protocol_version, supported[i]);
+        CHECK(s.initialized);
+        json_decref(result);
+    }
+
+    /* anything else: our latest, and the client decides */
+    tidal_mcp_session_init(&s, &test_server, TIDAL_ROLE_LISTENER);
+    result = initialize_with(&s, "'2024-11-05'");
+    CHECK_STR(json_string_value(json_object_get(result, "protocolVersion")),
+              "2025-11-25");
+    CHECK_STR(s.protocol_version, TIDAL_MCP_LATEST_VERSION);
+    json_decref(result);
+
+    tidal_mcp_session_init(&s, &test_server, TIDAL_ROLE_LISTENER);
+    result = initialize_with(&s, "''");
+    CHECK_STR(json_string_value(json_object_get(result, "protocolVersion")),
+              "2025-11-25");
+    json_decref(result);
+
+    /* missing or not a string: refused, and still not initialized */
+    tidal_mcp_session_init(&s, &test_server, TIDAL_ROLE_LISTENER);
+
+    CHECK(error_is(send_msg(&s, "{'jsonrpc':'2.0','id':1,"
+                                "'method':'initialize'}"), "1", -32602,
+                   "Invalid params: protocolVersion is required"));
+    CHECK(error_is(send_msg(&s, "{'jsonrpc':'2.0','id':2,"
+                                "'method':'initialize','params':"
+                                "{'capabilities':{}}}"), "2", -32602,
+                   "Invalid params: protocolVersion is required"));
+    CHECK(error_is(send_msg(&s, "{'jsonrpc':'2.0','id':3,"
+                                "'method':'initialize','params':"
+                                "{'protocolVersion':20251125}}"), "3",
+                   -32602, "Invalid params: protocolVersion "
+                           "must be a string"));
+    CHECK(error_is(send_msg(&s, "{'jsonrpc':'2.0','id':4,"
+                                "'method':'initialize','params':"
+                                "{'protocolVersion':'2025-11-25',"
+                                "'clientInfo':'me'}}"), "4", -32602,
+                   "Invalid params: clientInfo must be an object"));
+    CHECK(error_is(send_msg(&s, "{'jsonrpc':'2.0','id':5,"
+                                "'method':'initialize','params':"
+                                "{'protocolVersion':'2025-11-25',"
+                                "'clientInfo':{'name':1}}}"), "5", -32602,
+                   "Invalid params: clientInfo.name must be a string"));
+
+    CHECK(!s.initialized);
+    CHECK(s.protocol_version == NULL);
+}
+
+
+UNIT_TEST(initialize_result)
+{
+    json_t              *result, *caps, *info, *want, *meta;
+    tidal_mcp_session_t  s;
+
+    tidal_mcp_session_init(&s, &test_server, TIDAL_ROLE_LISTENER);
+
+    result = result_of(send_msg(&s,
+        "{'jsonrpc':'2.0','id':'init','method':'initialize','params':"
+        "{'protocolVersion':'2025-11-25','capabilities':{'roots':{}},"
+        "'clientInfo':{'name':'Claude','version':'1.0'}}}"), "\"init\"");
+
+    caps = json_object_get(result, "capabilities");
+    info = json_object_get(result, "serverInfo");
+
+    /* only what exists: tools without list changes, and logging */
+    want = json_loads("{\"tools\":{\"listChanged\":false},\"logging\":{}}",
+                      0, NULL);
+    CHECK(json_equal(caps, want));
+    json_decref(want);
+
+    CHECK_STR(json_string_value(json_object_get(info, "name")), "ngx_tidal");
+    CHECK_STR(json_string_value(json_object_get(info, "version")), "9.8.7");
+    CHECK(json_is_string(json_object_get(result, "instructions")));
+    CHECK(json_object_get(result, "_meta") == NULL);
+    CHECK_STR(s.client_name, "Claude");
+    CHECK(s.initialized);
+    CHECK(!s.client_ready);
+
+    json_decref(result);
+
+    /* a second initialize is refused and changes nothing */
+    CHECK(error_is(send_msg(&s, "{'jsonrpc':'2.0','id':2,"
+                                "'method':'initialize','params':"
+                                "{'protocolVersion':'2025-03-26',"
+                                "'clientInfo':{'name':'other'}}}"), "2",
+                   -32600, "Already initialized"));
+    CHECK_STR(s.protocol_version, "2025-11-25");
+    CHECK_STR(s.client_name, "Claude");
+
+    /* the _meta hook */
+    tidal_mcp_session_init(&s, &test_server, TIDAL_ROLE_LISTENER);
+    meta = json_pack("{s:s}", "tidal/session", "c0ffee");
+    s.init_meta = meta;
+
+    result = initialize_with(&s, "'2025-11-25'");
+    CHECK(json_equal(json_object_get(result, "_meta"), meta));
+    CHECK_STR(s.client_name, "");
+    json_decref(result);
+    json_decref(meta);
+}
+
+
+UNIT_TEST(client_name)
+{
+    char                 msg[512];
+    size_t               len, i;
+    json_t              *result;
+    tidal_mcp_session_t  s;
+
+    tidal_mcp_session_init(&s, &test_server, TIDAL_ROLE_LISTENER);
+    result = result_of(send_msg(&s,
+        "{'jsonrpc':'2.0','id':1,'method':'initialize','params':"
+        "{'protocolVersion':'2025-11-25','clientInfo':"
+        "{'name':'caf\\u00e9\\t\\r\\nx\\u001b[31m'}}}"), "1");
+    CHECK(result != NULL);
+    CHECK_STR(s.client_name, "caf\xc3\xa9???x?[31m");
+    json_decref(result);
+
+    /* too long: cut between characters, the cut marked */
+    tidal_mcp_session_init(&s, &test_server, TIDAL_ROLE_LISTENER);
+    len = (size_t) snprintf(msg, sizeof(msg),
+                            "{'jsonrpc':'2.0','id':1,'method':'initialize',"
+                            "'params':{'protocolVersion':'2025-11-25',"
+                            "'clientInfo':{'name':'a");
+    for (i = 0; i < 100; i++, len += 3) {
+        memcpy(msg + len, "\xe2\x99\xaa", 3);
+    }
+    memcpy(msg + len, "'}}}", 5);
+
+    result = result_of(send_msg(&s, msg), "1");
+    CHECK(result != NULL);
+    json_decref(result);
+
+    len = strlen(s.client_name);
+    CHECK(len < sizeof(s.client_name));
+    CHECK(len > 50);
+    CHECK(strncmp(s.client_name, "a\xe2\x99\xaa", 4) == 0);
+    CHECK(strcmp(s.client_name + len - 6, "\xe2\x99\xaa...") == 0);
+    CHECK_EQ((len - 4) % 3, 0);
+}
+
+
+UNIT_TEST(tools_list_by_role)
+{
+    size_t               i;
+    json_t              *result, *tools, *tool, *schema;
+    tidal_mcp_session_t  s;
+
+    static const char  *names[] = {
+        "tidal_get_state", "tidal_eval", "tidal_admin_eval"
+    };
+
+    for (i = 0; i < 3; i++) {
+        session_ready(&s, &test_server, (tidal_role_e) i);
+
+        result = result_of(send_msg(&s, "{'jsonrpc':'2.0','id':1,"
+                                        "'method':'tools/list'}"), "1");
+        tools = json_object_get(result, "tools");
+
+        CHECK(json_is_array(tools));
+        CHECK_EQ(json_array_size(tools), i + 1);
+
+        tool = json_array_get(tools, i);
+        CHECK_STR(json_string_value(json_object_get(tool, "name")),
+                  names[i]);
+        CHECK_STR(json_string_value(json_object_get(tool, "description")),
+                  test_tools[i].description);
+
+        schema = json_loads(test_tools[i].input_schema, 0, NULL);
+        CHECK(json_equal(json_object_get(tool, "inputSchema"), schema));
+        json_decref(schema);
+
+        json_decref(result);
+    }
+
+    /* params are optional, a cursor is ignored: one page holds all */
+    session_ready(&s, &test_server, TIDAL_ROLE_PERFORMER);
+    result = result_of(send_msg(&s, "{'jsonrpc':'2.0','id':'x',"
+                                    "'method':'tools/list','params':"
+                                    "{'cursor':'abc'}}"), "\"x\"");
+    CHECK_EQ(json_array_size(json_object_get(result, "tools")), 2);
+    CHECK(json_object_get(result, "nextCursor") == NULL);
+    json_decref(result);
+
+    session_ready(&s, &empty_server, TIDAL_ROLE_ADMIN);
+    result = result_of(send_msg(&s, "{'jsonrpc':'2.0','id':2,"
+                                    "'method':'tools/list'}"), "2");
+    tools = json_object_get(result, "tools");
+    CHECK(json_is_array(tools) && json_array_size(tools) == 0);
+    json_decref(result);
+}
+
+
+UNIT_TEST(tools_call_dispatch)
+{
+    char                 *text;
+    size_t                len;
+    json_t               *want, *got;
+    tidal_mcp_out_t       out;
+    tidal_mcp_session_t   s;
+
+    static const char  call[] =
+        "{\"jsonrpc\":\"2.0\",\"id\":\"c1\",\"method\":\"tools/call\","
+        "\"params\":{\"name\":\"tidal_eval\",\"arguments\":"
+        "{\"pattern\":\"d1 $ s \\\"bd\\\"\"}}}";
+    static const char  bare[] =
+        "{\"jsonrpc\":\"2.0\",\"id\":42,\"method\":\"tools/call\","
+        "\"params\":{\"name\":\"tidal_get_state\"}}";
+
+    session_ready(&s, &test_server, TIDAL_ROLE_PERFORMER);
+
+    CHECK_EQ(tidal_mcp_handle(&s, call, sizeof(call) - 1, &out), 0);
+    CHECK_EQ(out.action, TIDAL_MCP_CALL);
+    CHECK(out.reply == NULL);
+    CHECK(out.tool == &test_tools[1]);
+    CHECK_STR(json_string_value(out.id), "c1");
+    CHECK_STR(json_string_value(json_object_get(out.args, "pattern")),
+              "d1 $ s \"bd\"");
+    CHECK_EQ(json_object_size(out.args), 1);
+    tidal_mcp_out_free(&out);
+    CHECK(out.args == NULL && out.id == NULL && out.reply == NULL);
+
+    /* no arguments: an empty object, still the caller's to free */
+    CHECK_EQ(tidal_mcp_handle(&s, bare, sizeof(bare) - 1, &out), 0);
+    CHECK_EQ(out.action, TIDAL_MCP_CALL);
+    CHECK(out.tool == &test_tools[0]);
+    CHECK_EQ(json_integer_value(out.id), 42);
+    CHECK(json_is_object(out.args) && json_object_size(out.args) == 0);
+
+    want = json_loads("{\"jsonrpc\":\"2.0\",\"id\":42,\"result\":"
+                      "{\"content\":[{\"type\":\"text\",\"text\":\"ok\"}],"
+                      "\"isError\":false}}", 0, NULL);
+
+    /* the deferred answer, built from the id the CALL carried */
+    text = tidal_mcp_tool_reply(out.id,
+                                json_pack("{s:[{s:s, s:s}], s:b}",
+                                          "content", "type", "text",
+                                          "text", "ok", "isError", 0),
+                                &len);
+    CHECK(jsonrpc_check(text, len) == NULL);
+    got = json_loads(text ? text : "", 0, NULL);
+    CHECK(json_equal(got, want));
+    json_decref(got);
+    json_decref(want);
+    free(text);
+    tidal_mcp_out_free(&out);
+}
+
+
+UNIT_TEST(tools_call_errors)
+{
+    tidal_mcp_session_t  s;
+
+    session_ready(&s, &test_server, TIDAL_ROLE_LISTENER);
+
+    CHECK(error_is(send_msg(&s, "{'jsonrpc':'2.0','id':1,"
+                                "'method':'tools/call'}"), "1", -32602,
+                   "Invalid params: name is required"));
+    CHECK(error_is(send_msg(&s, "{'jsonrpc':'2.0','id':2,"
+                                "'method':'tools/call','params':"
+                                "{'arguments':{}}}"), "2", -32602,
+                   "Invalid params: name is required"));
+    CHECK(error_is(send_msg(&s, "{'jsonrpc':'2.0','id':3,"
+                                "'method':'tools/call','params':"
+                                "{'name':['tidal_eval']}}"), "3", -32602,
+                   "Invalid params: name must be a string"));
+    CHECK(error_is(send_msg(&s, "{'jsonrpc':'2.0','id':4,"
+                                "'method':'tools/call','params':"
+                                "{'name':'tidal_get_state',"
+                                "'arguments':[]}}"), "4", -32602,
+                   "Invalid params: arguments must be an object"));
+    CHECK(error_is(send_msg(&s, "{'jsonrpc':'2.0','id':5,"
+                                "'method':'tools/call','params':"
+                                "{'name':'tidal_get_state',"
+                                "'arguments':null}}"), "5", -32602,
+                   "Invalid params: arguments must be an object"));
+    CHECK(error_is(send_msg(&s, "{'jsonrpc':'2.0','id':'u',"
+                                "'method':'tools/call','params':"
+                                "{'name':'rm -rf'}}"), "\"u\"", -32602,
+                   "Unknown tool: rm -rf"));
+    CHECK(error_is(send_msg(&s, "{'jsonrpc':'2.0','id':6,"
+                                "'method':'tools/call','params':"
+                                "{'name':'bad\\ttool'}}"), "6", -32602,
+                   "Unknown tool: bad?tool"));
+
+    /* hidden from this role, and the reason said */
+    CHECK(error_is(send_msg(&s, "{'jsonrpc':'2.0','id':7,"
+                                "'method':'tools/call','params':"
+                                "{'name':'tidal_eval','arguments':"
+                                "{'pattern':'x'}}}"), "7", -32602,
+                   "Tool tidal_eval requires role performer"));
+    CHECK(error_is(send_msg(&s, "{'jsonrpc':'2.0','id':8,"
+                                "'method':'tools/call','params':"
+                                "{'name':'tidal_admin_eval'}}"), "8",
+                   -32602, "Tool tidal_admin_eval requires role admin"));
+
+    session_ready(&s, &empty_server, TIDAL_ROLE_ADMIN);
+    CHECK(error_is(send_msg(&s, "{'jsonrpc':'2.0','id':9,"
+                                "'method':'tools/call','params':"
+                                "{'name':'tidal_eval'}}"), "9", -32602,
+                   "Unknown tool: tidal_eval"));
+}
+
+
+UNIT_TEST(logging_set_level)
+{
+    int                  i;
+    char                 msg[160], id[16];
+    json_t              *result;
+    tidal_mcp_session_t  s;
+
+    session_ready(&s, &test_server, TIDAL_ROLE_LISTENER);
+    CHECK_EQ(s.log_level, TIDAL_MCP_LOG_INFO);
+
+    for (i = TIDAL_MCP_LOG_EMERGENCY; i >= TIDAL_MCP_LOG_DEBUG; i--) {
+        snprintf(msg, sizeof(msg),
+                 "{'jsonrpc':'2.0','id':%d,'method':'logging/setLevel',"
+                 "'params':{'level':'%s'}}", i, tidal_mcp_log_level_name(i));
+        snprintf(id, sizeof(id), "%d", i);
+
+        result = result_of(send_msg(&s, msg), id);
+        CHECK(json_is_object(result) && json_object_size(result) == 0);
+        CHECK_EQ(s.log_level, i);
+        json_decref(result);
+    }
+
+    CHECK(error_is(send_msg(&s, "{'jsonrpc':'2.0','id':1,"
+                                "'method':'logging/setLevel','params':"
+                                "{'level':'loud'}}"), "1", -32602,
+                   "Invalid params: level must be one of debug, info, "
+                   "notice, warning, error, critical, alert, emergency"));
+    CHECK(error_is(send_msg(&s, "{'jsonrpc':'2.0','id':2,"
+                                "'method':'logging/setLevel','params':"
+                                "{'level':'DEBUG'}}"), "2", -32602, NULL));
+    CHECK(error_is(send_msg(&s, "{'jsonrpc':'2.0','id':3,"
+                                "'method':'logging/setLevel','params':"
+                                "{'level':3}}"), "3", -32602, NULL));
+    CHECK(error_is(send_msg(&s, "{'jsonrpc':'2.0','id':4,"
+                                "'method':'logging/setLevel'}"), "4",
+                   -32602, NULL));
+    CHECK_EQ(s.log_level, TIDAL_MCP_LOG_DEBUG);
+
+    CHECK(tidal_mcp_log_level_name(-1) == NULL);
+    CHECK(tidal_mcp_log_level_name(8) == NULL);
+}
+
+
+UNIT_TEST(reply_helpers)
+{
+    char    *text;
+    size_t   len;
+    json_t  *id, *msg;
+
+    id = json_string("r1");
+
+    text = tidal_mcp_tool_reply(id, json_pack("{s:[]}", "content"), &len);
+    CHECK(jsonrpc_check(text, len) == NULL);
+    CHECK_STR(text, "{\"jsonrpc\":\"2.0\",\"id\":\"r1\","
+                    "\"result\":{\"content\":[]}}");
+    free(text);
+
+    /* a result must be an object; it is stolen all the same */
+    CHECK(tidal_mcp_tool_reply(id, json_pack("[]"), &len) == NULL);
+    CHECK(tidal_mcp_tool_reply(id, NULL, &len) == NULL);
+
+    text = tidal_mcp_error_reply(id, TIDAL_MCP_INTERNAL_ERROR,
+                                 "Internal error: helper gone", &len);
+    CHECK(jsonrpc_check(text, len) == NULL);
+    CHECK_STR(text, "{\"jsonrpc\":\"2.0\",\"id\":\"r1\",\"error\":"
+                    "{\"code\":-32603,"
+                    "\"message\":\"Internal error: helper gone\"}}");
+    free(text);
+
+    text = tidal_mcp_error_reply(NULL, -32600, "x", &len);
+    CHECK(jsonrpc_check(text, len) == NULL);
+    msg = json_loads(text ? text : "", 0, NULL);
+    CHECK(json_is_null(json_object_get(msg, "id")));
+    json_decref(msg);
+    free(text);
+
+    json_decref(id);
+
+    text = tidal_mcp_notification("notifications/tidal/tempo_change",
+                                  json_pack("{s:s, s:I, s:f}",
+                                            "type", "tempo_change",
+                                            "seq", (json_int_t) 17,
+                                            "cps", 0.5625),
+                                  &len);
+    CHECK(jsonrpc_check(text, len) == NULL);
+    CHECK_STR(text, "{\"jsonrpc\":\"2.0\","
+                    "\"method\":\"notifications/tidal/tempo_change\","
+                    "\"params\":{\"type\":\"tempo_change\",\"seq\":17,"
+                    "\"cps\":0.5625}}");
+    free(text);
+
+    text = tidal_mcp_notification("notifications/tools/list_changed", NULL,
+                                  &len);
+    CHECK(jsonrpc_check(text, len) == NULL);
+    CHECK_STR(text, "{\"jsonrpc\":\"2.0\","
+                    "\"method\":\"notifications/tools/list_changed\"}");
+    free(text);
+
+    CHECK(tidal_mcp_notification("m", json_pack("[i]", 1), &len) == NULL);
+    CHECK(tidal_mcp_notification(NULL, NULL, &len) == NULL);
+
+    CHECK_STR(tidal_mcp_role_name(TIDAL_ROLE_LISTENER), "listener");
+    CHECK_STR(tidal_mcp_role_name(TIDAL_ROLE_PERFORMER), "performer");
+    CHECK_STR(tidal_mcp_role_name(TIDAL_ROLE_ADMIN), "admin");
+}
+
+
+UNIT_TEST(allocation_failures)
+{
+    int                  rc, fresh, want_action;
+    char                *want;
+    long                 fail_at;
+    size_t               i;
+    const char          *msg, *why;
+    tidal_mcp_out_t      out;
+    tidal_mcp_session_t  s;
+
+    static const char  *msgs[] = {
+        "{\"jsonrpc\":\"2.0\",\"id\":1,\"method\":\"initialize\","
+        "\"params\":{\"protocolVersion\":\"2025-06-18\","
+        "\"clientInfo\":{\"name\":\"oom\"}}}",
+        "{\"jsonrpc\":\"2.0\",\"id\":\"p\",\"method\":\"ping\"}",
+        "{\"jsonrpc\":\"2.0\",\"id\":2,\"method\":\"tools/list\"}",
+        ("{\"jsonrpc\":\"2.0\",\"id\":3,\"method\":\"tools/call\","
+         "\"params\":{\"name\":\"tidal_eval\",\"arguments\":"
+         "{\"pattern\":\"s \\\"bd\\\"\"}}}"),
+        "{\"jsonrpc\":\"2.0\",\"id\":4,\"method\":\"tools/call\","
+        "\"params\":{\"name\":\"tidal_get_state\"}}",
+        "{\"jsonrpc\":\"2.0\",\"id\":5,\"method\":\"logging/setLevel\","
+        "\"params\":{\"level\":\"error\"}}",
+        "{\"jsonrpc\":\"2.0\",\"id\":6,\"method\":\"nope\"}",
+        "{\"jsonrpc\":\"2.0\",\"id\":7,\"method\":\"initialize\"}",
+        "{\"jsonrpc\":\"2.0\",\"method\":\"notifications/initialized\"}",
+        "[{\"jsonrpc\":\"2.0\",\"id\":8,\"method\":\"ping\"}]",
+        "{\"jsonrpc\":\"2.0\",\"id\":9,"
+    };
+
+    for (i = 0; i < 2 * sizeof(msgs) / sizeof(msgs[0]); i++) {
+        msg = msgs[i / 2];
+        fresh = (i / 2 == 0);
+
+        /*
+         * Each allocation in turn is refused: alone (jansson may then
+         * report a syntax error, so any valid answer will do) or with
+         * every later one (then the reply cannot be built at all, and
+         * any reply that does come must be the right one).
+         */
+        alloc_fail_rest = i % 2;
+
+        /* fail_at -1 refuses nothing and gives the wanted answer */
+        want = NULL;
+        want_action = TIDAL_MCP_NONE;
+
+        for (fail_at = -1; fail_at < 1000; fail_at++) {
+            if (fresh) {
+                tidal_mcp_session_init(&s, &test_server,
+                                       TIDAL_ROLE_PERFORMER);
+
+            } else {
+                session_ready(&s, &test_server, TIDAL_ROLE_PERFORMER);
+            }
+
+            json_set_alloc_funcs(alloc_limited, free);
+            alloc_count = 0;
+            alloc_fail_at = fail_at;
+            alloc_failed = 0;
+
+            rc = tidal_mcp_handle(&s, msg, strlen(msg), &out);
+
+            alloc_fail_at = -1;
+            json_set_alloc_funcs(malloc, free);
+
+            if (fail_at == -1) {
+                CHECK_EQ(rc, 0);
+                want_action = out.action;
+                want = out.reply ? strdup(out.reply) : NULL;
+                tidal_mcp_out_free(&out);
+                continue;
+            }
+
+            if (rc == 0) {
+                if (out.action == TIDAL_MCP_REPLY) {
+                    why = jsonrpc_check(out.reply, out.reply_len);
+                    if (!CHECK(why == NULL)) {
+                        printf("    %s: %s\n", why, out.reply);
+                    }
+                }
+
+                CHECK(out.action != TIDAL_MCP_CALL
+                      || (json_is_object(out.args) && out.id != NULL));
+
+                if (alloc_fail_rest || !alloc_failed) {
+                    CHECK_EQ(out.action, want_action);
+                    CHECK_STR(out.reply, want);
+                }
+
+            } else {
+                /* failure is reported only for memory, and leaves nothing */
+                CHECK_EQ(rc, -1);
+                CHECK(alloc_failed);
+                CHECK(out.action == TIDAL_MCP_NONE && out.reply == NULL
+                      && out.args == NULL && out.id == NULL);
+                CHECK(!fresh || !s.initialized);
+            }
+
+            tidal_mcp_out_free(&out);
+
+            if (!alloc_failed) {
+                CHECK_EQ(rc, 0);
+                break;
+            }
+        }
+
+        CHECK(fail_at < 1000);
+        free(want);
+    }
+}
+
+
+UNIT_TEST(validator_rejects)
+{
+    size_t  i;
+
+    static const char  *bad[] = {
+        "", "[]", "{}", "{\"jsonrpc\":\"2.0\",\"id\":1}",
+        "{\"jsonrpc\":\"1.0\",\"id\":1,\"result\":{}}",
+        "{\"jsonrpc\":\"2.0\",\"id\":1.5,\"result\":{}}",
+        "{\"jsonrpc\":\"2.0\",\"id\":null,\"result\":{}}",
+        "{\"jsonrpc\":\"2.0\",\"id\":1,\"result\":[]}",
+        "{\"jsonrpc\":\"2.0\",\"id\":1,\"result\":{},\"error\":{}}",
+        ("{\"jsonrpc\":\"2.0\",\"id\":1,\"error\":{\"code\":1.0,"
+         "\"message\":\"x\"}}"),
+        "{\"jsonrpc\":\"2.0\",\"id\":1,\"error\":{\"code\":1}}",
+        "{\"jsonrpc\":\"2.0\",\"method\":\"m\",\"params\":[]}",
+        "{\"jsonrpc\":\"2.0\",\"method\":\"m\",\"id\":1}",
+        "{\"jsonrpc\":\"2.0\",\"id\":1,\"result\":{},\"x\":1}"
+    };
+
+    for (i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+        if (!CHECK(jsonrpc_check(bad[i], strlen(bad[i])) != NULL)) {
+            printf("    accepted: %s\n", bad[i]);
+        }
+    }
+
+    CHECK(jsonrpc_check("{\"jsonrpc\":\"2.0\",\"id\":1,\"result\":{}}", 3)
+          != NULL);
+}
+
+
+int
+main(void)
+{
+    UNIT_RUN(parse_error);
+    UNIT_RUN(deep_nesting);
+    UNIT_RUN(not_an_object);
+    UNIT_RUN(invalid_id);
+    UNIT_RUN(invalid_request_echoes_id);
+    UNIT_RUN(params_must_be_object);
+    UNIT_RUN(client_responses_ignored);
+    UNIT_RUN(notifications_never_answered);
+    UNIT_RUN(initialized_notification);
+    UNIT_RUN(method_not_found);
+    UNIT_RUN(not_initialized);
+    UNIT_RUN(version_negotiation);
+    UNIT_RUN(initialize_result);
+    UNIT_RUN(client_name);
+    UNIT_RUN(tools_list_by_role);
+    UNIT_RUN(tools_call_dispatch);
+    UNIT_RUN(tools_call_errors);
+    UNIT_RUN(logging_set_level);
+    UNIT_RUN(reply_helpers);
+    UNIT_RUN(allocation_failures);
+    UNIT_RUN(validator_rejects);
+
+    return unit_done("mcp");
+}
