@@ -99,7 +99,7 @@ fuzz: $(FUZZERS)
 
 integration: build
 	cd t && NGINX_BIN=$(NGINX_BIN) TIDAL_MODULE_SO=$(MODULE_SO) \
-	    node --test --test-concurrency=1 --test-reporter=spec
+	    node --test --test-reporter=spec
 
 # -- AddressSanitizer: upstream nginx with the module compiled in ----------
 
@@ -112,7 +112,7 @@ asan: asan-build
 	t/tools/asan-canary $(ASAN_NGINX)
 	cd t && NGINX_BIN=$(ASAN_NGINX) TIDAL_MODULE_SO= TIDAL_ASAN=1 \
 	    ASAN_OPTIONS=detect_leaks=0:abort_on_error=0:log_path=stderr \
-	    node --test --test-concurrency=1 --test-reporter=spec
+	    node --test --test-reporter=spec
 
 clean:
 	rm -rf $(BUILD)

@@ -16,18 +16,20 @@ static char *ngx_http_tidal_allow_origin(ngx_conf_t *cf, ngx_command_t *cmd,
     void *conf);
 static char *ngx_http_tidal_check_size(ngx_conf_t *cf, void *post,
     void *data);
+static char *ngx_http_tidal_check_queue_size(ngx_conf_t *cf, void *post,
+    void *data);
 #if (NGX_TIDAL_TEST_CANARY)
 static char *ngx_http_tidal_test_canary(ngx_conf_t *cf, ngx_command_t *cmd,
     void *conf);
 #endif
 
 
-static ngx_conf_num_bounds_t  ngx_http_tidal_queue_size_bounds = {
-    ngx_conf_check_num_bounds, 1, 1048576
-};
-
 static ngx_conf_post_t  ngx_http_tidal_size_post = {
     ngx_http_tidal_check_size
+};
+
+static ngx_conf_post_t  ngx_http_tidal_queue_size_post = {
+    ngx_http_tidal_check_queue_size
 };
 
 
@@ -59,7 +61,7 @@ static ngx_command_t  ngx_http_tidal_commands[] = {
       ngx_conf_set_num_slot,
       NGX_HTTP_LOC_CONF_OFFSET,
       offsetof(ngx_http_tidal_loc_conf_t, queue_size),
-      &ngx_http_tidal_queue_size_bounds },
+      &ngx_http_tidal_queue_size_post },
 
     { ngx_string("tidal_message_queue_bytes"),
       NGX_HTTP_MAIN_CONF|NGX_HTTP_SRV_CONF|NGX_HTTP_LOC_CONF|NGX_CONF_TAKE1,
@@ -201,6 +203,10 @@ ngx_http_tidal_mcp(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
  * [":" port], lowercase, no path.  Stored lowercased for a plain compare.
  */
 
+#define NGX_HTTP_TIDAL_ORIGIN_ERR                                             \
+    "has invalid origin \"%V\": expected \"*\" or scheme://host[:port] "    \
+    "with http or https"
+
 static char *
 ngx_http_tidal_allow_origin(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
 {
@@ -264,11 +270,17 @@ ngx_http_tidal_allow_origin(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
 
     invalid:
 
-        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
-                           "invalid origin \"%V\": expected \"*\" or "
-                           "scheme://host[:port] with http or https",
-                           &value[i]);
-        return NGX_CONF_ERROR;
+        /* a returned text is printed after the directive's name */
+
+        p = ngx_pnalloc(cf->pool,
+                        value[i].len + sizeof(NGX_HTTP_TIDAL_ORIGIN_ERR));
+        if (p == NULL) {
+            return NGX_CONF_ERROR;
+        }
+
+        ngx_sprintf(p, NGX_HTTP_TIDAL_ORIGIN_ERR "%Z", &value[i]);
+
+        return (char *) p;
     }
 
     return NGX_CONF_OK;
@@ -282,6 +294,19 @@ ngx_http_tidal_check_size(ngx_conf_t *cf, void *post, void *data)
 
     if (*sp == 0) {
         return "must be greater than zero";
+    }
+
+    return NGX_CONF_OK;
+}
+
+
+static char *
+ngx_http_tidal_check_queue_size(ngx_conf_t *cf, void *post, void *data)
+{
+    ngx_uint_t *np = data;
+
+    if (*np == 0 || *np > 1048576) {
+        return "must be between 1 and 1048576";
     }
 
     return NGX_CONF_OK;

@@ -629,7 +629,11 @@ ngx_http_tidal_ws_finish(ngx_http_tidal_ws_t *ws, ngx_uint_t linger)
 
     c->idle = 0;
     r->keepalive = 0;
-    r->lingering_close = (linger && !ngx_exiting && !ngx_terminate);
+    /*
+     * lingering also while exiting: closing with unread input would reset
+     * the connection and destroy the 1001 close frame in flight
+     */
+    r->lingering_close = (linger && !ngx_terminate);
 
     if (!r->lingering_close) {
         c->read->eof = 1;

@@ -1,0 +1,122 @@
+/*
+ * Incremental UTF-8 validation: a DFA over byte classes, fed piece by piece.
+ */
+
+
+#include "tidal_utf8.h"
+
+
+/*
+ * A state counts the continuation bytes still expected.  The lead bytes
+ * whose second byte has a narrower range (E0, ED, F0, F4) get states of
+ * their own, so overlongs, surrogates and code points above U+10FFFF are
+ * refused at the second byte, the first one that gives them away.
+ */
+
+#define TIDAL_UTF8_ACCEPT   0    /* between code points, as in the header */
+#define TIDAL_UTF8_NEED1    1
+#define TIDAL_UTF8_NEED2    2
+#define TIDAL_UTF8_NEED3    3
+#define TIDAL_UTF8_E0       4    /* A0..BF, then one more */
+#define TIDAL_UTF8_ED       5    /* 80..9F, then one more */
+#define TIDAL_UTF8_F0       6    /* 90..BF, then two more */
+#define TIDAL_UTF8_F4       7    /* 80..8F, then two more */
+#define TIDAL_UTF8_REJECT   8
+#define TIDAL_UTF8_STATES   9
+
+/* byte classes: bytes that every state treats alike share one */
+#define TIDAL_UTF8_C_ASCII  0    /* 00..7F */
+#define TIDAL_UTF8_C_80     1    /* 80..8F */
+#define TIDAL_UTF8_C_90     2    /* 90..9F */
+#define TIDAL_UTF8_C_A0     3    /* A0..BF */
+#define TIDAL_UTF8_C_BAD    4    /* C0 C1 F5..FF: never in UTF-8 */
+#define TIDAL_UTF8_C_LEAD2  5    /* C2..DF */
+#define TIDAL_UTF8_C_E0     6
+#define TIDAL_UTF8_C_LEAD3  7    /* E1..EC EE EF */
+#define TIDAL_UTF8_C_ED     8
+#define TIDAL_UTF8_C_F0     9
+#define TIDAL_UTF8_C_LEAD4  10   /* F1..F3 */
+#define TIDAL_UTF8_C_F4     11
+#define TIDAL_UTF8_CLASSES  12
+
+
+static const uint8_t  tidal_utf8_class[256] = {
+    /* 00..7F */
+    0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
+    0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
+    0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
+    0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
+    0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
+    0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
+    0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
+    0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
+    /* 80..8F, 90..9F, A0..BF */
+    1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1,
+    2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2,
+    3, 3, 3, 3, 3, 3, 3, 3, 3, 3, 3, 3, 3, 3, 3, 3,
+    3, 3, 3, 3, 3, 3, 3, 3, 3, 3, 3, 3, 3, 3, 3, 3,
+    /* C0 C1 bad, C2..DF */
+    4, 4, 5, 5, 5, 5, 5, 5, 5, 5, 5, 5, 5, 5, 5, 5,
+    5, 5, 5, 5, 5, 5, 5, 5, 5, 5, 5, 5, 5, 5, 5, 5,
+    /* E0, E1..EC, ED, EE EF */
+    6, 7, 7, 7, 7, 7, 7, 7, 7, 7, 7, 7, 7, 8, 7, 7,
+    /* F0, F1..F3, F4, F5..FF bad */
+    9, 10, 10, 10, 11, 4, 4, 4, 4, 4, 4, 4, 4, 4, 4, 4
+};
+
+
+#define R  TIDAL_UTF8_REJECT
+
+static const uint8_t  tidal_utf8_next[TIDAL_UTF8_STATES][TIDAL_UTF8_CLASSES] = {
+    /*           00  80  90  A0 bad  C2  E0  E1  ED  F0  F1  F4 */
+    /* ACCEPT */ { 0,  R,  R,  R,  R,  1,  4,  2,  5,  6,  3,  7 },
+    /* NEED1 */  { R,  0,  0,  0,  R,  R,  R,  R,  R,  R,  R,  R },
+    /* NEED2 */  { R,  1,  1,  1,  R,  R,  R,  R,  R,  R,  R,  R },
+    /* NEED3 */  { R,  2,  2,  2,  R,  R,  R,  R,  R,  R,  R,  R },
+    /* E0 */     { R,  R,  R,  1,  R,  R,  R,  R,  R,  R,  R,  R },
+    /* ED */     { R,  1,  1,  R,  R,  R,  R,  R,  R,  R,  R,  R },
+    /* F0 */     { R,  R,  2,  2,  R,  R,  R,  R,  R,  R,  R,  R },
+    /* F4 */     { R,  2,  R,  R,  R,  R,  R,  R,  R,  R,  R,  R },
+    /* REJECT */ { R,  R,  R,  R,  R,  R,  R,  R,  R,  R,  R,  R }
+};
+
+#undef R
+
+
+int
+tidal_utf8_scan(tidal_utf8_t *u, const uint8_t *p, size_t n, size_t *used)
+{
+    size_t    i;
+    uint32_t  s;
+
+    s = u->state;
+
+    if (s == TIDAL_UTF8_REJECT) {
+        *used = 0;
+        return -1;
+    }
+
+    for (i = 0; i < n; i++) {
+        s = tidal_utf8_next[s][tidal_utf8_class[p[i]]];
+
+        if (s == TIDAL_UTF8_REJECT) {
+            u->state = s;
+            *used = i + 1;
+            return -1;
+        }
+    }
+
+    u->state = s;
+    *used = n;
+
+    return 0;
+}
+
+
+int
+tidal_utf8_feed(tidal_utf8_t *u, const uint8_t *p, size_t n)
+{
+    size_t  used;
+
+    return tidal_utf8_scan(u, p, n, &used);
+}
