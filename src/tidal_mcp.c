@@ -297,7 +297,7 @@ tidal_mcp_initialize(tidal_mcp_session_t *s, json_t *id, json_t *params,
     tidal_mcp_out_t *out)
 {
     size_t       i;
-    json_t      *requested, *client, *name, *result;
+    json_t      *requested, *client, *name, *result, *meta;
     const char  *version, *server_name, *server_version;
 
     if (s->initialized) {
@@ -374,11 +374,17 @@ tidal_mcp_initialize(tidal_mcp_session_t *s, json_t *id, json_t *params,
         return -1;
     }
 
-    if (json_is_object(s->init_meta)
-        && json_object_set(result, "_meta", s->init_meta) != 0)
+    meta = s->initialize_hook ? s->initialize_hook(s, params) : NULL;
+
+    if (json_is_object(meta)
+        && json_object_set_new(result, "_meta", meta) != 0)
     {
         json_decref(result);
         return -1;
+    }
+
+    if (meta != NULL && !json_is_object(meta)) {
+        json_decref(meta);
     }
 
     if (tidal_mcp_result(out, id, result) != 0) {

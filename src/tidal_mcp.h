@@ -55,7 +55,7 @@ typedef struct {
 } tidal_mcp_server_t;
 
 
-typedef struct {
+typedef struct tidal_mcp_session_s {
     const tidal_mcp_server_t  *server;
     tidal_role_e               role;
     unsigned                   initialized;   /* initialize answered */
@@ -66,12 +66,14 @@ typedef struct {
                                                  severe level to send */
 
     /*
-     * Borrowed, NULL by default: when an object, it is added as "_meta"
-     * to the initialize result (e.g. {"tidal/session": ID}).  The caller
-     * keeps it alive until initialize has been answered or the session
-     * ends, and releases it itself.
+     * NULL by default.  Called once initialize is valid, with its params;
+     * a returned object (owned by the caller of the hook, i.e. released
+     * here) becomes the result's "_meta" (e.g. {"tidal/session": ID}).
+     * The transport uses data for its own context.
      */
-    json_t                    *init_meta;
+    json_t                  *(*initialize_hook)(struct tidal_mcp_session_s *s,
+                                                json_t *params);
+    void                      *data;
 } tidal_mcp_session_t;
 
 

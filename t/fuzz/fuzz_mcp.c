@@ -155,6 +155,13 @@ fuzz_run(tidal_mcp_session_t *s, const uint8_t *data, size_t size)
 }
 
 
+static json_t *
+fuzz_meta_hook(tidal_mcp_session_t *s, json_t *params)
+{
+    return json_incref((json_t *) s->data);
+}
+
+
 int
 LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
@@ -186,7 +193,8 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 
     if (flags & FUZZ_META) {
         meta = json_pack("{s:s}", "tidal/session", "fuzz-session");
-        s.init_meta = meta;
+        s.initialize_hook = fuzz_meta_hook;
+        s.data = meta;
     }
 
     if (flags & FUZZ_INITIALIZED) {

@@ -702,6 +702,16 @@ UNIT_TEST(version_negotiation)
 }
 
 
+/* the _meta hook hands back the object stored in data */
+static json_t *
+test_meta_hook(tidal_mcp_session_t *s, json_t *params)
+{
+    (void) params;
+
+    return json_incref((json_t *) s->data);
+}
+
+
 UNIT_TEST(initialize_result)
 {
     json_t              *result, *caps, *info, *want, *meta;
@@ -745,7 +755,8 @@ UNIT_TEST(initialize_result)
     /* the _meta hook */
     tidal_mcp_session_init(&s, &test_server, TIDAL_ROLE_LISTENER);
     meta = json_pack("{s:s}", "tidal/session", "c0ffee");
-    s.init_meta = meta;
+    s.initialize_hook = test_meta_hook;
+    s.data = meta;
 
     result = initialize_with(&s, "'2025-11-25'");
     CHECK(json_equal(json_object_get(result, "_meta"), meta));
