@@ -13,8 +13,8 @@ NGX_VER    := 1.22.1
 ASAN_TREE  := $(BUILD)/asan/nginx-$(NGX_VER)
 ASAN_NGINX := $(ASAN_TREE)/objs/nginx
 
-PURE_SRCS  := src/tidal_utf8.c src/tidal_ws.c src/tidal_mcp.c
-PURE_HDRS  := src/tidal_utf8.h src/tidal_ws.h src/tidal_mcp.h
+PURE_SRCS  := src/tidal_utf8.c src/tidal_ws.c src/tidal_mcp.c src/tidal_state.c
+PURE_HDRS  := src/tidal_utf8.h src/tidal_ws.h src/tidal_mcp.h src/tidal_state.h
 MODULE_SRCS := ngx_tidal_module.c $(wildcard src/ngx_http_tidal*.c) \
                $(wildcard src/ngx_http_tidal*.h) $(PURE_SRCS) $(PURE_HDRS)
 

@@ -7,6 +7,9 @@
 #include "ngx_http_tidal.h"
 
 
+static ngx_int_t ngx_http_tidal_postconfiguration(ngx_conf_t *cf);
+static void *ngx_http_tidal_create_main_conf(ngx_conf_t *cf);
+static char *ngx_http_tidal_init_main_conf(ngx_conf_t *cf, void *conf);
 static void *ngx_http_tidal_create_loc_conf(ngx_conf_t *cf);
 static char *ngx_http_tidal_merge_loc_conf(ngx_conf_t *cf, void *parent,
     void *child);
@@ -14,6 +17,10 @@ static char *ngx_http_tidal_mcp(ngx_conf_t *cf, ngx_command_t *cmd,
     void *conf);
 static char *ngx_http_tidal_allow_origin(ngx_conf_t *cf, ngx_command_t *cmd,
     void *conf);
+static char *ngx_http_tidal_role(ngx_conf_t *cf, ngx_command_t *cmd,
+    void *conf);
+static char *ngx_http_tidal_metrics_interval(ngx_conf_t *cf,
+    ngx_command_t *cmd, void *conf);
 static char *ngx_http_tidal_check_size(ngx_conf_t *cf, void *post,
     void *data);
 static char *ngx_http_tidal_check_queue_size(ngx_conf_t *cf, void *post,
@@ -38,6 +45,69 @@ static ngx_command_t  ngx_http_tidal_commands[] = {
     { ngx_string("tidal_mcp"),
       NGX_HTTP_LOC_CONF|NGX_CONF_NOARGS,
       ngx_http_tidal_mcp,
+      NGX_HTTP_LOC_CONF_OFFSET,
+      0,
+      NULL },
+
+    { ngx_string("tidal_zone"),
+      NGX_HTTP_MAIN_CONF|NGX_CONF_TAKE2,
+      ngx_http_tidal_zone,
+      NGX_HTTP_MAIN_CONF_OFFSET,
+      0,
+      NULL },
+
+    { ngx_string("tidal_max_connections"),
+      NGX_HTTP_MAIN_CONF|NGX_CONF_TAKE1,
+      ngx_conf_set_num_slot,
+      NGX_HTTP_MAIN_CONF_OFFSET,
+      offsetof(ngx_http_tidal_main_conf_t, max_connections),
+      NULL },
+
+    { ngx_string("tidal_session_timeout"),
+      NGX_HTTP_MAIN_CONF|NGX_CONF_TAKE1,
+      ngx_conf_set_msec_slot,
+      NGX_HTTP_MAIN_CONF_OFFSET,
+      offsetof(ngx_http_tidal_main_conf_t, session_timeout),
+      NULL },
+
+    { ngx_string("tidal_state_file"),
+      NGX_HTTP_MAIN_CONF|NGX_CONF_TAKE1,
+      ngx_conf_set_str_slot,
+      NGX_HTTP_MAIN_CONF_OFFSET,
+      offsetof(ngx_http_tidal_main_conf_t, state_file),
+      NULL },
+
+    { ngx_string("tidal_role"),
+      NGX_HTTP_MAIN_CONF|NGX_HTTP_SRV_CONF|NGX_HTTP_LOC_CONF|NGX_CONF_TAKE1,
+      ngx_http_tidal_role,
+      NGX_HTTP_LOC_CONF_OFFSET,
+      offsetof(ngx_http_tidal_loc_conf_t, role),
+      NULL },
+
+    { ngx_string("tidal_name"),
+      NGX_HTTP_MAIN_CONF|NGX_HTTP_SRV_CONF|NGX_HTTP_LOC_CONF|NGX_CONF_TAKE1,
+      ngx_http_set_complex_value_slot,
+      NGX_HTTP_LOC_CONF_OFFSET,
+      offsetof(ngx_http_tidal_loc_conf_t, name),
+      NULL },
+
+    { ngx_string("tidal_metrics_interval"),
+      NGX_HTTP_MAIN_CONF|NGX_HTTP_SRV_CONF|NGX_HTTP_LOC_CONF|NGX_CONF_TAKE1,
+      ngx_http_tidal_metrics_interval,
+      NGX_HTTP_LOC_CONF_OFFSET,
+      offsetof(ngx_http_tidal_loc_conf_t, metrics_interval),
+      NULL },
+
+    { ngx_string("tidal_publish"),
+      NGX_HTTP_LOC_CONF|NGX_CONF_NOARGS,
+      ngx_http_tidal_publish,
+      NGX_HTTP_LOC_CONF_OFFSET,
+      0,
+      NULL },
+
+    { ngx_string("tidal_status"),
+      NGX_HTTP_LOC_CONF|NGX_CONF_NOARGS,
+      ngx_http_tidal_status,
       NGX_HTTP_LOC_CONF_OFFSET,
       0,
       NULL },
@@ -92,10 +162,10 @@ static ngx_command_t  ngx_http_tidal_commands[] = {
 
 static ngx_http_module_t  ngx_http_tidal_module_ctx = {
     NULL,                                  /* preconfiguration */
-    NULL,                                  /* postconfiguration */
+    ngx_http_tidal_postconfiguration,      /* postconfiguration */
 
-    NULL,                                  /* create main configuration */
-    NULL,                                  /* init main configuration */
+    ngx_http_tidal_create_main_conf,       /* create main configuration */
+    ngx_http_tidal_init_main_conf,         /* init main configuration */
 
     NULL,                                  /* create server configuration */
     NULL,                                  /* merge server configuration */
@@ -111,8 +181,8 @@ ngx_module_t  ngx_tidal_module = {
     ngx_http_tidal_commands,               /* module directives */
     NGX_HTTP_MODULE,                       /* module type */
     NULL,                                  /* init master */
-    NULL,                                  /* init module */
-    NULL,                                  /* init process */
+    ngx_http_tidal_fanout_init_module,     /* init module */
+    ngx_http_tidal_fanout_init_process,    /* init process */
     NULL,                                  /* init thread */
     NULL,                                  /* exit thread */
     NULL,                                  /* exit process */
@@ -121,12 +191,72 @@ ngx_module_t  ngx_tidal_module = {
 };
 
 
-const tidal_mcp_server_t  ngx_http_tidal_mcp_server = {
-    "ngx_tidal",
-    NGX_TIDAL_VERSION,
-    NULL,
-    0
-};
+/* the locations that need a zone say so; checked once all is parsed */
+static ngx_uint_t  ngx_http_tidal_zone_wanted;
+
+
+static ngx_int_t
+ngx_http_tidal_postconfiguration(ngx_conf_t *cf)
+{
+    ngx_http_tidal_main_conf_t  *tmcf;
+
+    tmcf = ngx_http_conf_get_module_main_conf(cf, ngx_tidal_module);
+
+    if (ngx_http_tidal_zone_wanted && tmcf->shm_zone == NULL) {
+        ngx_log_error(NGX_LOG_EMERG, cf->log, 0,
+                      "\"tidal_mcp\", \"tidal_publish\" and "
+                      "\"tidal_status\" need a \"tidal_zone\" in the http "
+                      "block, e.g. \"tidal_zone tidal 32m;\"");
+        return NGX_ERROR;
+    }
+
+    return NGX_OK;
+}
+
+
+static void *
+ngx_http_tidal_create_main_conf(ngx_conf_t *cf)
+{
+    ngx_http_tidal_main_conf_t  *conf;
+
+    conf = ngx_pcalloc(cf->pool, sizeof(ngx_http_tidal_main_conf_t));
+    if (conf == NULL) {
+        return NULL;
+    }
+
+    /*
+     * set by ngx_pcalloc():
+     *
+     *     conf->shm_zone = NULL;
+     *     conf->state_file = { 0, NULL };
+     *     conf->wake_fds = NULL;
+     */
+
+    conf->max_connections = NGX_CONF_UNSET_UINT;
+    conf->session_timeout = NGX_CONF_UNSET_MSEC;
+
+    ngx_http_tidal_zone_wanted = 0;
+
+    return conf;
+}
+
+
+static char *
+ngx_http_tidal_init_main_conf(ngx_conf_t *cf, void *conf)
+{
+    ngx_http_tidal_main_conf_t *tmcf = conf;
+
+    ngx_conf_init_uint_value(tmcf->max_connections, 0);
+    ngx_conf_init_msec_value(tmcf->session_timeout, 600000);
+
+    if (tmcf->state_file.len
+        && ngx_conf_full_name(cf->cycle, &tmcf->state_file, 0) != NGX_OK)
+    {
+        return NGX_CONF_ERROR;
+    }
+
+    return NGX_CONF_OK;
+}
 
 
 static void *
@@ -148,6 +278,9 @@ ngx_http_tidal_create_loc_conf(ngx_conf_t *cf)
     conf->enable = NGX_CONF_UNSET;
     conf->max_message_size = NGX_CONF_UNSET_SIZE;
     conf->heartbeat_interval = NGX_CONF_UNSET_MSEC;
+    conf->metrics_interval = NGX_CONF_UNSET_MSEC;
+    conf->role = NGX_CONF_UNSET_PTR;
+    conf->name = NGX_CONF_UNSET_PTR;
     conf->queue_size = NGX_CONF_UNSET_UINT;
     conf->queue_bytes = NGX_CONF_UNSET_SIZE;
 
@@ -166,6 +299,10 @@ ngx_http_tidal_merge_loc_conf(ngx_conf_t *cf, void *parent, void *child)
                               prev->max_message_size, 1024 * 1024);
     ngx_conf_merge_msec_value(conf->heartbeat_interval,
                               prev->heartbeat_interval, 30000);
+    ngx_conf_merge_msec_value(conf->metrics_interval,
+                              prev->metrics_interval, 1000);
+    ngx_conf_merge_ptr_value(conf->role, prev->role, NULL);
+    ngx_conf_merge_ptr_value(conf->name, prev->name, NULL);
     ngx_conf_merge_uint_value(conf->queue_size, prev->queue_size, 256);
     ngx_conf_merge_size_value(conf->queue_bytes, prev->queue_bytes,
                               8 * 1024 * 1024);
@@ -190,9 +327,100 @@ ngx_http_tidal_mcp(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
     }
 
     tlcf->enable = 1;
+    ngx_http_tidal_require_zone();
 
     clcf = ngx_http_conf_get_module_loc_conf(cf, ngx_http_core_module);
     clcf->handler = ngx_http_tidal_handler;
+
+    return NGX_CONF_OK;
+}
+
+
+/* tidal_publish and tidal_status say they need a zone too */
+
+void
+ngx_http_tidal_require_zone(void)
+{
+    ngx_http_tidal_zone_wanted = 1;
+}
+
+
+ngx_int_t
+ngx_http_tidal_role_parse(ngx_str_t *value, tidal_role_e *role)
+{
+    if (value->len == 8 && ngx_strncmp(value->data, "listener", 8) == 0) {
+        *role = TIDAL_ROLE_LISTENER;
+
+    } else if (value->len == 9
+               && ngx_strncmp(value->data, "performer", 9) == 0)
+    {
+        *role = TIDAL_ROLE_PERFORMER;
+
+    } else if (value->len == 5
+               && ngx_strncmp(value->data, "admin", 5) == 0)
+    {
+        *role = TIDAL_ROLE_ADMIN;
+
+    } else {
+        return NGX_DECLINED;
+    }
+
+    return NGX_OK;
+}
+
+
+static char *
+ngx_http_tidal_role(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
+{
+    ngx_http_tidal_loc_conf_t *tlcf = conf;
+
+    char          *rv;
+    tidal_role_e   role;
+
+    rv = ngx_http_set_complex_value_slot(cf, cmd, conf);
+
+    if (rv != NGX_CONF_OK) {
+        return rv;
+    }
+
+    /* a value without variables can be checked now */
+
+    if (tlcf->role->lengths == NULL
+        && ngx_http_tidal_role_parse(&tlcf->role->value, &role) != NGX_OK)
+    {
+        return "must be \"listener\", \"performer\" or \"admin\"";
+    }
+
+    return NGX_CONF_OK;
+}
+
+
+static char *
+ngx_http_tidal_metrics_interval(ngx_conf_t *cf, ngx_command_t *cmd,
+    void *conf)
+{
+    ngx_http_tidal_loc_conf_t *tlcf = conf;
+
+    ngx_str_t  *value;
+
+    if (tlcf->metrics_interval != NGX_CONF_UNSET_MSEC) {
+        return "is duplicate";
+    }
+
+    value = cf->args->elts;
+
+    if (ngx_strcmp(value[1].data, "off") == 0) {
+        tlcf->metrics_interval = 0;
+        return NGX_CONF_OK;
+    }
+
+    tlcf->metrics_interval = ngx_parse_time(&value[1], 0);
+
+    if (tlcf->metrics_interval == (ngx_msec_t) NGX_ERROR
+        || tlcf->metrics_interval == 0)
+    {
+        return "invalid value: a time such as \"1s\" or \"off\"";
+    }
 
     return NGX_CONF_OK;
 }

@@ -1,6 +1,6 @@
 /*
- * ngx_tidal: declarations shared by the module definition, the WebSocket
- * handshake and the WebSocket connection handler.
+ * ngx_tidal: declarations shared by the module's files - configuration,
+ * the shared zone, the per-worker fan-out and the WebSocket client.
  */
 
 #ifndef _NGX_HTTP_TIDAL_H_INCLUDED_
@@ -15,26 +15,215 @@
 #include "tidal_mcp.h"
 
 
-#define NGX_TIDAL_VERSION  "0.1.0"
+#define NGX_TIDAL_VERSION              "0.2.0"
+
+#define NGX_HTTP_TIDAL_ZONE_MAGIC      0x7469646c    /* "tidl" */
+#define NGX_HTTP_TIDAL_ZONE_LAYOUT     1
+#define NGX_HTTP_TIDAL_WORKER_SLOTS    128
+#define NGX_HTTP_TIDAL_SESSION_ID_LEN  32
+
+
+/* a worker's share of the connection count, reclaimed when it dies */
+typedef struct {
+    ngx_atomic_t                pid;
+    ngx_atomic_t                clients;
+} ngx_http_tidal_slot_t;
 
 
 typedef struct {
-    ngx_flag_t          enable;               /* tidal_mcp */
-    size_t              max_message_size;
-    ngx_msec_t          heartbeat_interval;
-    ngx_uint_t          queue_size;
-    size_t              queue_bytes;
-    ngx_array_t        *allow_origins;        /* of ngx_str_t, or NULL */
+    uint64_t                    seq;
+    uint32_t                    offset;
+    uint32_t                    len;
+} ngx_http_tidal_index_t;
+
+
+/* the shared zone; everything but the atomics is under shpool->mutex */
+typedef struct {
+    ngx_uint_t                  magic;
+    ngx_uint_t                  layout;
+
+    ngx_atomic_t                connections;
+    ngx_http_tidal_slot_t       slots[NGX_HTTP_TIDAL_WORKER_SLOTS];
+
+    /* the event ring: events first_seq .. next_seq - 1 are readable */
+    uint64_t                    first_seq;
+    uint64_t                    next_seq;
+    size_t                      head;
+    size_t                      data_size;
+    ngx_uint_t                  nindex;
+    ngx_http_tidal_index_t     *index;
+    u_char                     *data;
+
+    /* events per second, over the last whole second */
+    time_t                      rate_time;
+    uint64_t                    rate_seq;
+    uint64_t                    rate;
+
+    /* channel state, tempo and history as one JSON text */
+    u_char                     *state;
+    size_t                      state_len;
+
+    ngx_rbtree_t                sessions;
+    ngx_rbtree_node_t           sentinel;
+    ngx_queue_t                 session_lru;
+    ngx_uint_t                  nsessions;
+} ngx_http_tidal_shctx_t;
+
+
+typedef struct {
+    ngx_shm_zone_t             *shm_zone;
+    ngx_http_tidal_shctx_t     *sh;
+    ngx_slab_pool_t            *shpool;
+
+    ngx_uint_t                  max_connections;
+    ngx_msec_t                  session_timeout;
+    ngx_str_t                   state_file;
+
+    ngx_fd_t                   *wake_fds;       /* one per worker */
+    ngx_uint_t                  nwake;
+} ngx_http_tidal_main_conf_t;
+
+
+typedef struct {
+    ngx_flag_t                  enable;         /* tidal_mcp */
+    size_t                      max_message_size;
+    ngx_msec_t                  heartbeat_interval;
+    ngx_msec_t                  metrics_interval;
+    ngx_uint_t                  queue_size;
+    size_t                      queue_bytes;
+    ngx_array_t                *allow_origins;  /* of ngx_str_t, or NULL */
+    ngx_http_complex_value_t   *role;
+    ngx_http_complex_value_t   *name;
 } ngx_http_tidal_loc_conf_t;
+
+
+/* an encoded frame, shared by every client it is queued for */
+typedef struct {
+    ngx_uint_t                  refs;
+    size_t                      len;
+    u_char                      data[1];
+} ngx_http_tidal_frame_t;
+
+
+typedef struct ngx_http_tidal_out_s  ngx_http_tidal_out_t;
+
+struct ngx_http_tidal_out_s {
+    ngx_http_tidal_out_t       *next;
+    ngx_http_tidal_frame_t     *frame;
+    size_t                      sent;
+};
+
+
+typedef struct {
+    ngx_http_request_t         *request;
+    ngx_http_tidal_loc_conf_t  *conf;
+    ngx_http_tidal_main_conf_t *main_conf;
+
+    tidal_ws_parser_t           parser;
+    tidal_mcp_session_t         mcp;
+
+    ngx_http_tidal_out_t       *out;
+    ngx_http_tidal_out_t      **out_last;
+    ngx_uint_t                  out_count;
+    size_t                      out_bytes;
+
+    ngx_event_t                 heartbeat;
+    ngx_event_t                 metrics;
+
+    ngx_queue_t                 link;           /* in the worker's list */
+    uint64_t                    next_seq;       /* next event it gets */
+    ngx_http_tidal_slot_t      *slot;           /* counted connection */
+
+    ngx_str_t                   name;           /* tidal_name, or "" */
+    u_char                      session[NGX_HTTP_TIDAL_SESSION_ID_LEN];
+
+    uint64_t                    resume_from;    /* replay start, or 0 */
+
+    unsigned                    awaiting_pong:1;
+    unsigned                    close_sent:1;
+    unsigned                    finished:1;
+    unsigned                    joined:1;       /* gets broadcasts */
+    unsigned                    has_session:1;
+} ngx_http_tidal_ws_t;
 
 
 extern ngx_module_t  ngx_tidal_module;
 extern const tidal_mcp_server_t  ngx_http_tidal_mcp_server;
 
 
+/* ngx_tidal_module.c */
+ngx_int_t ngx_http_tidal_role_parse(ngx_str_t *value, tidal_role_e *role);
+void ngx_http_tidal_require_zone(void);
+
+/* ngx_http_tidal_reply.c */
+ngx_int_t ngx_http_tidal_reply(ngx_http_request_t *r, ngx_uint_t status,
+    const char *type, const u_char *data, size_t len);
+
+/* ngx_http_tidal_handshake.c */
 ngx_int_t ngx_http_tidal_handler(ngx_http_request_t *r);
+
+/* ngx_http_tidal_websocket.c */
 ngx_int_t ngx_http_tidal_websocket_start(ngx_http_request_t *r,
-    ngx_http_tidal_loc_conf_t *tlcf);
+    ngx_http_tidal_loc_conf_t *tlcf, tidal_role_e role);
+ngx_int_t ngx_http_tidal_ws_queue(ngx_http_tidal_ws_t *ws,
+    ngx_http_tidal_frame_t *frame);
+ngx_int_t ngx_http_tidal_ws_send_text(ngx_http_tidal_ws_t *ws,
+    const u_char *data, size_t len);
+void ngx_http_tidal_ws_after_write(ngx_http_tidal_ws_t *ws);
+ngx_http_tidal_frame_t *ngx_http_tidal_frame_alloc(ngx_uint_t opcode,
+    size_t len, u_char **payload, ngx_log_t *log);
+void ngx_http_tidal_frame_release(ngx_http_tidal_frame_t *frame);
+
+/* ngx_http_tidal_zone.c */
+char *ngx_http_tidal_zone(ngx_conf_t *cf, ngx_command_t *cmd, void *conf);
+ngx_int_t ngx_http_tidal_zone_publish(ngx_http_tidal_main_conf_t *tmcf,
+    const char *type, json_t *fields, ngx_log_t *log, uint64_t *seq);
+ngx_int_t ngx_http_tidal_zone_claim_slot(ngx_http_tidal_main_conf_t *tmcf,
+    ngx_log_t *log);
+ngx_int_t ngx_http_tidal_zone_acquire(ngx_http_tidal_main_conf_t *tmcf,
+    ngx_http_tidal_slot_t **slot, ngx_log_t *log);
+ngx_int_t ngx_http_tidal_zone_fetch(ngx_http_tidal_main_conf_t *tmcf,
+    uint64_t from, ngx_http_tidal_frame_t **frames, ngx_uint_t max,
+    ngx_uint_t *n, uint64_t *next);
+void ngx_http_tidal_zone_release(ngx_http_tidal_main_conf_t *tmcf,
+    ngx_http_tidal_slot_t *slot);
+uint64_t ngx_http_tidal_zone_last_seq(ngx_http_tidal_main_conf_t *tmcf);
+
+/* ngx_http_tidal_state.c */
+ngx_int_t ngx_http_tidal_state_load(ngx_http_tidal_main_conf_t *tmcf,
+    ngx_log_t *log);
+json_t *ngx_http_tidal_state_get(ngx_http_tidal_main_conf_t *tmcf,
+    uint64_t *seq);
+json_t *ngx_http_tidal_state_snapshot(ngx_http_tidal_main_conf_t *tmcf,
+    ngx_uint_t history);
+
+/* ngx_http_tidal_session.c */
+ngx_int_t ngx_http_tidal_session_create(ngx_http_tidal_main_conf_t *tmcf,
+    u_char *id, ngx_log_t *log);
+ngx_int_t ngx_http_tidal_session_resume(ngx_http_tidal_main_conf_t *tmcf,
+    u_char *id);
+void ngx_http_tidal_session_release(ngx_http_tidal_main_conf_t *tmcf,
+    u_char *id);
+
+/* ngx_http_tidal_fanout.c */
+ngx_int_t ngx_http_tidal_fanout_init_module(ngx_cycle_t *cycle);
+ngx_int_t ngx_http_tidal_fanout_init_process(ngx_cycle_t *cycle);
+void ngx_http_tidal_fanout_join(ngx_http_tidal_ws_t *ws, uint64_t from);
+uint64_t ngx_http_tidal_fanout_position(void);
+void ngx_http_tidal_fanout_leave(ngx_http_tidal_ws_t *ws);
+void ngx_http_tidal_fanout_deliver(ngx_http_tidal_main_conf_t *tmcf);
+void ngx_http_tidal_fanout_wake(ngx_http_tidal_main_conf_t *tmcf);
+ngx_uint_t ngx_http_tidal_fanout_clients(void);
+
+/* ngx_http_tidal_tools.c */
+ngx_int_t ngx_http_tidal_tool_call(ngx_http_tidal_ws_t *ws,
+    const tidal_mcp_tool_t *tool, json_t *args, json_t **result);
+
+/* ngx_http_tidal_publish.c, ngx_http_tidal_status.c */
+char *ngx_http_tidal_publish(ngx_conf_t *cf, ngx_command_t *cmd, void *conf);
+char *ngx_http_tidal_status(ngx_conf_t *cf, ngx_command_t *cmd, void *conf);
+json_t *ngx_http_tidal_status_json(ngx_http_tidal_main_conf_t *tmcf);
+json_t *ngx_http_tidal_status_metrics(ngx_http_tidal_main_conf_t *tmcf);
 
 
 #endif /* _NGX_HTTP_TIDAL_H_INCLUDED_ */

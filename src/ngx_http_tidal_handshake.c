@@ -44,6 +44,7 @@ ngx_http_tidal_handler(ngx_http_request_t *r)
 {
     u_char                     *accept;
     ngx_int_t                   rc;
+    tidal_role_e                role;
     ngx_str_t                   value;
     ngx_table_elt_t            *key, *version, *origin, *connection;
     ngx_http_tidal_loc_conf_t  *tlcf;
@@ -128,6 +129,25 @@ ngx_http_tidal_handler(ngx_http_request_t *r)
         return NGX_HTTP_SERVICE_UNAVAILABLE;
     }
 
+    /* who is who is nginx's business: auth_request, map, certificates */
+
+    role = TIDAL_ROLE_PERFORMER;
+
+    if (tlcf->role) {
+        if (ngx_http_complex_value(r, tlcf->role, &value) != NGX_OK) {
+            return NGX_HTTP_INTERNAL_SERVER_ERROR;
+        }
+
+        if (ngx_http_tidal_role_parse(&value, &role) != NGX_OK) {
+            ngx_log_error(NGX_LOG_ERR, r->connection->log, 0,
+                          "tidal: tidal_role gave \"%V\", not listener, "
+                          "performer or admin; upgrade refused", &value);
+
+            return ngx_http_tidal_reject(r, NGX_HTTP_FORBIDDEN, NULL, NULL,
+                       "no role for this client; see tidal_role\n");
+        }
+    }
+
     accept = ngx_pnalloc(r->pool, TIDAL_WS_ACCEPT_LEN + 1);
     if (accept == NULL) {
         return NGX_HTTP_INTERNAL_SERVER_ERROR;
@@ -162,7 +182,7 @@ ngx_http_tidal_handler(ngx_http_request_t *r)
         return NGX_HTTP_INTERNAL_SERVER_ERROR;
     }
 
-    return ngx_http_tidal_websocket_start(r, tlcf);
+    return ngx_http_tidal_websocket_start(r, tlcf, role);
 }
 
 
@@ -170,50 +190,18 @@ static ngx_int_t
 ngx_http_tidal_reject(ngx_http_request_t *r, ngx_uint_t status,
     ngx_str_t *header, ngx_str_t *value, const char *text)
 {
-    size_t        len;
-    ngx_int_t     rc;
-    ngx_buf_t    *b;
-    ngx_chain_t   out;
-
     if (header != NULL
         && ngx_http_tidal_add_header(r, header, value) != NGX_OK)
     {
         return NGX_HTTP_INTERNAL_SERVER_ERROR;
     }
 
-    len = ngx_strlen(text);
-
-    r->headers_out.status = status;
-    r->headers_out.content_length_n = len;
-
     if (status == NGX_HTTP_TIDAL_UPGRADE_REQUIRED) {
         ngx_str_set(&r->headers_out.status_line, "426 Upgrade Required");
     }
 
-    ngx_str_set(&r->headers_out.content_type, "text/plain");
-    r->headers_out.content_type_len = r->headers_out.content_type.len;
-
-    rc = ngx_http_send_header(r);
-
-    if (rc == NGX_ERROR || rc > NGX_OK || r->header_only) {
-        return rc;
-    }
-
-    b = ngx_calloc_buf(r->pool);
-    if (b == NULL) {
-        return NGX_ERROR;
-    }
-
-    b->pos = (u_char *) text;
-    b->last = b->pos + len;
-    b->memory = 1;
-    b->last_buf = 1;
-    b->last_in_chain = 1;
-
-    out.buf = b;
-    out.next = NULL;
-
-    return ngx_http_output_filter(r, &out);
+    return ngx_http_tidal_reply(r, status, "text/plain", (u_char *) text,
+                                ngx_strlen(text));
 }
 
 

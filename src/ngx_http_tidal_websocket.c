@@ -8,36 +8,6 @@
 #include "ngx_http_tidal.h"
 
 
-typedef struct ngx_http_tidal_frame_s  ngx_http_tidal_frame_t;
-
-struct ngx_http_tidal_frame_s {
-    ngx_http_tidal_frame_t     *next;
-    size_t                      len;
-    size_t                      sent;
-    u_char                      data[1];
-};
-
-
-typedef struct {
-    ngx_http_request_t         *request;
-    ngx_http_tidal_loc_conf_t  *conf;
-
-    tidal_ws_parser_t           parser;
-    tidal_mcp_session_t         mcp;
-
-    ngx_http_tidal_frame_t     *out;
-    ngx_http_tidal_frame_t    **out_last;
-    ngx_uint_t                  out_count;
-    size_t                      out_bytes;
-
-    ngx_event_t                 heartbeat;
-
-    unsigned                    awaiting_pong:1;
-    unsigned                    close_sent:1;
-    unsigned                    finished:1;
-} ngx_http_tidal_ws_t;
-
-
 /* frames per writev; a socket rarely takes more in one call */
 #define NGX_HTTP_TIDAL_WRITE_FRAMES  64
 
@@ -45,6 +15,9 @@ typedef struct {
 static void ngx_http_tidal_ws_read_handler(ngx_event_t *rev);
 static void ngx_http_tidal_ws_write_handler(ngx_event_t *wev);
 static void ngx_http_tidal_ws_heartbeat_handler(ngx_event_t *ev);
+static void ngx_http_tidal_ws_metrics_handler(ngx_event_t *ev);
+static json_t *ngx_http_tidal_ws_initialize(tidal_mcp_session_t *s,
+    json_t *params);
 static void ngx_http_tidal_ws_process(ngx_http_tidal_ws_t *ws,
     u_char *pos, u_char *last);
 static ngx_int_t ngx_http_tidal_ws_message(ngx_http_tidal_ws_t *ws,
@@ -54,7 +27,6 @@ static ngx_int_t ngx_http_tidal_ws_send(ngx_http_tidal_ws_t *ws,
 static void ngx_http_tidal_ws_close(ngx_http_tidal_ws_t *ws, ngx_uint_t code,
     const char *reason);
 static ngx_int_t ngx_http_tidal_ws_flush(ngx_http_tidal_ws_t *ws);
-static void ngx_http_tidal_ws_after_write(ngx_http_tidal_ws_t *ws);
 static void ngx_http_tidal_ws_finish(ngx_http_tidal_ws_t *ws,
     ngx_uint_t linger);
 static void ngx_http_tidal_ws_drop_queue(ngx_http_tidal_ws_t *ws,
@@ -68,14 +40,17 @@ static u_char  ngx_http_tidal_ws_buffer[16384];
 
 ngx_int_t
 ngx_http_tidal_websocket_start(ngx_http_request_t *r,
-    ngx_http_tidal_loc_conf_t *tlcf)
+    ngx_http_tidal_loc_conf_t *tlcf, tidal_role_e role)
 {
-    ngx_int_t             rc;
-    ngx_connection_t     *c;
-    ngx_pool_cleanup_t   *cln;
-    ngx_http_tidal_ws_t  *ws;
+    ngx_int_t                    rc;
+    ngx_connection_t            *c;
+    ngx_pool_cleanup_t          *cln;
+    ngx_http_tidal_ws_t         *ws;
+    ngx_http_tidal_slot_t       *slot;
+    ngx_http_tidal_main_conf_t  *tmcf;
 
     c = r->connection;
+    tmcf = ngx_http_get_module_main_conf(r, ngx_tidal_module);
 
     ws = ngx_pcalloc(r->pool, sizeof(ngx_http_tidal_ws_t));
     if (ws == NULL) {
@@ -87,13 +62,34 @@ ngx_http_tidal_websocket_start(ngx_http_request_t *r,
         return NGX_HTTP_INTERNAL_SERVER_ERROR;
     }
 
+    if (tlcf->name
+        && ngx_http_complex_value(r, tlcf->name, &ws->name) != NGX_OK)
+    {
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
+
+    /* counted before the 101: the one over the limit never upgrades */
+
+    slot = NULL;
+
+    if (ngx_http_tidal_zone_acquire(tmcf, &slot, c->log) != NGX_OK) {
+        ngx_log_error(NGX_LOG_WARN, c->log, 0,
+                      "tidal: tidal_max_connections (%ui) reached",
+                      tmcf->max_connections);
+        return NGX_HTTP_SERVICE_UNAVAILABLE;
+    }
+
     ws->request = r;
     ws->conf = tlcf;
+    ws->main_conf = tmcf;
+    ws->slot = slot;
     ws->out_last = &ws->out;
 
     tidal_ws_parser_init(&ws->parser, tlcf->max_message_size);
-    tidal_mcp_session_init(&ws->mcp, &ngx_http_tidal_mcp_server,
-                           TIDAL_ROLE_PERFORMER);
+    tidal_mcp_session_init(&ws->mcp, &ngx_http_tidal_mcp_server, role);
+
+    ws->mcp.initialize_hook = ngx_http_tidal_ws_initialize;
+    ws->mcp.data = ws;
 
     cln->handler = ngx_http_tidal_ws_cleanup;
     cln->data = ws;
@@ -128,6 +124,11 @@ ngx_http_tidal_websocket_start(ngx_http_request_t *r,
     if (tlcf->heartbeat_interval) {
         ngx_add_timer(&ws->heartbeat, tlcf->heartbeat_interval);
     }
+
+    ws->metrics.handler = ngx_http_tidal_ws_metrics_handler;
+    ws->metrics.data = ws;
+    ws->metrics.log = c->log;
+    ws->metrics.cancelable = 1;
 
     ngx_log_debug0(NGX_LOG_DEBUG_HTTP, c->log, 0, "tidal: websocket open");
 
@@ -337,7 +338,10 @@ ngx_http_tidal_ws_message(ngx_http_tidal_ws_t *ws, const u_char *data,
 {
     json_t           *result;
     ngx_int_t         rc;
+    ngx_uint_t        joining;
     tidal_mcp_out_t   out;
+
+    joining = !ws->mcp.initialized;
 
     if (tidal_mcp_handle(&ws->mcp, (const char *) data, len, &out) != 0) {
         return NGX_ERROR;
@@ -345,12 +349,12 @@ ngx_http_tidal_ws_message(ngx_http_tidal_ws_t *ws, const u_char *data,
 
     if (out.action == TIDAL_MCP_CALL) {
 
-        /* no tool is run by this build; the table is empty */
-
-        result = json_pack("{s:[{s:s,s:s}],s:b}",
-                           "content", "type", "text",
-                           "text", "this tool is not available", "isError",
-                           1);
+        if (ngx_http_tidal_tool_call(ws, out.tool, out.args, &result)
+            != NGX_OK)
+        {
+            tidal_mcp_out_free(&out);
+            return NGX_ERROR;
+        }
 
         out.reply = tidal_mcp_tool_reply(out.id, result, &out.reply_len);
         if (out.reply == NULL) {
@@ -368,7 +372,129 @@ ngx_http_tidal_ws_message(ngx_http_tidal_ws_t *ws, const u_char *data,
 
     tidal_mcp_out_free(&out);
 
+    if (joining && ws->mcp.initialized && rc == NGX_OK) {
+
+        /* events follow the initialize response, never precede it */
+
+        ngx_http_tidal_fanout_join(ws, ws->resume_from);
+
+        if (ws->conf->metrics_interval) {
+            ngx_add_timer(&ws->metrics, ws->conf->metrics_interval);
+        }
+    }
+
     return rc == NGX_ERROR ? NGX_ERROR : NGX_OK;
+}
+
+
+/*
+ * The initialize hook: a client that presents a live session id resumes
+ * it and is replayed what it missed after "tidal/last_seq"; anyone else
+ * gets a new session.  Nothing in the id says whose it was.
+ */
+
+static json_t *
+ngx_http_tidal_ws_initialize(tidal_mcp_session_t *s, json_t *params)
+{
+    ngx_http_tidal_ws_t *ws = s->data;
+
+    u_char                      *id;
+    json_t                      *meta, *sid, *last;
+    ngx_uint_t                   resumed, i;
+    ngx_http_tidal_main_conf_t  *tmcf;
+
+    tmcf = ws->main_conf;
+    resumed = 0;
+
+    meta = json_object_get(params, "_meta");
+    sid = json_object_get(meta, "tidal/session");
+    last = json_object_get(meta, "tidal/last_seq");
+
+    if (json_is_string(sid)
+        && json_string_length(sid) == NGX_HTTP_TIDAL_SESSION_ID_LEN)
+    {
+        id = (u_char *) json_string_value(sid);
+
+        for (i = 0; i < NGX_HTTP_TIDAL_SESSION_ID_LEN; i++) {
+            if (!((id[i] >= '0' && id[i] <= '9')
+                  || (id[i] >= 'a' && id[i] <= 'f')))
+            {
+                break;
+            }
+        }
+
+        if (i == NGX_HTTP_TIDAL_SESSION_ID_LEN
+            && ngx_http_tidal_session_resume(tmcf, id) == NGX_OK)
+        {
+            ngx_memcpy(ws->session, id, NGX_HTTP_TIDAL_SESSION_ID_LEN);
+            ws->has_session = 1;
+            resumed = 1;
+        }
+    }
+
+    ws->next_seq = ngx_http_tidal_fanout_position();
+
+    if (resumed) {
+        /* a missing or impossible last_seq gets a snapshot */
+
+        ws->resume_from = (json_is_integer(last)
+                           && json_integer_value(last) >= 0)
+                          ? (uint64_t) json_integer_value(last) + 1
+                          : (uint64_t) -1;
+
+    } else if (ngx_http_tidal_session_create(tmcf, ws->session,
+                                             ws->request->connection->log)
+               == NGX_OK)
+    {
+        ws->has_session = 1;
+    }
+
+    return json_pack("{s:s#, s:I, s:b, s:s}",
+                     "tidal/session", ws->session,
+                     (int) (ws->has_session ? NGX_HTTP_TIDAL_SESSION_ID_LEN
+                                            : 0),
+                     "tidal/seq",
+                     (json_int_t) (resumed && json_is_integer(last)
+                                   ? json_integer_value(last)
+                                   : (json_int_t) ws->next_seq - 1),
+                     "tidal/resumed", (int) resumed,
+                     "tidal/role", tidal_mcp_role_name(s->role));
+}
+
+
+/* free queue entries, kept per worker: broadcasts queue one per client */
+static ngx_http_tidal_out_t  *ngx_http_tidal_out_free;
+
+
+ngx_http_tidal_frame_t *
+ngx_http_tidal_frame_alloc(ngx_uint_t opcode, size_t len, u_char **payload,
+    ngx_log_t *log)
+{
+    size_t                   hlen;
+    ngx_http_tidal_frame_t  *f;
+
+    f = ngx_alloc(offsetof(ngx_http_tidal_frame_t, data)
+                  + TIDAL_WS_MAX_HEADER + len, log);
+    if (f == NULL) {
+        return NULL;
+    }
+
+    hlen = tidal_ws_frame_header(f->data, opcode, len);
+
+    f->refs = 1;
+    f->len = hlen + len;
+    *payload = f->data + hlen;
+
+    return f;
+}
+
+
+void
+ngx_http_tidal_frame_release(ngx_http_tidal_frame_t *f)
+{
+    if (--f->refs == 0) {
+        ngx_free(f);
+    }
 }
 
 
@@ -378,20 +504,18 @@ ngx_http_tidal_ws_message(ngx_http_tidal_ws_t *ws, const u_char *data,
  * started to receive is dropped and it is closed with 1008.
  */
 
-static ngx_int_t
-ngx_http_tidal_ws_send(ngx_http_tidal_ws_t *ws, ngx_uint_t opcode,
-    const u_char *data, size_t len)
+ngx_int_t
+ngx_http_tidal_ws_queue(ngx_http_tidal_ws_t *ws, ngx_http_tidal_frame_t *f)
 {
-    u_char                  *p;
-    ngx_http_tidal_frame_t  *f;
+    ngx_http_tidal_out_t  *o;
 
     if (ws->close_sent) {
         return NGX_DECLINED;
     }
 
-    if (opcode != TIDAL_WS_OP_CLOSE
+    if (f->data[0] != (0x80 | TIDAL_WS_OP_CLOSE)
         && (ws->out_count + 1 > ws->conf->queue_size
-            || ws->out_bytes + len > ws->conf->queue_bytes))
+            || ws->out_bytes + f->len > ws->conf->queue_bytes))
     {
         ngx_log_error(NGX_LOG_WARN, ws->request->connection->log, 0,
                       "tidal: client send queue full (%ui messages, "
@@ -403,26 +527,85 @@ ngx_http_tidal_ws_send(ngx_http_tidal_ws_t *ws, ngx_uint_t opcode,
         return NGX_DECLINED;
     }
 
-    f = ngx_alloc(offsetof(ngx_http_tidal_frame_t, data)
-                  + TIDAL_WS_MAX_HEADER + len,
-                  ws->request->connection->log);
-    if (f == NULL) {
-        return NGX_ERROR;
+    o = ngx_http_tidal_out_free;
+
+    if (o) {
+        ngx_http_tidal_out_free = o->next;
+
+    } else {
+        o = ngx_alloc(sizeof(ngx_http_tidal_out_t),
+                      ws->request->connection->log);
+        if (o == NULL) {
+            return NGX_ERROR;
+        }
     }
 
-    p = f->data + tidal_ws_frame_header(f->data, opcode, len);
-    p = ngx_cpymem(p, data, len);
+    f->refs++;
 
-    f->next = NULL;
-    f->len = p - f->data;
-    f->sent = 0;
+    o->next = NULL;
+    o->frame = f;
+    o->sent = 0;
 
-    *ws->out_last = f;
-    ws->out_last = &f->next;
+    *ws->out_last = o;
+    ws->out_last = &o->next;
     ws->out_count++;
     ws->out_bytes += f->len;
 
     return NGX_OK;
+}
+
+
+static void
+ngx_http_tidal_ws_dequeue(ngx_http_tidal_ws_t *ws)
+{
+    ngx_http_tidal_out_t  *o;
+
+    o = ws->out;
+
+    ws->out = o->next;
+    ws->out_count--;
+    ws->out_bytes -= o->frame->len - o->sent;
+
+    ngx_http_tidal_frame_release(o->frame);
+
+    o->next = ngx_http_tidal_out_free;
+    ngx_http_tidal_out_free = o;
+}
+
+
+static ngx_int_t
+ngx_http_tidal_ws_send(ngx_http_tidal_ws_t *ws, ngx_uint_t opcode,
+    const u_char *data, size_t len)
+{
+    u_char                  *p;
+    ngx_int_t                rc;
+    ngx_http_tidal_frame_t  *f;
+
+    if (ws->close_sent) {
+        return NGX_DECLINED;
+    }
+
+    f = ngx_http_tidal_frame_alloc(opcode, len, &p,
+                                   ws->request->connection->log);
+    if (f == NULL) {
+        return NGX_ERROR;
+    }
+
+    ngx_memcpy(p, data, len);
+
+    rc = ngx_http_tidal_ws_queue(ws, f);
+
+    ngx_http_tidal_frame_release(f);
+
+    return rc;
+}
+
+
+ngx_int_t
+ngx_http_tidal_ws_send_text(ngx_http_tidal_ws_t *ws, const u_char *data,
+    size_t len)
+{
+    return ngx_http_tidal_ws_send(ws, TIDAL_WS_OP_TEXT, data, len);
 }
 
 
@@ -454,6 +637,12 @@ ngx_http_tidal_ws_close(ngx_http_tidal_ws_t *ws, ngx_uint_t code,
     if (ws->heartbeat.timer_set) {
         ngx_del_timer(&ws->heartbeat);
     }
+
+    if (ws->metrics.timer_set) {
+        ngx_del_timer(&ws->metrics);
+    }
+
+    ngx_http_tidal_fanout_leave(ws);
 }
 
 
@@ -466,14 +655,14 @@ ngx_http_tidal_ws_close(ngx_http_tidal_ws_t *ws, ngx_uint_t code,
 static ngx_int_t
 ngx_http_tidal_ws_flush(ngx_http_tidal_ws_t *ws)
 {
-    off_t                    sent;
-    size_t                   left;
-    ngx_uint_t               n;
-    ngx_buf_t                bufs[NGX_HTTP_TIDAL_WRITE_FRAMES];
-    ngx_chain_t              links[NGX_HTTP_TIDAL_WRITE_FRAMES], *cl;
-    ngx_connection_t        *c;
-    ngx_http_request_t      *r;
-    ngx_http_tidal_frame_t  *f;
+    off_t                  sent;
+    size_t                 left;
+    ngx_uint_t             n;
+    ngx_buf_t              bufs[NGX_HTTP_TIDAL_WRITE_FRAMES];
+    ngx_chain_t            links[NGX_HTTP_TIDAL_WRITE_FRAMES], *cl;
+    ngx_connection_t      *c;
+    ngx_http_request_t    *r;
+    ngx_http_tidal_out_t  *o;
 
     r = ws->request;
     c = r->connection;
@@ -496,17 +685,17 @@ ngx_http_tidal_ws_flush(ngx_http_tidal_ws_t *ws)
 
         n = 0;
 
-        for (f = ws->out; f && n < NGX_HTTP_TIDAL_WRITE_FRAMES; f = f->next) {
+        for (o = ws->out; o && n < NGX_HTTP_TIDAL_WRITE_FRAMES; o = o->next) {
             ngx_memzero(&bufs[n], sizeof(ngx_buf_t));
 
-            bufs[n].pos = f->data + f->sent;
-            bufs[n].last = f->data + f->len;
-            bufs[n].start = f->data;
+            bufs[n].pos = o->frame->data + o->sent;
+            bufs[n].last = o->frame->data + o->frame->len;
+            bufs[n].start = o->frame->data;
             bufs[n].end = bufs[n].last;
             bufs[n].memory = 1;
 
             links[n].buf = &bufs[n];
-            links[n].next = (f->next && n + 1 < NGX_HTTP_TIDAL_WRITE_FRAMES)
+            links[n].next = (o->next && n + 1 < NGX_HTTP_TIDAL_WRITE_FRAMES)
                             ? &links[n + 1] : NULL;
             n++;
         }
@@ -523,21 +712,18 @@ ngx_http_tidal_ws_flush(ngx_http_tidal_ws_t *ws)
         sent = c->sent - sent;
 
         while (sent > 0) {
-            f = ws->out;
-            left = f->len - f->sent;
+            o = ws->out;
+            left = o->frame->len - o->sent;
 
             if ((off_t) left > sent) {
-                f->sent += (size_t) sent;
+                o->sent += (size_t) sent;
                 ws->out_bytes -= (size_t) sent;
                 break;
             }
 
             sent -= left;
-            ws->out_bytes -= left;
-            ws->out_count--;
-
-            ws->out = f->next;
-            ngx_free(f);
+            o->sent += left;
+            ngx_http_tidal_ws_dequeue(ws);
         }
 
         if (ws->out == NULL) {
@@ -560,7 +746,7 @@ ngx_http_tidal_ws_flush(ngx_http_tidal_ws_t *ws)
  * finish the connection.
  */
 
-static void
+void
 ngx_http_tidal_ws_after_write(ngx_http_tidal_ws_t *ws)
 {
     ngx_int_t                   rc;
@@ -623,6 +809,12 @@ ngx_http_tidal_ws_finish(ngx_http_tidal_ws_t *ws, ngx_uint_t linger)
         ngx_del_timer(&ws->heartbeat);
     }
 
+    if (ws->metrics.timer_set) {
+        ngx_del_timer(&ws->metrics);
+    }
+
+    ngx_http_tidal_fanout_leave(ws);
+
     if (c->write->timer_set) {
         ngx_del_timer(c->write);
     }
@@ -646,25 +838,28 @@ ngx_http_tidal_ws_finish(ngx_http_tidal_ws_t *ws, ngx_uint_t linger)
 static void
 ngx_http_tidal_ws_drop_queue(ngx_http_tidal_ws_t *ws, ngx_uint_t all)
 {
-    ngx_http_tidal_frame_t  *f, *next, **keep;
-
-    keep = &ws->out;
+    ngx_http_tidal_out_t  *head;
 
     /* a frame partly written must be completed to keep the framing */
 
+    head = NULL;
+
     if (!all && ws->out && ws->out->sent) {
-        keep = &ws->out->next;
+        head = ws->out;
+        ws->out = head->next;
     }
 
-    for (f = *keep; f; f = next) {
-        next = f->next;
-        ws->out_count--;
-        ws->out_bytes -= f->len - f->sent;
-        ngx_free(f);
+    while (ws->out) {
+        ngx_http_tidal_ws_dequeue(ws);
     }
 
-    *keep = NULL;
-    ws->out_last = keep;
+    ws->out_last = &ws->out;
+
+    if (head) {
+        head->next = NULL;
+        ws->out = head;
+        ws->out_last = &head->next;
+    }
 }
 
 
@@ -677,6 +872,52 @@ ngx_http_tidal_ws_cleanup(void *data)
         ngx_del_timer(&ws->heartbeat);
     }
 
+    if (ws->metrics.timer_set) {
+        ngx_del_timer(&ws->metrics);
+    }
+
+    ngx_http_tidal_fanout_leave(ws);
+
+    if (ws->has_session) {
+        ngx_http_tidal_session_release(ws->main_conf, ws->session);
+    }
+
+    ngx_http_tidal_zone_release(ws->main_conf, ws->slot);
+
     ngx_http_tidal_ws_drop_queue(ws, 1);
     tidal_ws_parser_free(&ws->parser);
+}
+
+
+/*
+ * metrics go to each client on its own clock; the text is made once per
+ * worker and interval and shared
+ */
+
+static void
+ngx_http_tidal_ws_metrics_handler(ngx_event_t *ev)
+{
+    char                 *text;
+    size_t                len;
+    json_t               *params;
+    ngx_http_tidal_ws_t  *ws;
+
+    ws = ev->data;
+
+    params = ngx_http_tidal_status_metrics(ws->main_conf);
+
+    if (params) {
+        text = tidal_mcp_notification("notifications/tidal/metrics",
+                                      params, &len);
+        if (text) {
+            (void) ngx_http_tidal_ws_send_text(ws, (u_char *) text, len);
+            free(text);
+        }
+    }
+
+    if (!ws->close_sent) {
+        ngx_add_timer(&ws->metrics, ws->conf->metrics_interval);
+    }
+
+    ngx_http_tidal_ws_after_write(ws);
 }

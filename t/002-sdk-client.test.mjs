@@ -94,13 +94,24 @@ test('the SDK client connects, initializes and gets the server info', T, async (
     }
 });
 
+const PERFORMER_TOOLS = [
+    'tidal_eval', 'tidal_get_history', 'tidal_get_state', 'tidal_hush',
+    'tidal_mute', 'tidal_say', 'tidal_set_tempo', 'tidal_silence',
+    'tidal_solo', 'tidal_unmute', 'tidal_unsolo',
+];
+
+
 test('the SDK client pings and lists tools', T, async () => {
     const { client, seen } = await connectSdk();
     try {
         assert.deepEqual(await client.ping(), {});
         const tools = await client.listTools();
-        // no tool is registered yet; later issues add the tidal_* tools here
-        assert.deepEqual(tools, { tools: [] });
+        // a performer (the default role) sees every tool
+        assert.deepEqual(tools.tools.map((t) => t.name).sort(), PERFORMER_TOOLS);
+        for (const t of tools.tools) {
+            assert.equal(typeof t.description, 'string');
+            assert.equal(t.inputSchema.type, 'object');
+        }
         assert.deepEqual(await client.ping(), {});
         assertAllValid(seen);
     } finally {
@@ -132,7 +143,7 @@ test('eight SDK clients work concurrently across two workers', T, async () => {
         }));
         for (const r of results) {
             assert.deepEqual(r.pings, [{}, {}, {}, {}, {}]);
-            assert.deepEqual(r.tools, { tools: [] });
+            assert.deepEqual(r.tools.tools.map((t) => t.name).sort(), PERFORMER_TOOLS);
         }
         for (const { seen } of clients) {
             assertAllValid(seen);

@@ -1,0 +1,430 @@
+/*
+ * ngx_tidal: per-worker fan-out - each worker keeps its clients in a
+ * list, reads new events from the zone's ring once, frames each event
+ * once and queues the same buffer for every client.  Workers wake each
+ * other with one eventfd per worker, created by the master.
+ */
+
+
+#include "ngx_http_tidal.h"
+
+#include <sys/eventfd.h>
+
+
+#define NGX_HTTP_TIDAL_FETCH  64
+
+
+typedef struct {
+    ngx_http_tidal_main_conf_t  *tmcf;
+    ngx_queue_t                  clients;
+    ngx_uint_t                   nclients;
+    uint64_t                     next_seq;
+    ngx_connection_t            *wake;
+    ngx_event_t                  poll;
+} ngx_http_tidal_worker_t;
+
+
+static void ngx_http_tidal_fanout_close_fds(void *data);
+static void ngx_http_tidal_fanout_wake_handler(ngx_event_t *ev);
+static void ngx_http_tidal_fanout_poll_handler(ngx_event_t *ev);
+static ngx_int_t ngx_http_tidal_fanout_restore(ngx_http_tidal_ws_t *ws);
+static void ngx_http_tidal_fanout_replay(ngx_http_tidal_ws_t *ws,
+    uint64_t from);
+
+
+static ngx_http_tidal_worker_t  ngx_http_tidal_worker;
+
+
+/*
+ * The master makes one eventfd per worker before forking, so every
+ * worker can wake every other.  A reload makes a new set for the new
+ * workers; the old set is closed with the old cycle.
+ */
+
+ngx_int_t
+ngx_http_tidal_fanout_init_module(ngx_cycle_t *cycle)
+{
+    ngx_uint_t                   i;
+    ngx_core_conf_t             *ccf;
+    ngx_pool_cleanup_t          *cln;
+    ngx_http_tidal_main_conf_t  *tmcf;
+
+    if (ngx_http_cycle_get_module_main_conf(cycle, ngx_http_module) == NULL) {
+        return NGX_OK;
+    }
+
+    tmcf = ngx_http_cycle_get_module_main_conf(cycle, ngx_tidal_module);
+
+    if (tmcf == NULL || tmcf->shm_zone == NULL) {
+        return NGX_OK;
+    }
+
+    ccf = (ngx_core_conf_t *) ngx_get_conf(cycle->conf_ctx, ngx_core_module);
+
+    tmcf->nwake = ccf->worker_processes;
+    tmcf->wake_fds = ngx_pcalloc(cycle->pool,
+                                 tmcf->nwake * sizeof(ngx_fd_t));
+    if (tmcf->wake_fds == NULL) {
+        return NGX_ERROR;
+    }
+
+    cln = ngx_pool_cleanup_add(cycle->pool, 0);
+    if (cln == NULL) {
+        return NGX_ERROR;
+    }
+
+    for (i = 0; i < tmcf->nwake; i++) {
+        tmcf->wake_fds[i] = -1;
+    }
+
+    cln->handler = ngx_http_tidal_fanout_close_fds;
+    cln->data = tmcf;
+
+    for (i = 0; i < tmcf->nwake; i++) {
+        tmcf->wake_fds[i] = eventfd(0, EFD_NONBLOCK|EFD_CLOEXEC);
+
+        if (tmcf->wake_fds[i] == -1) {
+            ngx_log_error(NGX_LOG_EMERG, cycle->log, ngx_errno,
+                          "tidal: eventfd() failed");
+            return NGX_ERROR;
+        }
+    }
+
+    return NGX_OK;
+}
+
+
+static void
+ngx_http_tidal_fanout_close_fds(void *data)
+{
+    ngx_http_tidal_main_conf_t  *tmcf = data;
+
+    ngx_uint_t  i;
+
+    for (i = 0; i < tmcf->nwake; i++) {
+        if (tmcf->wake_fds[i] != -1) {
+            (void) close(tmcf->wake_fds[i]);
+        }
+    }
+}
+
+
+ngx_int_t
+ngx_http_tidal_fanout_init_process(ngx_cycle_t *cycle)
+{
+    ngx_connection_t            *c;
+    ngx_http_tidal_worker_t     *w;
+    ngx_http_tidal_main_conf_t  *tmcf;
+
+    if (ngx_http_cycle_get_module_main_conf(cycle, ngx_http_module) == NULL) {
+        return NGX_OK;
+    }
+
+    tmcf = ngx_http_cycle_get_module_main_conf(cycle, ngx_tidal_module);
+
+    if (tmcf == NULL || tmcf->shm_zone == NULL) {
+        return NGX_OK;
+    }
+
+    w = &ngx_http_tidal_worker;
+
+    w->tmcf = tmcf;
+    ngx_queue_init(&w->clients);
+    w->next_seq = ngx_http_tidal_zone_last_seq(tmcf) + 1;
+
+    (void) ngx_http_tidal_zone_claim_slot(tmcf, cycle->log);
+
+    /* a safety net: events published by workers of another generation */
+
+    w->poll.handler = ngx_http_tidal_fanout_poll_handler;
+    w->poll.data = w;
+    w->poll.log = cycle->log;
+    w->poll.cancelable = 1;
+
+    ngx_add_timer(&w->poll, 1000);
+
+    if (tmcf->wake_fds == NULL || ngx_worker >= tmcf->nwake) {
+        return NGX_OK;
+    }
+
+    c = ngx_get_connection(tmcf->wake_fds[ngx_worker], cycle->log);
+    if (c == NULL) {
+        return NGX_ERROR;
+    }
+
+    c->read->handler = ngx_http_tidal_fanout_wake_handler;
+    c->read->log = cycle->log;
+    c->read->channel = 1;
+    c->write->channel = 1;
+    c->data = w;
+
+    if (ngx_add_event(c->read, NGX_READ_EVENT, 0) != NGX_OK) {
+        return NGX_ERROR;
+    }
+
+    w->wake = c;
+
+    return NGX_OK;
+}
+
+
+void
+ngx_http_tidal_fanout_wake(ngx_http_tidal_main_conf_t *tmcf)
+{
+    uint64_t    one;
+    ngx_uint_t  i;
+
+    if (tmcf->wake_fds == NULL) {
+        return;
+    }
+
+    one = 1;
+
+    for (i = 0; i < tmcf->nwake; i++) {
+        if (i != ngx_worker) {
+            (void) write(tmcf->wake_fds[i], &one, sizeof(one));
+        }
+    }
+}
+
+
+static void
+ngx_http_tidal_fanout_wake_handler(ngx_event_t *ev)
+{
+    uint64_t                  count;
+    ngx_connection_t         *c;
+    ngx_http_tidal_worker_t  *w;
+
+    c = ev->data;
+    w = c->data;
+
+    while (read(c->fd, &count, sizeof(count)) == sizeof(count)) {
+        /* void */
+    }
+
+    ngx_http_tidal_fanout_deliver(w->tmcf);
+}
+
+
+static void
+ngx_http_tidal_fanout_poll_handler(ngx_event_t *ev)
+{
+    ngx_http_tidal_worker_t  *w = ev->data;
+
+    if (ngx_exiting) {
+        return;
+    }
+
+    ngx_http_tidal_fanout_deliver(w->tmcf);
+
+    ngx_add_timer(ev, 1000);
+}
+
+
+/*
+ * Brings every client of this worker up to the ring's head.  A worker
+ * that finds its next event already overwritten cannot send a hole: its
+ * clients get a snapshot of the whole state instead.
+ */
+
+void
+ngx_http_tidal_fanout_deliver(ngx_http_tidal_main_conf_t *tmcf)
+{
+    uint64_t                  next;
+    ngx_int_t                 rc;
+    ngx_uint_t                i, n, skip;
+    ngx_queue_t              *q, *nq;
+    ngx_http_tidal_ws_t      *ws;
+    ngx_http_tidal_frame_t   *frames[NGX_HTTP_TIDAL_FETCH];
+    ngx_http_tidal_worker_t  *w;
+
+    w = &ngx_http_tidal_worker;
+
+    if (w->tmcf != tmcf) {
+        return;
+    }
+
+    for ( ;; ) {
+
+        rc = ngx_http_tidal_zone_fetch(tmcf, w->next_seq, frames,
+                                       NGX_HTTP_TIDAL_FETCH, &n, &next);
+
+        if (rc == NGX_DECLINED) {
+            ngx_log_error(NGX_LOG_WARN, ngx_cycle->log, 0,
+                          "tidal: this worker fell behind the event ring "
+                          "(next event %uL, head %uL); its clients get a "
+                          "snapshot instead", w->next_seq, next);
+
+            for (q = ngx_queue_head(&w->clients);
+                 q != ngx_queue_sentinel(&w->clients);
+                 q = ngx_queue_next(q))
+            {
+                ws = ngx_queue_data(q, ngx_http_tidal_ws_t, link);
+                (void) ngx_http_tidal_fanout_restore(ws);
+            }
+
+            w->next_seq = next;
+            break;
+        }
+
+        for (q = ngx_queue_head(&w->clients);
+             q != ngx_queue_sentinel(&w->clients);
+             q = ngx_queue_next(q))
+        {
+            ws = ngx_queue_data(q, ngx_http_tidal_ws_t, link);
+
+            /* a client that resumed may already have some of them */
+
+            skip = ws->next_seq > w->next_seq ? ws->next_seq - w->next_seq
+                                              : 0;
+
+            for (i = skip; i < n; i++) {
+                if (ngx_http_tidal_ws_queue(ws, frames[i]) != NGX_OK) {
+                    break;
+                }
+            }
+
+            if (ws->next_seq < next) {
+                ws->next_seq = next;
+            }
+        }
+
+        for (i = 0; i < n; i++) {
+            ngx_http_tidal_frame_release(frames[i]);
+        }
+
+        w->next_seq = next;
+
+        if (rc == NGX_ERROR || n < NGX_HTTP_TIDAL_FETCH) {
+            break;
+        }
+    }
+
+    /* writing may end a client, which takes it out of the list */
+
+    for (q = ngx_queue_head(&w->clients);
+         q != ngx_queue_sentinel(&w->clients);
+         q = nq)
+    {
+        nq = ngx_queue_next(q);
+        ws = ngx_queue_data(q, ngx_http_tidal_ws_t, link);
+
+        if (ws->out) {
+            ngx_http_tidal_ws_after_write(ws);
+        }
+    }
+}
+
+
+/*
+ * Called once the initialize response is queued: from now on the client
+ * gets every event after ws->next_seq - 1.  A resumed client first gets
+ * what it missed since from, or a snapshot when that is gone.
+ */
+
+void
+ngx_http_tidal_fanout_join(ngx_http_tidal_ws_t *ws, uint64_t from)
+{
+    ngx_http_tidal_worker_t  *w;
+
+    w = &ngx_http_tidal_worker;
+
+    ws->joined = 1;
+    ngx_queue_insert_tail(&w->clients, &ws->link);
+    w->nclients++;
+
+    if (from) {
+        ngx_http_tidal_fanout_replay(ws, from);
+    }
+}
+
+
+void
+ngx_http_tidal_fanout_leave(ngx_http_tidal_ws_t *ws)
+{
+    if (ws->joined) {
+        ws->joined = 0;
+        ngx_queue_remove(&ws->link);
+        ngx_http_tidal_worker.nclients--;
+    }
+}
+
+
+uint64_t
+ngx_http_tidal_fanout_position(void)
+{
+    return ngx_http_tidal_worker.next_seq;
+}
+
+
+ngx_uint_t
+ngx_http_tidal_fanout_clients(void)
+{
+    return ngx_http_tidal_worker.nclients;
+}
+
+
+static void
+ngx_http_tidal_fanout_replay(ngx_http_tidal_ws_t *ws, uint64_t from)
+{
+    uint64_t                 next;
+    ngx_int_t                rc;
+    ngx_uint_t               i, n;
+    ngx_http_tidal_frame_t  *frames[NGX_HTTP_TIDAL_FETCH];
+
+    for ( ;; ) {
+
+        rc = ngx_http_tidal_zone_fetch(ws->main_conf, from, frames,
+                                       NGX_HTTP_TIDAL_FETCH, &n, &next);
+
+        if (rc == NGX_DECLINED) {
+            (void) ngx_http_tidal_fanout_restore(ws);
+            return;
+        }
+
+        for (i = 0; i < n; i++) {
+            (void) ngx_http_tidal_ws_queue(ws, frames[i]);
+            ngx_http_tidal_frame_release(frames[i]);
+        }
+
+        ws->next_seq = next;
+        from = next;
+
+        if (rc == NGX_ERROR || n < NGX_HTTP_TIDAL_FETCH) {
+            return;
+        }
+    }
+}
+
+
+/* a session_restore snapshot; the client goes on after what it holds */
+
+static ngx_int_t
+ngx_http_tidal_fanout_restore(ngx_http_tidal_ws_t *ws)
+{
+    char      *text;
+    size_t     len;
+    json_t    *params;
+    uint64_t   seq;
+
+    params = ngx_http_tidal_state_snapshot(ws->main_conf, 50);
+    if (params == NULL) {
+        return NGX_ERROR;
+    }
+
+    seq = (uint64_t) json_integer_value(json_object_get(params, "seq"));
+
+    text = tidal_mcp_notification("notifications/tidal/session_restore",
+                                  params, &len);
+    if (text == NULL) {
+        return NGX_ERROR;
+    }
+
+    ws->next_seq = seq + 1;
+
+    (void) ngx_http_tidal_ws_send_text(ws, (u_char *) text, len);
+
+    free(text);
+
+    return NGX_OK;
+}

@@ -1,0 +1,495 @@
+/*
+ * ngx_tidal: the shared zone - the numbered event ring every worker reads,
+ * and the connection count shared by all workers.
+ */
+
+
+#include "ngx_http_tidal.h"
+
+
+static ngx_int_t ngx_http_tidal_init_zone(ngx_shm_zone_t *shm_zone,
+    void *data);
+static size_t ngx_http_tidal_ring_reserve(ngx_http_tidal_shctx_t *sh,
+    size_t len);
+static ngx_uint_t ngx_http_tidal_zone_reclaim(ngx_http_tidal_shctx_t *sh,
+    ngx_log_t *log);
+
+
+/* the master keeps this across reloads: a fresh zone then means resized */
+static ngx_uint_t  ngx_http_tidal_zone_created;
+
+
+char *
+ngx_http_tidal_zone(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
+{
+    ngx_http_tidal_main_conf_t *tmcf = conf;
+
+    ssize_t     size;
+    ngx_str_t  *value;
+
+    if (tmcf->shm_zone) {
+        return "is duplicate";
+    }
+
+    value = cf->args->elts;
+
+    size = ngx_parse_size(&value[2]);
+
+    if (size == NGX_ERROR) {
+        return "has an invalid size";
+    }
+
+    if (size < (ssize_t) (16 * ngx_pagesize)) {
+        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                           "tidal_zone \"%V\" is too small, at least %uz "
+                           "bytes are needed", &value[1], 16 * ngx_pagesize);
+        return NGX_CONF_ERROR;
+    }
+
+    tmcf->shm_zone = ngx_shared_memory_add(cf, &value[1], size,
+                                           &ngx_tidal_module);
+    if (tmcf->shm_zone == NULL) {
+        return NGX_CONF_ERROR;
+    }
+
+    if (tmcf->shm_zone->data) {
+        return "uses a zone name already used by another tidal_zone";
+    }
+
+    tmcf->shm_zone->init = ngx_http_tidal_init_zone;
+    tmcf->shm_zone->data = tmcf;
+
+    return NGX_CONF_OK;
+}
+
+
+static ngx_int_t
+ngx_http_tidal_init_zone(ngx_shm_zone_t *shm_zone, void *data)
+{
+    ngx_http_tidal_main_conf_t  *otmcf = data;
+
+    size_t                       len;
+    ngx_uint_t                   n;
+    ngx_slab_pool_t             *shpool;
+    ngx_http_tidal_shctx_t      *sh;
+    ngx_http_tidal_main_conf_t  *tmcf;
+
+    tmcf = shm_zone->data;
+
+    if (otmcf) {
+        sh = otmcf->sh;
+
+        if (sh->magic != NGX_HTTP_TIDAL_ZONE_MAGIC
+            || sh->layout != NGX_HTTP_TIDAL_ZONE_LAYOUT)
+        {
+            ngx_log_error(NGX_LOG_EMERG, shm_zone->shm.log, 0,
+                          "tidal_zone \"%V\" was laid out by another "
+                          "version of ngx_tidal; change its size or "
+                          "restart nginx", &shm_zone->shm.name);
+            return NGX_ERROR;
+        }
+
+        tmcf->sh = sh;
+        tmcf->shpool = otmcf->shpool;
+
+        return NGX_OK;
+    }
+
+    shpool = (ngx_slab_pool_t *) shm_zone->shm.addr;
+
+    if (shm_zone->shm.exists) {
+        tmcf->sh = shpool->data;
+        tmcf->shpool = shpool;
+        return NGX_OK;
+    }
+
+    sh = ngx_slab_calloc(shpool, sizeof(ngx_http_tidal_shctx_t));
+    if (sh == NULL) {
+        return NGX_ERROR;
+    }
+
+    shpool->data = sh;
+
+    sh->magic = NGX_HTTP_TIDAL_ZONE_MAGIC;
+    sh->layout = NGX_HTTP_TIDAL_ZONE_LAYOUT;
+
+    /* half of the zone holds events, the rest sessions and state */
+
+    sh->data_size = ngx_align(shm_zone->shm.size / 2 - ngx_pagesize, 8);
+
+    for (n = 64; n < sh->data_size / 128; n <<= 1) { /* void */ }
+
+    sh->nindex = n;
+    sh->data = ngx_slab_alloc(shpool, sh->data_size);
+    sh->index = ngx_slab_calloc(shpool,
+                                n * sizeof(ngx_http_tidal_index_t));
+
+    if (sh->data == NULL || sh->index == NULL) {
+        ngx_log_error(NGX_LOG_EMERG, shm_zone->shm.log, 0,
+                      "tidal_zone \"%V\" is too small for its event ring",
+                      &shm_zone->shm.name);
+        return NGX_ERROR;
+    }
+
+    sh->first_seq = 1;
+    sh->next_seq = 1;
+
+    ngx_rbtree_init(&sh->sessions, &sh->sentinel,
+                    ngx_rbtree_insert_value);
+    ngx_queue_init(&sh->session_lru);
+
+    len = sizeof(" in tidal_zone \"\"") + shm_zone->shm.name.len;
+
+    shpool->log_ctx = ngx_slab_alloc(shpool, len);
+    if (shpool->log_ctx == NULL) {
+        return NGX_ERROR;
+    }
+
+    ngx_sprintf(shpool->log_ctx, " in tidal_zone \"%V\"%Z",
+                &shm_zone->shm.name);
+
+    tmcf->sh = sh;
+    tmcf->shpool = shpool;
+
+    if (ngx_http_tidal_zone_created) {
+        ngx_log_error(NGX_LOG_NOTICE, shm_zone->shm.log, 0,
+                      "tidal_zone \"%V\" was created anew because its "
+                      "size changed; events and sessions start over, "
+                      "state is reseeded from the state file",
+                      &shm_zone->shm.name);
+    }
+
+    ngx_http_tidal_zone_created = 1;
+
+    return ngx_http_tidal_state_load(tmcf, shm_zone->shm.log);
+}
+
+
+/*
+ * Appends one event as the complete JSON-RPC notification text, so that
+ * readers only copy and frame it.  The number is given under the lock,
+ * which makes the ring's order the order everyone sees.
+ */
+
+ngx_int_t
+ngx_http_tidal_zone_publish(ngx_http_tidal_main_conf_t *tmcf,
+    const char *type, json_t *fields, ngx_log_t *log, uint64_t *seqp)
+{
+    char                    *text;
+    u_char                  *p, *start;
+    size_t                   len, rest, tlen, offset;
+    uint64_t                 seq, ms;
+    ngx_time_t              *tp;
+    ngx_http_tidal_index_t  *ix;
+    ngx_http_tidal_shctx_t  *sh;
+
+    sh = tmcf->sh;
+
+    text = json_dumps(fields, JSON_COMPACT);
+    if (text == NULL) {
+        return NGX_ERROR;
+    }
+
+    /* the fields go inside params, after type, seq and timestamp */
+
+    rest = ngx_strlen(text) - 2;
+    tlen = ngx_strlen(type);
+
+    len = sizeof("{\"jsonrpc\":\"2.0\",\"method\":\"notifications/tidal/")
+          + tlen + sizeof("\",\"params\":{\"type\":\"") + tlen
+          + sizeof("\",\"seq\":") + NGX_INT64_LEN
+          + sizeof(",\"timestamp\":") + NGX_INT64_LEN
+          + 1 + rest + sizeof("}}");
+
+    if (len > sh->data_size / 4) {
+        ngx_free(text);
+        return NGX_DECLINED;
+    }
+
+    tp = ngx_timeofday();
+    ms = (uint64_t) tp->sec * 1000 + tp->msec;
+
+    ngx_shmtx_lock(&tmcf->shpool->mutex);
+
+    seq = sh->next_seq;
+    offset = ngx_http_tidal_ring_reserve(sh, len);
+
+    start = sh->data + offset;
+
+    p = ngx_sprintf(start, "{\"jsonrpc\":\"2.0\","
+                           "\"method\":\"notifications/tidal/%s\","
+                           "\"params\":{\"type\":\"%s\",\"seq\":%uL,"
+                           "\"timestamp\":%uL",
+                    type, type, seq, ms);
+
+    if (rest) {
+        *p++ = ',';
+        p = ngx_cpymem(p, text + 1, rest);
+    }
+
+    *p++ = '}';
+    *p++ = '}';
+
+    ix = &sh->index[seq & (sh->nindex - 1)];
+    ix->seq = seq;
+    ix->offset = (uint32_t) offset;
+    ix->len = (uint32_t) (p - start);
+
+    sh->head = ngx_align(offset + ix->len, 8);
+    sh->next_seq = seq + 1;
+
+    if (tp->sec != sh->rate_time) {
+        sh->rate = (tp->sec == sh->rate_time + 1) ? seq - sh->rate_seq : 0;
+        sh->rate_time = tp->sec;
+        sh->rate_seq = seq;
+    }
+
+    ngx_shmtx_unlock(&tmcf->shpool->mutex);
+
+    ngx_free(text);
+
+    ngx_log_debug2(NGX_LOG_DEBUG_HTTP, log, 0,
+                   "tidal: published %s #%uL", type, seq);
+
+    if (seqp) {
+        *seqp = seq;
+    }
+
+    ngx_http_tidal_fanout_deliver(tmcf);
+    ngx_http_tidal_fanout_wake(tmcf);
+
+    return NGX_OK;
+}
+
+
+/*
+ * Finds room for len bytes at head, wrapping to the start when the end
+ * is too short, and forgets the oldest events that room overlaps.
+ * Events lie in the buffer in the order of their numbers, so the oldest
+ * is always the next to be overwritten.
+ */
+
+static size_t
+ngx_http_tidal_ring_reserve(ngx_http_tidal_shctx_t *sh, size_t len)
+{
+    size_t                   head, wrap;
+    ngx_http_tidal_index_t  *ix;
+
+    head = sh->head;
+    wrap = sh->data_size;
+
+    if (head + len > sh->data_size) {
+        wrap = head;
+        head = 0;
+    }
+
+    while (sh->first_seq < sh->next_seq) {
+        ix = &sh->index[sh->first_seq & (sh->nindex - 1)];
+
+        if (sh->next_seq - sh->first_seq >= sh->nindex
+            || ix->offset >= wrap
+            || (ix->offset < head + len && ix->offset + ix->len > head))
+        {
+            sh->first_seq++;
+            continue;
+        }
+
+        break;
+    }
+
+    return head;
+}
+
+
+/*
+ * Copies up to max events starting at from into frames ready to queue;
+ * *next is the number after the last one copied.  NGX_DECLINED: from has
+ * already left the ring, or was never published.
+ */
+
+ngx_int_t
+ngx_http_tidal_zone_fetch(ngx_http_tidal_main_conf_t *tmcf, uint64_t from,
+    ngx_http_tidal_frame_t **frames, ngx_uint_t max, ngx_uint_t *n,
+    uint64_t *next)
+{
+    u_char                  *payload;
+    uint64_t                 seq;
+    ngx_int_t                rc;
+    ngx_http_tidal_index_t  *ix;
+    ngx_http_tidal_shctx_t  *sh;
+
+    sh = tmcf->sh;
+    rc = NGX_OK;
+    *n = 0;
+
+    ngx_shmtx_lock(&tmcf->shpool->mutex);
+
+    if (from < sh->first_seq || from > sh->next_seq) {
+        *next = sh->next_seq;
+        rc = NGX_DECLINED;
+        goto done;
+    }
+
+    for (seq = from; seq < sh->next_seq && *n < max; seq++) {
+        ix = &sh->index[seq & (sh->nindex - 1)];
+
+        frames[*n] = ngx_http_tidal_frame_alloc(TIDAL_WS_OP_TEXT, ix->len,
+                                                &payload, ngx_cycle->log);
+        if (frames[*n] == NULL) {
+            rc = NGX_ERROR;
+            break;
+        }
+
+        ngx_memcpy(payload, sh->data + ix->offset, ix->len);
+        (*n)++;
+    }
+
+    *next = seq;
+
+done:
+
+    ngx_shmtx_unlock(&tmcf->shpool->mutex);
+
+    return rc;
+}
+
+
+uint64_t
+ngx_http_tidal_zone_last_seq(ngx_http_tidal_main_conf_t *tmcf)
+{
+    uint64_t  seq;
+
+    ngx_shmtx_lock(&tmcf->shpool->mutex);
+    seq = tmcf->sh->next_seq - 1;
+    ngx_shmtx_unlock(&tmcf->shpool->mutex);
+
+    return seq;
+}
+
+
+/* this worker's slot: a free one, or one whose process is gone */
+
+static ngx_http_tidal_slot_t  *ngx_http_tidal_my_slot;
+
+
+ngx_int_t
+ngx_http_tidal_zone_claim_slot(ngx_http_tidal_main_conf_t *tmcf,
+    ngx_log_t *log)
+{
+    ngx_uint_t               i;
+    ngx_http_tidal_slot_t   *slot;
+    ngx_http_tidal_shctx_t  *sh;
+
+    sh = tmcf->sh;
+
+    (void) ngx_http_tidal_zone_reclaim(sh, log);
+
+    for (i = 0; i < NGX_HTTP_TIDAL_WORKER_SLOTS; i++) {
+        slot = &sh->slots[i];
+
+        if (slot->pid == 0 && ngx_atomic_cmp_set(&slot->pid, 0, ngx_pid)) {
+            slot->clients = 0;
+            ngx_http_tidal_my_slot = slot;
+            return NGX_OK;
+        }
+    }
+
+    ngx_log_error(NGX_LOG_WARN, log, 0,
+                  "tidal: no free worker slot in the zone; this worker's "
+                  "clients are counted but not shown per worker");
+
+    return NGX_DECLINED;
+}
+
+
+/*
+ * Counts one connection before the 101; NGX_BUSY at the limit.  The slot
+ * remembers which process holds it, so a worker killed with SIGKILL
+ * gives its count back.
+ */
+
+ngx_int_t
+ngx_http_tidal_zone_acquire(ngx_http_tidal_main_conf_t *tmcf,
+    ngx_http_tidal_slot_t **slot, ngx_log_t *log)
+{
+    ngx_uint_t               n, tries;
+    ngx_http_tidal_shctx_t  *sh;
+
+    sh = tmcf->sh;
+
+    for (tries = 0; /* void */; tries++) {
+
+        n = ngx_atomic_fetch_add(&sh->connections, 1);
+
+        if (tmcf->max_connections == 0 || n < tmcf->max_connections) {
+            break;
+        }
+
+        (void) ngx_atomic_fetch_add(&sh->connections, -1);
+
+        if (tries || ngx_http_tidal_zone_reclaim(sh, log) == 0) {
+            return NGX_BUSY;
+        }
+    }
+
+    *slot = ngx_http_tidal_my_slot;
+
+    if (*slot) {
+        (void) ngx_atomic_fetch_add(&(*slot)->clients, 1);
+    }
+
+    return NGX_OK;
+}
+
+
+void
+ngx_http_tidal_zone_release(ngx_http_tidal_main_conf_t *tmcf,
+    ngx_http_tidal_slot_t *slot)
+{
+    (void) ngx_atomic_fetch_add(&tmcf->sh->connections, -1);
+
+    if (slot) {
+        (void) ngx_atomic_fetch_add(&slot->clients, -1);
+    }
+}
+
+
+static ngx_uint_t
+ngx_http_tidal_zone_reclaim(ngx_http_tidal_shctx_t *sh, ngx_log_t *log)
+{
+    ngx_pid_t                pid;
+    ngx_uint_t               i, n, clients;
+    ngx_http_tidal_slot_t   *slot;
+
+    n = 0;
+
+    for (i = 0; i < NGX_HTTP_TIDAL_WORKER_SLOTS; i++) {
+        slot = &sh->slots[i];
+        pid = (ngx_pid_t) slot->pid;
+
+        if (pid == 0 || pid == ngx_pid
+            || kill(pid, 0) == 0 || ngx_errno != NGX_ESRCH)
+        {
+            continue;
+        }
+
+        clients = slot->clients;
+
+        if (!ngx_atomic_cmp_set(&slot->pid, pid, 0)) {
+            continue;
+        }
+
+        slot->clients = 0;
+
+        if (clients) {
+            (void) ngx_atomic_fetch_add(&sh->connections, -clients);
+
+            ngx_log_error(NGX_LOG_NOTICE, log, 0,
+                          "tidal: reclaimed %ui connections of the exited "
+                          "worker %P", clients, pid);
+            n += clients;
+        }
+    }
+
+    return n;
+}
