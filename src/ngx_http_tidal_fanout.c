@@ -257,8 +257,9 @@ ngx_http_tidal_fanout_deliver(ngx_http_tidal_main_conf_t *tmcf)
 
             for (q = ngx_queue_head(&w->clients);
                  q != ngx_queue_sentinel(&w->clients);
-                 q = ngx_queue_next(q))
+                 q = nq)
             {
+                nq = ngx_queue_next(q);
                 ws = ngx_queue_data(q, ngx_http_tidal_ws_t, link);
                 (void) ngx_http_tidal_fanout_restore(ws);
             }
@@ -267,10 +268,13 @@ ngx_http_tidal_fanout_deliver(ngx_http_tidal_main_conf_t *tmcf)
             break;
         }
 
+        /* a client whose queue overflows leaves the list on the way */
+
         for (q = ngx_queue_head(&w->clients);
              q != ngx_queue_sentinel(&w->clients);
-             q = ngx_queue_next(q))
+             q = nq)
         {
+            nq = ngx_queue_next(q);
             ws = ngx_queue_data(q, ngx_http_tidal_ws_t, link);
 
             /* a client that resumed may already have some of them */
@@ -300,17 +304,21 @@ ngx_http_tidal_fanout_deliver(ngx_http_tidal_main_conf_t *tmcf)
         }
     }
 
-    /* writing may end a client, which takes it out of the list */
+    /*
+     * Writing may end a client, and the publisher may be one of them in
+     * the middle of its own handler: the writes run as posted events,
+     * one per client however many events arrived.
+     */
 
     for (q = ngx_queue_head(&w->clients);
          q != ngx_queue_sentinel(&w->clients);
-         q = nq)
+         q = ngx_queue_next(q))
     {
-        nq = ngx_queue_next(q);
         ws = ngx_queue_data(q, ngx_http_tidal_ws_t, link);
 
-        if (ws->out) {
-            ngx_http_tidal_ws_after_write(ws);
+        if (ws->out && !ws->request->connection->write->posted) {
+            ngx_post_event(ws->request->connection->write,
+                           &ngx_posted_events);
         }
     }
 }

@@ -643,6 +643,12 @@ ngx_http_tidal_ws_close(ngx_http_tidal_ws_t *ws, ngx_uint_t code,
     }
 
     ngx_http_tidal_fanout_leave(ws);
+
+    /* whoever closed may not write now (a broadcast, for one) */
+
+    if (!ws->request->connection->write->posted) {
+        ngx_post_event(ws->request->connection->write, &ngx_posted_events);
+    }
 }
 
 
