@@ -24,6 +24,8 @@ typedef struct {
 } ngx_http_tidal_worker_t;
 
 
+static ngx_http_tidal_main_conf_t *ngx_http_tidal_fanout_conf(
+    ngx_cycle_t *cycle);
 static void ngx_http_tidal_fanout_close_fds(void *data);
 static void ngx_http_tidal_fanout_wake_handler(ngx_event_t *ev);
 static void ngx_http_tidal_fanout_poll_handler(ngx_event_t *ev);
@@ -33,6 +35,27 @@ static void ngx_http_tidal_fanout_replay(ngx_http_tidal_ws_t *ws,
 
 
 static ngx_http_tidal_worker_t  ngx_http_tidal_worker;
+
+
+/* the configuration with a zone, or NULL where fan-out has no work */
+
+static ngx_http_tidal_main_conf_t *
+ngx_http_tidal_fanout_conf(ngx_cycle_t *cycle)
+{
+    ngx_http_tidal_main_conf_t  *tmcf;
+
+    if (ngx_http_cycle_get_module_main_conf(cycle, ngx_http_module) == NULL) {
+        return NULL;
+    }
+
+    tmcf = ngx_http_cycle_get_module_main_conf(cycle, ngx_tidal_module);
+
+    if (tmcf == NULL || tmcf->shm_zone == NULL) {
+        return NULL;
+    }
+
+    return tmcf;
+}
 
 
 /*
@@ -49,13 +72,9 @@ ngx_http_tidal_fanout_init_module(ngx_cycle_t *cycle)
     ngx_pool_cleanup_t          *cln;
     ngx_http_tidal_main_conf_t  *tmcf;
 
-    if (ngx_http_cycle_get_module_main_conf(cycle, ngx_http_module) == NULL) {
-        return NGX_OK;
-    }
+    tmcf = ngx_http_tidal_fanout_conf(cycle);
 
-    tmcf = ngx_http_cycle_get_module_main_conf(cycle, ngx_tidal_module);
-
-    if (tmcf == NULL || tmcf->shm_zone == NULL) {
+    if (tmcf == NULL) {
         return NGX_OK;
     }
 
@@ -116,13 +135,9 @@ ngx_http_tidal_fanout_init_process(ngx_cycle_t *cycle)
     ngx_http_tidal_worker_t     *w;
     ngx_http_tidal_main_conf_t  *tmcf;
 
-    if (ngx_http_cycle_get_module_main_conf(cycle, ngx_http_module) == NULL) {
-        return NGX_OK;
-    }
+    tmcf = ngx_http_tidal_fanout_conf(cycle);
 
-    tmcf = ngx_http_cycle_get_module_main_conf(cycle, ngx_tidal_module);
-
-    if (tmcf == NULL || tmcf->shm_zone == NULL) {
+    if (tmcf == NULL) {
         return NGX_OK;
     }
 

@@ -19,6 +19,7 @@
 
 static json_t *ngx_http_tidal_tool_text(ngx_uint_t error, const char *text,
     json_t *structured);
+static json_t *ngx_http_tidal_tool_structured(json_t *structured);
 static json_t *ngx_http_tidal_tool_say(ngx_http_tidal_ws_t *ws,
     json_t *args);
 static json_t *ngx_http_tidal_tool_get_state(ngx_http_tidal_ws_t *ws);
@@ -166,8 +167,7 @@ ngx_http_tidal_tool_say(ngx_http_tidal_ws_t *ws, json_t *args)
 static json_t *
 ngx_http_tidal_tool_get_state(ngx_http_tidal_ws_t *ws)
 {
-    char      *text;
-    json_t    *state, *structured, *result;
+    json_t    *state, *structured;
     uint64_t   seq;
 
     state = ngx_http_tidal_state_get(ws->main_conf, &seq);
@@ -182,28 +182,14 @@ ngx_http_tidal_tool_get_state(ngx_http_tidal_ws_t *ws)
                            "ghci", "not running");
     json_decref(state);
 
-    if (structured == NULL) {
-        return NULL;
-    }
-
-    text = json_dumps(structured, JSON_COMPACT);
-    if (text == NULL) {
-        json_decref(structured);
-        return NULL;
-    }
-
-    result = ngx_http_tidal_tool_text(0, text, structured);
-    free(text);
-
-    return result;
+    return ngx_http_tidal_tool_structured(structured);
 }
 
 
 static json_t *
 ngx_http_tidal_tool_get_history(ngx_http_tidal_ws_t *ws, json_t *args)
 {
-    char        *text;
-    json_t      *limit, *state, *tail, *structured, *result;
+    json_t      *limit, *state, *tail;
     uint64_t     seq;
     json_int_t   max;
 
@@ -231,7 +217,19 @@ ngx_http_tidal_tool_get_history(ngx_http_tidal_ws_t *ws, json_t *args)
 
     json_decref(state);
 
-    structured = json_pack("{s:o*}", "history", tail);
+    return ngx_http_tidal_tool_structured(json_pack("{s:o*}", "history",
+                                                    tail));
+}
+
+
+/* a result whose text is the structured content itself (stolen) */
+
+static json_t *
+ngx_http_tidal_tool_structured(json_t *structured)
+{
+    char    *text;
+    json_t  *result;
+
     if (structured == NULL) {
         return NULL;
     }
