@@ -13,8 +13,10 @@ NGX_VER    := 1.22.1
 ASAN_TREE  := $(BUILD)/asan/nginx-$(NGX_VER)
 ASAN_NGINX := $(ASAN_TREE)/objs/nginx
 
-PURE_SRCS  := src/tidal_utf8.c src/tidal_ws.c src/tidal_mcp.c src/tidal_state.c
-PURE_HDRS  := src/tidal_utf8.h src/tidal_ws.h src/tidal_mcp.h src/tidal_state.h
+PURE_SRCS  := src/tidal_utf8.c src/tidal_ws.c src/tidal_mcp.c src/tidal_state.c \
+              src/tidal_tools.c
+PURE_HDRS  := src/tidal_utf8.h src/tidal_ws.h src/tidal_mcp.h src/tidal_state.h \
+              src/tidal_tools.h
 MODULE_SRCS := ngx_tidal_module.c $(wildcard src/ngx_http_tidal*.c) \
                $(wildcard src/ngx_http_tidal*.h) $(PURE_SRCS) $(PURE_HDRS)
 
@@ -116,3 +118,48 @@ asan: asan-build
 
 clean:
 	rm -rf $(BUILD)
+
+# -- the helper ------------------------------------------------------------
+# tidal-helper (src/helper/) supervises GHCi running Tidal; `tidal-helper
+# --stdio` is a standalone MCP server.  Running it needs ghc and Tidal
+# (helper-deps); the sandbox (src/tidal_pattern.c) has its own unit test
+# and fuzzer.
+
+HELPER_BIN    := $(BUILD)/helper/tidal-helper
+HELPER_BOOT   := $(CURDIR)/src/helper/BootTidal.hs
+HELPER_SRCS   := $(wildcard src/helper/*.c) src/tidal_mcp.c src/tidal_state.c \
+                 src/tidal_pattern.c src/tidal_utf8.c src/tidal_tools.c
+HELPER_HDRS   := $(wildcard src/helper/*.h) src/tidal_mcp.h src/tidal_state.h \
+                 src/tidal_pattern.h src/tidal_utf8.h src/tidal_tools.h
+HELPER_CFLAGS := -std=c99 -D_GNU_SOURCE -O2 -g -Wall -Wextra -Werror \
+                 -Wpointer-arith -Wno-unused-parameter -Isrc -Isrc/helper \
+                 -DTIDAL_HELPER_BOOT='"$(HELPER_BOOT)"'
+HELPER_PKGS   := ghc libghc-tidal-dev
+
+.PHONY: helper helper-deps
+
+build: $(HELPER_BIN)
+
+helper: $(HELPER_BIN)
+
+$(HELPER_BIN): $(HELPER_SRCS) $(HELPER_HDRS)
+	@mkdir -p $(@D)
+	$(CC) $(HELPER_CFLAGS) -o $@ $(HELPER_SRCS) -ljansson -lm
+
+helper-deps:
+	@t/tools/apt-ensure $(HELPER_PKGS)
+
+test-deps: helper-deps
+
+$(BUILD)/unit/test_pattern: t/unit/test_pattern.c t/unit/unit.h \
+                            $(PURE_SRCS) $(PURE_HDRS) src/tidal_pattern.c \
+                            src/tidal_pattern.h
+	@mkdir -p $(@D)
+	$(CC) $(UNIT_CFLAGS) -o $@ $< $(PURE_SRCS) src/tidal_pattern.c \
+	    -ljansson -lcrypto
+
+$(BUILD)/fuzz/fuzz_pattern: t/fuzz/fuzz_pattern.c $(PURE_SRCS) $(PURE_HDRS) \
+                            src/tidal_pattern.c src/tidal_pattern.h
+	@mkdir -p $(@D)
+	clang $(FUZZ_CFLAGS) -o $@ $< $(PURE_SRCS) src/tidal_pattern.c \
+	    -ljansson -lcrypto

@@ -1,21 +1,16 @@
 /*
- * ngx_tidal: the MCP tools - their table (names, schemas, least role)
- * and the ones a worker answers itself.  The music tools need the GHCi
- * helper and say so until it exists.
+ * ngx_tidal: the MCP tools a worker answers itself (their table is
+ * src/tidal_tools.c).  The music tools need the GHCi helper and say so
+ * until it exists.
  */
 
 
 #include "ngx_http_tidal.h"
 #include "tidal_state.h"
+#include "tidal_tools.h"
 
 
 #define NGX_HTTP_TIDAL_SAY_MAX  1000
-
-#define NGX_HTTP_TIDAL_CHANNEL_SCHEMA                                         \
-    "{\"type\":\"object\",\"properties\":{\"channel\":{\"type\":\"string\","   \
-    "\"pattern\":\"^d([1-9]|1[0-6])$\",\"description\":\"d1 .. d16\"}},"       \
-    "\"required\":[\"channel\"]}"
-
 
 static json_t *ngx_http_tidal_tool_text(ngx_uint_t error, const char *text,
     json_t *structured);
@@ -27,68 +22,13 @@ static json_t *ngx_http_tidal_tool_get_history(ngx_http_tidal_ws_t *ws,
     json_t *args);
 
 
-static const tidal_mcp_tool_t  ngx_http_tidal_tools[] = {
-
-    { "tidal_get_state",
-      "The room as it is: every channel's pattern, mute and solo, the "
-      "tempo, and the number of the last event.",
-      "{\"type\":\"object\",\"properties\":{}}",
-      TIDAL_ROLE_LISTENER },
-
-    { "tidal_get_history",
-      "Who evaluated what and when, newest last, errors included.",
-      "{\"type\":\"object\",\"properties\":{\"limit\":{\"type\":\"integer\","
-      "\"minimum\":1,\"maximum\":1000,\"default\":50}}}",
-      TIDAL_ROLE_LISTENER },
-
-    { "tidal_say",
-      "Send a chat line to everyone in the room.",
-      "{\"type\":\"object\",\"properties\":{\"text\":{\"type\":\"string\","
-      "\"minLength\":1,\"maxLength\":1000}},\"required\":[\"text\"]}",
-      TIDAL_ROLE_PERFORMER },
-
-    { "tidal_eval",
-      "Play a pattern on a channel (d1 .. d16).",
-      "{\"type\":\"object\",\"properties\":{\"channel\":{\"type\":\"string\","
-      "\"pattern\":\"^d([1-9]|1[0-6])$\"},\"pattern\":{\"type\":\"string\"}},"
-      "\"required\":[\"channel\",\"pattern\"]}",
-      TIDAL_ROLE_PERFORMER },
-
-    { "tidal_hush",
-      "Silence every channel.",
-      "{\"type\":\"object\",\"properties\":{}}",
-      TIDAL_ROLE_PERFORMER },
-
-    { "tidal_silence", "Silence one channel.",
-      NGX_HTTP_TIDAL_CHANNEL_SCHEMA, TIDAL_ROLE_PERFORMER },
-
-    { "tidal_solo", "Solo one channel.",
-      NGX_HTTP_TIDAL_CHANNEL_SCHEMA, TIDAL_ROLE_PERFORMER },
-
-    { "tidal_unsolo", "Take a channel out of solo.",
-      NGX_HTTP_TIDAL_CHANNEL_SCHEMA, TIDAL_ROLE_PERFORMER },
-
-    { "tidal_mute", "Mute one channel.",
-      NGX_HTTP_TIDAL_CHANNEL_SCHEMA, TIDAL_ROLE_PERFORMER },
-
-    { "tidal_unmute", "Unmute one channel.",
-      NGX_HTTP_TIDAL_CHANNEL_SCHEMA, TIDAL_ROLE_PERFORMER },
-
-    { "tidal_set_tempo",
-      "Set the tempo, in cycles per second (cps) or beats per minute "
-      "(bpm, four beats to a cycle).",
-      "{\"type\":\"object\",\"properties\":{\"cps\":{\"type\":\"number\","
-      "\"exclusiveMinimum\":0},\"bpm\":{\"type\":\"number\","
-      "\"exclusiveMinimum\":0}}}",
-      TIDAL_ROLE_PERFORMER }
-};
-
+/* the tool table is shared with tidal-helper --stdio: src/tidal_tools.c */
 
 const tidal_mcp_server_t  ngx_http_tidal_mcp_server = {
     "ngx_tidal",
     NGX_TIDAL_VERSION,
-    ngx_http_tidal_tools,
-    sizeof(ngx_http_tidal_tools) / sizeof(ngx_http_tidal_tools[0])
+    tidal_tools,
+    TIDAL_TOOLS_N
 };
 
 

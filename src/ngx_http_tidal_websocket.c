@@ -728,7 +728,6 @@ ngx_http_tidal_ws_flush(ngx_http_tidal_ws_t *ws)
             }
 
             sent -= left;
-            o->sent += left;
             ngx_http_tidal_ws_dequeue(ws);
         }
 

@@ -11,6 +11,12 @@
 /* bytes of a client's method or tool name quoted back in an error */
 #define TIDAL_MCP_NAME_MAX     64
 #define TIDAL_MCP_MESSAGE_MAX  320
+/* bytes of a client's resource uri quoted back in an error message */
+#define TIDAL_MCP_URI_MAX      128
+/* room for any int, so that compilers need not prove a channel's range */
+#define TIDAL_MCP_INT_LEN      (sizeof("-2147483648") - 1)
+#define TIDAL_MCP_CHANNEL_URI_LEN                                            \
+    (sizeof(TIDAL_MCP_CHANNEL_URI) + TIDAL_MCP_INT_LEN)
 
 
 typedef int (*tidal_mcp_handler_pt)(tidal_mcp_session_t *s, json_t *id,
@@ -48,6 +54,21 @@ static int tidal_mcp_tools_call(tidal_mcp_session_t *s, json_t *id,
     json_t *params, tidal_mcp_out_t *out);
 static int tidal_mcp_set_level(tidal_mcp_session_t *s, json_t *id,
     json_t *params, tidal_mcp_out_t *out);
+static int tidal_mcp_resources_list(tidal_mcp_session_t *s, json_t *id,
+    json_t *params, tidal_mcp_out_t *out);
+static int tidal_mcp_resource_templates(tidal_mcp_session_t *s, json_t *id,
+    json_t *params, tidal_mcp_out_t *out);
+static int tidal_mcp_resources_read(tidal_mcp_session_t *s, json_t *id,
+    json_t *params, tidal_mcp_out_t *out);
+static int tidal_mcp_subscribe(tidal_mcp_session_t *s, json_t *id,
+    json_t *params, tidal_mcp_out_t *out);
+static int tidal_mcp_unsubscribe(tidal_mcp_session_t *s, json_t *id,
+    json_t *params, tidal_mcp_out_t *out);
+static int tidal_mcp_subscription(tidal_mcp_session_t *s, json_t *id,
+    json_t *params, tidal_mcp_out_t *out, unsigned on);
+static int tidal_mcp_channel_param(json_t *id, json_t *params,
+    tidal_mcp_out_t *out);
+static void tidal_mcp_channel_uri(char *dst, int channel);
 static json_t *tidal_mcp_tool_schema(const tidal_mcp_tool_t *tool);
 static const tidal_mcp_tool_t *tidal_mcp_tool_find(
     const tidal_mcp_server_t *server, const char *name);
@@ -56,6 +77,8 @@ static int tidal_mcp_result(tidal_mcp_out_t *out, json_t *id,
     json_t *result);
 static int tidal_mcp_error(tidal_mcp_out_t *out, json_t *id, int code,
     const char *fmt, ...);
+static char *tidal_mcp_error_response(json_t *id, int code,
+    const char *message, json_t *data, size_t *len);
 static char *tidal_mcp_response(json_t *id, const char *member,
     json_t *value, size_t *len);
 static char *tidal_mcp_dump(json_t *msg, size_t *len);
@@ -90,7 +113,12 @@ static const tidal_mcp_method_t  tidal_mcp_methods[] = {
     { "ping", tidal_mcp_ping, 1 },
     { "tools/list", tidal_mcp_tools_list, 0 },
     { "tools/call", tidal_mcp_tools_call, 0 },
-    { "logging/setLevel", tidal_mcp_set_level, 0 }
+    { "logging/setLevel", tidal_mcp_set_level, 0 },
+    { "resources/list", tidal_mcp_resources_list, 0 },
+    { "resources/templates/list", tidal_mcp_resource_templates, 0 },
+    { "resources/read", tidal_mcp_resources_read, 0 },
+    { "resources/subscribe", tidal_mcp_subscribe, 0 },
+    { "resources/unsubscribe", tidal_mcp_unsubscribe, 0 }
 };
 
 
@@ -357,11 +385,13 @@ tidal_mcp_initialize(tidal_mcp_session_t *s, json_t *id, json_t *params,
         server_version = s->server->version;
     }
 
-    result = json_pack("{s:s, s:{s:{s:b}, s:{}}, s:{s:s, s:s}, s:s}",
+    result = json_pack("{s:s, s:{s:{s:b}, s:{}, s:{s:b, s:b}},"
+                       " s:{s:s, s:s}, s:s}",
                        "protocolVersion", version,
                        "capabilities",
                            "tools", "listChanged", 0,
                            "logging",
+                           "resources", "subscribe", 1, "listChanged", 0,
                        "serverInfo",
                            "name", server_name,
                            "version", server_version,
@@ -583,6 +613,289 @@ tidal_mcp_set_level(tidal_mcp_session_t *s, json_t *id, json_t *params,
 }
 
 
+static int
+tidal_mcp_resources_list(tidal_mcp_session_t *s, json_t *id,
+    json_t *params, tidal_mcp_out_t *out)
+{
+    int      n;
+    char     uri[TIDAL_MCP_CHANNEL_URI_LEN], name[TIDAL_MCP_INT_LEN + 2],
+             title[TIDAL_MCP_INT_LEN + 10], description[128];
+    json_t  *resources, *item, *result;
+
+    (void) s;
+    (void) params;
+
+    resources = json_array();
+    if (resources == NULL) {
+        return -1;
+    }
+
+    /* sixteen fixed entries: a cursor is ignored, one page holds all */
+    for (n = 1; n <= TIDAL_MCP_CHANNELS; n++) {
+        tidal_mcp_channel_uri(uri, n);
+        snprintf(name, sizeof(name), "d%d", n);
+        snprintf(title, sizeof(title), "Channel d%d", n);
+        snprintf(description, sizeof(description),
+                 "The pattern playing on d%d (null when silent) and "
+                 "whether it is muted or soloed", n);
+
+        item = json_pack("{s:s, s:s, s:s, s:s, s:s}",
+                         "uri", uri, "name", name, "title", title,
+                         "description", description,
+                         "mimeType", "application/json");
+
+        if (item == NULL || json_array_append_new(resources, item) != 0) {
+            json_decref(resources);
+            return -1;
+        }
+    }
+
+    result = json_pack("{s:o}", "resources", resources);
+    if (result == NULL) {
+        return -1;
+    }
+
+    return tidal_mcp_result(out, id, result);
+}
+
+
+static int
+tidal_mcp_resource_templates(tidal_mcp_session_t *s, json_t *id,
+    json_t *params, tidal_mcp_out_t *out)
+{
+    json_t  *result;
+
+    (void) s;
+    (void) params;
+
+    result = json_pack("{s:[]}", "resourceTemplates");
+    if (result == NULL) {
+        return -1;
+    }
+
+    return tidal_mcp_result(out, id, result);
+}
+
+
+static int
+tidal_mcp_resources_read(tidal_mcp_session_t *s, json_t *id,
+    json_t *params, tidal_mcp_out_t *out)
+{
+    int      channel;
+    char    *text;
+    json_t  *state, *result;
+
+    channel = tidal_mcp_channel_param(id, params, out);
+    if (channel <= 0) {
+        return channel;
+    }
+
+    if (s->resource_hook != NULL) {
+        state = s->resource_hook(s, channel);
+
+    } else {
+        state = json_pack("{s:n, s:b, s:b}",
+                          "pattern", "muted", 0, "soloed", 0);
+    }
+
+    if (!json_is_object(state)) {
+        json_decref(state);
+
+        /* the transport could not say: an answer, not a dropped socket */
+        return tidal_mcp_error(out, id, TIDAL_MCP_INTERNAL_ERROR,
+                               "Internal error: the state of channel d%d "
+                               "is unavailable", channel);
+    }
+
+    text = tidal_mcp_dump(state, NULL);
+    if (text == NULL) {
+        return -1;
+    }
+
+    result = json_pack("{s:[{s:O, s:s, s:s}]}",
+                       "contents",
+                           "uri", json_object_get(params, "uri"),
+                           "mimeType", "application/json",
+                           "text", text);
+
+    free(text);
+
+    if (result == NULL) {
+        return -1;
+    }
+
+    return tidal_mcp_result(out, id, result);
+}
+
+
+static int
+tidal_mcp_subscribe(tidal_mcp_session_t *s, json_t *id, json_t *params,
+    tidal_mcp_out_t *out)
+{
+    return tidal_mcp_subscription(s, id, params, out, 1);
+}
+
+
+static int
+tidal_mcp_unsubscribe(tidal_mcp_session_t *s, json_t *id, json_t *params,
+    tidal_mcp_out_t *out)
+{
+    return tidal_mcp_subscription(s, id, params, out, 0);
+}
+
+
+static int
+tidal_mcp_subscription(tidal_mcp_session_t *s, json_t *id, json_t *params,
+    tidal_mcp_out_t *out, unsigned on)
+{
+    int       channel;
+    json_t   *result;
+    uint32_t  bit;
+
+    channel = tidal_mcp_channel_param(id, params, out);
+    if (channel <= 0) {
+        return channel;
+    }
+
+    result = json_object();
+    if (result == NULL) {
+        return -1;
+    }
+
+    if (tidal_mcp_result(out, id, result) != 0) {
+        return -1;
+    }
+
+    /* only once the answer exists, so a failure changes nothing */
+    bit = (uint32_t) 1 << (channel - 1);
+
+    if (on) {
+        s->subscriptions |= bit;
+
+    } else {
+        s->subscriptions &= ~bit;
+    }
+
+    return 0;
+}
+
+
+/*
+ * The channel params.uri names, or 0 when the error saying why is in out,
+ * or -1 when even that could not be built.
+ */
+static int
+tidal_mcp_channel_param(json_t *id, json_t *params, tidal_mcp_out_t *out)
+{
+    int          channel;
+    char        *reply, text[TIDAL_MCP_URI_MAX + 4],
+                 message[TIDAL_MCP_MESSAGE_MAX];
+    json_t      *uri, *data;
+
+    uri = json_object_get(params, "uri");
+
+    if (uri == NULL) {
+        return tidal_mcp_error(out, id, TIDAL_MCP_INVALID_PARAMS,
+                               "Invalid params: uri is required");
+    }
+
+    if (!json_is_string(uri)) {
+        return tidal_mcp_error(out, id, TIDAL_MCP_INVALID_PARAMS,
+                               "Invalid params: uri must be a string");
+    }
+
+    channel = tidal_mcp_channel_from_uri(json_string_value(uri));
+    if (channel != 0) {
+        return channel;
+    }
+
+    /* the message quotes a cleaned, bounded uri; data holds it as sent */
+    snprintf(message, sizeof(message), "Resource not found: %s",
+             tidal_mcp_name_text(text, sizeof(text), uri));
+
+    data = json_pack("{s:O}", "uri", uri);
+    if (data == NULL) {
+        return -1;
+    }
+
+    reply = tidal_mcp_error_response(id, TIDAL_MCP_RESOURCE_NOT_FOUND,
+                                     message, data, &out->reply_len);
+    if (reply == NULL) {
+        return -1;
+    }
+
+    out->reply = reply;
+    out->action = TIDAL_MCP_REPLY;
+
+    return 0;
+}
+
+
+int
+tidal_mcp_channel_from_uri(const char *uri)
+{
+    int          channel;
+    size_t       n;
+    const char  *p;
+
+    n = sizeof(TIDAL_MCP_CHANNEL_URI) - 1;
+
+    if (uri == NULL || strncmp(uri, TIDAL_MCP_CHANNEL_URI, n) != 0) {
+        return 0;
+    }
+
+    p = uri + n;
+
+    /* not strtol(): no sign, no spaces, no leading zeros, nothing after */
+    if (*p < '1' || *p > '9') {
+        return 0;
+    }
+
+    channel = *p++ - '0';
+
+    if (*p >= '0' && *p <= '9') {
+        channel = channel * 10 + (*p++ - '0');
+    }
+
+    if (*p != '\0' || channel > TIDAL_MCP_CHANNELS) {
+        return 0;
+    }
+
+    return channel;
+}
+
+
+char *
+tidal_mcp_resource_updated(int channel, size_t *len)
+{
+    char     uri[TIDAL_MCP_CHANNEL_URI_LEN];
+    json_t  *params;
+
+    if (channel < 1 || channel > TIDAL_MCP_CHANNELS) {
+        return NULL;
+    }
+
+    tidal_mcp_channel_uri(uri, channel);
+
+    params = json_pack("{s:s}", "uri", uri);
+    if (params == NULL) {
+        return NULL;
+    }
+
+    return tidal_mcp_notification("notifications/resources/updated", params,
+                                  len);
+}
+
+
+/* dst holds TIDAL_MCP_CHANNEL_URI_LEN bytes */
+static void
+tidal_mcp_channel_uri(char *dst, int channel)
+{
+    snprintf(dst, TIDAL_MCP_CHANNEL_URI_LEN, TIDAL_MCP_CHANNEL_URI "%d",
+             channel);
+}
+
+
 static json_t *
 tidal_mcp_tool_schema(const tidal_mcp_tool_t *tool)
 {
@@ -714,10 +1027,25 @@ char *
 tidal_mcp_error_reply(json_t *id, int code, const char *message,
     size_t *len)
 {
+    return tidal_mcp_error_response(id, code, message, NULL, len);
+}
+
+
+/* data (NULL to omit it) is stolen, also on failure */
+static char *
+tidal_mcp_error_response(json_t *id, int code, const char *message,
+    json_t *data, size_t *len)
+{
     json_t  *error;
 
     error = json_pack("{s:i, s:s}", "code", code, "message", message);
     if (error == NULL) {
+        json_decref(data);
+        return NULL;
+    }
+
+    if (data != NULL && json_object_set_new(error, "data", data) != 0) {
+        json_decref(error);
         return NULL;
     }
 

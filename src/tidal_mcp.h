@@ -1,6 +1,7 @@
 /*
  * MCP core: JSON-RPC 2.0 framing and the MCP lifecycle (initialize,
- * ping, tools/list, tools/call dispatch, logging/setLevel) over jansson.
+ * ping, tools/list, tools/call dispatch, logging/setLevel, the channel
+ * resources tidal://channel/d1..d16) over jansson.
  * Pure C with no nginx or socket types, so the nginx transport, the
  * helper's stdio mode, unit tests and fuzzers all share it.
  */
@@ -10,6 +11,7 @@
 
 
 #include <stddef.h>
+#include <stdint.h>
 #include <jansson.h>
 
 
@@ -18,6 +20,8 @@
 #define TIDAL_MCP_METHOD_NOT_FOUND  -32601
 #define TIDAL_MCP_INVALID_PARAMS    -32602
 #define TIDAL_MCP_INTERNAL_ERROR    -32603
+/* the code MCP 2025-11-25 gives an unknown resource uri */
+#define TIDAL_MCP_RESOURCE_NOT_FOUND  -32002
 
 #define TIDAL_MCP_LATEST_VERSION    "2025-11-25"
 
@@ -30,6 +34,10 @@
 #define TIDAL_MCP_LOG_CRITICAL      5
 #define TIDAL_MCP_LOG_ALERT         6
 #define TIDAL_MCP_LOG_EMERGENCY     7
+
+/* channel dN is the resource TIDAL_MCP_CHANNEL_URI "N", N in 1..16 */
+#define TIDAL_MCP_CHANNELS          16
+#define TIDAL_MCP_CHANNEL_URI       "tidal://channel/d"
 
 
 typedef enum {
@@ -64,6 +72,8 @@ typedef struct tidal_mcp_session_s {
     char                       client_name[64];   /* "" until initialize */
     int                        log_level;     /* TIDAL_MCP_LOG_*, least
                                                  severe level to send */
+    uint32_t                   subscriptions; /* bit n - 1: resources/
+                                                 subscribe to channel dn */
 
     /*
      * NULL by default.  Called once initialize is valid, with its params;
@@ -73,6 +83,16 @@ typedef struct tidal_mcp_session_s {
      */
     json_t                  *(*initialize_hook)(struct tidal_mcp_session_s *s,
                                                 json_t *params);
+
+    /*
+     * NULL by default.  Called by resources/read of channel 1..16; returns
+     * that channel's state object, e.g. {"pattern": "...", "muted": false,
+     * "soloed": false} with "pattern": null when silent, released here;
+     * its compact JSON becomes the resource text.  NULL or a non-object
+     * answers -32603.  Without the hook every channel reads as silent.
+     */
+    json_t                  *(*resource_hook)(struct tidal_mcp_session_s *s,
+                                              int channel);
     void                      *data;
 } tidal_mcp_session_t;
 
@@ -132,6 +152,19 @@ char *tidal_mcp_notification(const char *method, json_t *params,
  */
 char *tidal_mcp_error_reply(json_t *id, int code, const char *message,
     size_t *len);
+
+/*
+ * The channel (1..16) a resource uri names, exactly "tidal://channel/dN"
+ * with N in decimal without leading zeros; 0 for anything else or NULL.
+ */
+int tidal_mcp_channel_from_uri(const char *uri);
+
+/*
+ * The notifications/resources/updated text for channel 1..16, for the
+ * transport to send to sessions whose subscriptions hold its bit;
+ * malloc'ed, or NULL on failure or for another channel.
+ */
+char *tidal_mcp_resource_updated(int channel, size_t *len);
 
 /* "listener", "performer", "admin"; "unknown" otherwise */
 const char *tidal_mcp_role_name(tidal_role_e role);

@@ -12,12 +12,18 @@
 /*
  * First input byte: bit 0 starts the session initialized by a real
  * initialize, bits 1-2 pick the role (3 wraps to listener), bit 3 sets
- * init_meta, bit 4 also sends notifications/initialized.  The rest is one
- * message, run twice through the same session.
+ * init_meta, bit 4 also sends notifications/initialized, bit 5 leaves
+ * resource_hook unset (every channel silent), bit 6 starts with every
+ * channel subscribed.  The rest is one message, run twice through the
+ * same session.
  */
 #define FUZZ_INITIALIZED   0x01
 #define FUZZ_META          0x08
 #define FUZZ_READY         0x10
+#define FUZZ_NO_HOOK       0x20
+#define FUZZ_SUBSCRIBED    0x40
+
+#define FUZZ_CHANNELS_ALL  0xffff
 
 
 static const tidal_mcp_tool_t  fuzz_tools[] = {
@@ -44,13 +50,126 @@ fuzz_fail(const char *why, const char *text)
 }
 
 
+/* the channel a uri names, by a rule of its own rather than the core's */
+static int
+fuzz_channel(json_t *uri)
+{
+    const char  *p;
+
+    p = json_string_value(uri);
+
+    if (p == NULL || strncmp(p, "tidal://channel/d", 17) != 0) {
+        return 0;
+    }
+
+    p += 17;
+
+    if (p[0] >= '1' && p[0] <= '9' && p[1] == '\0') {
+        return p[0] - '0';
+    }
+
+    if (p[0] == '1' && p[1] >= '0' && p[1] <= '6' && p[2] == '\0') {
+        return 10 + p[1] - '0';
+    }
+
+    return 0;
+}
+
+
+/*
+ * What the answer to a resources/ method with a uri must be: a read of a
+ * channel one content for that uri whose text is a JSON object, an
+ * unknown uri -32002 naming it, and subscriptions moved by one bit at
+ * most, only by a successful (un)subscribe.
+ */
+static void
+fuzz_resource_oracle(json_t *msg, json_t *reply, uint32_t before,
+    uint32_t after)
+{
+    int          channel, code;
+    json_t      *params, *uri, *result, *item, *state;
+    uint32_t     bit;
+    const char  *method, *text;
+
+    method = json_string_value(json_object_get(msg, "method"));
+    params = json_object_get(msg, "params");
+    uri = json_object_get(params, "uri");
+    result = json_object_get(reply, "result");
+    code = (int) json_integer_value(json_object_get(json_object_get(reply,
+                                                                    "error"),
+                                                    "code"));
+
+    channel = fuzz_channel(uri);
+    bit = channel ? (uint32_t) 1 << (channel - 1) : 0;
+
+    if (tidal_mcp_channel_from_uri(json_string_value(uri)) != channel) {
+        fuzz_fail("channel_from_uri disagrees", json_string_value(uri));
+    }
+
+    if (result != NULL && json_is_object(params) && json_is_string(uri)
+        && method != NULL && strncmp(method, "resources/", 10) == 0
+        && strcmp(method, "resources/list") != 0
+        && strcmp(method, "resources/templates/list") != 0
+        && channel == 0)
+    {
+        fuzz_fail("unknown uri answered with a result", method);
+    }
+
+    if (code == TIDAL_MCP_RESOURCE_NOT_FOUND
+        && (channel != 0
+            || !json_equal(json_object_get(json_object_get(
+                               json_object_get(reply, "error"), "data"),
+                               "uri"), uri)))
+    {
+        fuzz_fail("-32002 for a channel or without its uri", NULL);
+    }
+
+    if (method != NULL && strcmp(method, "resources/read") == 0
+        && result != NULL)
+    {
+        item = json_array_get(json_object_get(result, "contents"), 0);
+        text = json_string_value(json_object_get(item, "text"));
+        state = text ? json_loads(text, 0, NULL) : NULL;
+
+        if (json_array_size(json_object_get(result, "contents")) != 1
+            || !json_equal(json_object_get(item, "uri"), uri)
+            || !json_is_object(state))
+        {
+            json_decref(state);
+            fuzz_fail("bad resources/read result", text);
+        }
+
+        json_decref(state);
+    }
+
+    if (method != NULL && result != NULL
+        && strcmp(method, "resources/subscribe") == 0)
+    {
+        if (after != (before | bit)) {
+            fuzz_fail("subscribe did not set its bit", NULL);
+        }
+
+    } else if (method != NULL && result != NULL
+               && strcmp(method, "resources/unsubscribe") == 0)
+    {
+        if (after != (before & ~bit)) {
+            fuzz_fail("unsubscribe did not clear its bit", NULL);
+        }
+
+    } else if (after != before) {
+        fuzz_fail("subscriptions changed by another message", method);
+    }
+}
+
+
 /*
  * What a reply must say about the message, independent of the core: a
  * notification is never answered, and a request with a usable id is
  * answered with that id.
  */
 static void
-fuzz_oracle(const uint8_t *data, size_t size, tidal_mcp_out_t *out)
+fuzz_oracle(const uint8_t *data, size_t size, tidal_mcp_out_t *out,
+    uint32_t before, uint32_t after)
 {
     json_t  *msg, *id, *reply;
 
@@ -58,6 +177,11 @@ fuzz_oracle(const uint8_t *data, size_t size, tidal_mcp_out_t *out)
                      JSON_REJECT_DUPLICATES | JSON_DECODE_ANY, NULL);
     if (!json_is_object(msg)) {
         json_decref(msg);
+
+        if (after != before) {
+            fuzz_fail("subscriptions changed by a bad message", NULL);
+        }
+
         return;
     }
 
@@ -90,7 +214,42 @@ fuzz_oracle(const uint8_t *data, size_t size, tidal_mcp_out_t *out)
         }
     }
 
+    reply = (out->action == TIDAL_MCP_REPLY)
+            ? json_loads(out->reply, 0, NULL) : NULL;
+
+    fuzz_resource_oracle(msg, reply, before, after);
+
+    json_decref(reply);
     json_decref(msg);
+}
+
+
+/* what the transport sends each subscriber of a channel is JSON-RPC too */
+static void
+fuzz_updates(uint32_t subscriptions)
+{
+    int          n;
+    char        *text;
+    size_t       len;
+    const char  *why;
+
+    if (subscriptions & ~(uint32_t) FUZZ_CHANNELS_ALL) {
+        fuzz_fail("a subscription beyond d16", NULL);
+    }
+
+    for (n = 1; n <= 16; n++) {
+        if (!(subscriptions & ((uint32_t) 1 << (n - 1)))) {
+            continue;
+        }
+
+        text = tidal_mcp_resource_updated(n, &len);
+        why = jsonrpc_check(text, len);
+        if (why != NULL) {
+            fuzz_fail(why, text);
+        }
+
+        free(text);
+    }
 }
 
 
@@ -99,8 +258,11 @@ fuzz_run(tidal_mcp_session_t *s, const uint8_t *data, size_t size)
 {
     char             *text;
     size_t            len;
+    uint32_t          before;
     const char       *why;
     tidal_mcp_out_t   out;
+
+    before = s->subscriptions;
 
     if (tidal_mcp_handle(s, (const char *) data, size, &out) != 0) {
         fuzz_fail("handle failed without memory exhaustion", NULL);
@@ -149,7 +311,8 @@ fuzz_run(tidal_mcp_session_t *s, const uint8_t *data, size_t size)
         fuzz_fail("unknown action", NULL);
     }
 
-    fuzz_oracle(data, size, &out);
+    fuzz_oracle(data, size, &out, before, s->subscriptions);
+    fuzz_updates(s->subscriptions);
 
     tidal_mcp_out_free(&out);
 }
@@ -159,6 +322,41 @@ static json_t *
 fuzz_meta_hook(tidal_mcp_session_t *s, json_t *params)
 {
     return json_incref((json_t *) s->data);
+}
+
+
+/*
+ * A channel's state as the transport might give it: silent, a pattern
+ * with quotes and non-ASCII text, or for d15 and d16 a failure (NULL)
+ * and a value that is not an object.
+ */
+static json_t *
+fuzz_resource_hook(tidal_mcp_session_t *s, int channel)
+{
+    if (channel < 1 || channel > 16) {
+        fuzz_fail("resource_hook called for no channel", NULL);
+    }
+
+    switch (channel) {
+
+    case 15:
+        return NULL;
+
+    case 16:
+        return json_integer(channel);
+
+    default:
+        break;
+    }
+
+    if (channel % 2) {
+        return json_pack("{s:n, s:b, s:b}", "pattern", "muted", 0,
+                         "soloed", 0);
+    }
+
+    return json_pack("{s:s, s:b, s:b}",
+                     "pattern", "s \"bd*2 [~ sn]\" # vowel \"\xc3\xa9\\\"",
+                     "muted", channel == 2, "soloed", channel == 4);
 }
 
 
@@ -190,6 +388,14 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
                            (tidal_role_e) (((flags >> 1) & 3) % 3));
 
     meta = NULL;
+
+    if (!(flags & FUZZ_NO_HOOK)) {
+        s.resource_hook = fuzz_resource_hook;
+    }
+
+    if (flags & FUZZ_SUBSCRIBED) {
+        s.subscriptions = FUZZ_CHANNELS_ALL;
+    }
 
     if (flags & FUZZ_META) {
         meta = json_pack("{s:s}", "tidal/session", "fuzz-session");

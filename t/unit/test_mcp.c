@@ -555,8 +555,8 @@ UNIT_TEST(method_not_found)
 
     /* before initialize too: the method does not exist either way */
     CHECK(error_is(send_msg(&s, "{'jsonrpc':'2.0','id':1,"
-                                "'method':'resources/list'}"), "1", -32601,
-                   "Method not found: resources/list"));
+                                "'method':'prompts/list'}"), "1", -32601,
+                   "Method not found: prompts/list"));
 
     session_ready(&s, &test_server, TIDAL_ROLE_ADMIN);
 
@@ -597,8 +597,16 @@ UNIT_TEST(method_not_found)
 }
 
 
+static const char  *resource_methods[] = {
+    "resources/list", "resources/templates/list", "resources/read",
+    "resources/subscribe", "resources/unsubscribe"
+};
+
+
 UNIT_TEST(not_initialized)
 {
+    size_t               i;
+    char                 msg[160], id[16];
     json_t              *result;
     tidal_mcp_session_t  s;
 
@@ -617,6 +625,20 @@ UNIT_TEST(not_initialized)
                                 "{'level':'debug'}}"), "3", -32600,
                    "Server not initialized: send initialize first"));
     CHECK_EQ(s.log_level, TIDAL_MCP_LOG_INFO);
+
+    for (i = 0; i < sizeof(resource_methods) / sizeof(resource_methods[0]);
+         i++)
+    {
+        snprintf(msg, sizeof(msg),
+                 "{'jsonrpc':'2.0','id':%zu,'method':'%s','params':"
+                 "{'uri':'tidal://channel/d1'}}", i, resource_methods[i]);
+        snprintf(id, sizeof(id), "%zu", i);
+
+        CHECK(error_is(send_msg(&s, msg), id, -32600,
+                       "Server not initialized: send initialize first"));
+    }
+
+    CHECK_EQ(s.subscriptions, 0);
 
     /* ping is allowed at any time, with or without params */
     result = result_of(send_msg(&s, "{'jsonrpc':'2.0','id':4,"
@@ -727,9 +749,10 @@ UNIT_TEST(initialize_result)
     caps = json_object_get(result, "capabilities");
     info = json_object_get(result, "serverInfo");
 
-    /* only what exists: tools without list changes, and logging */
-    want = json_loads("{\"tools\":{\"listChanged\":false},\"logging\":{}}",
-                      0, NULL);
+    /* only what exists: tools, logging, subscribable fixed resources */
+    want = json_loads("{\"tools\":{\"listChanged\":false},\"logging\":{},"
+                      "\"resources\":{\"subscribe\":true,"
+                      "\"listChanged\":false}}", 0, NULL);
     CHECK(json_equal(caps, want));
     json_decref(want);
 
@@ -1011,6 +1034,496 @@ UNIT_TEST(logging_set_level)
 }
 
 
+/*
+ * What the transport's resource_hook answers: a state object naming the
+ * channel (pattern null for channel 5, silent), NULL, or a non-object;
+ * every call is counted and the channel asked for kept.
+ */
+static enum {
+    HOOK_STATE = 0,
+    HOOK_NULL,
+    HOOK_NOT_OBJECT
+}                    hook_mode;
+static int           hook_calls;
+static int           hook_channel;
+
+
+static json_t *
+test_resource_hook(tidal_mcp_session_t *s, int channel)
+{
+    char  pattern[64];
+
+    (void) s;
+
+    hook_calls++;
+    hook_channel = channel;
+
+    switch (hook_mode) {
+
+    case HOOK_NULL:
+        return NULL;
+
+    case HOOK_NOT_OBJECT:
+        return json_string("not an object");
+
+    default:
+        break;
+    }
+
+    if (channel == 5) {
+        return json_pack("{s:n, s:b, s:b}", "pattern", "muted", 1,
+                         "soloed", 0);
+    }
+
+    snprintf(pattern, sizeof(pattern), "s \"bd*%d\" # vowel \"\xc3\xa9\"",
+             channel);
+
+    return json_pack("{s:s, s:b, s:b}", "pattern", pattern,
+                     "muted", 0, "soloed", channel == 16);
+}
+
+
+/* the one resources/read content of reply, checked to be well formed */
+static const char *
+read_text(json_t *result, const char *uri)
+{
+    json_t  *contents, *item;
+
+    contents = json_object_get(result, "contents");
+    item = json_array_get(contents, 0);
+
+    CHECK(json_is_array(contents) && json_array_size(contents) == 1);
+    CHECK_EQ(json_object_size(item), 3);
+    CHECK_STR(json_string_value(json_object_get(item, "uri")), uri);
+    CHECK_STR(json_string_value(json_object_get(item, "mimeType")),
+              "application/json");
+
+    return json_string_value(json_object_get(item, "text"));
+}
+
+
+UNIT_TEST(resources_list)
+{
+    int                  n;
+    char                 uri[32], name[16], title[32];
+    json_t              *result, *resources, *item, *want;
+    const char          *description;
+    tidal_mcp_session_t  s;
+
+    /* a listener reads and subscribes: no role is needed */
+    session_ready(&s, &test_server, TIDAL_ROLE_LISTENER);
+
+    result = result_of(send_msg(&s, "{'jsonrpc':'2.0','id':'rl',"
+                                    "'method':'resources/list'}"), "\"rl\"");
+    resources = json_object_get(result, "resources");
+
+    CHECK_EQ(json_object_size(result), 1);
+    CHECK(json_is_array(resources));
+    CHECK_EQ(json_array_size(resources), 16);
+
+    for (n = 1; n <= 16; n++) {
+        item = json_array_get(resources, n - 1);
+        snprintf(uri, sizeof(uri), "tidal://channel/d%d", n);
+        snprintf(name, sizeof(name), "d%d", n);
+        snprintf(title, sizeof(title), "Channel d%d", n);
+
+        CHECK_EQ(json_object_size(item), 5);
+        CHECK_STR(json_string_value(json_object_get(item, "uri")), uri);
+        CHECK_STR(json_string_value(json_object_get(item, "name")), name);
+        CHECK_STR(json_string_value(json_object_get(item, "title")), title);
+        CHECK_STR(json_string_value(json_object_get(item, "mimeType")),
+                  "application/json");
+
+        description = json_string_value(json_object_get(item,
+                                                        "description"));
+        CHECK(description != NULL && strstr(description, name) != NULL);
+
+        /* every listed uri is one the other methods accept */
+        CHECK_EQ(tidal_mcp_channel_from_uri(uri), n);
+    }
+
+    json_decref(result);
+
+    /* a cursor is ignored and there is no next page */
+    result = result_of(send_msg(&s, "{'jsonrpc':'2.0','id':2,"
+                                    "'method':'resources/list','params':"
+                                    "{'cursor':'page2'}}"), "2");
+    CHECK_EQ(json_array_size(json_object_get(result, "resources")), 16);
+    CHECK(json_object_get(result, "nextCursor") == NULL);
+    json_decref(result);
+
+    result = result_of(send_msg(&s, "{'jsonrpc':'2.0','id':3,"
+                                    "'method':'resources/templates/list',"
+                                    "'params':{'cursor':'x'}}"), "3");
+    want = json_loads("{\"resourceTemplates\":[]}", 0, NULL);
+    CHECK(json_equal(result, want));
+    json_decref(want);
+    json_decref(result);
+
+    CHECK(error_is(send_msg(&s, "{'jsonrpc':'2.0','id':4,"
+                                "'method':'resources/list','params':[]}"),
+                   "4", -32602, "Invalid params: params must be an object"));
+}
+
+
+UNIT_TEST(resources_read)
+{
+    int                  n;
+    char                 msg[160], uri[32], id[16], want[96];
+    json_t              *result;
+    tidal_mcp_session_t  s;
+
+    session_ready(&s, &test_server, TIDAL_ROLE_LISTENER);
+
+    /* without a hook every channel is silent */
+    result = result_of(send_msg(&s, "{'jsonrpc':'2.0','id':'r',"
+                                    "'method':'resources/read','params':"
+                                    "{'uri':'tidal://channel/d7'}}"),
+                       "\"r\"");
+    CHECK_EQ(json_object_size(result), 1);
+    CHECK_STR(read_text(result, "tidal://channel/d7"),
+              "{\"pattern\":null,\"muted\":false,\"soloed\":false}");
+    json_decref(result);
+
+    /* with one, it is asked for the channel read and its answer is used */
+    s.resource_hook = test_resource_hook;
+    hook_mode = HOOK_STATE;
+
+    for (n = 1; n <= 16; n++) {
+        snprintf(uri, sizeof(uri), "tidal://channel/d%d", n);
+        snprintf(msg, sizeof(msg),
+                 "{'jsonrpc':'2.0','id':%d,'method':'resources/read',"
+                 "'params':{'uri':'%s'}}", 100 + n, uri);
+        snprintf(id, sizeof(id), "%d", 100 + n);
+
+        if (n == 5) {
+            snprintf(want, sizeof(want),
+                     "{\"pattern\":null,\"muted\":true,\"soloed\":false}");
+
+        } else {
+            snprintf(want, sizeof(want),
+                     "{\"pattern\":\"s \\\"bd*%d\\\" # vowel "
+                     "\\\"\xc3\xa9\\\"\",\"muted\":false,\"soloed\":%s}",
+                     n, (n == 16) ? "true" : "false");
+        }
+
+        hook_calls = 0;
+        hook_channel = 0;
+
+        result = result_of(send_msg(&s, msg), id);
+        CHECK_STR(read_text(result, uri), want);
+        CHECK_EQ(hook_calls, 1);
+        CHECK_EQ(hook_channel, n);
+        json_decref(result);
+    }
+
+    /* the transport cannot say: an internal error, still answered */
+    hook_mode = HOOK_NULL;
+    CHECK(error_is(send_msg(&s, "{'jsonrpc':'2.0','id':9,"
+                                "'method':'resources/read','params':"
+                                "{'uri':'tidal://channel/d3'}}"), "9",
+                   -32603, "Internal error: the state of channel d3 "
+                           "is unavailable"));
+
+    hook_mode = HOOK_NOT_OBJECT;
+    CHECK(error_is(send_msg(&s, "{'jsonrpc':'2.0','id':'n',"
+                                "'method':'resources/read','params':"
+                                "{'uri':'tidal://channel/d12'}}"), "\"n\"",
+                   -32603, "Internal error: the state of channel d12 "
+                           "is unavailable"));
+    CHECK_EQ(hook_channel, 12);
+
+    hook_mode = HOOK_STATE;
+    CHECK_EQ(s.subscriptions, 0);
+}
+
+
+/* 1 when reply is the -32002 for uri (JSON text) with this id */
+static int
+not_found_is(json_t *reply, const char *id, const char *uri,
+    const char *message)
+{
+    int      ok;
+    json_t  *want;
+
+    want = json_loads(uri, JSON_DECODE_ANY, NULL);
+    ok = json_equal(json_object_get(json_object_get(json_object_get(reply,
+                                                                     "error"),
+                                                    "data"), "uri"), want)
+         && json_object_size(json_object_get(json_object_get(reply, "error"),
+                                             "data")) == 1;
+    json_decref(want);
+
+    if (!ok) {
+        printf("    wanted data {\"uri\": %s}\n", uri);
+    }
+
+    return error_is(reply, id, -32002, message) && ok;
+}
+
+
+UNIT_TEST(resources_uri_errors)
+{
+    size_t               i, j, len, start;
+    char                 msg[512], id[16], message[96], quoted[64];
+    const char          *text;
+    json_t              *reply, *error;
+    tidal_mcp_session_t  s;
+
+    static const char  *unknown[] = {
+        "tidal://channel/d0", "tidal://channel/d17", "tidal://channel/d1x",
+        "tidal://channel/", "tidal://channel/d", "tidal://channel/d01",
+        "tidal://channel/d99", "tidal://channel/d100", "tidal://channel/d-1",
+        "tidal://channel/d+1", "tidal://channel/d 1", "tidal://channel/d1 ",
+        "tidal://channel/d1/", "tidal://channel/d1?x", "TIDAL://channel/d1",
+        "tidal://channel/D1", "tidal://Channel/d1", "tidal://channel/1",
+        "tidal:/channel/d1", "file:///etc/passwd", "", "d1"
+    };
+
+    static const char  *bad_uri[] = {
+        "1", "null", "true", "[]", "['tidal://channel/d1']", "{}"
+    };
+
+    session_ready(&s, &test_server, TIDAL_ROLE_LISTENER);
+    s.resource_hook = test_resource_hook;
+    hook_mode = HOOK_STATE;
+    hook_calls = 0;
+
+    for (j = 0; j < 3; j++) {
+        for (i = 0; i < sizeof(unknown) / sizeof(unknown[0]); i++) {
+            snprintf(msg, sizeof(msg),
+                     "{'jsonrpc':'2.0','id':'u%zu','method':'%s',"
+                     "'params':{'uri':'%s'}}", i, resource_methods[2 + j],
+                     unknown[i]);
+            snprintf(id, sizeof(id), "\"u%zu\"", i);
+            snprintf(message, sizeof(message), "Resource not found: %s",
+                     unknown[i]);
+            snprintf(quoted, sizeof(quoted), "\"%s\"", unknown[i]);
+
+            if (!CHECK(not_found_is(send_msg(&s, msg), id, quoted,
+                                    message)))
+            {
+                printf("    for %s of %s\n", resource_methods[2 + j],
+                       unknown[i]);
+            }
+        }
+
+        for (i = 0; i < sizeof(bad_uri) / sizeof(bad_uri[0]); i++) {
+            snprintf(msg, sizeof(msg),
+                     "{'jsonrpc':'2.0','id':%zu,'method':'%s',"
+                     "'params':{'uri':%s}}", i, resource_methods[2 + j],
+                     bad_uri[i]);
+            snprintf(id, sizeof(id), "%zu", i);
+
+            CHECK(error_is(send_msg(&s, msg), id, -32602,
+                           "Invalid params: uri must be a string"));
+        }
+
+        snprintf(msg, sizeof(msg), "{'jsonrpc':'2.0','id':-1,'method':'%s',"
+                 "'params':{'url':'tidal://channel/d1'}}",
+                 resource_methods[2 + j]);
+        CHECK(error_is(send_msg(&s, msg), "-1", -32602,
+                       "Invalid params: uri is required"));
+
+        snprintf(msg, sizeof(msg), "{'jsonrpc':'2.0','id':-2,'method':'%s'}",
+                 resource_methods[2 + j]);
+        CHECK(error_is(send_msg(&s, msg), "-2", -32602,
+                       "Invalid params: uri is required"));
+
+        snprintf(msg, sizeof(msg), "{'jsonrpc':'2.0','id':-3,'method':'%s',"
+                 "'params':'tidal://channel/d1'}", resource_methods[2 + j]);
+        CHECK(error_is(send_msg(&s, msg), "-3", -32602,
+                       "Invalid params: params must be an object"));
+    }
+
+    /* refused uris never reach the transport nor the subscriptions */
+    CHECK_EQ(hook_calls, 0);
+    CHECK_EQ(s.subscriptions, 0);
+
+    /* the message quotes a uri cleaned and cut, data keeps it whole */
+    len = (size_t) snprintf(msg, sizeof(msg),
+                            "{'jsonrpc':'2.0','id':7,"
+                            "'method':'resources/read','params':"
+                            "{'uri':'");
+    start = len;
+    len += (size_t) snprintf(msg + len, sizeof(msg) - len,
+                             "tidal://\\u001b[2J");
+    for ( /* void */ ; len < 400; len += 2) {
+        memcpy(msg + len, "\xc3\xa9", 2);
+    }
+    memcpy(msg + len, "'}}", 4);
+
+    reply = send_msg(&s, msg);
+    error = json_object_get(reply, "error");
+    text = json_string_value(json_object_get(error, "message"));
+
+    CHECK_EQ(json_integer_value(json_object_get(error, "code")), -32002);
+    CHECK(text != NULL && strncmp(text, "Resource not found: tidal://?[2J",
+                                  32) == 0);
+    CHECK(text != NULL && strlen(text) < 160);
+    CHECK(text != NULL && strcmp(text + strlen(text) - 5, "\xc3\xa9...")
+                          == 0);
+
+    text = json_string_value(json_object_get(json_object_get(error, "data"),
+                                             "uri"));
+    CHECK(text != NULL && strncmp(text, "tidal://\x1b[2J", 12) == 0);
+    /* the six characters of the escape are one byte */
+    CHECK(text != NULL && strlen(text) == len - start - 5);
+
+    json_decref(reply);
+}
+
+
+UNIT_TEST(resources_subscribe)
+{
+    int                  n;
+    char                 msg[160], id[16];
+    json_t              *result;
+    tidal_mcp_session_t  s;
+
+    session_ready(&s, &test_server, TIDAL_ROLE_LISTENER);
+    CHECK_EQ(s.subscriptions, 0);
+
+    result = result_of(send_msg(&s, "{'jsonrpc':'2.0','id':'s1',"
+                                    "'method':'resources/subscribe',"
+                                    "'params':{'uri':'tidal://channel/d1'}}"),
+                       "\"s1\"");
+    CHECK(json_is_object(result) && json_object_size(result) == 0);
+    CHECK_EQ(s.subscriptions, 0x0001);
+    json_decref(result);
+
+    result = result_of(send_msg(&s, "{'jsonrpc':'2.0','id':2,"
+                                    "'method':'resources/subscribe',"
+                                    "'params':{'uri':'tidal://channel/d16'}}"),
+                       "2");
+    CHECK(json_is_object(result) && json_object_size(result) == 0);
+    CHECK_EQ(s.subscriptions, 0x8001);
+    json_decref(result);
+
+    /* subscribing twice changes nothing */
+    result = result_of(send_msg(&s, "{'jsonrpc':'2.0','id':3,"
+                                    "'method':'resources/subscribe',"
+                                    "'params':{'uri':'tidal://channel/d16'}}"),
+                       "3");
+    CHECK(json_is_object(result));
+    CHECK_EQ(s.subscriptions, 0x8001);
+    json_decref(result);
+
+    result = result_of(send_msg(&s, "{'jsonrpc':'2.0','id':4,"
+                                    "'method':'resources/unsubscribe',"
+                                    "'params':{'uri':'tidal://channel/d1'}}"),
+                       "4");
+    CHECK(json_is_object(result) && json_object_size(result) == 0);
+    CHECK_EQ(s.subscriptions, 0x8000);
+    json_decref(result);
+
+    /* unsubscribing from what was never subscribed is no error */
+    result = result_of(send_msg(&s, "{'jsonrpc':'2.0','id':5,"
+                                    "'method':'resources/unsubscribe',"
+                                    "'params':{'uri':'tidal://channel/d9'}}"),
+                       "5");
+    CHECK(json_is_object(result) && json_object_size(result) == 0);
+    CHECK_EQ(s.subscriptions, 0x8000);
+    json_decref(result);
+
+    /* each channel its own bit, n - 1 */
+    for (n = 1; n <= 16; n++) {
+        snprintf(msg, sizeof(msg),
+                 "{'jsonrpc':'2.0','id':%d,'method':'resources/subscribe',"
+                 "'params':{'uri':'tidal://channel/d%d'}}", n, n);
+        snprintf(id, sizeof(id), "%d", n);
+
+        result = result_of(send_msg(&s, msg), id);
+        CHECK(json_is_object(result));
+        CHECK_EQ(s.subscriptions, ((1u << n) - 1) | 0x8000);
+        json_decref(result);
+    }
+
+    CHECK_EQ(s.subscriptions, 0xffff);
+
+    for (n = 16; n >= 1; n--) {
+        snprintf(msg, sizeof(msg),
+                 "{'jsonrpc':'2.0','id':'x%d','method':"
+                 "'resources/unsubscribe','params':"
+                 "{'uri':'tidal://channel/d%d'}}", n, n);
+        snprintf(id, sizeof(id), "\"x%d\"", n);
+
+        result = result_of(send_msg(&s, msg), id);
+        CHECK(json_is_object(result));
+        CHECK_EQ(s.subscriptions, (1u << (n - 1)) - 1);
+        json_decref(result);
+    }
+
+    CHECK_EQ(s.subscriptions, 0);
+
+    /* errors leave the subscriptions as they were */
+    s.subscriptions = 0x0420;
+    CHECK(error_is(send_msg(&s, "{'jsonrpc':'2.0','id':6,"
+                                "'method':'resources/unsubscribe',"
+                                "'params':{'uri':'tidal://channel/d17'}}"),
+                   "6", -32002, "Resource not found: tidal://channel/d17"));
+    CHECK(error_is(send_msg(&s, "{'jsonrpc':'2.0','id':7,"
+                                "'method':'resources/subscribe',"
+                                "'params':{}}"),
+                   "7", -32602, "Invalid params: uri is required"));
+    CHECK_EQ(s.subscriptions, 0x0420);
+
+    /* a fresh session has none */
+    tidal_mcp_session_init(&s, &test_server, TIDAL_ROLE_ADMIN);
+    CHECK_EQ(s.subscriptions, 0);
+}
+
+
+UNIT_TEST(channel_uri_helpers)
+{
+    int          n;
+    char         uri[32], want[128], *text;
+    size_t       len;
+    const char  *why;
+
+    for (n = 1; n <= 16; n++) {
+        snprintf(uri, sizeof(uri), "tidal://channel/d%d", n);
+        CHECK_EQ(tidal_mcp_channel_from_uri(uri), n);
+
+        len = 0;
+        text = tidal_mcp_resource_updated(n, &len);
+        why = jsonrpc_check(text, len);
+        if (!CHECK(why == NULL)) {
+            printf("    %s: %s\n", why, text ? text : "(null)");
+        }
+
+        snprintf(want, sizeof(want),
+                 "{\"jsonrpc\":\"2.0\","
+                 "\"method\":\"notifications/resources/updated\","
+                 "\"params\":{\"uri\":\"tidal://channel/d%d\"}}", n);
+        CHECK_STR(text, want);
+        CHECK_EQ(len, strlen(want));
+        free(text);
+    }
+
+    CHECK_EQ(tidal_mcp_channel_from_uri(NULL), 0);
+    CHECK_EQ(tidal_mcp_channel_from_uri(""), 0);
+    CHECK_EQ(tidal_mcp_channel_from_uri("tidal://channel/"), 0);
+    CHECK_EQ(tidal_mcp_channel_from_uri("tidal://channel/d"), 0);
+    CHECK_EQ(tidal_mcp_channel_from_uri("tidal://channel/d0"), 0);
+    CHECK_EQ(tidal_mcp_channel_from_uri("tidal://channel/d17"), 0);
+    CHECK_EQ(tidal_mcp_channel_from_uri("tidal://channel/d1x"), 0);
+    CHECK_EQ(tidal_mcp_channel_from_uri("tidal://channel/d01"), 0);
+    CHECK_EQ(tidal_mcp_channel_from_uri("tidal://channel/d160"), 0);
+    CHECK_EQ(tidal_mcp_channel_from_uri("tidal://channel/d1\n"), 0);
+    CHECK_EQ(tidal_mcp_channel_from_uri("tidal://channel/d 2"), 0);
+
+    /* len is optional; other channels have no notification */
+    text = tidal_mcp_resource_updated(3, NULL);
+    CHECK(text != NULL && strstr(text, "\"tidal://channel/d3\"") != NULL);
+    free(text);
+
+    CHECK(tidal_mcp_resource_updated(0, &len) == NULL);
+    CHECK(tidal_mcp_resource_updated(17, &len) == NULL);
+    CHECK(tidal_mcp_resource_updated(-1, &len) == NULL);
+}
+
+
 UNIT_TEST(reply_helpers)
 {
     char    *text;
@@ -1099,6 +1612,28 @@ UNIT_TEST(allocation_failures)
         "{\"jsonrpc\":\"2.0\",\"id\":5,\"method\":\"logging/setLevel\","
         "\"params\":{\"level\":\"error\"}}",
         "{\"jsonrpc\":\"2.0\",\"id\":6,\"method\":\"nope\"}",
+        /*
+         * "resources\/list", not "resources/list": jansson 2.14 lexes a
+         * 14-character string out of bounds when the one allocation
+         * growing its buffer to hold the closing quote fails
+         * (akheron/jansson#362); the escape decodes to the same method.
+         */
+        ("{\"jsonrpc\":\"2.0\",\"id\":10,"
+         "\"method\":\"resources\\/list\"}"),
+        ("{\"jsonrpc\":\"2.0\",\"id\":11,"
+         "\"method\":\"resources/templates/list\"}"),
+        ("{\"jsonrpc\":\"2.0\",\"id\":12,\"method\":\"resources\\/read\","
+         "\"params\":{\"uri\":\"tidal://channel/d2\"}}"),
+        ("{\"jsonrpc\":\"2.0\",\"id\":13,\"method\":\"resources\\/read\","
+         "\"params\":{\"uri\":\"tidal://channel/d5\"}}"),
+        ("{\"jsonrpc\":\"2.0\",\"id\":14,\"method\":\"resources\\/read\","
+         "\"params\":{\"uri\":\"tidal://channel/d99\"}}"),
+        ("{\"jsonrpc\":\"2.0\",\"id\":15,"
+         "\"method\":\"resources/subscribe\","
+         "\"params\":{\"uri\":\"tidal://channel/d4\"}}"),
+        ("{\"jsonrpc\":\"2.0\",\"id\":16,"
+         "\"method\":\"resources/unsubscribe\","
+         "\"params\":{\"uri\":\"tidal://channel/d4\"}}"),
         "{\"jsonrpc\":\"2.0\",\"id\":7,\"method\":\"initialize\"}",
         "{\"jsonrpc\":\"2.0\",\"method\":\"notifications/initialized\"}",
         "[{\"jsonrpc\":\"2.0\",\"id\":8,\"method\":\"ping\"}]",
@@ -1128,6 +1663,8 @@ UNIT_TEST(allocation_failures)
 
             } else {
                 session_ready(&s, &test_server, TIDAL_ROLE_PERFORMER);
+                s.resource_hook = test_resource_hook;
+                s.subscriptions = 0x0008;
             }
 
             json_set_alloc_funcs(alloc_limited, free);
@@ -1171,6 +1708,7 @@ UNIT_TEST(allocation_failures)
                 CHECK(out.action == TIDAL_MCP_NONE && out.reply == NULL
                       && out.args == NULL && out.id == NULL);
                 CHECK(!fresh || !s.initialized);
+                CHECK(fresh || s.subscriptions == 0x0008);
             }
 
             tidal_mcp_out_free(&out);
@@ -1238,6 +1776,11 @@ main(void)
     UNIT_RUN(tools_call_dispatch);
     UNIT_RUN(tools_call_errors);
     UNIT_RUN(logging_set_level);
+    UNIT_RUN(resources_list);
+    UNIT_RUN(resources_read);
+    UNIT_RUN(resources_uri_errors);
+    UNIT_RUN(resources_subscribe);
+    UNIT_RUN(channel_uri_helpers);
     UNIT_RUN(reply_helpers);
     UNIT_RUN(allocation_failures);
     UNIT_RUN(validator_rejects);

@@ -1,0 +1,628 @@
+/*
+ * tidal-helper: supervises GHCi running Tidal.  With --stdio it is a
+ * complete MCP server on stdin/stdout (newline-delimited JSON-RPC, the
+ * MCP stdio transport) with its own GHCi, for one person without nginx;
+ * it logs to stderr only.
+ */
+
+
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "tidal_helper.h"
+#include "tidal_ghci.h"
+
+
+#define TIDAL_HELPER_LINE_MAX      (4 * 1024 * 1024)  /* one message */
+#define TIDAL_HELPER_ARGS_MAX      64                 /* ghci words */
+
+#ifndef TIDAL_HELPER_BOOT
+#define TIDAL_HELPER_BOOT          "BootTidal.hs"
+#endif
+
+
+typedef struct {
+    char     *data;
+    size_t    len;
+    size_t    size;
+    unsigned  skipping:1;      /* the rest of a line too long */
+} tidal_helper_input_t;
+
+
+static void tidal_helper_usage(FILE *f);
+static int tidal_helper_options(int argc, char **argv,
+    tidal_ghci_conf_t *conf, tidal_role_e *role);
+static char **tidal_helper_split(const char *cmd);
+static int tidal_helper_number(const char *text, int min, int max,
+    int *value);
+static int tidal_helper_stdio(tidal_helper_t *h, tidal_ghci_t *g);
+static int tidal_helper_read_stdin(tidal_helper_t *h,
+    tidal_helper_input_t *in);
+static void tidal_helper_stdout(tidal_helper_t *h, const char *text,
+    size_t len);
+static void tidal_helper_signal(int sig);
+
+
+static int                    tidal_helper_log_level = TIDAL_LOG_INFO;
+static volatile sig_atomic_t  tidal_helper_quit;
+static char                   tidal_helper_memory[64];
+
+
+int
+main(int argc, char **argv)
+{
+    int                    rc;
+    tidal_role_e           role;
+    tidal_ghci_t          *g;
+    tidal_helper_t         h;
+    struct sigaction       sa;
+    tidal_ghci_conf_t      conf;
+    tidal_ghci_handler_t   handler;
+
+    memset(&conf, 0, sizeof(conf));
+    memset(&h, 0, sizeof(h));
+
+    rc = tidal_helper_options(argc, argv, &conf, &role);
+    if (rc != 0) {
+        return rc < 0 ? 2 : 0;
+    }
+
+    memset(&sa, 0, sizeof(sa));
+    sa.sa_handler = SIG_IGN;
+
+    if (sigaction(SIGPIPE, &sa, NULL) == -1) {
+        tidal_helper_log(TIDAL_LOG_ERR, "sigaction(SIGPIPE) failed: %s",
+                         strerror(errno));
+        return 1;
+    }
+
+    /* no SA_RESTART: poll() returns and the loop sees the flag */
+
+    sa.sa_handler = tidal_helper_signal;
+
+    if (sigaction(SIGTERM, &sa, NULL) == -1
+        || sigaction(SIGINT, &sa, NULL) == -1
+        || sigaction(SIGHUP, &sa, NULL) == -1)
+    {
+        tidal_helper_log(TIDAL_LOG_ERR, "sigaction() failed: %s",
+                         strerror(errno));
+        return 1;
+    }
+
+    if (tidal_helper_init(&h, role) != 0) {
+        return 1;
+    }
+
+    h.send = tidal_helper_stdout;
+    h.eval_timeout = conf.eval_timeout;
+
+    handler.ready = tidal_helper_ghci_ready;
+    handler.error = tidal_helper_ghci_error;
+    handler.data = &h;
+
+    g = tidal_ghci_create(&conf, &handler);
+    if (g == NULL) {
+        tidal_helper_free(&h);
+        return 1;
+    }
+
+    h.ghci = g;
+
+    tidal_helper_log(TIDAL_LOG_INFO, "stdio MCP server, role %s, Tidal "
+                     "sends to %s:%d, boot file %s",
+                     tidal_mcp_role_name(role), conf.dirt_host,
+                     conf.dirt_port, conf.boot_file);
+
+    /* a failed start is retried by the driver and reported to clients */
+
+    (void) tidal_ghci_start(g);
+
+    rc = tidal_helper_stdio(&h, g);
+
+    tidal_ghci_destroy(g);
+    tidal_helper_free(&h);
+    free(conf.argv);
+
+    tidal_helper_log(TIDAL_LOG_INFO, "exiting");
+
+    return rc;
+}
+
+
+static void
+tidal_helper_usage(FILE *f)
+{
+    fprintf(f,
+        "usage: tidal-helper --stdio [options]\n"
+        "\n"
+        "A TidalCycles MCP server on stdin/stdout with its own GHCi.\n"
+        "\n"
+        "  --stdio                 speak MCP (JSON-RPC, one message a line)\n"
+        "                          on stdin/stdout; logs go to stderr\n"
+        "  --ghci CMD              the GHCi command, split on spaces\n"
+        "                          (default: ghci)\n"
+        "  --boot FILE             the boot file (default: %s)\n"
+        "  --dirt HOST:PORT        where Tidal sends OSC (default:\n"
+        "                          127.0.0.1:57120, SuperDirt)\n"
+        "  --eval-timeout MS       interrupt an evaluation after MS\n"
+        "                          (default: 5000)\n"
+        "  --health-interval MS    check GHCi every MS when idle, 0: never\n"
+        "                          (default: 5000)\n"
+        "  --ghci-memory SIZE      GHCi's heap cap, e.g. 1g, or off\n"
+        "                          (default: 2g)\n"
+        "  --tempo-port PORT       Tidal's tempo server port (default: a\n"
+        "                          free one, so instances do not share)\n"
+        "  --ctrl-port PORT        Tidal's OSC control listener on\n"
+        "                          127.0.0.1 (default: 0, off)\n"
+        "  --role ROLE             performer (default), admin or listener\n"
+        "  --verbose               log debugging details\n"
+        "  --version, --help\n",
+        TIDAL_HELPER_BOOT);
+}
+
+
+/* 0: run; 1: done (help, version); -1: bad usage (said on stderr) */
+
+static int
+tidal_helper_options(int argc, char **argv, tidal_ghci_conf_t *conf,
+    tidal_role_e *role)
+{
+    int          i, stdio, port;
+    char        *colon, *end;
+    const char  *ghci, *arg, *val;
+    static char  host[256];
+
+    stdio = 0;
+    ghci = "ghci";
+    *role = TIDAL_ROLE_PERFORMER;
+
+    conf->boot_file = TIDAL_HELPER_BOOT;
+    conf->dirt_host = "127.0.0.1";
+    conf->dirt_port = 57120;
+    conf->eval_timeout = 5000;
+    conf->health_interval = 5000;
+    conf->boot_timeout = 60000;
+    conf->memory = "-M2g";
+
+    for (i = 1; i < argc; i++) {
+        arg = argv[i];
+
+        if (strcmp(arg, "--stdio") == 0) {
+            stdio = 1;
+            continue;
+        }
+
+        if (strcmp(arg, "--verbose") == 0) {
+            tidal_helper_log_level = TIDAL_LOG_DEBUG;
+            continue;
+        }
+
+        if (strcmp(arg, "--help") == 0 || strcmp(arg, "-h") == 0) {
+            tidal_helper_usage(stdout);
+            return 1;
+        }
+
+        if (strcmp(arg, "--version") == 0) {
+            printf("tidal-helper %s\n", TIDAL_HELPER_VERSION);
+            return 1;
+        }
+
+        if (i + 1 >= argc || strncmp(arg, "--", 2) != 0) {
+            fprintf(stderr, "tidal-helper: unknown option or missing value: "
+                    "%s\n", arg);
+            goto usage;
+        }
+
+        val = argv[++i];
+
+        if (strcmp(arg, "--ghci") == 0) {
+            ghci = val;
+
+        } else if (strcmp(arg, "--boot") == 0) {
+            conf->boot_file = val;
+
+        } else if (strcmp(arg, "--dirt") == 0) {
+            colon = strrchr(val, ':');
+
+            if (colon == NULL || colon == val
+                || (size_t) (colon - val) >= sizeof(host)
+                || tidal_helper_number(colon + 1, 1, 65535, &port) != 0)
+            {
+                fprintf(stderr, "tidal-helper: --dirt wants HOST:PORT, "
+                        "not \"%s\"\n", val);
+                goto usage;
+            }
+
+            memcpy(host, val, (size_t) (colon - val));
+            host[colon - val] = '\0';
+            conf->dirt_host = host;
+            conf->dirt_port = port;
+
+        } else if (strcmp(arg, "--eval-timeout") == 0) {
+            if (tidal_helper_number(val, 100, 600000, &conf->eval_timeout)
+                != 0)
+            {
+                fprintf(stderr, "tidal-helper: --eval-timeout wants 100 .. "
+                        "600000 ms\n");
+                goto usage;
+            }
+
+        } else if (strcmp(arg, "--health-interval") == 0) {
+            if (tidal_helper_number(val, 0, 3600000, &conf->health_interval)
+                != 0)
+            {
+                fprintf(stderr, "tidal-helper: --health-interval wants 0 .. "
+                        "3600000 ms\n");
+                goto usage;
+            }
+
+        } else if (strcmp(arg, "--tempo-port") == 0) {
+            if (tidal_helper_number(val, 1, 65535, &conf->tempo_port) != 0) {
+                fprintf(stderr, "tidal-helper: --tempo-port wants a port\n");
+                goto usage;
+            }
+
+        } else if (strcmp(arg, "--ctrl-port") == 0) {
+            if (tidal_helper_number(val, 0, 65535, &conf->ctrl_port) != 0) {
+                fprintf(stderr, "tidal-helper: --ctrl-port wants a port\n");
+                goto usage;
+            }
+
+        } else if (strcmp(arg, "--ghci-memory") == 0) {
+            if (strcmp(val, "off") == 0) {
+                conf->memory = NULL;
+
+            } else {
+                strtoul(val, &end, 10);
+
+                if (end == val || (*end && strchr("kKmMgG", *end) == NULL)
+                    || (*end && end[1]) || strlen(val) > 32)
+                {
+                    fprintf(stderr, "tidal-helper: --ghci-memory wants a "
+                            "size such as 512m or 2g, or off\n");
+                    goto usage;
+                }
+
+                snprintf(tidal_helper_memory, sizeof(tidal_helper_memory),
+                         "-M%s", val);
+                conf->memory = tidal_helper_memory;
+            }
+
+        } else if (strcmp(arg, "--role") == 0) {
+            if (strcmp(val, "performer") == 0) {
+                *role = TIDAL_ROLE_PERFORMER;
+
+            } else if (strcmp(val, "admin") == 0) {
+                *role = TIDAL_ROLE_ADMIN;
+
+            } else if (strcmp(val, "listener") == 0) {
+                *role = TIDAL_ROLE_LISTENER;
+
+            } else {
+                fprintf(stderr, "tidal-helper: --role is performer, admin "
+                        "or listener\n");
+                goto usage;
+            }
+
+        } else {
+            fprintf(stderr, "tidal-helper: unknown option %s\n", arg);
+            goto usage;
+        }
+    }
+
+    if (!stdio) {
+        fprintf(stderr, "tidal-helper: only --stdio is implemented; nginx "
+                "starts the helper in its own mode\n");
+        goto usage;
+    }
+
+    conf->argv = tidal_helper_split(ghci);
+
+    if (conf->argv == NULL) {
+        fprintf(stderr, "tidal-helper: --ghci wants a command of at most %d "
+                "words\n", TIDAL_HELPER_ARGS_MAX);
+        goto usage;
+    }
+
+    return 0;
+
+usage:
+
+    tidal_helper_usage(stderr);
+
+    return -1;
+}
+
+
+/* words separated by spaces, in one allocation; NULL when empty */
+
+static char **
+tidal_helper_split(const char *cmd)
+{
+    int      n;
+    char   **argv, *copy, *p;
+    size_t   len;
+
+    len = strlen(cmd);
+
+    argv = malloc(sizeof(char *) * (TIDAL_HELPER_ARGS_MAX + 1) + len + 1);
+    if (argv == NULL) {
+        return NULL;
+    }
+
+    copy = (char *) (argv + TIDAL_HELPER_ARGS_MAX + 1);
+    memcpy(copy, cmd, len + 1);
+
+    n = 0;
+
+    for (p = strtok(copy, " \t"); p; p = strtok(NULL, " \t")) {
+        if (n == TIDAL_HELPER_ARGS_MAX) {
+            free(argv);
+            return NULL;
+        }
+
+        argv[n++] = p;
+    }
+
+    if (n == 0) {
+        free(argv);
+        return NULL;
+    }
+
+    argv[n] = NULL;
+
+    return argv;
+}
+
+
+static int
+tidal_helper_number(const char *text, int min, int max, int *value)
+{
+    long   v;
+    char  *end;
+
+    errno = 0;
+    v = strtol(text, &end, 10);
+
+    if (errno || end == text || *end != '\0' || v < min || v > max) {
+        return -1;
+    }
+
+    *value = (int) v;
+
+    return 0;
+}
+
+
+/* -- the stdio transport ----------------------------------------------- */
+
+
+static int
+tidal_helper_stdio(tidal_helper_t *h, tidal_ghci_t *g)
+{
+    int                    n, timeout, rc;
+    struct pollfd          pfd[1 + TIDAL_GHCI_NFDS];
+    tidal_helper_input_t   in;
+
+    memset(&in, 0, sizeof(in));
+    rc = 0;
+
+    while (!tidal_helper_quit) {
+        pfd[0].fd = 0;
+        pfd[0].events = POLLIN;
+        pfd[0].revents = 0;
+
+        n = tidal_ghci_pollfds(g, pfd + 1);
+        timeout = tidal_ghci_timeout(g);
+
+        if (poll(pfd, (nfds_t) n + 1, timeout) == -1) {
+            if (errno == EINTR) {
+                continue;
+            }
+
+            tidal_helper_log(TIDAL_LOG_ERR, "poll() failed: %s",
+                             strerror(errno));
+            rc = 1;
+            break;
+        }
+
+        if (pfd[0].revents) {
+            if (tidal_helper_read_stdin(h, &in) != 0) {
+                break;
+            }
+        }
+
+        tidal_ghci_process(g, pfd + 1, n);
+    }
+
+    if (tidal_helper_quit) {
+        tidal_helper_log(TIDAL_LOG_INFO, "signal %d", (int) tidal_helper_quit);
+    }
+
+    free(in.data);
+
+    return rc;
+}
+
+
+/* reads what stdin has; every complete line is one message; -1 at EOF */
+
+static int
+tidal_helper_read_stdin(tidal_helper_t *h, tidal_helper_input_t *in)
+{
+    char     *nl, *p, *data;
+    size_t    n, size;
+    ssize_t   got;
+
+    if (in->size - in->len < 65536) {
+        size = in->size ? in->size * 2 : 65536 * 2;
+
+        if (size > TIDAL_HELPER_LINE_MAX + 65536) {
+            size = TIDAL_HELPER_LINE_MAX + 65536;
+        }
+
+        if (size > in->size) {
+            data = realloc(in->data, size);
+            if (data == NULL) {
+                tidal_helper_log(TIDAL_LOG_ERR, "out of memory reading");
+                return -1;
+            }
+
+            in->data = data;
+            in->size = size;
+        }
+    }
+
+    got = read(0, in->data + in->len, in->size - in->len);
+
+    if (got == -1 && (errno == EINTR || errno == EAGAIN)) {
+        return 0;
+    }
+
+    if (got <= 0) {
+        if (got == -1) {
+            tidal_helper_log(TIDAL_LOG_ERR, "reading stdin failed: %s",
+                             strerror(errno));
+        } else {
+            tidal_helper_log(TIDAL_LOG_INFO, "stdin closed");
+        }
+
+        return -1;
+    }
+
+    in->len += (size_t) got;
+    p = in->data;
+    n = in->len;
+
+    while ((nl = memchr(p, '\n', n)) != NULL) {
+        *nl = '\0';
+
+        if (in->skipping) {
+            in->skipping = 0;
+
+        } else if (nl > p && !(nl - p == 1 && p[0] == '\r')) {
+            tidal_helper_message(h, p, (size_t) (nl - p));
+        }
+
+        n -= (size_t) (nl - p) + 1;
+        p = nl + 1;
+    }
+
+    if (n >= TIDAL_HELPER_LINE_MAX) {
+        tidal_helper_log(TIDAL_LOG_WARN, "a message longer than %d bytes "
+                         "was dropped", TIDAL_HELPER_LINE_MAX);
+        in->skipping = 1;
+        n = 0;
+    }
+
+    memmove(in->data, p, n);
+    in->len = n;
+
+    return 0;
+}
+
+
+/* one message and its newline; stdout may be non-blocking (a shared fd) */
+
+static void
+tidal_helper_stdout(tidal_helper_t *h, const char *text, size_t len)
+{
+    int            last;
+    size_t         done;
+    ssize_t        n;
+    const char    *p;
+    struct pollfd  pfd;
+
+    (void) h;
+
+    for (last = 0; last < 2; last++) {
+        p = last ? "\n" : text;
+        len = last ? 1 : len;
+        done = 0;
+
+        while (done < len) {
+            n = write(1, p + done, len - done);
+
+            if (n > 0) {
+                done += (size_t) n;
+                continue;
+            }
+
+            if (n == -1 && errno == EINTR) {
+                continue;
+            }
+
+            if (n == -1 && errno == EAGAIN) {
+                pfd.fd = 1;
+                pfd.events = POLLOUT;
+                (void) poll(&pfd, 1, 1000);
+                continue;
+            }
+
+            tidal_helper_log(TIDAL_LOG_ERR, "writing stdout failed: %s",
+                             strerror(errno));
+            tidal_helper_quit = SIGPIPE;
+            return;
+        }
+    }
+}
+
+
+static void
+tidal_helper_signal(int sig)
+{
+    tidal_helper_quit = sig;
+}
+
+
+/* -- shared ------------------------------------------------------------ */
+
+
+void
+tidal_helper_log(int level, const char *fmt, ...)
+{
+    char                 msg[2048];
+    va_list              args;
+    static const char   *names[] = { "error", "warn", "info", "debug" };
+
+    if (level > tidal_helper_log_level) {
+        return;
+    }
+
+    va_start(args, fmt);
+    vsnprintf(msg, sizeof(msg), fmt, args);
+    va_end(args);
+
+    fprintf(stderr, "tidal-helper[%d]: %s: %s\n", (int) getpid(),
+            names[level], msg);
+}
+
+
+int64_t
+tidal_helper_msec(void)
+{
+    struct timespec  ts;
+
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+
+    return (int64_t) ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+
+int64_t
+tidal_helper_epoch_msec(void)
+{
+    struct timespec  ts;
+
+    clock_gettime(CLOCK_REALTIME, &ts);
+
+    return (int64_t) ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}

@@ -1,0 +1,79 @@
+/*
+ * tidal-helper: what its parts share - the helper's MCP server (tools,
+ * channel state, events), logging to stderr and the clock.
+ */
+
+#ifndef _TIDAL_HELPER_H_INCLUDED_
+#define _TIDAL_HELPER_H_INCLUDED_
+
+
+#include <stddef.h>
+#include <stdint.h>
+#include <jansson.h>
+
+#include "tidal_mcp.h"
+
+
+#define TIDAL_HELPER_VERSION  "0.1.0"
+
+#define TIDAL_LOG_ERR     0
+#define TIDAL_LOG_WARN    1
+#define TIDAL_LOG_INFO    2
+#define TIDAL_LOG_DEBUG   3
+
+
+#define TIDAL_HELPER_TOOLS_MAX  16
+
+
+typedef struct tidal_helper_s  tidal_helper_t;
+typedef struct tidal_ghci_s    tidal_helper_ghci_t;
+
+
+struct tidal_helper_s {
+    tidal_mcp_session_t    session;
+    tidal_mcp_server_t     server;
+    tidal_mcp_tool_t       tools[TIDAL_HELPER_TOOLS_MAX];
+
+    tidal_helper_ghci_t   *ghci;
+    int                    eval_timeout;      /* ms, for messages */
+
+    json_t                *state;             /* the tidal_state document */
+    char                  *prev[17];          /* dN's previous pattern */
+    int                    last_channel;      /* the last one evaluated */
+    uint64_t               seq;               /* of the last event */
+
+    /* sends one JSON-RPC message (NUL-terminated, no newline) */
+    void                 (*send)(tidal_helper_t *h, const char *text,
+                                 size_t len);
+};
+
+
+/*
+ * The helper's MCP server: the music tools of the shared table (no
+ * tidal_say, no tidal_eval_raw), for a session of the given role.
+ */
+int tidal_helper_init(tidal_helper_t *h, tidal_role_e role);
+
+/* handles one incoming JSON-RPC message */
+void tidal_helper_message(tidal_helper_t *h, const char *msg, size_t len);
+
+/* the GHCi driver's callbacks; their data is the helper */
+void tidal_helper_ghci_ready(tidal_helper_ghci_t *g, const char *reason);
+void tidal_helper_ghci_error(tidal_helper_ghci_t *g, int channel,
+    const char *message, int boot);
+
+void tidal_helper_free(tidal_helper_t *h);
+
+
+/* one line to stderr: "tidal-helper[pid]: level: message" */
+void tidal_helper_log(int level, const char *fmt, ...)
+    __attribute__((format(printf, 2, 3)));
+
+/* milliseconds of CLOCK_MONOTONIC */
+int64_t tidal_helper_msec(void);
+
+/* milliseconds since the epoch, for event timestamps */
+int64_t tidal_helper_epoch_msec(void);
+
+
+#endif /* _TIDAL_HELPER_H_INCLUDED_ */

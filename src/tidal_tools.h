@@ -1,0 +1,28 @@
+/*
+ * The MCP tools of ngx_tidal: names, descriptions, input schemas and the
+ * least role allowed to call each.  One table for the nginx module and
+ * the helper's stdio mode, so both offer exactly the same tools.
+ */
+
+#ifndef _TIDAL_TOOLS_H_INCLUDED_
+#define _TIDAL_TOOLS_H_INCLUDED_
+
+
+#include <stddef.h>
+
+#include "tidal_mcp.h"
+
+
+/* a constant, for static tidal_mcp_server_t initializers */
+#define TIDAL_TOOLS_N  11
+
+
+/* a definition of another size does not compile */
+extern const tidal_mcp_tool_t  tidal_tools[TIDAL_TOOLS_N];
+
+
+/* the tool called name, or NULL */
+const tidal_mcp_tool_t *tidal_tools_find(const char *name);
+
+
+#endif /* _TIDAL_TOOLS_H_INCLUDED_ */
