@@ -154,7 +154,7 @@ test('a boot that fails is reported with its reason, and the helper answers mean
     const cases = [
         [['--boot', path.join(dir, 'missing.hs')], /Tidal did not boot: cannot open boot file .*missing\.hs/],
         [['--boot', noD1], /Tidal did not boot: .*Variable not in scope: d1/s],
-        [['--ghci', '/nonexistent/ghci'], /Tidal did not boot: GHCi exited .*cannot run "\/nonexistent\/ghci"/s],
+        [['--ghci', '/nonexistent/ghci'], /Tidal did not boot: GHCi exited.*cannot run "\/nonexistent\/ghci"/s],
     ];
     try {
         for (const [args, re] of cases) {

@@ -1038,7 +1038,11 @@ tidal_ghci_flush(tidal_ghci_t *g)
             return;
         }
 
-        snprintf(why, sizeof(why), "writing to GHCi failed: %s",
+        /* a closed pipe means GHCi is gone, like end of its output */
+
+        snprintf(why, sizeof(why), "%s: %s",
+                 errno == EPIPE ? "GHCi exited, writing to it failed"
+                                : "writing to GHCi failed",
                  strerror(errno));
         tidal_ghci_lost(g, why);
         return;
