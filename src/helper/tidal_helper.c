@@ -2,7 +2,8 @@
  * tidal-helper: supervises GHCi running Tidal.  With --stdio it is a
  * complete MCP server on stdin/stdout (newline-delimited JSON-RPC, the
  * MCP stdio transport) with its own GHCi, for one person without nginx;
- * it logs to stderr only.
+ * with --socket it is the helper nginx starts (tidal_helper_socket.c).
+ * It logs to stderr only.
  */
 
 
@@ -39,7 +40,8 @@ typedef struct {
 
 static void tidal_helper_usage(FILE *f);
 static int tidal_helper_options(int argc, char **argv,
-    tidal_ghci_conf_t *conf, tidal_role_e *role);
+    tidal_ghci_conf_t *conf, tidal_role_e *role,
+    tidal_helper_socket_conf_t *sock);
 static char **tidal_helper_split(const char *cmd);
 static int tidal_helper_number(const char *text, int min, int max,
     int *value);
@@ -64,13 +66,15 @@ main(int argc, char **argv)
     tidal_ghci_t          *g;
     tidal_helper_t         h;
     struct sigaction       sa;
-    tidal_ghci_conf_t      conf;
-    tidal_ghci_handler_t   handler;
+    tidal_ghci_conf_t            conf;
+    tidal_ghci_handler_t         handler;
+    tidal_helper_socket_conf_t   sock;
 
     memset(&conf, 0, sizeof(conf));
+    memset(&sock, 0, sizeof(sock));
     memset(&h, 0, sizeof(h));
 
-    rc = tidal_helper_options(argc, argv, &conf, &role);
+    rc = tidal_helper_options(argc, argv, &conf, &role, &sock);
     if (rc != 0) {
         return rc < 0 ? 2 : 0;
     }
@@ -116,6 +120,11 @@ main(int argc, char **argv)
 
     h.ghci = g;
 
+    if (sock.path) {
+        rc = tidal_helper_socket(&h, g, &sock, &tidal_helper_quit);
+        goto done;
+    }
+
     tidal_helper_log(TIDAL_LOG_INFO, "stdio MCP server, role %s, Tidal "
                      "sends to %s:%d, boot file %s",
                      tidal_mcp_role_name(role), conf.dirt_host,
@@ -126,6 +135,8 @@ main(int argc, char **argv)
     (void) tidal_ghci_start(g);
 
     rc = tidal_helper_stdio(&h, g);
+
+done:
 
     tidal_ghci_destroy(g);
     tidal_helper_free(&h);
@@ -142,11 +153,18 @@ tidal_helper_usage(FILE *f)
 {
     fprintf(f,
         "usage: tidal-helper --stdio [options]\n"
+        "       tidal-helper --socket PATH --master-pid PID [options]\n"
         "\n"
-        "A TidalCycles MCP server on stdin/stdout with its own GHCi.\n"
+        "A TidalCycles MCP server on stdin/stdout with its own GHCi, or\n"
+        "the helper nginx's ngx_tidal module starts.\n"
         "\n"
         "  --stdio                 speak MCP (JSON-RPC, one message a line)\n"
         "                          on stdin/stdout; logs go to stderr\n"
+        "  --socket PATH           serve nginx's workers on this unix socket\n"
+        "  --master-pid PID        exit when this process (nginx's master)\n"
+        "                          is gone\n"
+        "  --generation N          which nginx configuration started it\n"
+        "  --config ID             the id of its settings, for reloads\n"
         "  --ghci CMD              the GHCi command, split on spaces\n"
         "                          (default: ghci)\n"
         "  --boot FILE             the boot file (default: %s)\n"
@@ -173,9 +191,9 @@ tidal_helper_usage(FILE *f)
 
 static int
 tidal_helper_options(int argc, char **argv, tidal_ghci_conf_t *conf,
-    tidal_role_e *role)
+    tidal_role_e *role, tidal_helper_socket_conf_t *sock)
 {
-    int          i, stdio, port;
+    int          i, stdio, port, master;
     char        *colon, *end;
     const char  *ghci, *arg, *val;
     static char  host[256];
@@ -296,6 +314,29 @@ tidal_helper_options(int argc, char **argv, tidal_ghci_conf_t *conf,
                 conf->memory = tidal_helper_memory;
             }
 
+        } else if (strcmp(arg, "--socket") == 0) {
+            sock->path = val;
+
+        } else if (strcmp(arg, "--master-pid") == 0) {
+            if (tidal_helper_number(val, 2, INT_MAX, &master) != 0) {
+                fprintf(stderr, "tidal-helper: --master-pid wants a pid\n");
+                goto usage;
+            }
+
+            sock->master = (pid_t) master;
+
+        } else if (strcmp(arg, "--generation") == 0) {
+            sock->generation = strtoull(val, &end, 10);
+
+            if (end == val || *end != '\0') {
+                fprintf(stderr, "tidal-helper: --generation wants a "
+                        "number\n");
+                goto usage;
+            }
+
+        } else if (strcmp(arg, "--config") == 0) {
+            sock->config = val;
+
         } else if (strcmp(arg, "--role") == 0) {
             if (strcmp(val, "performer") == 0) {
                 *role = TIDAL_ROLE_PERFORMER;
@@ -318,10 +359,24 @@ tidal_helper_options(int argc, char **argv, tidal_ghci_conf_t *conf,
         }
     }
 
-    if (!stdio) {
-        fprintf(stderr, "tidal-helper: only --stdio is implemented; nginx "
-                "starts the helper in its own mode\n");
+    if (stdio == (sock->path != NULL)) {
+        fprintf(stderr, "tidal-helper: --stdio or --socket, one of them\n");
         goto usage;
+    }
+
+    if (sock->path) {
+        if (sock->master == 0) {
+            fprintf(stderr, "tidal-helper: --socket needs --master-pid\n");
+            goto usage;
+        }
+
+        if (sock->config == NULL) {
+            sock->config = "-";
+        }
+
+        /* nginx's workers check roles; the helper runs what they send */
+
+        *role = TIDAL_ROLE_ADMIN;
     }
 
     conf->argv = tidal_helper_split(ghci);

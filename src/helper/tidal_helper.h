@@ -7,8 +7,10 @@
 #define _TIDAL_HELPER_H_INCLUDED_
 
 
+#include <signal.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <sys/types.h>
 #include <jansson.h>
 
 #include "tidal_mcp.h"
@@ -29,6 +31,15 @@ typedef struct tidal_helper_s  tidal_helper_t;
 typedef struct tidal_ghci_s    tidal_helper_ghci_t;
 
 
+/* --socket: the helper nginx runs */
+typedef struct {
+    const char            *path;              /* the unix socket */
+    pid_t                  master;            /* exit when it is gone */
+    uint64_t               generation;        /* of the nginx that ran it */
+    const char            *config;            /* its settings' id */
+} tidal_helper_socket_conf_t;
+
+
 struct tidal_helper_s {
     tidal_mcp_session_t    session;
     tidal_mcp_server_t     server;
@@ -41,6 +52,9 @@ struct tidal_helper_s {
     char                  *prev[17];          /* dN's previous pattern */
     int                    last_channel;      /* the last one evaluated */
     uint64_t               seq;               /* of the last event */
+
+    const char            *who;               /* the caller nginx names */
+    unsigned               adopted:1;         /* state given by nginx */
 
     /* sends one JSON-RPC message (NUL-terminated, no newline) */
     void                 (*send)(tidal_helper_t *h, const char *text,
@@ -63,6 +77,17 @@ void tidal_helper_ghci_error(tidal_helper_ghci_t *g, int channel,
     const char *message, int boot);
 
 void tidal_helper_free(tidal_helper_t *h);
+
+/*
+ * Takes a state document (the zone's, from nginx) as its own and plays
+ * it, now or once GHCi is up; -1 with a reason when it is not valid.
+ */
+int tidal_helper_adopt(tidal_helper_t *h, const char *text, size_t len,
+    char *err, size_t errlen);
+
+/* serves nginx's workers on conf->path until *quit or the master exits */
+int tidal_helper_socket(tidal_helper_t *h, tidal_helper_ghci_t *g,
+    const tidal_helper_socket_conf_t *conf, volatile sig_atomic_t *quit);
 
 
 /* one line to stderr: "tidal-helper[pid]: level: message" */

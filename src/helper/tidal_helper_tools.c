@@ -92,6 +92,7 @@ static json_t *tidal_helper_applied(tidal_helper_t *h,
 static char *tidal_helper_failure(tidal_helper_t *h,
     tidal_helper_call_t *call, tidal_ghci_status_e status,
     const char *output, size_t len);
+static void tidal_helper_replay(tidal_helper_t *h);
 static void tidal_helper_replay_channel(tidal_helper_t *h, int channel,
     int urgent);
 static json_t *tidal_helper_channel_get(tidal_helper_t *h, int channel);
@@ -866,19 +867,67 @@ tidal_helper_failure(tidal_helper_t *h, tidal_helper_call_t *call,
 void
 tidal_helper_ghci_ready(tidal_ghci_t *g, const char *reason)
 {
-    int                   ch, n;
-    char                  text[64];
-    json_t               *cur, *fields;
-    tidal_helper_t       *h;
-    tidal_helper_call_t  *call;
+    json_t          *fields;
+    tidal_helper_t  *h;
 
     h = tidal_ghci_data(g);
+
+    /* a first boot has nothing to play, unless nginx gave a state */
+
+    if (reason == NULL && !h->adopted) {
+        return;
+    }
+
+    tidal_helper_replay(h);
 
     if (reason == NULL) {
         return;
     }
 
-    /* the tempo first, then every channel, then mute and solo */
+    fields = json_pack("{s:s}", "reason", reason);
+    if (fields) {
+        tidal_helper_event(h, "ghci_restarted", fields, 1);
+    }
+}
+
+
+int
+tidal_helper_adopt(tidal_helper_t *h, const char *text, size_t len,
+    char *err, size_t errlen)
+{
+    int      ch;
+    json_t  *state;
+
+    state = tidal_state_parse(text, len, err, errlen);
+    if (state == NULL) {
+        return -1;
+    }
+
+    json_decref(h->state);
+    h->state = state;
+    h->adopted = 1;
+
+    for (ch = 0; ch < 17; ch++) {
+        tidal_helper_set_prev(h, ch, NULL);
+    }
+
+    if (strcmp(tidal_ghci_status(h->ghci), "running") == 0) {
+        tidal_helper_replay(h);
+    }
+
+    return 0;
+}
+
+
+/* sends GHCi the tempo first, then every channel, then mute and solo */
+
+static void
+tidal_helper_replay(tidal_helper_t *h)
+{
+    int                   ch, n;
+    char                  text[64];
+    json_t               *cur;
+    tidal_helper_call_t  *call;
 
     call = tidal_helper_call_new(h, NULL, TIDAL_HELPER_REPLAY, 0);
 
@@ -911,11 +960,6 @@ tidal_helper_ghci_ready(tidal_ghci_t *g, const char *reason)
                 tidal_helper_submit(h, call, text, (size_t) n, 1);
             }
         }
-    }
-
-    fields = json_pack("{s:s}", "reason", reason);
-    if (fields) {
-        tidal_helper_event(h, "ghci_restarted", fields, 1);
     }
 }
 
@@ -1283,5 +1327,9 @@ tidal_helper_reply(tidal_helper_t *h, json_t *id, json_t *result)
 static const char *
 tidal_helper_who(tidal_helper_t *h)
 {
+    if (h->who) {
+        return h->who;
+    }
+
     return h->session.client_name[0] ? h->session.client_name : "stdio";
 }

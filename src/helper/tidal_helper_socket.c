@@ -1,0 +1,861 @@
+/*
+ * tidal-helper --socket: the helper nginx starts, one per nginx.  Every
+ * worker connects to its unix socket and speaks newline-delimited
+ * JSON-RPC: a tidal/hello first (the zone's state, the worker's
+ * settings), then tools/call for the music tools.  Answers go back to the
+ * worker that asked; events and the state after each change go to every
+ * worker, numbered with "tidal/hid" so that exactly one of them publishes
+ * each into the zone.  The helper exits, with its GHCi, when the nginx
+ * master is gone.
+ */
+
+
+#include <errno.h>
+#include <fcntl.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+#include <sys/file.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/syscall.h>
+#include <sys/un.h>
+
+#include "tidal_helper.h"
+#include "tidal_ghci.h"
+#include "tidal_state.h"
+
+
+#define TIDAL_HELPER_SOCKET_PROTOCOL  1
+#define TIDAL_HELPER_CONNS_MAX        256
+#define TIDAL_HELPER_IN_MAX           (32 * 1024 * 1024)  /* a hello */
+#define TIDAL_HELPER_OUT_MAX          (64 * 1024 * 1024)
+#define TIDAL_HELPER_MASTER_POLL      1000                /* ms */
+
+
+typedef struct {
+    int        fd;
+    pid_t      pid;                /* the worker's, from SO_PEERCRED */
+    char      *in;
+    size_t     in_len;
+    size_t     in_size;
+    char      *out;
+    size_t     out_len;
+    size_t     out_size;
+    unsigned   hello:1;
+    unsigned   closing:1;          /* drop after the output is sent */
+} tidal_helper_conn_t;
+
+
+typedef struct {
+    tidal_helper_t                *h;
+    tidal_ghci_t                  *ghci;
+    const tidal_helper_socket_conf_t  *conf;
+
+    int                            listen;
+    int                            lock;
+    int                            pidfd;        /* the master's, or -1 */
+
+    tidal_helper_conn_t           *conns[TIDAL_HELPER_CONNS_MAX];
+    int                            nconns;
+    tidal_helper_conn_t           *current;      /* whose message runs */
+
+    uint64_t                       hid;          /* last event number */
+    uint64_t                       state_seq;    /* h->seq last sent */
+    uint64_t                       generation;   /* the newest seen */
+    unsigned                       restart:1;    /* exit once flushed */
+} tidal_helper_server_t;
+
+
+static int tidal_helper_socket_open(tidal_helper_server_t *srv);
+static void tidal_helper_socket_accept(tidal_helper_server_t *srv);
+static int tidal_helper_socket_read(tidal_helper_server_t *srv,
+    tidal_helper_conn_t *c);
+static void tidal_helper_socket_message(tidal_helper_server_t *srv,
+    tidal_helper_conn_t *c, char *msg, size_t len);
+static void tidal_helper_socket_hello(tidal_helper_server_t *srv,
+    tidal_helper_conn_t *c, json_t *msg);
+static void tidal_helper_socket_send(tidal_helper_t *h, const char *text,
+    size_t len);
+static void tidal_helper_socket_state(tidal_helper_server_t *srv);
+static uint64_t tidal_helper_socket_hid(tidal_helper_server_t *srv);
+static void tidal_helper_socket_put(tidal_helper_conn_t *c,
+    const char *text, size_t len);
+static void tidal_helper_socket_json(tidal_helper_conn_t *c, json_t *msg);
+static int tidal_helper_socket_flush(tidal_helper_conn_t *c);
+static void tidal_helper_socket_close(tidal_helper_server_t *srv, int i);
+static int tidal_helper_socket_master_alive(tidal_helper_server_t *srv);
+
+
+/* the helper's send() sees only h: the one server of this process */
+static tidal_helper_server_t  *tidal_helper_server;
+
+static const char  tidal_helper_socket_initialize[] =
+    "{\"jsonrpc\":\"2.0\",\"id\":\"0:0\",\"method\":\"initialize\","
+    "\"params\":{\"protocolVersion\":\"" TIDAL_MCP_LATEST_VERSION "\","
+    "\"capabilities\":{},\"clientInfo\":{\"name\":\"nginx\","
+    "\"version\":\"" TIDAL_HELPER_VERSION "\"}}}";
+
+static const char  tidal_helper_socket_initialized[] =
+    "{\"jsonrpc\":\"2.0\",\"method\":\"notifications/initialized\"}";
+
+
+int
+tidal_helper_socket(tidal_helper_t *h, tidal_ghci_t *g,
+    const tidal_helper_socket_conf_t *conf, volatile sig_atomic_t *quit)
+{
+    int                     i, n, nfds, base, nc, timeout, rc;
+    struct pollfd           pfd[2 + TIDAL_HELPER_CONNS_MAX
+                                + TIDAL_GHCI_NFDS];
+    tidal_helper_server_t   srv;
+
+    memset(&srv, 0, sizeof(srv));
+    srv.h = h;
+    srv.ghci = g;
+    srv.conf = conf;
+    srv.listen = -1;
+    srv.lock = -1;
+    srv.pidfd = -1;
+    srv.generation = conf->generation;
+
+    /* event numbers grow across helper restarts: microseconds */
+
+    srv.hid = (uint64_t) tidal_helper_epoch_msec() * 1000;
+
+    tidal_helper_server = &srv;
+    h->send = tidal_helper_socket_send;
+
+    /* one MCP session serves every worker: open it here, answer nobody */
+
+    tidal_helper_message(h, tidal_helper_socket_initialize,
+                         sizeof(tidal_helper_socket_initialize) - 1);
+    tidal_helper_message(h, tidal_helper_socket_initialized,
+                         sizeof(tidal_helper_socket_initialized) - 1);
+
+    rc = tidal_helper_socket_open(&srv);
+    if (rc != 0) {
+        goto done;
+    }
+
+    (void) tidal_ghci_start(g);
+
+    while (!*quit) {
+        nfds = 0;
+
+        pfd[nfds].fd = srv.listen;
+        pfd[nfds].events = POLLIN;
+        nfds++;
+
+        if (srv.pidfd != -1) {
+            pfd[nfds].fd = srv.pidfd;
+            pfd[nfds].events = POLLIN;
+            nfds++;
+        }
+
+        base = nfds;
+        nc = srv.nconns;
+
+        for (i = 0; i < srv.nconns; i++) {
+            pfd[nfds].fd = srv.conns[i]->fd;
+            pfd[nfds].events = POLLIN
+                               | (srv.conns[i]->out_len ? POLLOUT : 0);
+            nfds++;
+        }
+
+        n = tidal_ghci_pollfds(g, pfd + nfds);
+        timeout = tidal_ghci_timeout(g);
+
+        if (srv.pidfd == -1
+            && (timeout == -1 || timeout > TIDAL_HELPER_MASTER_POLL))
+        {
+            timeout = TIDAL_HELPER_MASTER_POLL;
+        }
+
+        for (i = 0; i < nfds + n; i++) {
+            pfd[i].revents = 0;
+        }
+
+        if (poll(pfd, (nfds_t) (nfds + n), timeout) == -1) {
+            if (errno == EINTR) {
+                continue;
+            }
+
+            tidal_helper_log(TIDAL_LOG_ERR, "poll() failed: %s",
+                             strerror(errno));
+            rc = 1;
+            break;
+        }
+
+        if (!tidal_helper_socket_master_alive(&srv)) {
+            tidal_helper_log(TIDAL_LOG_INFO, "the nginx master (pid %d) is "
+                             "gone", (int) conf->master);
+            break;
+        }
+
+        /*
+         * Backwards: closing i moves the last connection, already seen,
+         * into its place, so pfd[base + i] stays connection i's.
+         */
+
+        for (i = nc - 1; i >= 0; i--) {
+            if (pfd[base + i].revents == 0) {
+                continue;
+            }
+
+            if ((pfd[base + i].revents & POLLOUT)
+                && tidal_helper_socket_flush(srv.conns[i]) != 0)
+            {
+                tidal_helper_socket_close(&srv, i);
+                continue;
+            }
+
+            if ((pfd[base + i].revents & ~POLLOUT)
+                && tidal_helper_socket_read(&srv, srv.conns[i]) != 0)
+            {
+                tidal_helper_socket_close(&srv, i);
+            }
+        }
+
+        if (pfd[0].revents) {
+            tidal_helper_socket_accept(&srv);
+        }
+
+        tidal_ghci_process(g, pfd + nfds, n);
+
+        tidal_helper_socket_state(&srv);
+
+        for (i = srv.nconns - 1; i >= 0; i--) {
+            if (tidal_helper_socket_flush(srv.conns[i]) != 0
+                || (srv.conns[i]->closing && srv.conns[i]->out_len == 0))
+            {
+                tidal_helper_socket_close(&srv, i);
+            }
+        }
+
+        if (srv.restart && srv.nconns == 0) {
+            tidal_helper_log(TIDAL_LOG_INFO, "exiting for nginx to start "
+                             "the helper with its new settings");
+            break;
+        }
+
+        if (srv.restart) {
+            for (i = 0; i < srv.nconns; i++) {
+                srv.conns[i]->closing = 1;
+            }
+        }
+    }
+
+    if (*quit) {
+        tidal_helper_log(TIDAL_LOG_INFO, "signal %d", (int) *quit);
+    }
+
+done:
+
+    while (srv.nconns) {
+        tidal_helper_socket_close(&srv, srv.nconns - 1);
+    }
+
+    if (srv.listen != -1) {
+        (void) unlink(conf->path);
+        (void) close(srv.listen);
+    }
+
+    if (srv.pidfd != -1) {
+        (void) close(srv.pidfd);
+    }
+
+    /* the lock goes last: a new helper may start once the socket is gone */
+
+    if (srv.lock != -1) {
+        (void) close(srv.lock);
+    }
+
+    tidal_helper_server = NULL;
+
+    return rc;
+}
+
+
+/*
+ * One helper per socket path, by a lock nobody else's child inherits;
+ * the socket is the worker user's alone.
+ */
+
+static int
+tidal_helper_socket_open(tidal_helper_server_t *srv)
+{
+    int                  fd;
+    char                 lock[sizeof(((struct sockaddr_un *) 0)->sun_path)
+                              + 8];
+    mode_t               mask;
+    struct sockaddr_un   sa;
+
+    if (strlen(srv->conf->path) >= sizeof(sa.sun_path)) {
+        tidal_helper_log(TIDAL_LOG_ERR, "socket path \"%s\" is longer than "
+                         "%d bytes", srv->conf->path,
+                         (int) sizeof(sa.sun_path) - 1);
+        return 1;
+    }
+
+    snprintf(lock, sizeof(lock), "%s.lock", srv->conf->path);
+
+    srv->lock = open(lock, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
+
+    if (srv->lock == -1) {
+        tidal_helper_log(TIDAL_LOG_ERR, "open(\"%s\") failed: %s", lock,
+                         strerror(errno));
+        return 1;
+    }
+
+    if (flock(srv->lock, LOCK_EX | LOCK_NB) == -1) {
+        tidal_helper_log(TIDAL_LOG_INFO, "another tidal-helper serves %s",
+                         srv->conf->path);
+        return 3;
+    }
+
+    srv->pidfd = (int) syscall(SYS_pidfd_open, srv->conf->master, 0);
+
+    if (srv->pidfd == -1 && errno == ESRCH) {
+        tidal_helper_log(TIDAL_LOG_ERR, "the nginx master (pid %d) is "
+                         "already gone", (int) srv->conf->master);
+        return 1;
+    }
+
+    fd = socket(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+
+    if (fd == -1) {
+        tidal_helper_log(TIDAL_LOG_ERR, "socket() failed: %s",
+                         strerror(errno));
+        return 1;
+    }
+
+    memset(&sa, 0, sizeof(sa));
+    sa.sun_family = AF_UNIX;
+    strcpy(sa.sun_path, srv->conf->path);
+
+    (void) unlink(srv->conf->path);
+
+    mask = umask(0177);
+
+    if (bind(fd, (struct sockaddr *) &sa, sizeof(sa)) == -1) {
+        umask(mask);
+        tidal_helper_log(TIDAL_LOG_ERR, "bind(\"%s\") failed: %s",
+                         srv->conf->path, strerror(errno));
+        (void) close(fd);
+        return 1;
+    }
+
+    umask(mask);
+
+    if (listen(fd, 128) == -1) {
+        tidal_helper_log(TIDAL_LOG_ERR, "listen() failed: %s",
+                         strerror(errno));
+        (void) unlink(srv->conf->path);
+        (void) close(fd);
+        return 1;
+    }
+
+    srv->listen = fd;
+
+    tidal_helper_log(TIDAL_LOG_INFO, "serving nginx (master %d) on %s, "
+                     "settings %s", (int) srv->conf->master,
+                     srv->conf->path, srv->conf->config);
+
+    return 0;
+}
+
+
+static void
+tidal_helper_socket_accept(tidal_helper_server_t *srv)
+{
+    int                   fd;
+    socklen_t             len;
+    struct ucred          cred;
+    tidal_helper_conn_t  *c;
+
+    for ( ;; ) {
+        fd = accept4(srv->listen, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
+
+        if (fd == -1) {
+            if (errno != EAGAIN && errno != EINTR) {
+                tidal_helper_log(TIDAL_LOG_WARN, "accept() failed: %s",
+                                 strerror(errno));
+            }
+
+            return;
+        }
+
+        len = sizeof(cred);
+
+        if (getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &cred, &len) == -1) {
+            tidal_helper_log(TIDAL_LOG_WARN, "SO_PEERCRED failed: %s",
+                             strerror(errno));
+            (void) close(fd);
+            continue;
+        }
+
+        /* the socket is 0600 already; this holds if its mode is changed */
+
+        if (cred.uid != geteuid() && cred.uid != 0) {
+            tidal_helper_log(TIDAL_LOG_WARN, "refused a connection from "
+                             "uid %d (pid %d): not nginx's worker user",
+                             (int) cred.uid, (int) cred.pid);
+            (void) close(fd);
+            continue;
+        }
+
+        c = calloc(1, sizeof(tidal_helper_conn_t));
+
+        if (c == NULL || srv->nconns == TIDAL_HELPER_CONNS_MAX) {
+            tidal_helper_log(TIDAL_LOG_ERR, "refused a connection from pid "
+                             "%d: %s", (int) cred.pid,
+                             c ? "too many connections" : "out of memory");
+            free(c);
+            (void) close(fd);
+            continue;
+        }
+
+        c->fd = fd;
+        c->pid = cred.pid;
+        srv->conns[srv->nconns++] = c;
+
+        tidal_helper_log(TIDAL_LOG_DEBUG, "worker %d connected",
+                         (int) c->pid);
+    }
+}
+
+
+/* every complete line is one message; -1: drop the connection */
+
+static int
+tidal_helper_socket_read(tidal_helper_server_t *srv, tidal_helper_conn_t *c)
+{
+    char     *nl, *p, *data;
+    size_t    n, size;
+    ssize_t   got;
+
+    for ( ;; ) {
+        if (c->in_size - c->in_len < 65536) {
+            size = c->in_size ? c->in_size * 2 : 65536 * 2;
+
+            if (size > TIDAL_HELPER_IN_MAX + 65536) {
+                size = TIDAL_HELPER_IN_MAX + 65536;
+            }
+
+            if (size > c->in_size) {
+                data = realloc(c->in, size);
+                if (data == NULL) {
+                    tidal_helper_log(TIDAL_LOG_ERR, "out of memory reading "
+                                     "from worker %d", (int) c->pid);
+                    return -1;
+                }
+
+                c->in = data;
+                c->in_size = size;
+            }
+        }
+
+        got = read(c->fd, c->in + c->in_len, c->in_size - c->in_len);
+
+        if (got == -1 && errno == EINTR) {
+            continue;
+        }
+
+        if (got == -1 && errno == EAGAIN) {
+            return 0;
+        }
+
+        if (got <= 0) {
+            tidal_helper_log(TIDAL_LOG_DEBUG, "worker %d disconnected",
+                             (int) c->pid);
+            return -1;
+        }
+
+        c->in_len += (size_t) got;
+        p = c->in;
+        n = c->in_len;
+
+        while ((nl = memchr(p, '\n', n)) != NULL) {
+            *nl = '\0';
+
+            if (nl > p) {
+                tidal_helper_socket_message(srv, c, p, (size_t) (nl - p));
+            }
+
+            n -= (size_t) (nl - p) + 1;
+            p = nl + 1;
+        }
+
+        if (n >= TIDAL_HELPER_IN_MAX) {
+            tidal_helper_log(TIDAL_LOG_ERR, "worker %d sent a message longer "
+                             "than %d bytes", (int) c->pid,
+                             TIDAL_HELPER_IN_MAX);
+            return -1;
+        }
+
+        memmove(c->in, p, n);
+        c->in_len = n;
+    }
+}
+
+
+static void
+tidal_helper_socket_message(tidal_helper_server_t *srv,
+    tidal_helper_conn_t *c, char *msg, size_t len)
+{
+    json_t        *root, *who;
+    const char    *method;
+    json_error_t   err;
+
+    root = json_loadb(msg, len, 0, &err);
+
+    if (root == NULL) {
+        tidal_helper_log(TIDAL_LOG_ERR, "worker %d sent bad JSON: %s",
+                         (int) c->pid, err.text);
+        return;
+    }
+
+    method = json_string_value(json_object_get(root, "method"));
+
+    if (method && strcmp(method, "tidal/hello") == 0) {
+        tidal_helper_socket_hello(srv, c, root);
+        json_decref(root);
+        return;
+    }
+
+    /* the worker has checked the caller's role and names who it is */
+
+    who = json_object_get(json_object_get(json_object_get(root, "params"),
+                                          "_meta"),
+                          "tidal/who");
+
+    srv->h->who = json_string_value(who);
+    srv->current = c;
+
+    tidal_helper_message(srv->h, msg, len);
+
+    srv->h->who = NULL;
+    srv->current = NULL;
+
+    json_decref(root);
+}
+
+
+/*
+ * A worker's first message.  The first one after the helper started
+ * brings the zone's state, which is played at once; a newer nginx
+ * generation with other settings makes the helper exit so that nginx
+ * starts one with them.
+ */
+
+static void
+tidal_helper_socket_hello(tidal_helper_server_t *srv, tidal_helper_conn_t *c,
+    json_t *msg)
+{
+    int          restart;
+    char        *text, err[256];
+    json_t      *params, *state, *reply;
+    uint64_t     generation;
+    const char  *config;
+
+    params = json_object_get(msg, "params");
+    generation = (uint64_t) json_integer_value(json_object_get(params,
+                                                               "generation"));
+    config = json_string_value(json_object_get(params, "config"));
+    state = json_object_get(params, "state");
+
+    restart = 0;
+
+    if (json_integer_value(json_object_get(params, "protocol"))
+        != TIDAL_HELPER_SOCKET_PROTOCOL)
+    {
+        tidal_helper_log(TIDAL_LOG_WARN, "worker %d speaks another "
+                         "protocol: the helper restarts for it",
+                         (int) c->pid);
+        restart = 1;
+
+    } else if (generation > srv->generation && config
+               && strcmp(config, srv->conf->config) != 0)
+    {
+        tidal_helper_log(TIDAL_LOG_INFO, "nginx reloaded with other helper "
+                         "settings (%s): the helper restarts", config);
+        restart = 1;
+    }
+
+    if (generation > srv->generation) {
+        srv->generation = generation;
+    }
+
+    if (!restart && !srv->h->adopted && state) {
+        text = json_dumps(state, JSON_COMPACT);
+
+        if (text == NULL
+            || tidal_helper_adopt(srv->h, text, strlen(text), err,
+                                  sizeof(err)) != 0)
+        {
+            tidal_helper_log(TIDAL_LOG_ERR, "the zone's state from worker %d "
+                             "is unusable: %s", (int) c->pid,
+                             text ? err : "out of memory");
+        }
+
+        free(text);
+    }
+
+    c->hello = 1;
+
+    reply = json_pack("{s:s, s:O, s:{s:i, s:I, s:s, s:b}}",
+                      "jsonrpc", "2.0", "id", json_object_get(msg, "id"),
+                      "result", "protocol", TIDAL_HELPER_SOCKET_PROTOCOL,
+                      "generation", (json_int_t) srv->generation,
+                      "config", srv->conf->config, "restart", restart);
+
+    tidal_helper_socket_json(c, reply);
+    json_decref(reply);
+
+    if (restart) {
+        srv->restart = 1;
+    }
+
+    /* the newcomer learns the state as it is */
+
+    srv->state_seq = (uint64_t) -1;
+}
+
+
+/*
+ * The helper's send(): an answer goes to the worker that asked (its id
+ * is "PID:N"), anything else to every worker, numbered.
+ */
+
+static void
+tidal_helper_socket_send(tidal_helper_t *h, const char *text, size_t len)
+{
+    int                     i;
+    long                    pid;
+    char                   *end;
+    json_t                 *msg, *params, *id;
+    const char             *sid;
+    tidal_helper_server_t  *srv;
+
+    srv = tidal_helper_server;
+
+    msg = json_loadb(text, len, 0, NULL);
+    if (msg == NULL) {
+        return;
+    }
+
+    if (json_object_get(msg, "method") == NULL) {
+        id = json_object_get(msg, "id");
+        sid = json_string_value(id);
+        end = NULL;
+        pid = sid ? strtol(sid, &end, 10) : 0;
+
+        if (srv->current) {
+            tidal_helper_socket_put(srv->current, text, len);
+
+        } else {
+            for (i = 0; i < srv->nconns; i++) {
+                if (pid > 0 && end && *end == ':' && srv->conns[i]->pid == pid) {
+                    tidal_helper_socket_put(srv->conns[i], text, len);
+                    break;
+                }
+            }
+        }
+
+        json_decref(msg);
+        return;
+    }
+
+    params = json_object_get(msg, "params");
+
+    if (json_is_object(params)
+        && json_object_set_new(params, "tidal/hid",
+                               json_integer((json_int_t)
+                                            tidal_helper_socket_hid(srv)))
+           == 0)
+    {
+        for (i = 0; i < srv->nconns; i++) {
+            if (srv->conns[i]->hello) {
+                tidal_helper_socket_json(srv->conns[i], msg);
+            }
+        }
+    }
+
+    json_decref(msg);
+}
+
+
+/* after events: every worker gets the state they led to, numbered too */
+
+static void
+tidal_helper_socket_state(tidal_helper_server_t *srv)
+{
+    int      i;
+    json_t  *msg;
+
+    if (srv->state_seq == srv->h->seq || srv->nconns == 0) {
+        return;
+    }
+
+    srv->state_seq = srv->h->seq;
+
+    msg = json_pack("{s:s, s:s, s:{s:I, s:O, s:s}}",
+                    "jsonrpc", "2.0", "method", "tidal/state", "params",
+                    "tidal/hid", (json_int_t) tidal_helper_socket_hid(srv),
+                    "state", srv->h->state,
+                    "ghci", tidal_ghci_status(srv->ghci));
+    if (msg == NULL) {
+        tidal_helper_log(TIDAL_LOG_ERR, "out of memory sending the state");
+        return;
+    }
+
+    for (i = 0; i < srv->nconns; i++) {
+        if (srv->conns[i]->hello) {
+            tidal_helper_socket_json(srv->conns[i], msg);
+        }
+    }
+
+    json_decref(msg);
+}
+
+
+static uint64_t
+tidal_helper_socket_hid(tidal_helper_server_t *srv)
+{
+    uint64_t  now;
+
+    now = (uint64_t) tidal_helper_epoch_msec() * 1000;
+
+    srv->hid = (now > srv->hid) ? now : srv->hid + 1;
+
+    return srv->hid;
+}
+
+
+static void
+tidal_helper_socket_json(tidal_helper_conn_t *c, json_t *msg)
+{
+    char  *text;
+
+    text = msg ? json_dumps(msg, JSON_COMPACT) : NULL;
+
+    if (text == NULL) {
+        tidal_helper_log(TIDAL_LOG_ERR, "out of memory sending to worker %d",
+                         (int) c->pid);
+        return;
+    }
+
+    tidal_helper_socket_put(c, text, strlen(text));
+    free(text);
+}
+
+
+/* queues a line; a worker that stops reading is dropped, not waited for */
+
+static void
+tidal_helper_socket_put(tidal_helper_conn_t *c, const char *text, size_t len)
+{
+    char    *data;
+    size_t   size;
+
+    if (c->closing) {
+        return;
+    }
+
+    if (c->out_len + len + 1 > TIDAL_HELPER_OUT_MAX) {
+        tidal_helper_log(TIDAL_LOG_ERR, "worker %d does not read: dropped",
+                         (int) c->pid);
+        c->closing = 1;
+        c->out_len = 0;
+        return;
+    }
+
+    if (c->out_size < c->out_len + len + 1) {
+        size = c->out_size ? c->out_size : 4096;
+
+        while (size < c->out_len + len + 1) {
+            size *= 2;
+        }
+
+        data = realloc(c->out, size);
+        if (data == NULL) {
+            tidal_helper_log(TIDAL_LOG_ERR, "out of memory sending to "
+                             "worker %d", (int) c->pid);
+            c->closing = 1;
+            c->out_len = 0;
+            return;
+        }
+
+        c->out = data;
+        c->out_size = size;
+    }
+
+    memcpy(c->out + c->out_len, text, len);
+    c->out[c->out_len + len] = '\n';
+    c->out_len += len + 1;
+}
+
+
+static int
+tidal_helper_socket_flush(tidal_helper_conn_t *c)
+{
+    ssize_t  n;
+
+    while (c->out_len) {
+        n = write(c->fd, c->out, c->out_len);
+
+        if (n == -1 && errno == EINTR) {
+            continue;
+        }
+
+        if (n == -1 && errno == EAGAIN) {
+            return 0;
+        }
+
+        if (n <= 0) {
+            return -1;
+        }
+
+        memmove(c->out, c->out + n, c->out_len - (size_t) n);
+        c->out_len -= (size_t) n;
+    }
+
+    return 0;
+}
+
+
+static void
+tidal_helper_socket_close(tidal_helper_server_t *srv, int i)
+{
+    tidal_helper_conn_t  *c;
+
+    c = srv->conns[i];
+
+    (void) close(c->fd);
+    free(c->in);
+    free(c->out);
+    free(c);
+
+    srv->conns[i] = srv->conns[--srv->nconns];
+}
+
+
+/* a pidfd turns readable when the master exits; without one, ask */
+
+static int
+tidal_helper_socket_master_alive(tidal_helper_server_t *srv)
+{
+    struct pollfd  pfd;
+
+    if (srv->pidfd != -1) {
+        pfd.fd = srv->pidfd;
+        pfd.events = POLLIN;
+        pfd.revents = 0;
+
+        return poll(&pfd, 1, 0) == 0;
+    }
+
+    return kill(srv->conf->master, 0) == 0 || errno == EPERM;
+}
