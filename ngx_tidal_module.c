@@ -25,6 +25,14 @@ static char *ngx_http_tidal_check_size(ngx_conf_t *cf, void *post,
     void *data);
 static char *ngx_http_tidal_check_queue_size(ngx_conf_t *cf, void *post,
     void *data);
+static char *ngx_http_tidal_helper_path(ngx_conf_t *cf, ngx_command_t *cmd,
+    void *conf);
+static char *ngx_http_tidal_init_helper_conf(ngx_conf_t *cf,
+    ngx_http_tidal_main_conf_t *tmcf);
+static ngx_http_tidal_main_conf_t *ngx_http_tidal_cycle_conf(
+    ngx_cycle_t *cycle);
+static ngx_int_t ngx_http_tidal_init_module(ngx_cycle_t *cycle);
+static ngx_int_t ngx_http_tidal_init_process(ngx_cycle_t *cycle);
 #if (NGX_TIDAL_TEST_CANARY)
 static char *ngx_http_tidal_test_canary(ngx_conf_t *cf, ngx_command_t *cmd,
     void *conf);
@@ -147,6 +155,69 @@ static ngx_command_t  ngx_http_tidal_commands[] = {
       0,
       NULL },
 
+    { ngx_string("tidal_helper"),
+      NGX_HTTP_MAIN_CONF|NGX_CONF_TAKE1,
+      ngx_http_tidal_helper_path,
+      NGX_HTTP_MAIN_CONF_OFFSET,
+      0,
+      NULL },
+
+    { ngx_string("tidal_helper_socket"),
+      NGX_HTTP_MAIN_CONF|NGX_CONF_TAKE1,
+      ngx_conf_set_str_slot,
+      NGX_HTTP_MAIN_CONF_OFFSET,
+      offsetof(ngx_http_tidal_main_conf_t, helper_socket),
+      NULL },
+
+    { ngx_string("tidal_ghci"),
+      NGX_HTTP_MAIN_CONF|NGX_CONF_TAKE1,
+      ngx_conf_set_str_slot,
+      NGX_HTTP_MAIN_CONF_OFFSET,
+      offsetof(ngx_http_tidal_main_conf_t, ghci),
+      NULL },
+
+    { ngx_string("tidal_boot"),
+      NGX_HTTP_MAIN_CONF|NGX_CONF_TAKE1,
+      ngx_conf_set_str_slot,
+      NGX_HTTP_MAIN_CONF_OFFSET,
+      offsetof(ngx_http_tidal_main_conf_t, boot),
+      NULL },
+
+    { ngx_string("tidal_dirt_address"),
+      NGX_HTTP_MAIN_CONF|NGX_CONF_TAKE1,
+      ngx_conf_set_str_slot,
+      NGX_HTTP_MAIN_CONF_OFFSET,
+      offsetof(ngx_http_tidal_main_conf_t, dirt_address),
+      NULL },
+
+    { ngx_string("tidal_eval_timeout"),
+      NGX_HTTP_MAIN_CONF|NGX_CONF_TAKE1,
+      ngx_conf_set_msec_slot,
+      NGX_HTTP_MAIN_CONF_OFFSET,
+      offsetof(ngx_http_tidal_main_conf_t, eval_timeout),
+      NULL },
+
+    { ngx_string("tidal_health_interval"),
+      NGX_HTTP_MAIN_CONF|NGX_CONF_TAKE1,
+      ngx_conf_set_msec_slot,
+      NGX_HTTP_MAIN_CONF_OFFSET,
+      offsetof(ngx_http_tidal_main_conf_t, health_interval),
+      NULL },
+
+    { ngx_string("tidal_ghci_memory"),
+      NGX_HTTP_MAIN_CONF|NGX_CONF_TAKE1,
+      ngx_conf_set_str_slot,
+      NGX_HTTP_MAIN_CONF_OFFSET,
+      offsetof(ngx_http_tidal_main_conf_t, ghci_memory),
+      NULL },
+
+    { ngx_string("tidal_allow_raw"),
+      NGX_HTTP_MAIN_CONF|NGX_CONF_FLAG,
+      ngx_conf_set_flag_slot,
+      NGX_HTTP_MAIN_CONF_OFFSET,
+      offsetof(ngx_http_tidal_main_conf_t, allow_raw),
+      NULL },
+
 #if (NGX_TIDAL_TEST_CANARY)
     { ngx_string("tidal_test_canary"),
       NGX_HTTP_LOC_CONF|NGX_CONF_NOARGS,
@@ -181,8 +252,8 @@ ngx_module_t  ngx_tidal_module = {
     ngx_http_tidal_commands,               /* module directives */
     NGX_HTTP_MODULE,                       /* module type */
     NULL,                                  /* init master */
-    ngx_http_tidal_fanout_init_module,     /* init module */
-    ngx_http_tidal_fanout_init_process,    /* init process */
+    ngx_http_tidal_init_module,            /* init module */
+    ngx_http_tidal_init_process,           /* init process */
     NULL,                                  /* init thread */
     NULL,                                  /* exit thread */
     NULL,                                  /* exit process */
@@ -230,10 +301,19 @@ ngx_http_tidal_create_main_conf(ngx_conf_t *cf)
      *     conf->shm_zone = NULL;
      *     conf->state_file = { 0, NULL };
      *     conf->wake_fds = NULL;
+     *     conf->helper = { 0, NULL };
+     *     conf->helper_socket = { 0, NULL };
+     *     conf->ghci = { 0, NULL };
+     *     conf->boot = { 0, NULL };
+     *     conf->dirt_address = { 0, NULL };
+     *     conf->ghci_memory = { 0, NULL };
      */
 
     conf->max_connections = NGX_CONF_UNSET_UINT;
     conf->session_timeout = NGX_CONF_UNSET_MSEC;
+    conf->eval_timeout = NGX_CONF_UNSET_MSEC;
+    conf->health_interval = NGX_CONF_UNSET_MSEC;
+    conf->allow_raw = NGX_CONF_UNSET;
 
     ngx_http_tidal_zone_wanted = 0;
 
@@ -255,7 +335,220 @@ ngx_http_tidal_init_main_conf(ngx_conf_t *cf, void *conf)
         return NGX_CONF_ERROR;
     }
 
+    return ngx_http_tidal_init_helper_conf(cf, tmcf);
+}
+
+
+/*
+ * The helper's settings: defaults, checks nginx -t can make, and an id
+ * of them all, so a reload that changes one restarts the helper.
+ */
+
+static char *
+ngx_http_tidal_init_helper_conf(ngx_conf_t *cf,
+    ngx_http_tidal_main_conf_t *tmcf)
+{
+    u_char      *colon, *p, *buf;
+    size_t       len;
+    uint32_t     crc;
+    ngx_int_t    port;
+    ngx_time_t  *tp;
+
+    ngx_conf_init_msec_value(tmcf->eval_timeout, 5000);
+    ngx_conf_init_msec_value(tmcf->health_interval, 5000);
+    ngx_conf_init_value(tmcf->allow_raw, 0);
+
+    if (tmcf->helper.data == NULL) {
+        ngx_str_set(&tmcf->helper, NGX_TIDAL_HELPER_PATH);
+    }
+
+    if (tmcf->helper_socket.data == NULL) {
+        ngx_str_set(&tmcf->helper_socket, "tidal/helper.sock");
+    }
+
+    if (tmcf->ghci.data == NULL) {
+        ngx_str_set(&tmcf->ghci, "ghci");
+    }
+
+    if (tmcf->dirt_address.data == NULL) {
+        ngx_str_set(&tmcf->dirt_address, "127.0.0.1:57120");
+    }
+
+    if (tmcf->ghci_memory.data == NULL) {
+        ngx_str_set(&tmcf->ghci_memory, "2g");
+    }
+
+    if (ngx_conf_full_name(cf->cycle, &tmcf->helper_socket, 0) != NGX_OK
+        || (tmcf->boot.len
+            && ngx_conf_full_name(cf->cycle, &tmcf->boot, 1) != NGX_OK))
+    {
+        return NGX_CONF_ERROR;
+    }
+
+    if (tmcf->helper_socket.len >= 100) {
+        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                           "tidal_helper_socket \"%V\" is too long for a "
+                           "unix socket (at most 99 bytes)",
+                           &tmcf->helper_socket);
+        return NGX_CONF_ERROR;
+    }
+
+    colon = ngx_strlchr(tmcf->dirt_address.data,
+                        tmcf->dirt_address.data + tmcf->dirt_address.len,
+                        ':');
+    port = colon ? ngx_atoi(colon + 1, tmcf->dirt_address.data
+                                       + tmcf->dirt_address.len - colon - 1)
+                 : NGX_ERROR;
+
+    if (colon == tmcf->dirt_address.data || port < 1 || port > 65535) {
+        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                           "tidal_dirt_address \"%V\" is not HOST:PORT",
+                           &tmcf->dirt_address);
+        return NGX_CONF_ERROR;
+    }
+
+    if (ngx_strcmp(tmcf->ghci_memory.data, "off") != 0
+        && ngx_parse_offset(&tmcf->ghci_memory) == NGX_ERROR)
+    {
+        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                           "tidal_ghci_memory \"%V\" is neither a size such "
+                           "as 512m or 2g nor \"off\"", &tmcf->ghci_memory);
+        return NGX_CONF_ERROR;
+    }
+
+    if (tmcf->eval_timeout < 100 || tmcf->eval_timeout > 600000) {
+        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                           "tidal_eval_timeout must be 100ms .. 10m");
+        return NGX_CONF_ERROR;
+    }
+
+    if (tmcf->health_interval > 3600000) {
+        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                           "tidal_health_interval must be at most 1h "
+                           "(0: no health checks)");
+        return NGX_CONF_ERROR;
+    }
+
+    if (tmcf->helper.len && tmcf->shm_zone
+        && access((char *) tmcf->helper.data, X_OK) == -1)
+    {
+        ngx_conf_log_error(NGX_LOG_EMERG, cf, ngx_errno,
+                           "tidal_helper \"%V\" cannot be run; build it "
+                           "(\"make\") or say \"tidal_helper off;\"",
+                           &tmcf->helper);
+        return NGX_CONF_ERROR;
+    }
+
+    len = tmcf->helper.len + tmcf->helper_socket.len + tmcf->ghci.len
+          + tmcf->boot.len + tmcf->dirt_address.len + tmcf->ghci_memory.len
+          + 3 * NGX_INT_T_LEN + 16;
+
+    buf = ngx_pnalloc(cf->temp_pool, len);
+    if (buf == NULL) {
+        return NGX_CONF_ERROR;
+    }
+
+    p = ngx_snprintf(buf, len, "%V|%V|%V|%V|%V|%V|%M|%M|%i",
+                     &tmcf->helper, &tmcf->helper_socket, &tmcf->ghci,
+                     &tmcf->boot, &tmcf->dirt_address, &tmcf->ghci_memory,
+                     tmcf->eval_timeout, tmcf->health_interval,
+                     tmcf->allow_raw);
+
+    crc = ngx_crc32_long(buf, p - buf);
+    ngx_sprintf(tmcf->helper_config, "%08xD%Z", crc);
+
+    /* newer configurations have larger numbers, across reloads */
+
+    ngx_time_update();
+    tp = ngx_timeofday();
+    tmcf->generation = (uint64_t) tp->sec * 1000 + tp->msec;
+
     return NGX_CONF_OK;
+}
+
+
+static char *
+ngx_http_tidal_helper_path(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
+{
+    ngx_http_tidal_main_conf_t *tmcf = conf;
+
+    ngx_str_t  *value;
+
+    if (tmcf->helper.data) {
+        return "is duplicate";
+    }
+
+    value = cf->args->elts;
+
+    if (ngx_strcmp(value[1].data, "off") == 0) {
+        ngx_str_set(&tmcf->helper, "");
+        return NGX_CONF_OK;
+    }
+
+    tmcf->helper = value[1];
+
+    if (ngx_conf_full_name(cf->cycle, &tmcf->helper, 0) != NGX_OK) {
+        return NGX_CONF_ERROR;
+    }
+
+    return NGX_CONF_OK;
+}
+
+
+static ngx_http_tidal_main_conf_t *
+ngx_http_tidal_cycle_conf(ngx_cycle_t *cycle)
+{
+    ngx_http_tidal_main_conf_t  *tmcf;
+
+    if (ngx_http_cycle_get_module_main_conf(cycle, ngx_http_module) == NULL) {
+        return NULL;
+    }
+
+    tmcf = ngx_http_cycle_get_module_main_conf(cycle, ngx_tidal_module);
+
+    if (tmcf == NULL || tmcf->shm_zone == NULL) {
+        return NULL;
+    }
+
+    return tmcf;
+}
+
+
+static ngx_int_t
+ngx_http_tidal_init_module(ngx_cycle_t *cycle)
+{
+    ngx_http_tidal_main_conf_t  *tmcf;
+
+    tmcf = ngx_http_tidal_cycle_conf(cycle);
+
+    if (tmcf == NULL) {
+        return NGX_OK;
+    }
+
+    if (ngx_http_tidal_fanout_init_module(cycle, tmcf) != NGX_OK) {
+        return NGX_ERROR;
+    }
+
+    return ngx_http_tidal_helper_init_module(cycle, tmcf);
+}
+
+
+static ngx_int_t
+ngx_http_tidal_init_process(ngx_cycle_t *cycle)
+{
+    ngx_http_tidal_main_conf_t  *tmcf;
+
+    tmcf = ngx_http_tidal_cycle_conf(cycle);
+
+    if (tmcf == NULL) {
+        return NGX_OK;
+    }
+
+    if (ngx_http_tidal_fanout_init_process(cycle, tmcf) != NGX_OK) {
+        return NGX_ERROR;
+    }
+
+    return ngx_http_tidal_helper_init_process(cycle, tmcf);
 }
 
 

@@ -18,7 +18,7 @@
 #define NGX_TIDAL_VERSION              "0.2.0"
 
 #define NGX_HTTP_TIDAL_ZONE_MAGIC      0x7469646c    /* "tidl" */
-#define NGX_HTTP_TIDAL_ZONE_LAYOUT     1
+#define NGX_HTTP_TIDAL_ZONE_LAYOUT     2
 #define NGX_HTTP_TIDAL_WORKER_SLOTS    128
 #define NGX_HTTP_TIDAL_SESSION_ID_LEN  32
 
@@ -34,6 +34,7 @@ typedef struct {
     uint64_t                    seq;
     uint32_t                    offset;
     uint32_t                    len;
+    uint32_t                    channel;        /* 1..16 it changed, or 0 */
 } ngx_http_tidal_index_t;
 
 
@@ -63,6 +64,11 @@ typedef struct {
     u_char                     *state;
     size_t                      state_len;
 
+    /* the newest helper message taken, and the event it became */
+    uint64_t                    helper_hid;
+    uint64_t                    helper_seq;
+    u_char                      ghci[64];       /* GHCi's status */
+
     ngx_rbtree_t                sessions;
     ngx_rbtree_node_t           sentinel;
     ngx_queue_t                 session_lru;
@@ -81,6 +87,19 @@ typedef struct {
 
     ngx_fd_t                   *wake_fds;       /* one per worker */
     ngx_uint_t                  nwake;
+
+    /* the GHCi helper: one per nginx, so all of it is http-level */
+    ngx_str_t                   helper;         /* "": tidal_helper off */
+    ngx_str_t                   helper_socket;
+    ngx_str_t                   ghci;
+    ngx_str_t                   boot;
+    ngx_str_t                   dirt_address;
+    ngx_str_t                   ghci_memory;
+    ngx_msec_t                  eval_timeout;
+    ngx_msec_t                  health_interval;
+    ngx_flag_t                  allow_raw;
+    uint64_t                    generation;     /* when it was configured */
+    u_char                      helper_config[16];  /* its settings' id */
 } ngx_http_tidal_main_conf_t;
 
 
@@ -100,6 +119,7 @@ typedef struct {
 /* an encoded frame, shared by every client it is queued for */
 typedef struct {
     ngx_uint_t                  refs;
+    ngx_uint_t                  channel;        /* an event changing dN */
     size_t                      len;
     u_char                      data[1];
 } ngx_http_tidal_frame_t;
@@ -138,6 +158,7 @@ typedef struct {
     u_char                      session[NGX_HTTP_TIDAL_SESSION_ID_LEN];
 
     uint64_t                    resume_from;    /* replay start, or 0 */
+    ngx_uint_t                  calls;          /* at the helper */
 
     unsigned                    awaiting_pong:1;
     unsigned                    close_sent:1;
@@ -170,6 +191,8 @@ ngx_int_t ngx_http_tidal_ws_queue(ngx_http_tidal_ws_t *ws,
 ngx_int_t ngx_http_tidal_ws_send_text(ngx_http_tidal_ws_t *ws,
     const u_char *data, size_t len);
 void ngx_http_tidal_ws_after_write(ngx_http_tidal_ws_t *ws);
+void ngx_http_tidal_ws_reply(ngx_http_tidal_ws_t *ws, const u_char *data,
+    size_t len);
 ngx_http_tidal_frame_t *ngx_http_tidal_frame_alloc(ngx_uint_t opcode,
     size_t len, u_char **payload, ngx_log_t *log);
 void ngx_http_tidal_frame_release(ngx_http_tidal_frame_t *frame);
@@ -188,6 +211,10 @@ ngx_int_t ngx_http_tidal_zone_fetch(ngx_http_tidal_main_conf_t *tmcf,
 void ngx_http_tidal_zone_release(ngx_http_tidal_main_conf_t *tmcf,
     ngx_http_tidal_slot_t *slot);
 uint64_t ngx_http_tidal_zone_last_seq(ngx_http_tidal_main_conf_t *tmcf);
+ngx_int_t ngx_http_tidal_zone_publish_helper(
+    ngx_http_tidal_main_conf_t *tmcf, const char *type, json_t *fields,
+    uint64_t hid, ngx_uint_t channel, ngx_log_t *log);
+uint64_t ngx_http_tidal_zone_helper_seq(ngx_http_tidal_main_conf_t *tmcf);
 
 /* ngx_http_tidal_state.c */
 ngx_int_t ngx_http_tidal_state_load(ngx_http_tidal_main_conf_t *tmcf,
@@ -196,6 +223,10 @@ json_t *ngx_http_tidal_state_get(ngx_http_tidal_main_conf_t *tmcf,
     uint64_t *seq);
 json_t *ngx_http_tidal_state_snapshot(ngx_http_tidal_main_conf_t *tmcf,
     ngx_uint_t history);
+json_t *ngx_http_tidal_state_channel(ngx_http_tidal_main_conf_t *tmcf,
+    ngx_uint_t channel);
+ngx_int_t ngx_http_tidal_state_update(ngx_http_tidal_main_conf_t *tmcf,
+    uint64_t hid, json_t *state, const char *ghci, ngx_log_t *log);
 
 /* ngx_http_tidal_session.c */
 ngx_int_t ngx_http_tidal_session_create(ngx_http_tidal_main_conf_t *tmcf,
@@ -206,8 +237,10 @@ void ngx_http_tidal_session_release(ngx_http_tidal_main_conf_t *tmcf,
     u_char *id);
 
 /* ngx_http_tidal_fanout.c */
-ngx_int_t ngx_http_tidal_fanout_init_module(ngx_cycle_t *cycle);
-ngx_int_t ngx_http_tidal_fanout_init_process(ngx_cycle_t *cycle);
+ngx_int_t ngx_http_tidal_fanout_init_module(ngx_cycle_t *cycle,
+    ngx_http_tidal_main_conf_t *tmcf);
+ngx_int_t ngx_http_tidal_fanout_init_process(ngx_cycle_t *cycle,
+    ngx_http_tidal_main_conf_t *tmcf);
 void ngx_http_tidal_fanout_join(ngx_http_tidal_ws_t *ws, uint64_t from);
 uint64_t ngx_http_tidal_fanout_position(void);
 void ngx_http_tidal_fanout_leave(ngx_http_tidal_ws_t *ws);
@@ -217,7 +250,20 @@ ngx_uint_t ngx_http_tidal_fanout_clients(void);
 
 /* ngx_http_tidal_tools.c */
 ngx_int_t ngx_http_tidal_tool_call(ngx_http_tidal_ws_t *ws,
-    const tidal_mcp_tool_t *tool, json_t *args, json_t **result);
+    const tidal_mcp_tool_t *tool, json_t *args, json_t *id,
+    json_t **result);
+
+/* ngx_http_tidal_helper.c */
+ngx_int_t ngx_http_tidal_helper_init_module(ngx_cycle_t *cycle,
+    ngx_http_tidal_main_conf_t *tmcf);
+ngx_int_t ngx_http_tidal_helper_init_process(ngx_cycle_t *cycle,
+    ngx_http_tidal_main_conf_t *tmcf);
+ngx_int_t ngx_http_tidal_helper_call(ngx_http_tidal_ws_t *ws,
+    const tidal_mcp_tool_t *tool, json_t *args, json_t *id,
+    const char *who, json_t **result);
+void ngx_http_tidal_helper_forget(ngx_http_tidal_ws_t *ws);
+void ngx_http_tidal_helper_status(ngx_http_tidal_main_conf_t *tmcf,
+    u_char *buf, size_t size);
 
 /* ngx_http_tidal_publish.c, ngx_http_tidal_status.c */
 char *ngx_http_tidal_publish(ngx_conf_t *cf, ngx_command_t *cmd, void *conf);

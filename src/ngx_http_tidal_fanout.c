@@ -24,8 +24,6 @@ typedef struct {
 } ngx_http_tidal_worker_t;
 
 
-static ngx_http_tidal_main_conf_t *ngx_http_tidal_fanout_conf(
-    ngx_cycle_t *cycle);
 static void ngx_http_tidal_fanout_close_fds(void *data);
 static void ngx_http_tidal_fanout_wake_handler(ngx_event_t *ev);
 static void ngx_http_tidal_fanout_poll_handler(ngx_event_t *ev);
@@ -39,25 +37,6 @@ static ngx_http_tidal_worker_t  ngx_http_tidal_worker;
 
 /* the configuration with a zone, or NULL where fan-out has no work */
 
-static ngx_http_tidal_main_conf_t *
-ngx_http_tidal_fanout_conf(ngx_cycle_t *cycle)
-{
-    ngx_http_tidal_main_conf_t  *tmcf;
-
-    if (ngx_http_cycle_get_module_main_conf(cycle, ngx_http_module) == NULL) {
-        return NULL;
-    }
-
-    tmcf = ngx_http_cycle_get_module_main_conf(cycle, ngx_tidal_module);
-
-    if (tmcf == NULL || tmcf->shm_zone == NULL) {
-        return NULL;
-    }
-
-    return tmcf;
-}
-
-
 /*
  * The master makes one eventfd per worker before forking, so every
  * worker can wake every other.  A reload makes a new set for the new
@@ -65,18 +44,12 @@ ngx_http_tidal_fanout_conf(ngx_cycle_t *cycle)
  */
 
 ngx_int_t
-ngx_http_tidal_fanout_init_module(ngx_cycle_t *cycle)
+ngx_http_tidal_fanout_init_module(ngx_cycle_t *cycle,
+    ngx_http_tidal_main_conf_t *tmcf)
 {
     ngx_uint_t                   i;
     ngx_core_conf_t             *ccf;
     ngx_pool_cleanup_t          *cln;
-    ngx_http_tidal_main_conf_t  *tmcf;
-
-    tmcf = ngx_http_tidal_fanout_conf(cycle);
-
-    if (tmcf == NULL) {
-        return NGX_OK;
-    }
 
     ccf = (ngx_core_conf_t *) ngx_get_conf(cycle->conf_ctx, ngx_core_module);
 
@@ -129,17 +102,11 @@ ngx_http_tidal_fanout_close_fds(void *data)
 
 
 ngx_int_t
-ngx_http_tidal_fanout_init_process(ngx_cycle_t *cycle)
+ngx_http_tidal_fanout_init_process(ngx_cycle_t *cycle,
+    ngx_http_tidal_main_conf_t *tmcf)
 {
     ngx_connection_t            *c;
     ngx_http_tidal_worker_t     *w;
-    ngx_http_tidal_main_conf_t  *tmcf;
-
-    tmcf = ngx_http_tidal_fanout_conf(cycle);
-
-    if (tmcf == NULL) {
-        return NGX_OK;
-    }
 
     w = &ngx_http_tidal_worker;
 

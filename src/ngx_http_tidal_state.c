@@ -1,7 +1,8 @@
 /*
  * ngx_tidal: the channel state in the zone - seeded from
- * tidal_state_file when a zone is created, read for tidal_get_state and
- * for session_restore snapshots.
+ * tidal_state_file when a zone is created, replaced by the helper's after
+ * every change (and written back to the file), read for tidal_get_state,
+ * channel resources and session_restore snapshots.
  */
 
 
@@ -16,6 +17,8 @@ static ngx_int_t ngx_http_tidal_state_store(ngx_http_tidal_main_conf_t *tmcf,
     json_t *state, ngx_log_t *log);
 static json_t *ngx_http_tidal_state_read_file(ngx_str_t *path,
     ngx_log_t *log);
+static void ngx_http_tidal_state_write(ngx_str_t *path, const char *text,
+    size_t len, ngx_log_t *log);
 
 
 /* runs in the master when a zone is created: a bad file is only logged */
@@ -251,4 +254,166 @@ ngx_http_tidal_state_snapshot(ngx_http_tidal_main_conf_t *tmcf,
     json_decref(state);
 
     return params;
+}
+
+
+/* {"pattern": text or null, "muted": bool, "soloed": bool} of dN */
+
+json_t *
+ngx_http_tidal_state_channel(ngx_http_tidal_main_conf_t *tmcf,
+    ngx_uint_t channel)
+{
+    char         name[8];
+    json_t      *state, *cur, *result;
+    uint64_t     seq;
+    const char  *pattern;
+
+    state = ngx_http_tidal_state_get(tmcf, &seq);
+    if (state == NULL) {
+        return NULL;
+    }
+
+    ngx_sprintf((u_char *) name, "d%ui%Z", channel);
+
+    cur = json_object_get(json_object_get(state, "channels"), name);
+    pattern = json_string_value(json_object_get(cur, "pattern"));
+
+    if (pattern && ngx_strcmp(pattern, "silence") == 0) {
+        pattern = NULL;
+    }
+
+    result = json_pack("{s:s?, s:b, s:b}", "pattern", pattern,
+                       "muted", json_is_true(json_object_get(cur, "muted")),
+                       "soloed",
+                       json_is_true(json_object_get(cur, "soloed")));
+
+    json_decref(state);
+
+    return result;
+}
+
+
+/*
+ * The helper's state after its events, numbered hid: the first worker to
+ * bring it stores it in the zone (NGX_OK: and then writes the state
+ * file); a copy already superseded is NGX_DONE.
+ */
+
+ngx_int_t
+ngx_http_tidal_state_update(ngx_http_tidal_main_conf_t *tmcf, uint64_t hid,
+    json_t *state, const char *ghci, ngx_log_t *log)
+{
+    char                    *text;
+    size_t                   len;
+    u_char                  *p, *old;
+    ngx_int_t                rc;
+    ngx_http_tidal_shctx_t  *sh;
+
+    sh = tmcf->sh;
+
+    text = json_dumps(state, JSON_COMPACT);
+    if (text == NULL) {
+        return NGX_ERROR;
+    }
+
+    len = ngx_strlen(text);
+    rc = NGX_OK;
+
+    ngx_shmtx_lock(&tmcf->shpool->mutex);
+
+    if (hid <= sh->helper_hid) {
+        rc = NGX_DONE;
+        goto done;
+    }
+
+    sh->helper_hid = hid;
+
+    if (ghci) {
+        ngx_cpystrn(sh->ghci, (u_char *) ghci, sizeof(sh->ghci));
+    }
+
+    p = ngx_slab_alloc_locked(tmcf->shpool, len);
+
+    if (p == NULL) {
+        rc = NGX_ERROR;
+        goto done;
+    }
+
+    ngx_memcpy(p, text, len);
+    old = sh->state;
+    sh->state = p;
+    sh->state_len = len;
+
+    if (old) {
+        ngx_slab_free_locked(tmcf->shpool, old);
+    }
+
+done:
+
+    ngx_shmtx_unlock(&tmcf->shpool->mutex);
+
+    if (rc == NGX_ERROR) {
+        ngx_log_error(NGX_LOG_ERR, log, 0,
+                      "tidal: no room for the channel state in the zone");
+
+    } else if (rc == NGX_OK && tmcf->state_file.len) {
+        ngx_http_tidal_state_write(&tmcf->state_file, text, len, log);
+    }
+
+    free(text);
+
+    return rc;
+}
+
+
+/* write, sync, rename: a crash leaves the old file or the new, not half */
+
+static void
+ngx_http_tidal_state_write(ngx_str_t *path, const char *text, size_t len,
+    ngx_log_t *log)
+{
+    u_char    *tmp;
+    ssize_t    n;
+    ngx_fd_t   fd;
+
+    tmp = ngx_alloc(path->len + sizeof(".tmp.") + NGX_INT_T_LEN, log);
+    if (tmp == NULL) {
+        return;
+    }
+
+    ngx_sprintf(tmp, "%V.tmp.%P%Z", path, ngx_pid);
+
+    fd = ngx_open_file(tmp, NGX_FILE_WRONLY, NGX_FILE_TRUNCATE,
+                       NGX_FILE_DEFAULT_ACCESS);
+
+    if (fd == NGX_INVALID_FILE) {
+        ngx_log_error(NGX_LOG_ERR, log, ngx_errno,
+                      "tidal: cannot write the state file: "
+                      ngx_open_file_n " \"%s\" failed", tmp);
+        ngx_free(tmp);
+        return;
+    }
+
+    n = ngx_write_fd(fd, (void *) text, len);
+
+    if (n != (ssize_t) len || fsync(fd) == -1) {
+        ngx_log_error(NGX_LOG_ERR, log, ngx_errno,
+                      "tidal: cannot write the state file \"%s\"", tmp);
+        (void) ngx_close_file(fd);
+        (void) ngx_delete_file(tmp);
+        ngx_free(tmp);
+        return;
+    }
+
+    (void) ngx_close_file(fd);
+
+    if (ngx_rename_file(tmp, path->data) == NGX_FILE_ERROR) {
+        ngx_log_error(NGX_LOG_ERR, log, ngx_errno,
+                      "tidal: cannot write the state file: "
+                      ngx_rename_file_n " \"%s\" to \"%V\" failed",
+                      tmp, path);
+        (void) ngx_delete_file(tmp);
+    }
+
+    ngx_free(tmp);
 }

@@ -1,7 +1,7 @@
 /*
- * ngx_tidal: the MCP tools a worker answers itself (their table is
- * src/tidal_tools.c).  The music tools need the GHCi helper and say so
- * until it exists.
+ * ngx_tidal: the MCP tools (their table is src/tidal_tools.c): a worker
+ * answers state, history and chat itself from the zone; the music tools
+ * go to the GHCi helper (ngx_http_tidal_helper.c).
  */
 
 
@@ -12,9 +12,7 @@
 
 #define NGX_HTTP_TIDAL_SAY_MAX  1000
 
-static json_t *ngx_http_tidal_tool_text(ngx_uint_t error, const char *text,
-    json_t *structured);
-static json_t *ngx_http_tidal_tool_structured(json_t *structured);
+static const char *ngx_http_tidal_tool_who(ngx_http_tidal_ws_t *ws);
 static json_t *ngx_http_tidal_tool_say(ngx_http_tidal_ws_t *ws,
     json_t *args);
 static json_t *ngx_http_tidal_tool_get_state(ngx_http_tidal_ws_t *ws);
@@ -33,13 +31,14 @@ const tidal_mcp_server_t  ngx_http_tidal_mcp_server = {
 
 
 /*
- * Runs a tool the MCP core has already checked against the role; *result
- * is a CallToolResult.  NGX_ERROR only when memory ran out.
+ * Runs a tool the MCP core has already checked against the role: *result
+ * is a CallToolResult and NGX_OK, or NGX_DONE when the music tool went to
+ * the helper, which answers later.  NGX_ERROR only when memory ran out.
  */
 
 ngx_int_t
 ngx_http_tidal_tool_call(ngx_http_tidal_ws_t *ws, const tidal_mcp_tool_t *tool,
-    json_t *args, json_t **result)
+    json_t *args, json_t *id, json_t **result)
 {
     if (ngx_strcmp(tool->name, "tidal_get_state") == 0) {
         *result = ngx_http_tidal_tool_get_state(ws);
@@ -51,39 +50,46 @@ ngx_http_tidal_tool_call(ngx_http_tidal_ws_t *ws, const tidal_mcp_tool_t *tool,
         *result = ngx_http_tidal_tool_say(ws, args);
 
     } else {
-        *result = ngx_http_tidal_tool_text(1,
-                      "Tidal is not running: this server has no GHCi "
-                      "helper yet, so nothing was played or changed.",
-                      NULL);
+        return ngx_http_tidal_helper_call(ws, tool, args, id,
+                                          ngx_http_tidal_tool_who(ws),
+                                          result);
     }
 
     return *result ? NGX_OK : NGX_ERROR;
 }
 
 
+/* a display name: tidal_name's value, or the client's own name */
+
+static const char *
+ngx_http_tidal_tool_who(ngx_http_tidal_ws_t *ws)
+{
+    if (ws->name.len) {
+        return (const char *) ws->name.data;
+    }
+
+    return ws->mcp.client_name[0] ? ws->mcp.client_name : "anonymous";
+}
+
+
 static json_t *
 ngx_http_tidal_tool_say(ngx_http_tidal_ws_t *ws, json_t *args)
 {
-    json_t      *text, *fields;
-    uint64_t     seq;
-    ngx_int_t    rc;
-    const char  *who;
+    json_t     *text, *fields;
+    uint64_t    seq;
+    ngx_int_t   rc;
 
     text = json_object_get(args, "text");
 
     if (!json_is_string(text) || json_string_length(text) == 0
         || json_string_length(text) > NGX_HTTP_TIDAL_SAY_MAX)
     {
-        return ngx_http_tidal_tool_text(1, "Invalid argument \"text\": "
+        return tidal_tools_result(1, "Invalid argument \"text\": "
                                         "a string of 1 to 1000 characters "
                                         "is required", NULL);
     }
 
-    who = ws->name.len ? NULL : ws->mcp.client_name;
-
-    fields = json_pack("{s:s#, s:O}",
-                       "who", who ? who : (char *) ws->name.data,
-                       (int) (who ? ngx_strlen(who) : ws->name.len),
+    fields = json_pack("{s:s, s:O}", "who", ngx_http_tidal_tool_who(ws),
                        "text", text);
     if (fields == NULL) {
         return NULL;
@@ -94,11 +100,11 @@ ngx_http_tidal_tool_say(ngx_http_tidal_ws_t *ws, json_t *args)
     json_decref(fields);
 
     if (rc != NGX_OK) {
-        return ngx_http_tidal_tool_text(1, "The chat line could not be "
+        return tidal_tools_result(1, "The chat line could not be "
                                         "broadcast", NULL);
     }
 
-    return ngx_http_tidal_tool_text(0, "Sent.",
+    return tidal_tools_result(0, "Sent.",
                                     json_pack("{s:I}", "seq",
                                               (json_int_t) seq));
 }
@@ -107,6 +113,7 @@ ngx_http_tidal_tool_say(ngx_http_tidal_ws_t *ws, json_t *args)
 static json_t *
 ngx_http_tidal_tool_get_state(ngx_http_tidal_ws_t *ws)
 {
+    u_char     ghci[64];
     json_t    *state, *structured;
     uint64_t   seq;
 
@@ -115,14 +122,16 @@ ngx_http_tidal_tool_get_state(ngx_http_tidal_ws_t *ws)
         return NULL;
     }
 
+    ngx_http_tidal_helper_status(ws->main_conf, ghci, sizeof(ghci));
+
     structured = json_pack("{s:O, s:o, s:I, s:s}",
                            "channels", json_object_get(state, "channels"),
                            "tempo", tidal_state_tempo(state),
                            "seq", (json_int_t) seq,
-                           "ghci", "not running");
+                           "ghci", (char *) ghci);
     json_decref(state);
 
-    return ngx_http_tidal_tool_structured(structured);
+    return tidal_tools_result_structured(structured);
 }
 
 
@@ -140,7 +149,7 @@ ngx_http_tidal_tool_get_history(ngx_http_tidal_ws_t *ws, json_t *args)
         if (!json_is_integer(limit) || json_integer_value(limit) < 1
             || json_integer_value(limit) > 1000)
         {
-            return ngx_http_tidal_tool_text(1, "Invalid argument \"limit\": "
+            return tidal_tools_result(1, "Invalid argument \"limit\": "
                                             "an integer from 1 to 1000",
                                             NULL);
         }
@@ -157,58 +166,6 @@ ngx_http_tidal_tool_get_history(ngx_http_tidal_ws_t *ws, json_t *args)
 
     json_decref(state);
 
-    return ngx_http_tidal_tool_structured(json_pack("{s:o*}", "history",
+    return tidal_tools_result_structured(json_pack("{s:o*}", "history",
                                                     tail));
-}
-
-
-/* a result whose text is the structured content itself (stolen) */
-
-static json_t *
-ngx_http_tidal_tool_structured(json_t *structured)
-{
-    char    *text;
-    json_t  *result;
-
-    if (structured == NULL) {
-        return NULL;
-    }
-
-    text = json_dumps(structured, JSON_COMPACT);
-    if (text == NULL) {
-        json_decref(structured);
-        return NULL;
-    }
-
-    result = ngx_http_tidal_tool_text(0, text, structured);
-    free(text);
-
-    return result;
-}
-
-
-/* a CallToolResult with one text item; structured is stolen */
-
-static json_t *
-ngx_http_tidal_tool_text(ngx_uint_t error, const char *text,
-    json_t *structured)
-{
-    json_t  *result;
-
-    result = json_pack("{s:[{s:s, s:s}], s:b}",
-                       "content", "type", "text", "text", text,
-                       "isError", (int) error);
-
-    if (result && structured
-        && json_object_set_new(result, "structuredContent", structured) != 0)
-    {
-        json_decref(result);
-        return NULL;
-    }
-
-    if (result == NULL && structured) {
-        json_decref(structured);
-    }
-
-    return result;
 }

@@ -32,6 +32,10 @@ static void ngx_http_tidal_ws_finish(ngx_http_tidal_ws_t *ws,
 static void ngx_http_tidal_ws_drop_queue(ngx_http_tidal_ws_t *ws,
     ngx_uint_t all);
 static void ngx_http_tidal_ws_cleanup(void *data);
+static json_t *ngx_http_tidal_ws_resource(tidal_mcp_session_t *s,
+    int channel);
+static ngx_int_t ngx_http_tidal_ws_updated(ngx_http_tidal_ws_t *ws,
+    ngx_uint_t channel);
 
 
 /* reads are parsed at once, so one buffer serves every connection */
@@ -42,6 +46,7 @@ ngx_int_t
 ngx_http_tidal_websocket_start(ngx_http_request_t *r,
     ngx_http_tidal_loc_conf_t *tlcf, tidal_role_e role)
 {
+    ngx_str_t                    name;
     ngx_int_t                    rc;
     ngx_connection_t            *c;
     ngx_pool_cleanup_t          *cln;
@@ -62,10 +67,20 @@ ngx_http_tidal_websocket_start(ngx_http_request_t *r,
         return NGX_HTTP_INTERNAL_SERVER_ERROR;
     }
 
-    if (tlcf->name
-        && ngx_http_complex_value(r, tlcf->name, &ws->name) != NGX_OK)
-    {
-        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    if (tlcf->name) {
+        if (ngx_http_complex_value(r, tlcf->name, &name) != NGX_OK) {
+            return NGX_HTTP_INTERNAL_SERVER_ERROR;
+        }
+
+        /* a C string: it goes into JSON as "who" */
+
+        ws->name.data = ngx_pnalloc(r->pool, name.len + 1);
+        if (ws->name.data == NULL) {
+            return NGX_HTTP_INTERNAL_SERVER_ERROR;
+        }
+
+        ws->name.len = ngx_cpystrn(ws->name.data, name.data, name.len + 1)
+                       - ws->name.data;
     }
 
     /* counted before the 101: the one over the limit never upgrades */
@@ -89,6 +104,7 @@ ngx_http_tidal_websocket_start(ngx_http_request_t *r,
     tidal_mcp_session_init(&ws->mcp, &ngx_http_tidal_mcp_server, role);
 
     ws->mcp.initialize_hook = ngx_http_tidal_ws_initialize;
+    ws->mcp.resource_hook = ngx_http_tidal_ws_resource;
     ws->mcp.data = ws;
 
     cln->handler = ngx_http_tidal_ws_cleanup;
@@ -349,9 +365,16 @@ ngx_http_tidal_ws_message(ngx_http_tidal_ws_t *ws, const u_char *data,
 
     if (out.action == TIDAL_MCP_CALL) {
 
-        if (ngx_http_tidal_tool_call(ws, out.tool, out.args, &result)
-            != NGX_OK)
-        {
+        rc = ngx_http_tidal_tool_call(ws, out.tool, out.args, out.id,
+                                      &result);
+
+        if (rc == NGX_DONE) {
+            /* the helper answers later */
+            tidal_mcp_out_free(&out);
+            return NGX_OK;
+        }
+
+        if (rc != NGX_OK) {
             tidal_mcp_out_free(&out);
             return NGX_ERROR;
         }
@@ -462,6 +485,17 @@ ngx_http_tidal_ws_initialize(tidal_mcp_session_t *s, json_t *params)
 }
 
 
+/* resources/read of tidal://channel/dN: the zone's state of dN */
+
+static json_t *
+ngx_http_tidal_ws_resource(tidal_mcp_session_t *s, int channel)
+{
+    ngx_http_tidal_ws_t *ws = s->data;
+
+    return ngx_http_tidal_state_channel(ws->main_conf, channel);
+}
+
+
 /* free queue entries, kept per worker: broadcasts queue one per client */
 static ngx_http_tidal_out_t  *ngx_http_tidal_out_free;
 
@@ -482,6 +516,7 @@ ngx_http_tidal_frame_alloc(ngx_uint_t opcode, size_t len, u_char **payload,
     hlen = tidal_ws_frame_header(f->data, opcode, len);
 
     f->refs = 1;
+    f->channel = 0;
     f->len = hlen + len;
     *payload = f->data + hlen;
 
@@ -551,7 +586,69 @@ ngx_http_tidal_ws_queue(ngx_http_tidal_ws_t *ws, ngx_http_tidal_frame_t *f)
     ws->out_count++;
     ws->out_bytes += f->len;
 
+    if (f->channel && (ws->mcp.subscriptions & (1u << (f->channel - 1)))) {
+        return ngx_http_tidal_ws_updated(ws, f->channel);
+    }
+
     return NGX_OK;
+}
+
+
+/*
+ * notifications/resources/updated for a client subscribed to a channel
+ * an event changed; one frame per channel and worker serves them all
+ */
+
+static ngx_int_t
+ngx_http_tidal_ws_updated(ngx_http_tidal_ws_t *ws, ngx_uint_t channel)
+{
+    char                    *text;
+    size_t                   len;
+    u_char                  *p;
+    ngx_http_tidal_frame_t  *f;
+
+    static ngx_http_tidal_frame_t  *frames[TIDAL_MCP_CHANNELS];
+
+    f = frames[channel - 1];
+
+    if (f == NULL) {
+        text = tidal_mcp_resource_updated((int) channel, &len);
+        if (text == NULL) {
+            return NGX_ERROR;
+        }
+
+        f = ngx_http_tidal_frame_alloc(TIDAL_WS_OP_TEXT, len, &p,
+                                       ws->request->connection->log);
+        if (f == NULL) {
+            free(text);
+            return NGX_ERROR;
+        }
+
+        ngx_memcpy(p, text, len);
+        free(text);
+
+        frames[channel - 1] = f;
+    }
+
+    return ngx_http_tidal_ws_queue(ws, f);
+}
+
+
+/* a tool's answer that arrived later, e.g. from the helper */
+
+void
+ngx_http_tidal_ws_reply(ngx_http_tidal_ws_t *ws, const u_char *data,
+    size_t len)
+{
+    ngx_connection_t  *c;
+
+    c = ws->request->connection;
+
+    if (ngx_http_tidal_ws_send(ws, TIDAL_WS_OP_TEXT, data, len) == NGX_OK
+        && !c->write->posted)
+    {
+        ngx_post_event(c->write, &ngx_posted_events);
+    }
 }
 
 
@@ -882,6 +979,7 @@ ngx_http_tidal_ws_cleanup(void *data)
     }
 
     ngx_http_tidal_fanout_leave(ws);
+    ngx_http_tidal_helper_forget(ws);
 
     if (ws->has_session) {
         ngx_http_tidal_session_release(ws->main_conf, ws->session);

@@ -9,6 +9,9 @@
 
 static ngx_int_t ngx_http_tidal_init_zone(ngx_shm_zone_t *shm_zone,
     void *data);
+static ngx_int_t ngx_http_tidal_zone_append(
+    ngx_http_tidal_main_conf_t *tmcf, const char *type, json_t *fields,
+    uint64_t hid, ngx_uint_t channel, ngx_log_t *log, uint64_t *seqp);
 static size_t ngx_http_tidal_ring_reserve(ngx_http_tidal_shctx_t *sh,
     size_t len);
 static ngx_uint_t ngx_http_tidal_zone_reclaim(ngx_http_tidal_shctx_t *sh,
@@ -175,6 +178,45 @@ ngx_int_t
 ngx_http_tidal_zone_publish(ngx_http_tidal_main_conf_t *tmcf,
     const char *type, json_t *fields, ngx_log_t *log, uint64_t *seqp)
 {
+    return ngx_http_tidal_zone_append(tmcf, type, fields, 0, 0, log, seqp);
+}
+
+
+/*
+ * An event from the helper, numbered hid: published by the first worker
+ * that brings it (NGX_OK), skipped by the others (NGX_DONE).
+ */
+
+ngx_int_t
+ngx_http_tidal_zone_publish_helper(ngx_http_tidal_main_conf_t *tmcf,
+    const char *type, json_t *fields, uint64_t hid, ngx_uint_t channel,
+    ngx_log_t *log)
+{
+    return ngx_http_tidal_zone_append(tmcf, type, fields, hid, channel, log,
+                                      NULL);
+}
+
+
+/* the number of the newest event the helper caused */
+
+uint64_t
+ngx_http_tidal_zone_helper_seq(ngx_http_tidal_main_conf_t *tmcf)
+{
+    uint64_t  seq;
+
+    ngx_shmtx_lock(&tmcf->shpool->mutex);
+    seq = tmcf->sh->helper_seq;
+    ngx_shmtx_unlock(&tmcf->shpool->mutex);
+
+    return seq;
+}
+
+
+static ngx_int_t
+ngx_http_tidal_zone_append(ngx_http_tidal_main_conf_t *tmcf,
+    const char *type, json_t *fields, uint64_t hid, ngx_uint_t channel,
+    ngx_log_t *log, uint64_t *seqp)
+{
     char                    *text;
     u_char                  *p, *start;
     size_t                   len, rest, tlen, offset;
@@ -211,6 +253,17 @@ ngx_http_tidal_zone_publish(ngx_http_tidal_main_conf_t *tmcf,
 
     ngx_shmtx_lock(&tmcf->shpool->mutex);
 
+    if (hid) {
+        if (hid <= sh->helper_hid) {
+            ngx_shmtx_unlock(&tmcf->shpool->mutex);
+            ngx_free(text);
+            return NGX_DONE;
+        }
+
+        sh->helper_hid = hid;
+        sh->helper_seq = sh->next_seq;
+    }
+
     seq = sh->next_seq;
     offset = ngx_http_tidal_ring_reserve(sh, len);
 
@@ -234,6 +287,7 @@ ngx_http_tidal_zone_publish(ngx_http_tidal_main_conf_t *tmcf,
     ix->seq = seq;
     ix->offset = (uint32_t) offset;
     ix->len = (uint32_t) (p - start);
+    ix->channel = (uint32_t) channel;
 
     sh->head = ngx_align(offset + ix->len, 8);
     sh->next_seq = seq + 1;
@@ -341,6 +395,7 @@ ngx_http_tidal_zone_fetch(ngx_http_tidal_main_conf_t *tmcf, uint64_t from,
         }
 
         ngx_memcpy(payload, sh->data + ix->offset, ix->len);
+        frames[*n]->channel = ix->channel;
         (*n)++;
     }
 

@@ -3,6 +3,7 @@
  */
 
 
+#include <stdlib.h>
 #include <string.h>
 
 #include "tidal_tools.h"
@@ -83,4 +84,51 @@ tidal_tools_find(const char *name)
     }
 
     return NULL;
+}
+
+
+json_t *
+tidal_tools_result(int error, const char *text, json_t *structured)
+{
+    json_t  *result;
+
+    result = json_pack("{s:[{s:s, s:s}], s:b}",
+                       "content", "type", "text", "text", text,
+                       "isError", error);
+
+    if (result && structured
+        && json_object_set_new(result, "structuredContent", structured) != 0)
+    {
+        json_decref(result);
+        return NULL;
+    }
+
+    if (result == NULL) {
+        json_decref(structured);
+    }
+
+    return result;
+}
+
+
+json_t *
+tidal_tools_result_structured(json_t *structured)
+{
+    char    *text;
+    json_t  *result;
+
+    if (structured == NULL) {
+        return NULL;
+    }
+
+    text = json_dumps(structured, JSON_COMPACT);
+    if (text == NULL) {
+        json_decref(structured);
+        return NULL;
+    }
+
+    result = tidal_tools_result(0, text, structured);
+    free(text);
+
+    return result;
 }

@@ -9,6 +9,7 @@
 
 
 #include <stddef.h>
+#include <jansson.h>
 
 #include "tidal_mcp.h"
 
@@ -23,6 +24,15 @@ extern const tidal_mcp_tool_t  tidal_tools[TIDAL_TOOLS_N];
 
 /* the tool called name, or NULL */
 const tidal_mcp_tool_t *tidal_tools_find(const char *name);
+
+/*
+ * A CallToolResult with one text item and isError as error; structured
+ * (may be NULL) is stolen, also on failure.  NULL without memory.
+ */
+json_t *tidal_tools_result(int error, const char *text, json_t *structured);
+
+/* a result whose text is its structured content (stolen) */
+json_t *tidal_tools_result_structured(json_t *structured);
 
 
 #endif /* _TIDAL_TOOLS_H_INCLUDED_ */

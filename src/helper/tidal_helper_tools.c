@@ -105,9 +105,6 @@ static void tidal_helper_channel_event(tidal_helper_t *h, int channel,
 static uint64_t tidal_helper_event(tidal_helper_t *h, const char *type,
     json_t *fields, int history);
 static void tidal_helper_notify(tidal_helper_t *h, char *text, size_t len);
-static json_t *tidal_helper_result(int error, const char *text,
-    json_t *structured);
-static json_t *tidal_helper_result_structured(json_t *structured);
 static void tidal_helper_reply(tidal_helper_t *h, json_t *id,
     json_t *result);
 static const char *tidal_helper_who(tidal_helper_t *h);
@@ -235,7 +232,7 @@ tidal_helper_run(tidal_helper_t *h, const char *name, json_t *args,
         bad = tidal_helper_unknown_arg(args, history);
 
         if (bad != NULL) {
-            return tidal_helper_result(1, bad, NULL);
+            return tidal_tools_result(1, bad, NULL);
         }
 
         return tidal_helper_get_history(h, args);
@@ -245,7 +242,7 @@ tidal_helper_run(tidal_helper_t *h, const char *name, json_t *args,
         bad = tidal_helper_unknown_arg(args, none);
 
         if (bad != NULL) {
-            return tidal_helper_result(1, bad, NULL);
+            return tidal_tools_result(1, bad, NULL);
         }
 
         return tidal_helper_get_state(h);
@@ -275,7 +272,7 @@ tidal_helper_run(tidal_helper_t *h, const char *name, json_t *args,
         return tidal_helper_command(h, TIDAL_HELPER_UNSOLO, args, id);
     }
 
-    return tidal_helper_result(1, "This tool is not available here.", NULL);
+    return tidal_tools_result(1, "This tool is not available here.", NULL);
 }
 
 
@@ -292,18 +289,18 @@ tidal_helper_eval(tidal_helper_t *h, json_t *args, json_t *id)
 
     bad = tidal_helper_unknown_arg(args, allowed);
     if (bad != NULL) {
-        return tidal_helper_result(1, bad, NULL);
+        return tidal_tools_result(1, bad, NULL);
     }
 
     channel = tidal_helper_arg_channel(args, err, sizeof(err));
     if (channel == 0) {
-        return tidal_helper_result(1, err, NULL);
+        return tidal_tools_result(1, err, NULL);
     }
 
     pattern = json_object_get(args, "pattern");
 
     if (!json_is_string(pattern)) {
-        return tidal_helper_result(1, "Invalid argument \"pattern\": a "
+        return tidal_tools_result(1, "Invalid argument \"pattern\": a "
                                    "string (Tidal code) is required", NULL);
     }
 
@@ -323,7 +320,7 @@ tidal_helper_eval(tidal_helper_t *h, json_t *args, json_t *id)
             tidal_helper_event(h, "pattern_eval", fields, 1);
         }
 
-        return tidal_helper_result(1, err, json_pack("{s:s, s:b, s:s, s:s}",
+        return tidal_tools_result(1, err, json_pack("{s:s, s:b, s:s, s:s}",
                                    "channel", json_string_value(
                                        json_object_get(args, "channel")),
                                    "ok", 0, "refused", "sandbox",
@@ -375,13 +372,13 @@ tidal_helper_command(tidal_helper_t *h, tidal_helper_op_e op, json_t *args,
         if (bad == NULL) {
             channel = tidal_helper_arg_channel(args, err, sizeof(err));
             if (channel == 0) {
-                return tidal_helper_result(1, err, NULL);
+                return tidal_tools_result(1, err, NULL);
             }
         }
     }
 
     if (bad != NULL) {
-        return tidal_helper_result(1, bad, NULL);
+        return tidal_tools_result(1, bad, NULL);
     }
 
     call = tidal_helper_call_new(h, id, op, channel);
@@ -410,14 +407,14 @@ tidal_helper_tempo(tidal_helper_t *h, json_t *args, json_t *id)
 
     bad = tidal_helper_unknown_arg(args, allowed);
     if (bad != NULL) {
-        return tidal_helper_result(1, bad, NULL);
+        return tidal_tools_result(1, bad, NULL);
     }
 
     c = json_object_get(args, "cps");
     b = json_object_get(args, "bpm");
 
     if ((c == NULL) == (b == NULL)) {
-        return tidal_helper_result(1, c ? "Invalid arguments: give \"cps\" "
+        return tidal_tools_result(1, c ? "Invalid arguments: give \"cps\" "
                                    "or \"bpm\", not both"
                                    : "Invalid arguments: \"cps\" (cycles "
                                    "per second) or \"bpm\" (beats per "
@@ -429,7 +426,7 @@ tidal_helper_tempo(tidal_helper_t *h, json_t *args, json_t *id)
     if (!json_is_number(c ? c : b) || !isfinite(cps) || cps <= 0
         || cps > TIDAL_HELPER_CPS_MAX)
     {
-        return tidal_helper_result(1, c ? "Invalid argument \"cps\": a "
+        return tidal_tools_result(1, c ? "Invalid argument \"cps\": a "
                                    "number greater than 0 and at most 1000"
                                    : "Invalid argument \"bpm\": a number "
                                    "greater than 0 and at most 240000",
@@ -452,7 +449,7 @@ tidal_helper_tempo(tidal_helper_t *h, json_t *args, json_t *id)
 static json_t *
 tidal_helper_get_state(tidal_helper_t *h)
 {
-    return tidal_helper_result_structured(
+    return tidal_tools_result_structured(
                json_pack("{s:O, s:o, s:I, s:s}",
                          "channels", json_object_get(h->state, "channels"),
                          "tempo", tidal_state_tempo(h->state),
@@ -474,14 +471,14 @@ tidal_helper_get_history(tidal_helper_t *h, json_t *args)
         if (!json_is_integer(limit) || json_integer_value(limit) < 1
             || json_integer_value(limit) > TIDAL_STATE_HISTORY_MAX)
         {
-            return tidal_helper_result(1, "Invalid argument \"limit\": an "
+            return tidal_tools_result(1, "Invalid argument \"limit\": an "
                                        "integer from 1 to 1000", NULL);
         }
 
         max = json_integer_value(limit);
     }
 
-    return tidal_helper_result_structured(
+    return tidal_tools_result_structured(
                json_pack("{s:o*}", "history",
                          tidal_state_history(h->state, (size_t) max)));
 }
@@ -595,7 +592,7 @@ tidal_helper_submit(tidal_helper_t *h, tidal_helper_call_t *call,
         tidal_helper_call_free(call);
         tidal_helper_log(TIDAL_LOG_ERR, "out of memory queueing a job");
 
-        return reply ? tidal_helper_result(1, "Out of memory", NULL) : NULL;
+        return reply ? tidal_tools_result(1, "Out of memory", NULL) : NULL;
     }
 
     return TIDAL_HELPER_DEFERRED;
@@ -630,7 +627,7 @@ tidal_helper_done(tidal_ghci_t *g, tidal_ghci_job_t *job,
                                        "ok", 0, "error", msg ? msg : "");
             }
 
-            result = tidal_helper_result(1, msg ? msg : "Out of memory",
+            result = tidal_tools_result(1, msg ? msg : "Out of memory",
                                          structured);
         }
 
@@ -690,7 +687,7 @@ tidal_helper_applied(tidal_helper_t *h, tidal_helper_call_t *call)
         snprintf(text, sizeof(text), "%s is playing the new pattern%s.",
                  name, muted ? " (muted)" : "");
 
-        return tidal_helper_result(0, text,
+        return tidal_tools_result(0, text,
                                    json_pack("{s:s, s:s, s:b, s:I}",
                                              "channel", name,
                                              "pattern", call->pattern,
@@ -766,7 +763,7 @@ tidal_helper_applied(tidal_helper_t *h, tidal_helper_call_t *call)
         snprintf(text, sizeof(text), "The tempo is %g cps (%g bpm).",
                  call->cps, call->cps * 240);
 
-        return tidal_helper_result(0, text,
+        return tidal_tools_result(0, text,
                                    json_pack("{s:f, s:f, s:I}",
                                              "cps", call->cps,
                                              "bpm", call->cps * 240,
@@ -774,11 +771,11 @@ tidal_helper_applied(tidal_helper_t *h, tidal_helper_call_t *call)
     }
 
     if (ch == 0) {
-        return tidal_helper_result(0, text, json_pack("{s:I}", "seq",
+        return tidal_tools_result(0, text, json_pack("{s:I}", "seq",
                                                       (json_int_t) h->seq));
     }
 
-    return tidal_helper_result(0, text,
+    return tidal_tools_result(0, text,
                                json_pack("{s:s, s:o, s:I}", "channel", name,
                                          "state",
                                          tidal_helper_channel_state(h, ch),
@@ -1250,57 +1247,6 @@ tidal_helper_notify(tidal_helper_t *h, char *text, size_t len)
 
     h->send(h, text, len);
     free(text);
-}
-
-
-/* a CallToolResult with one text item; structured is stolen */
-
-static json_t *
-tidal_helper_result(int error, const char *text, json_t *structured)
-{
-    json_t  *result;
-
-    result = json_pack("{s:[{s:s, s:s}], s:b}",
-                       "content", "type", "text", "text", text,
-                       "isError", error);
-
-    if (result && structured
-        && json_object_set_new(result, "structuredContent", structured) != 0)
-    {
-        json_decref(result);
-        return NULL;
-    }
-
-    if (result == NULL) {
-        json_decref(structured);
-    }
-
-    return result;
-}
-
-
-/* a result whose text is its structured content (stolen) */
-
-static json_t *
-tidal_helper_result_structured(json_t *structured)
-{
-    char    *text;
-    json_t  *result;
-
-    if (structured == NULL) {
-        return NULL;
-    }
-
-    text = json_dumps(structured, JSON_COMPACT);
-    if (text == NULL) {
-        json_decref(structured);
-        return NULL;
-    }
-
-    result = tidal_helper_result(0, text, structured);
-    free(text);
-
-    return result;
 }
 
 

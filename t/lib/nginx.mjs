@@ -77,6 +77,12 @@ function defaultZone() {
     return moduleKnows('tidal_zone', 'tidal 1m') ? DEFAULT_ZONE : '';
 }
 
+// Tests about other things run without GHCi; a test of the music passes
+// helper: '' (the defaults) or its own tidal_* helper directives.
+function defaultHelper() {
+    return moduleKnows('tidal_helper', 'off') ? 'tidal_helper off;' : '';
+}
+
 
 export function loadModuleLine() {
     return MODULE_SO ? `load_module ${MODULE_SO};\n` : '';
@@ -130,6 +136,7 @@ export function makeTempDir(prefix = 'tidal-t-') {
 
 export function buildConf({
     dir, port, http = '', location = '', server = '', workers = 2, main = '', zone = defaultZone(),
+    helper = defaultHelper(),
 }) {
     return `${loadModuleLine()}worker_processes ${workers};
 error_log ${dir}/error.log ${process.env.TIDAL_LOG_LEVEL || "info"};
@@ -147,6 +154,7 @@ http {
     uwsgi_temp_path ${dir}/uwsgi;
     scgi_temp_path ${dir}/scgi;
     ${zone}
+    ${helper}
 ${http}
     server {
         listen 127.0.0.1:${port};
