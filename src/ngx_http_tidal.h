@@ -68,6 +68,7 @@ typedef struct {
     uint64_t                    helper_hid;
     uint64_t                    helper_seq;
     u_char                      ghci[64];       /* GHCi's status */
+    ngx_pid_t                   ghci_pid;
 
     ngx_rbtree_t                sessions;
     ngx_rbtree_node_t           sentinel;
@@ -170,6 +171,7 @@ typedef struct {
 
 extern ngx_module_t  ngx_tidal_module;
 extern const tidal_mcp_server_t  ngx_http_tidal_mcp_server;
+extern const tidal_mcp_server_t  ngx_http_tidal_mcp_server_raw;
 
 
 /* ngx_tidal_module.c */
@@ -226,7 +228,8 @@ json_t *ngx_http_tidal_state_snapshot(ngx_http_tidal_main_conf_t *tmcf,
 json_t *ngx_http_tidal_state_channel(ngx_http_tidal_main_conf_t *tmcf,
     ngx_uint_t channel);
 ngx_int_t ngx_http_tidal_state_update(ngx_http_tidal_main_conf_t *tmcf,
-    uint64_t hid, json_t *state, const char *ghci, ngx_log_t *log);
+    uint64_t hid, json_t *state, const char *ghci, ngx_pid_t ghci_pid,
+    ngx_log_t *log);
 
 /* ngx_http_tidal_session.c */
 ngx_int_t ngx_http_tidal_session_create(ngx_http_tidal_main_conf_t *tmcf,

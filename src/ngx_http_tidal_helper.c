@@ -867,8 +867,10 @@ ngx_http_tidal_helper_event(ngx_http_tidal_helper_t *hp, const char *method,
         ghci = json_object_get(params, "ghci");
 
         (void) ngx_http_tidal_state_update(hp->tmcf, hid,
-                                           json_object_get(params, "state"),
-                                           json_string_value(ghci), hp->log);
+                   json_object_get(params, "state"), json_string_value(ghci),
+                   (ngx_pid_t) json_integer_value(json_object_get(params,
+                                                                  "ghci_pid")),
+                   hp->log);
         return;
     }
 

@@ -301,7 +301,7 @@ ngx_http_tidal_state_channel(ngx_http_tidal_main_conf_t *tmcf,
 
 ngx_int_t
 ngx_http_tidal_state_update(ngx_http_tidal_main_conf_t *tmcf, uint64_t hid,
-    json_t *state, const char *ghci, ngx_log_t *log)
+    json_t *state, const char *ghci, ngx_pid_t ghci_pid, ngx_log_t *log)
 {
     char                    *text;
     size_t                   len;
@@ -331,6 +331,8 @@ ngx_http_tidal_state_update(ngx_http_tidal_main_conf_t *tmcf, uint64_t hid,
     if (ghci) {
         ngx_cpystrn(sh->ghci, (u_char *) ghci, sizeof(sh->ghci));
     }
+
+    sh->ghci_pid = ghci_pid;
 
     p = ngx_slab_alloc_locked(tmcf->shpool, len);
 

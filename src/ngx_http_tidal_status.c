@@ -148,7 +148,7 @@ ngx_http_tidal_status_metrics(ngx_http_tidal_main_conf_t *tmcf)
     ngx_uint_t               i;
     ngx_time_t              *tp;
     ngx_pid_t                pid;
-    json_t                  *status;
+    json_t                  *status, *ghci;
     ngx_http_tidal_shctx_t  *sh;
 
     static json_t           *cached;
@@ -182,13 +182,28 @@ ngx_http_tidal_status_metrics(ngx_http_tidal_main_conf_t *tmcf)
         return NULL;
     }
 
+    ngx_shmtx_lock(&tmcf->shpool->mutex);
+    pid = sh->ghci_pid;
+    ngx_shmtx_unlock(&tmcf->shpool->mutex);
+
+    ghci = NULL;
+
+    if (pid) {
+        cpu = 0;
+        rss = 0;
+        ngx_http_tidal_proc_usage(pid, &cpu, &rss);
+
+        ghci = json_pack("{s:i, s:f, s:I}", "pid", (int) pid,
+                         "cpu_seconds", cpu, "rss_bytes", (json_int_t) rss);
+    }
+
     tp = ngx_timeofday();
 
     if (cached) {
         json_decref(cached);
     }
 
-    cached = json_pack("{s:s, s:O, s:I, s:O, s:O, s:O, s:{s:f, s:I}, s:n}",
+    cached = json_pack("{s:s, s:O, s:I, s:O, s:O, s:O, s:{s:f, s:I}, s:o?}",
                        "type", "metrics",
                        "seq", json_object_get(json_object_get(status, "seq"),
                                               "last"),
@@ -199,7 +214,7 @@ ngx_http_tidal_status_metrics(ngx_http_tidal_main_conf_t *tmcf)
                        json_object_get(status, "events_per_second"),
                        "nginx", "cpu_seconds", total_cpu,
                                 "rss_bytes", (json_int_t) total_rss,
-                       "ghci");
+                       "ghci", ghci);
 
     json_decref(status);
 

@@ -20,9 +20,19 @@ static json_t *ngx_http_tidal_tool_get_history(ngx_http_tidal_ws_t *ws,
     json_t *args);
 
 
-/* the tool table is shared with tidal-helper --stdio: src/tidal_tools.c */
+/*
+ * the tool table is shared with tidal-helper: src/tidal_tools.c; its last
+ * tool, tidal_eval_raw, only with tidal_allow_raw on
+ */
 
 const tidal_mcp_server_t  ngx_http_tidal_mcp_server = {
+    "ngx_tidal",
+    NGX_TIDAL_VERSION,
+    tidal_tools,
+    TIDAL_TOOLS_N - 1
+};
+
+const tidal_mcp_server_t  ngx_http_tidal_mcp_server_raw = {
     "ngx_tidal",
     NGX_TIDAL_VERSION,
     tidal_tools,

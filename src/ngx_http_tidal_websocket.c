@@ -101,7 +101,10 @@ ngx_http_tidal_websocket_start(ngx_http_request_t *r,
     ws->out_last = &ws->out;
 
     tidal_ws_parser_init(&ws->parser, tlcf->max_message_size);
-    tidal_mcp_session_init(&ws->mcp, &ngx_http_tidal_mcp_server, role);
+    tidal_mcp_session_init(&ws->mcp, tmcf->allow_raw
+                                     ? &ngx_http_tidal_mcp_server_raw
+                                     : &ngx_http_tidal_mcp_server,
+                           role);
 
     ws->mcp.initialize_hook = ngx_http_tidal_ws_initialize;
     ws->mcp.resource_hook = ngx_http_tidal_ws_resource;

@@ -68,7 +68,16 @@ const tidal_mcp_tool_t  tidal_tools[] = {
       "{\"type\":\"object\",\"properties\":{\"cps\":{\"type\":\"number\","
       "\"exclusiveMinimum\":0},\"bpm\":{\"type\":\"number\","
       "\"exclusiveMinimum\":0}}}",
-      TIDAL_ROLE_PERFORMER }
+      TIDAL_ROLE_PERFORMER },
+
+    /* last: it exists only with tidal_allow_raw on (TIDAL_TOOLS_N - 1) */
+
+    { "tidal_eval_raw",
+      "Evaluate arbitrary Haskell in GHCi, unsandboxed: shell access to "
+      "the server.  Admins only, and only with tidal_allow_raw on.",
+      "{\"type\":\"object\",\"properties\":{\"code\":{\"type\":\"string\","
+      "\"minLength\":1}},\"required\":[\"code\"]}",
+      TIDAL_ROLE_ADMIN }
 };
 
 

@@ -15,7 +15,7 @@
 
 
 /* a constant, for static tidal_mcp_server_t initializers */
-#define TIDAL_TOOLS_N  11
+#define TIDAL_TOOLS_N  12     /* the last, tidal_eval_raw, is optional */
 
 
 /* a definition of another size does not compile */

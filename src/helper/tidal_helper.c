@@ -41,7 +41,7 @@ typedef struct {
 static void tidal_helper_usage(FILE *f);
 static int tidal_helper_options(int argc, char **argv,
     tidal_ghci_conf_t *conf, tidal_role_e *role,
-    tidal_helper_socket_conf_t *sock);
+    tidal_helper_socket_conf_t *sock, int *allow_raw);
 static char **tidal_helper_split(const char *cmd);
 static int tidal_helper_number(const char *text, int min, int max,
     int *value);
@@ -61,7 +61,7 @@ static char                   tidal_helper_memory[64];
 int
 main(int argc, char **argv)
 {
-    int                    rc;
+    int                    rc, allow_raw;
     tidal_role_e           role;
     tidal_ghci_t          *g;
     tidal_helper_t         h;
@@ -74,7 +74,9 @@ main(int argc, char **argv)
     memset(&sock, 0, sizeof(sock));
     memset(&h, 0, sizeof(h));
 
-    rc = tidal_helper_options(argc, argv, &conf, &role, &sock);
+    allow_raw = 0;
+
+    rc = tidal_helper_options(argc, argv, &conf, &role, &sock, &allow_raw);
     if (rc != 0) {
         return rc < 0 ? 2 : 0;
     }
@@ -101,7 +103,7 @@ main(int argc, char **argv)
         return 1;
     }
 
-    if (tidal_helper_init(&h, role) != 0) {
+    if (tidal_helper_init(&h, role, allow_raw) != 0) {
         return 1;
     }
 
@@ -181,6 +183,8 @@ tidal_helper_usage(FILE *f)
         "  --ctrl-port PORT        Tidal's OSC control listener on\n"
         "                          127.0.0.1 (default: 0, off)\n"
         "  --role ROLE             performer (default), admin or listener\n"
+        "  --allow-raw             offer tidal_eval_raw to admins: GHCi\n"
+        "                          without the sandbox, i.e. shell access\n"
         "  --verbose               log debugging details\n"
         "  --version, --help\n",
         TIDAL_HELPER_BOOT);
@@ -191,7 +195,7 @@ tidal_helper_usage(FILE *f)
 
 static int
 tidal_helper_options(int argc, char **argv, tidal_ghci_conf_t *conf,
-    tidal_role_e *role, tidal_helper_socket_conf_t *sock)
+    tidal_role_e *role, tidal_helper_socket_conf_t *sock, int *allow_raw)
 {
     int          i, stdio, port, master;
     char        *colon, *end;
@@ -215,6 +219,11 @@ tidal_helper_options(int argc, char **argv, tidal_ghci_conf_t *conf,
 
         if (strcmp(arg, "--stdio") == 0) {
             stdio = 1;
+            continue;
+        }
+
+        if (strcmp(arg, "--allow-raw") == 0) {
+            *allow_raw = 1;
             continue;
         }
 

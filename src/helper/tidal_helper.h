@@ -64,9 +64,10 @@ struct tidal_helper_s {
 
 /*
  * The helper's MCP server: the music tools of the shared table (no
- * tidal_say, no tidal_eval_raw), for a session of the given role.
+ * tidal_say; tidal_eval_raw only with allow_raw), for a session of the
+ * given role.
  */
-int tidal_helper_init(tidal_helper_t *h, tidal_role_e role);
+int tidal_helper_init(tidal_helper_t *h, tidal_role_e role, int allow_raw);
 
 /* handles one incoming JSON-RPC message */
 void tidal_helper_message(tidal_helper_t *h, const char *msg, size_t len);

@@ -701,11 +701,12 @@ tidal_helper_socket_state(tidal_helper_server_t *srv)
 
     srv->state_seq = srv->h->seq;
 
-    msg = json_pack("{s:s, s:s, s:{s:I, s:O, s:s}}",
+    msg = json_pack("{s:s, s:s, s:{s:I, s:O, s:s, s:i}}",
                     "jsonrpc", "2.0", "method", "tidal/state", "params",
                     "tidal/hid", (json_int_t) tidal_helper_socket_hid(srv),
                     "state", srv->h->state,
-                    "ghci", tidal_ghci_status(srv->ghci));
+                    "ghci", tidal_ghci_status(srv->ghci),
+                    "ghci_pid", tidal_ghci_pid(srv->ghci));
     if (msg == NULL) {
         tidal_helper_log(TIDAL_LOG_ERR, "out of memory sending the state");
         return;

@@ -34,6 +34,7 @@ typedef enum {
     TIDAL_HELPER_SOLO,
     TIDAL_HELPER_UNSOLO,
     TIDAL_HELPER_TEMPO,
+    TIDAL_HELPER_RAW,          /* tidal_eval_raw */
     TIDAL_HELPER_REPLAY        /* re-applying the state: no reply */
 } tidal_helper_op_e;
 
@@ -54,7 +55,7 @@ typedef struct {
 static const char  *tidal_helper_tool_names[] = {
     "tidal_get_state", "tidal_get_history", "tidal_eval", "tidal_hush",
     "tidal_silence", "tidal_solo", "tidal_unsolo", "tidal_mute",
-    "tidal_unmute", "tidal_set_tempo"
+    "tidal_unmute", "tidal_set_tempo", "tidal_eval_raw"
 };
 
 static const char   tidal_helper_deferred;
@@ -74,6 +75,8 @@ static json_t *tidal_helper_eval(tidal_helper_t *h, json_t *args,
 static json_t *tidal_helper_command(tidal_helper_t *h, tidal_helper_op_e op,
     json_t *args, json_t *id);
 static json_t *tidal_helper_tempo(tidal_helper_t *h, json_t *args,
+    json_t *id);
+static json_t *tidal_helper_raw(tidal_helper_t *h, json_t *args,
     json_t *id);
 static json_t *tidal_helper_get_state(tidal_helper_t *h);
 static json_t *tidal_helper_get_history(tidal_helper_t *h, json_t *args);
@@ -116,14 +119,18 @@ static void tidal_helper_set_prev(tidal_helper_t *h, int channel,
 
 
 int
-tidal_helper_init(tidal_helper_t *h, tidal_role_e role)
+tidal_helper_init(tidal_helper_t *h, tidal_role_e role, int allow_raw)
 {
-    size_t                   i, n;
+    size_t                   i, n, ntools;
     const tidal_mcp_tool_t  *tool;
 
     n = 0;
 
-    for (i = 0; i < tidal_helper_nelts(tidal_helper_tool_names); i++) {
+    /* tidal_eval_raw, the last, only when asked for */
+
+    ntools = tidal_helper_nelts(tidal_helper_tool_names) - (allow_raw ? 0 : 1);
+
+    for (i = 0; i < ntools; i++) {
         tool = tidal_tools_find(tidal_helper_tool_names[i]);
 
         if (tool == NULL || n == TIDAL_HELPER_TOOLS_MAX) {
@@ -226,6 +233,10 @@ tidal_helper_run(tidal_helper_t *h, const char *name, json_t *args,
 
     if (strcmp(name, "tidal_set_tempo") == 0) {
         return tidal_helper_tempo(h, args, id);
+    }
+
+    if (strcmp(name, "tidal_eval_raw") == 0) {
+        return tidal_helper_raw(h, args, id);
     }
 
     if (strcmp(name, "tidal_get_history") == 0) {
@@ -443,6 +454,59 @@ tidal_helper_tempo(tidal_helper_t *h, json_t *args, json_t *id)
     n = snprintf(text, sizeof(text), "setcps (%.17g)", cps);
 
     return tidal_helper_submit(h, call, text, (size_t) n, 0);
+}
+
+
+/*
+ * Unsandboxed GHCi input, for admins of a server that allows it: GHCi
+ * statements and commands as typed, several lines as one block.
+ */
+
+static json_t *
+tidal_helper_raw(tidal_helper_t *h, json_t *args, json_t *id)
+{
+    int                   n;
+    char                 *text;
+    json_t               *code, *result;
+    const char           *bad;
+    tidal_helper_call_t  *call;
+    static const char    *allowed[] = { "code", NULL };
+
+    bad = tidal_helper_unknown_arg(args, allowed);
+    if (bad != NULL) {
+        return tidal_tools_result(1, bad, NULL);
+    }
+
+    code = json_object_get(args, "code");
+
+    if (!json_is_string(code) || json_string_length(code) == 0
+        || json_string_length(code) > TIDAL_STATE_PATTERN_MAX)
+    {
+        return tidal_tools_result(1, "Invalid argument \"code\": a string "
+                                  "of 1 to 65536 bytes is required", NULL);
+    }
+
+    tidal_helper_log(TIDAL_LOG_INFO, "%s evaluates raw code (%d bytes)",
+                     tidal_helper_who(h), (int) json_string_length(code));
+
+    call = tidal_helper_call_new(h, id, TIDAL_HELPER_RAW, 0);
+    if (call == NULL) {
+        return NULL;
+    }
+
+    n = strchr(json_string_value(code), '\n')
+        ? asprintf(&text, ":{\n%s\n:}", json_string_value(code))
+        : asprintf(&text, "%s", json_string_value(code));
+
+    if (n == -1) {
+        tidal_helper_call_free(call);
+        return NULL;
+    }
+
+    result = tidal_helper_submit(h, call, text, (size_t) n, 0);
+    free(text);
+
+    return result;
 }
 
 
@@ -696,6 +760,10 @@ tidal_helper_applied(tidal_helper_t *h, tidal_helper_call_t *call)
 
     case TIDAL_HELPER_REPLAY:
         return NULL;
+
+    case TIDAL_HELPER_RAW:
+        return tidal_tools_result(0, "GHCi evaluated it without an error.",
+                                  NULL);
 
     case TIDAL_HELPER_SILENCE:
         tidal_helper_set_prev(h, ch, pattern);
