@@ -215,7 +215,7 @@ void ngx_http_tidal_zone_release(ngx_http_tidal_main_conf_t *tmcf,
 uint64_t ngx_http_tidal_zone_last_seq(ngx_http_tidal_main_conf_t *tmcf);
 ngx_int_t ngx_http_tidal_zone_publish_helper(
     ngx_http_tidal_main_conf_t *tmcf, const char *type, json_t *fields,
-    uint64_t hid, ngx_uint_t channel, ngx_log_t *log);
+    uint64_t hid, ngx_uint_t channel, ngx_log_t *log, uint64_t *seq);
 uint64_t ngx_http_tidal_zone_helper_seq(ngx_http_tidal_main_conf_t *tmcf);
 
 /* ngx_http_tidal_state.c */
@@ -230,6 +230,8 @@ json_t *ngx_http_tidal_state_channel(ngx_http_tidal_main_conf_t *tmcf,
 ngx_int_t ngx_http_tidal_state_update(ngx_http_tidal_main_conf_t *tmcf,
     uint64_t hid, json_t *state, const char *ghci, ngx_pid_t ghci_pid,
     ngx_log_t *log);
+void ngx_http_tidal_state_history(ngx_http_tidal_main_conf_t *tmcf,
+    json_t *entry, ngx_log_t *log);
 
 /* ngx_http_tidal_session.c */
 ngx_int_t ngx_http_tidal_session_create(ngx_http_tidal_main_conf_t *tmcf,

@@ -853,8 +853,9 @@ ngx_http_tidal_helper_event(ngx_http_tidal_helper_t *hp, const char *method,
     json_t *params)
 {
     json_t      *fields, *ghci;
-    uint64_t     hid;
+    uint64_t     hid, seq;
     ngx_uint_t   channel;
+    ngx_time_t  *tp;
     const char  *type, *name;
 
     hid = (uint64_t) json_integer_value(json_object_get(params, "tidal/hid"));
@@ -904,8 +905,25 @@ ngx_http_tidal_helper_event(ngx_http_tidal_helper_t *hp, const char *method,
         }
     }
 
-    (void) ngx_http_tidal_zone_publish_helper(hp->tmcf, type, fields, hid,
-                                              channel, hp->log);
+    /* as the helper keeps them: every event but pattern_update */
+
+    if (ngx_http_tidal_zone_publish_helper(hp->tmcf, type, fields, hid,
+                                           channel, hp->log, &seq)
+        == NGX_OK
+        && ngx_strcmp(type, "pattern_update") != 0)
+    {
+        tp = ngx_timeofday();
+
+        if (json_object_set_new(fields, "type", json_string(type)) == 0
+            && json_object_set_new(fields, "seq",
+                                   json_integer((json_int_t) seq)) == 0
+            && json_object_set_new(fields, "timestamp",
+                                   json_integer((json_int_t) tp->sec * 1000
+                                                + tp->msec)) == 0)
+        {
+            ngx_http_tidal_state_history(hp->tmcf, fields, hp->log);
+        }
+    }
 
     json_decref(fields);
 }

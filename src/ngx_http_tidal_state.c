@@ -17,8 +17,13 @@ static ngx_int_t ngx_http_tidal_state_store(ngx_http_tidal_main_conf_t *tmcf,
     json_t *state, ngx_log_t *log);
 static json_t *ngx_http_tidal_state_read_file(ngx_str_t *path,
     ngx_log_t *log);
+static json_t *ngx_http_tidal_state_locked(
+    ngx_http_tidal_main_conf_t *tmcf);
+static ngx_int_t ngx_http_tidal_state_store_locked(
+    ngx_http_tidal_main_conf_t *tmcf, json_t *doc, char **text,
+    ngx_log_t *log);
 static void ngx_http_tidal_state_write(ngx_str_t *path, const char *text,
-    size_t len, ngx_log_t *log);
+    ngx_log_t *log);
 
 
 /* runs in the master when a zone is created: a bad file is only logged */
@@ -296,7 +301,8 @@ ngx_http_tidal_state_channel(ngx_http_tidal_main_conf_t *tmcf,
 /*
  * The helper's state after its events, numbered hid: the first worker to
  * bring it stores it in the zone (NGX_OK: and then writes the state
- * file); a copy already superseded is NGX_DONE.
+ * file); a copy already superseded is NGX_DONE.  The history stays the
+ * zone's, whose entries carry the room's event numbers.
  */
 
 ngx_int_t
@@ -304,20 +310,17 @@ ngx_http_tidal_state_update(ngx_http_tidal_main_conf_t *tmcf, uint64_t hid,
     json_t *state, const char *ghci, ngx_pid_t ghci_pid, ngx_log_t *log)
 {
     char                    *text;
-    size_t                   len;
-    u_char                  *p, *old;
+    json_t                  *doc, *cur;
     ngx_int_t                rc;
     ngx_http_tidal_shctx_t  *sh;
 
     sh = tmcf->sh;
+    text = NULL;
 
-    text = json_dumps(state, JSON_COMPACT);
-    if (text == NULL) {
+    doc = json_deep_copy(state);
+    if (doc == NULL) {
         return NGX_ERROR;
     }
-
-    len = ngx_strlen(text);
-    rc = NGX_OK;
 
     ngx_shmtx_lock(&tmcf->shpool->mutex);
 
@@ -327,39 +330,35 @@ ngx_http_tidal_state_update(ngx_http_tidal_main_conf_t *tmcf, uint64_t hid,
     }
 
     sh->helper_hid = hid;
+    sh->ghci_pid = ghci_pid;
 
     if (ghci) {
         ngx_cpystrn(sh->ghci, (u_char *) ghci, sizeof(sh->ghci));
     }
 
-    sh->ghci_pid = ghci_pid;
+    cur = ngx_http_tidal_state_locked(tmcf);
 
-    p = ngx_slab_alloc_locked(tmcf->shpool, len);
-
-    if (p == NULL) {
+    if (cur == NULL
+        || json_object_set(doc, "history", json_object_get(cur, "history"))
+           != 0)
+    {
+        json_decref(cur);
         rc = NGX_ERROR;
         goto done;
     }
 
-    ngx_memcpy(p, text, len);
-    old = sh->state;
-    sh->state = p;
-    sh->state_len = len;
+    json_decref(cur);
 
-    if (old) {
-        ngx_slab_free_locked(tmcf->shpool, old);
-    }
+    rc = ngx_http_tidal_state_store_locked(tmcf, doc, &text, log);
 
 done:
 
     ngx_shmtx_unlock(&tmcf->shpool->mutex);
 
-    if (rc == NGX_ERROR) {
-        ngx_log_error(NGX_LOG_ERR, log, 0,
-                      "tidal: no room for the channel state in the zone");
+    json_decref(doc);
 
-    } else if (rc == NGX_OK && tmcf->state_file.len) {
-        ngx_http_tidal_state_write(&tmcf->state_file, text, len, log);
+    if (rc == NGX_OK && tmcf->state_file.len) {
+        ngx_http_tidal_state_write(&tmcf->state_file, text, log);
     }
 
     free(text);
@@ -368,15 +367,122 @@ done:
 }
 
 
+/* an event the worker published, for tidal_get_history, in seq order */
+
+void
+ngx_http_tidal_state_history(ngx_http_tidal_main_conf_t *tmcf, json_t *entry,
+    ngx_log_t *log)
+{
+    char        *text;
+    size_t       i;
+    json_t      *doc, *history;
+    ngx_int_t    rc;
+    json_int_t   seq;
+
+    text = NULL;
+    rc = NGX_ERROR;
+    seq = json_integer_value(json_object_get(entry, "seq"));
+
+    ngx_shmtx_lock(&tmcf->shpool->mutex);
+
+    doc = ngx_http_tidal_state_locked(tmcf);
+    history = json_object_get(doc, "history");
+
+    if (json_is_array(history)) {
+        for (i = json_array_size(history); i > 0; i--) {
+            if (json_integer_value(json_object_get(json_array_get(history,
+                                                                  i - 1),
+                                                   "seq"))
+                < seq)
+            {
+                break;
+            }
+        }
+
+        if (json_array_insert(history, i, entry) == 0) {
+            while (json_array_size(history) > TIDAL_STATE_HISTORY_MAX) {
+                json_array_remove(history, 0);
+            }
+
+            rc = ngx_http_tidal_state_store_locked(tmcf, doc, &text, log);
+        }
+    }
+
+    ngx_shmtx_unlock(&tmcf->shpool->mutex);
+
+    json_decref(doc);
+
+    if (rc == NGX_OK && tmcf->state_file.len) {
+        ngx_http_tidal_state_write(&tmcf->state_file, text, log);
+    }
+
+    free(text);
+}
+
+
+/* the zone's state document, parsed; the caller holds the mutex */
+
+static json_t *
+ngx_http_tidal_state_locked(ngx_http_tidal_main_conf_t *tmcf)
+{
+    char  err[128];
+
+    return tidal_state_parse((char *) tmcf->sh->state, tmcf->sh->state_len,
+                             err, sizeof(err));
+}
+
+
+/* replaces the zone's state text; *text gets a copy for the file */
+
+static ngx_int_t
+ngx_http_tidal_state_store_locked(ngx_http_tidal_main_conf_t *tmcf,
+    json_t *doc, char **text, ngx_log_t *log)
+{
+    size_t                   len;
+    u_char                  *p, *old;
+    ngx_http_tidal_shctx_t  *sh;
+
+    sh = tmcf->sh;
+
+    *text = json_dumps(doc, JSON_COMPACT);
+    if (*text == NULL) {
+        return NGX_ERROR;
+    }
+
+    len = ngx_strlen(*text);
+
+    p = ngx_slab_alloc_locked(tmcf->shpool, len);
+
+    if (p == NULL) {
+        ngx_log_error(NGX_LOG_ERR, log, 0,
+                      "tidal: no room for the channel state in the zone");
+        return NGX_ERROR;
+    }
+
+    ngx_memcpy(p, *text, len);
+    old = sh->state;
+    sh->state = p;
+    sh->state_len = len;
+
+    if (old) {
+        ngx_slab_free_locked(tmcf->shpool, old);
+    }
+
+    return NGX_OK;
+}
+
+
 /* write, sync, rename: a crash leaves the old file or the new, not half */
 
 static void
-ngx_http_tidal_state_write(ngx_str_t *path, const char *text, size_t len,
-    ngx_log_t *log)
+ngx_http_tidal_state_write(ngx_str_t *path, const char *text, ngx_log_t *log)
 {
     u_char    *tmp;
+    size_t     len;
     ssize_t    n;
     ngx_fd_t   fd;
+
+    len = ngx_strlen(text);
 
     tmp = ngx_alloc(path->len + sizeof(".tmp.") + NGX_INT_T_LEN, log);
     if (tmp == NULL) {

@@ -190,10 +190,10 @@ ngx_http_tidal_zone_publish(ngx_http_tidal_main_conf_t *tmcf,
 ngx_int_t
 ngx_http_tidal_zone_publish_helper(ngx_http_tidal_main_conf_t *tmcf,
     const char *type, json_t *fields, uint64_t hid, ngx_uint_t channel,
-    ngx_log_t *log)
+    ngx_log_t *log, uint64_t *seq)
 {
     return ngx_http_tidal_zone_append(tmcf, type, fields, hid, channel, log,
-                                      NULL);
+                                      seq);
 }
 
 

@@ -64,6 +64,7 @@ typedef struct {
 
     uint64_t                       hid;          /* last event number */
     uint64_t                       state_seq;    /* h->seq last sent */
+    char                           status[128];  /* GHCi's, last sent */
     uint64_t                       generation;   /* the newest seen */
     unsigned                       restart:1;    /* exit once flushed */
 } tidal_helper_server_t;
@@ -687,25 +688,34 @@ tidal_helper_socket_send(tidal_helper_t *h, const char *text, size_t len)
 }
 
 
-/* after events: every worker gets the state they led to, numbered too */
+/*
+ * After events or when GHCi comes and goes: every worker gets the state,
+ * numbered too.
+ */
 
 static void
 tidal_helper_socket_state(tidal_helper_server_t *srv)
 {
-    int      i;
-    json_t  *msg;
+    int          i;
+    json_t      *msg;
+    const char  *status;
 
-    if (srv->state_seq == srv->h->seq || srv->nconns == 0) {
+    status = tidal_ghci_status(srv->ghci);
+
+    if ((srv->state_seq == srv->h->seq && strcmp(srv->status, status) == 0)
+        || srv->nconns == 0)
+    {
         return;
     }
 
     srv->state_seq = srv->h->seq;
+    snprintf(srv->status, sizeof(srv->status), "%s", status);
 
     msg = json_pack("{s:s, s:s, s:{s:I, s:O, s:s, s:i}}",
                     "jsonrpc", "2.0", "method", "tidal/state", "params",
                     "tidal/hid", (json_int_t) tidal_helper_socket_hid(srv),
                     "state", srv->h->state,
-                    "ghci", tidal_ghci_status(srv->ghci),
+                    "ghci", status,
                     "ghci_pid", tidal_ghci_pid(srv->ghci));
     if (msg == NULL) {
         tidal_helper_log(TIDAL_LOG_ERR, "out of memory sending the state");
