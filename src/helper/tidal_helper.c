@@ -2,7 +2,8 @@
  * tidal-helper: supervises GHCi running Tidal.  With --stdio it is a
  * complete MCP server on stdin/stdout (newline-delimited JSON-RPC, the
  * MCP stdio transport) with its own GHCi, for one person without nginx;
- * it logs to stderr only.
+ * with --stdio --connect it bridges stdio to a room of the module
+ * (tidal_bridge.c).  It logs to stderr only.
  */
 
 
@@ -19,6 +20,7 @@
 
 #include "tidal_helper.h"
 #include "tidal_ghci.h"
+#include "tidal_bridge.h"
 
 
 #define TIDAL_HELPER_LINE_MAX      (4 * 1024 * 1024)  /* one message */
@@ -39,7 +41,8 @@ typedef struct {
 
 static void tidal_helper_usage(FILE *f);
 static int tidal_helper_options(int argc, char **argv,
-    tidal_ghci_conf_t *conf, tidal_role_e *role);
+    tidal_ghci_conf_t *conf, tidal_role_e *role,
+    tidal_bridge_conf_t *bridge);
 static char **tidal_helper_split(const char *cmd);
 static int tidal_helper_number(const char *text, int min, int max,
     int *value);
@@ -66,11 +69,13 @@ main(int argc, char **argv)
     struct sigaction       sa;
     tidal_ghci_conf_t      conf;
     tidal_ghci_handler_t   handler;
+    tidal_bridge_conf_t    bridge;
 
     memset(&conf, 0, sizeof(conf));
     memset(&h, 0, sizeof(h));
+    memset(&bridge, 0, sizeof(bridge));
 
-    rc = tidal_helper_options(argc, argv, &conf, &role);
+    rc = tidal_helper_options(argc, argv, &conf, &role, &bridge);
     if (rc != 0) {
         return rc < 0 ? 2 : 0;
     }
@@ -95,6 +100,11 @@ main(int argc, char **argv)
         tidal_helper_log(TIDAL_LOG_ERR, "sigaction() failed: %s",
                          strerror(errno));
         return 1;
+    }
+
+    if (bridge.url != NULL) {
+        free(conf.argv);
+        return tidal_bridge_run(&bridge, &tidal_helper_quit);
     }
 
     if (tidal_helper_init(&h, role) != 0) {
@@ -142,11 +152,19 @@ tidal_helper_usage(FILE *f)
 {
     fprintf(f,
         "usage: tidal-helper --stdio [options]\n"
+        "       tidal-helper --stdio --connect ws://HOST[:PORT]/PATH\n"
+        "                    [--header \"Name: value\"]...\n"
         "\n"
-        "A TidalCycles MCP server on stdin/stdout with its own GHCi.\n"
+        "A TidalCycles MCP server on stdin/stdout with its own GHCi; with\n"
+        "--connect, a bridge from stdin/stdout to a room of ngx_tidal.\n"
         "\n"
         "  --stdio                 speak MCP (JSON-RPC, one message a line)\n"
         "                          on stdin/stdout; logs go to stderr\n"
+        "  --connect URL           start no GHCi: relay each line to the\n"
+        "                          WebSocket at URL (ws:// only) and each\n"
+        "                          message from it to stdout\n"
+        "  --header \"N: V\"         with --connect: a request header, e.g.\n"
+        "                          \"Authorization: Bearer ...\"; repeatable\n"
         "  --ghci CMD              the GHCi command, split on spaces\n"
         "                          (default: ghci)\n"
         "  --boot FILE             the boot file (default: %s)\n"
@@ -173,7 +191,7 @@ tidal_helper_usage(FILE *f)
 
 static int
 tidal_helper_options(int argc, char **argv, tidal_ghci_conf_t *conf,
-    tidal_role_e *role)
+    tidal_role_e *role, tidal_bridge_conf_t *bridge)
 {
     int          i, stdio, port;
     char        *colon, *end;
@@ -296,6 +314,16 @@ tidal_helper_options(int argc, char **argv, tidal_ghci_conf_t *conf,
                 conf->memory = tidal_helper_memory;
             }
 
+        } else if (strcmp(arg, "--connect") == 0) {
+            if (tidal_bridge_set_url(bridge, val) != 0) {
+                goto usage;
+            }
+
+        } else if (strcmp(arg, "--header") == 0) {
+            if (tidal_bridge_add_header(bridge, val) != 0) {
+                goto usage;
+            }
+
         } else if (strcmp(arg, "--role") == 0) {
             if (strcmp(val, "performer") == 0) {
                 *role = TIDAL_ROLE_PERFORMER;
@@ -321,6 +349,11 @@ tidal_helper_options(int argc, char **argv, tidal_ghci_conf_t *conf,
     if (!stdio) {
         fprintf(stderr, "tidal-helper: only --stdio is implemented; nginx "
                 "starts the helper in its own mode\n");
+        goto usage;
+    }
+
+    if (bridge->nheaders > 0 && bridge->url == NULL) {
+        fprintf(stderr, "tidal-helper: --header goes with --connect\n");
         goto usage;
     }
 
