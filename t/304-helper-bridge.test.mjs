@@ -24,6 +24,7 @@ const T = { timeout: 30000 * SLOW };
 
 const USER = 'dj';
 const PASSWORD = 'hunter2-secret-value';
+const SANITIZER = /AddressSanitizer|LeakSanitizer|runtime error:/;
 const BASIC = Buffer.from(`${USER}:${PASSWORD}`).toString('base64');
 
 let ngx;
@@ -165,6 +166,8 @@ class Bridge {
         ]);
         clearTimeout(timer);
         assert.ok(r, `the bridge did not exit within ${timeout} ms; log:\n${this.log}`);
+        // a build with sanitizers (TIDAL_HELPER_BIN) reports at exit
+        assert.doesNotMatch(this.log, SANITIZER, this.log);
         return r;
     }
 
@@ -235,8 +238,9 @@ async function sdkClient(args, name = 'bridge-test') {
 }
 
 
-async function gone(pid) {
-    await waitFor(() => !pidAlive(pid), { timeout: 10000, what: `the bridge (pid ${pid}) to exit` });
+async function gone(c) {
+    await waitFor(() => !pidAlive(c.pid), { timeout: 10000, what: `the bridge (pid ${c.pid}) to exit` });
+    assert.doesNotMatch(c.log, SANITIZER, c.log);
 }
 
 
@@ -269,7 +273,7 @@ test('through the bridge the SDK client is in the room: serverInfo is the module
         await c.client.close();
         await direct.close();
     }
-    await gone(c.pid);
+    await gone(c);
     assert.match(c.log, /stdin closed/);
     assert.match(c.log, /closed \(1000\)/, c.log);
 });
@@ -284,6 +288,19 @@ test('stdin\'s end: close 1000, answered by the server, and exit status 0', T, a
     assert.deepEqual(await b.exitStatus(), { code: 0, signal: null }, b.log);
     assert.match(b.log, /closed \(1000\)/);
     assert.doesNotMatch(b.log, /error:/);
+});
+
+test('SIGTERM: the bridge says going away (1001), the server answers, exit status 0', T, async () => {
+    const b = new Bridge(['--connect', url()]);
+    try {
+        await b.initialize();
+        b.proc.kill('SIGTERM');
+        assert.deepEqual(await b.exitStatus(), { code: 0, signal: null }, b.log);
+        assert.match(b.log, /info: signal 15/);
+        assert.match(b.log, /closed \(1001\)/, b.log);
+    } finally {
+        b.kill();
+    }
 });
 
 test('a refused upgrade ends the bridge with status 1 and the HTTP status line on stderr', T, async () => {
@@ -314,7 +331,7 @@ test('--header carries credentials to an auth_basic room; the log names the head
     } finally {
         await c.client.close();
     }
-    await gone(c.pid);
+    await gone(c);
     assert.match(c.log, /sending the header Authorization/);
     assert.match(c.log, /sending the header X-Trace/);
     assert.ok(!c.log.includes(BASIC) && !c.log.includes(PASSWORD), `a credential in the log:\n${c.log}`);
@@ -329,11 +346,10 @@ test('the server\'s close is reported: a message over tidal_max_message_size get
     assert.match(b.log, /error: the server closed the connection: 1009 "[^"]*"/, b.log);
 
     const c = await sdkClient(['--connect', url('/mcp-small')]);
-    const pid = c.pid;
     await assert.rejects(c.client.request({ method: 'ping', params: { pad: 'y'.repeat(2000) } },
         (await import('@modelcontextprotocol/sdk/types.js')).EmptyResultSchema), /closed/i);
     await c.until(() => c.closed, 'the SDK transport to close');
-    await gone(pid);
+    await gone(c);
     assert.match(c.log, /the server closed the connection: 1009/);
 });
 
