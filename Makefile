@@ -121,16 +121,19 @@ clean:
 
 # -- the helper ------------------------------------------------------------
 # tidal-helper (src/helper/) supervises GHCi running Tidal; `tidal-helper
-# --stdio` is a standalone MCP server.  Running it needs ghc and Tidal
-# (helper-deps); the sandbox (src/tidal_pattern.c) has its own unit test
+# --stdio` is a standalone MCP server, and `--stdio --connect ws://...` a
+# bridge to a room (src/tidal_ws.c, libcrypto).  Running it needs ghc and
+# Tidal (helper-deps); the sandbox (src/tidal_pattern.c) has its own unit test
 # and fuzzer.
 
 HELPER_BIN    := $(BUILD)/helper/tidal-helper
 HELPER_BOOT   := $(CURDIR)/src/helper/BootTidal.hs
 HELPER_SRCS   := $(wildcard src/helper/*.c) src/tidal_mcp.c src/tidal_state.c \
-                 src/tidal_pattern.c src/tidal_utf8.c src/tidal_tools.c
+                 src/tidal_pattern.c src/tidal_utf8.c src/tidal_tools.c \
+                 src/tidal_ws.c
 HELPER_HDRS   := $(wildcard src/helper/*.h) src/tidal_mcp.h src/tidal_state.h \
-                 src/tidal_pattern.h src/tidal_utf8.h src/tidal_tools.h
+                 src/tidal_pattern.h src/tidal_utf8.h src/tidal_tools.h \
+                 src/tidal_ws.h
 HELPER_CFLAGS := -std=c99 -D_GNU_SOURCE -O2 -g -Wall -Wextra -Werror \
                  -Wpointer-arith -Wno-unused-parameter -Isrc -Isrc/helper \
                  -DTIDAL_HELPER_BOOT='"$(HELPER_BOOT)"'
@@ -144,7 +147,7 @@ helper: $(HELPER_BIN)
 
 $(HELPER_BIN): $(HELPER_SRCS) $(HELPER_HDRS)
 	@mkdir -p $(@D)
-	$(CC) $(HELPER_CFLAGS) -o $@ $(HELPER_SRCS) -ljansson -lm
+	$(CC) $(HELPER_CFLAGS) -o $@ $(HELPER_SRCS) -ljansson -lcrypto -lm
 
 helper-deps:
 	@t/tools/apt-ensure $(HELPER_PKGS)

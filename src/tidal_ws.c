@@ -1,11 +1,13 @@
 /*
- * RFC 6455 codec for the server side: parses masked client frames as their
- * bytes arrive, builds unmasked server frames, computes the handshake.
+ * RFC 6455 codec: parses frames as their bytes arrive (masked client frames
+ * on the server side, unmasked server frames on the client side), builds
+ * frames for either side, computes and checks the handshake.
  */
 
 
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 
 #include <openssl/evp.h>
 
@@ -30,6 +32,8 @@ static tidal_ws_event_type_e tidal_ws_first_byte(tidal_ws_parser_t *p,
     uint8_t b, tidal_ws_event_t *ev);
 static tidal_ws_event_type_e tidal_ws_length_known(tidal_ws_parser_t *p,
     tidal_ws_event_t *ev);
+static tidal_ws_event_type_e tidal_ws_header_end(tidal_ws_parser_t *p,
+    tidal_ws_event_t *ev);
 static tidal_ws_event_type_e tidal_ws_payload(tidal_ws_parser_t *p,
     const uint8_t *in, size_t n, size_t *used, tidal_ws_event_t *ev);
 static tidal_ws_event_type_e tidal_ws_close_bytes(tidal_ws_parser_t *p,
@@ -46,6 +50,10 @@ static void tidal_ws_release(tidal_ws_parser_t *p);
 static int tidal_ws_base64_decode(uint8_t *out, size_t *out_len,
     const char *in, size_t len);
 static int tidal_ws_base64_value(char c);
+static int tidal_ws_header_is(const char *name, size_t len,
+    const char *want);
+static int tidal_ws_token_in(const char *list, size_t len,
+    const char *token);
 
 
 void
@@ -56,6 +64,16 @@ tidal_ws_parser_init(tidal_ws_parser_t *p, size_t max_message)
     p->max_message = max_message;
     p->state = TIDAL_WS_ST_HEADER;
     p->hdr_need = 2;
+}
+
+
+void
+tidal_ws_parser_init_client(tidal_ws_parser_t *p, size_t max_message)
+{
+    tidal_ws_parser_init(p, max_message);
+
+    /* the mask stays all zero: unmasking leaves the payload as it is */
+    p->from_server = 1;
 }
 
 
@@ -138,9 +156,10 @@ tidal_ws_parser_busy(const tidal_ws_parser_t *p)
 static tidal_ws_event_type_e
 tidal_ws_header_byte(tidal_ws_parser_t *p, tidal_ws_event_t *ev)
 {
-    size_t    i;
-    uint8_t   b;
-    unsigned  len7;
+    size_t                 i, mask_len;
+    uint8_t                b;
+    unsigned               len7;
+    tidal_ws_event_type_e  rc;
 
     b = p->hdr[p->hdr_len - 1];
 
@@ -148,8 +167,16 @@ tidal_ws_header_byte(tidal_ws_parser_t *p, tidal_ws_event_t *ev)
         return tidal_ws_first_byte(p, b, ev);
     }
 
+    /* a client masks every frame, a server none (RFC 6455 5.1) */
+    mask_len = p->from_server ? 0 : 4;
+
     if (p->hdr_len == 2) {
-        if (!(b & 0x80)) {
+        if (p->from_server && (b & 0x80)) {
+            return tidal_ws_fail(p, ev, TIDAL_WS_CLOSE_PROTOCOL,
+                                 "masked frame from the server");
+        }
+
+        if (!p->from_server && !(b & 0x80)) {
             return tidal_ws_fail(p, ev, TIDAL_WS_CLOSE_PROTOCOL,
                                  "unmasked frame");
         }
@@ -162,51 +189,55 @@ tidal_ws_header_byte(tidal_ws_parser_t *p, tidal_ws_event_t *ev)
         }
 
         if (len7 == 126) {
-            p->hdr_need = 2 + 2 + 4;
+            p->hdr_need = 2 + 2 + mask_len;
             return TIDAL_WS_AGAIN;
         }
 
         if (len7 == 127) {
-            p->hdr_need = 2 + 8 + 4;
+            p->hdr_need = 2 + 8 + mask_len;
             return TIDAL_WS_AGAIN;
         }
 
-        p->hdr_need = 2 + 4;
+        p->hdr_need = 2 + mask_len;
         p->frame_len = len7;
 
-        return tidal_ws_length_known(p, ev);
+        rc = tidal_ws_length_known(p, ev);
+
+        if (rc != TIDAL_WS_AGAIN || p->hdr_len < p->hdr_need) {
+            return rc;
+        }
+
+        return tidal_ws_header_end(p, ev);
     }
 
-    if (p->hdr_len == 3 && p->hdr_need == TIDAL_WS_MAX_HEADER
+    if (p->hdr_len == 3 && p->hdr_need == 2 + 8 + mask_len
         && (b & 0x80))
     {
         return tidal_ws_fail(p, ev, TIDAL_WS_CLOSE_PROTOCOL,
                              "64-bit length with the high bit set");
     }
 
-    if (p->hdr_len == p->hdr_need - 4) {
+    if (p->hdr_len == p->hdr_need - mask_len) {
         p->frame_len = 0;
 
         for (i = 2; i < p->hdr_len; i++) {
             p->frame_len = (p->frame_len << 8) | p->hdr[i];
         }
 
-        return tidal_ws_length_known(p, ev);
+        rc = tidal_ws_length_known(p, ev);
+
+        if (rc != TIDAL_WS_AGAIN || p->hdr_len < p->hdr_need) {
+            return rc;
+        }
+
+        return tidal_ws_header_end(p, ev);
     }
 
     if (p->hdr_len < p->hdr_need) {
         return TIDAL_WS_AGAIN;
     }
 
-    memcpy(p->mask, &p->hdr[p->hdr_need - 4], 4);
-    p->frame_done = 0;
-    p->state = TIDAL_WS_ST_PAYLOAD;
-
-    if (p->frame_len == 0) {
-        return tidal_ws_frame_end(p, ev);
-    }
-
-    return TIDAL_WS_AGAIN;
+    return tidal_ws_header_end(p, ev);
 }
 
 
@@ -320,6 +351,24 @@ tidal_ws_length_known(tidal_ws_parser_t *p, tidal_ws_event_t *ev)
 
     p->msg = buf;
     p->msg_cap = cap;
+
+    return TIDAL_WS_AGAIN;
+}
+
+
+static tidal_ws_event_type_e
+tidal_ws_header_end(tidal_ws_parser_t *p, tidal_ws_event_t *ev)
+{
+    if (!p->from_server) {
+        memcpy(p->mask, &p->hdr[p->hdr_need - 4], 4);
+    }
+
+    p->frame_done = 0;
+    p->state = TIDAL_WS_ST_PAYLOAD;
+
+    if (p->frame_len == 0) {
+        return tidal_ws_frame_end(p, ev);
+    }
 
     return TIDAL_WS_AGAIN;
 }
@@ -553,6 +602,32 @@ tidal_ws_frame_header(uint8_t *buf, unsigned opcode, uint64_t len)
 
 
 size_t
+tidal_ws_client_frame_header(uint8_t *buf, unsigned opcode, uint64_t len,
+    const uint8_t mask[4])
+{
+    size_t  n;
+
+    n = tidal_ws_frame_header(buf, opcode, len);
+
+    buf[1] |= 0x80;
+    memcpy(&buf[n], mask, 4);
+
+    return n + 4;
+}
+
+
+void
+tidal_ws_mask(uint8_t *data, size_t len, const uint8_t mask[4])
+{
+    size_t  i;
+
+    for (i = 0; i < len; i++) {
+        data[i] ^= mask[i & 3];
+    }
+}
+
+
+size_t
 tidal_ws_close_payload(uint8_t *buf, uint16_t code, const char *reason)
 {
     size_t        n, keep;
@@ -656,6 +731,203 @@ tidal_ws_accept(const char *key, size_t len,
         != TIDAL_WS_ACCEPT_LEN)
     {
         return -1;
+    }
+
+    return 0;
+}
+
+
+/*
+ * The client's side of RFC 6455 4.1: a 101, "Upgrade: websocket", an
+ * "upgrade" token in Connection, the Accept that belongs to our key, no
+ * extension (none was offered) and no subprotocol other than ours.
+ */
+
+int
+tidal_ws_response_check(const char *head, size_t len, const char *key,
+    size_t key_len, const char *protocol, unsigned *status, const char **why)
+{
+    size_t       n, name_len, value_len;
+    unsigned     upgrade, connection, accepted;
+    const char  *p, *end, *eol, *colon, *value;
+    char         accept[TIDAL_WS_ACCEPT_LEN + 1];
+
+    *status = 0;
+    end = head + len;
+
+    /* "HTTP/1.x NNN" and an optional reason phrase */
+
+    eol = memchr(head, '\n', len);
+    if (eol == NULL) {
+        eol = end;
+    }
+
+    n = (size_t) (eol - head);
+
+    if (n < 12 || memcmp(head, "HTTP/1.", 7) != 0
+        || head[7] < '0' || head[7] > '9' || head[8] != ' '
+        || head[9] < '1' || head[9] > '5'
+        || head[10] < '0' || head[10] > '9'
+        || head[11] < '0' || head[11] > '9'
+        || (n > 12 && head[12] != ' ' && head[12] != '\r'))
+    {
+        *why = "not an HTTP response";
+        return -1;
+    }
+
+    *status = (unsigned) ((head[9] - '0') * 100 + (head[10] - '0') * 10
+                          + (head[11] - '0'));
+
+    if (*status != 101) {
+        *why = "the server refused the upgrade";
+        return -1;
+    }
+
+    if (tidal_ws_accept(key, key_len, accept) != 0) {
+        *why = "cannot compute Sec-WebSocket-Accept";
+        return -1;
+    }
+
+    upgrade = 0;
+    connection = 0;
+    accepted = 0;
+
+    for (p = (eol < end) ? eol + 1 : end; p < end; p = eol + 1) {
+        eol = memchr(p, '\n', (size_t) (end - p));
+        if (eol == NULL) {
+            eol = end;
+        }
+
+        n = (size_t) (eol - p);
+
+        if (n > 0 && p[n - 1] == '\r') {
+            n--;
+        }
+
+        if (n == 0) {
+            break;
+        }
+
+        colon = memchr(p, ':', n);
+
+        if (colon == NULL || colon == p || p[0] == ' ' || p[0] == '\t') {
+            *why = "a malformed header line";
+            return -1;
+        }
+
+        name_len = (size_t) (colon - p);
+        value = colon + 1;
+        value_len = n - name_len - 1;
+
+        while (value_len > 0 && (*value == ' ' || *value == '\t')) {
+            value++;
+            value_len--;
+        }
+
+        while (value_len > 0
+               && (value[value_len - 1] == ' '
+                   || value[value_len - 1] == '\t'))
+        {
+            value_len--;
+        }
+
+        if (tidal_ws_header_is(p, name_len, "Upgrade")) {
+            if (!tidal_ws_header_is(value, value_len, "websocket")) {
+                *why = "Upgrade is not \"websocket\"";
+                return -1;
+            }
+
+            upgrade = 1;
+
+        } else if (tidal_ws_header_is(p, name_len, "Connection")) {
+            connection |= tidal_ws_token_in(value, value_len, "upgrade");
+
+        } else if (tidal_ws_header_is(p, name_len, "Sec-WebSocket-Accept")) {
+            if (accepted || value_len != TIDAL_WS_ACCEPT_LEN
+                || memcmp(value, accept, TIDAL_WS_ACCEPT_LEN) != 0)
+            {
+                *why = "wrong Sec-WebSocket-Accept";
+                return -1;
+            }
+
+            accepted = 1;
+
+        } else if (tidal_ws_header_is(p, name_len,
+                                      "Sec-WebSocket-Extensions"))
+        {
+            *why = "an extension that was not offered";
+            return -1;
+
+        } else if (tidal_ws_header_is(p, name_len,
+                                      "Sec-WebSocket-Protocol"))
+        {
+            if (protocol == NULL
+                || value_len != strlen(protocol)
+                || memcmp(value, protocol, value_len) != 0)
+            {
+                *why = "a subprotocol that was not offered";
+                return -1;
+            }
+        }
+    }
+
+    if (!upgrade) {
+        *why = "no \"Upgrade: websocket\"";
+        return -1;
+    }
+
+    if (!connection) {
+        *why = "no \"Connection: upgrade\"";
+        return -1;
+    }
+
+    if (!accepted) {
+        *why = "no Sec-WebSocket-Accept";
+        return -1;
+    }
+
+    *why = NULL;
+
+    return 0;
+}
+
+
+static int
+tidal_ws_header_is(const char *name, size_t len, const char *want)
+{
+    return len == strlen(want) && strncasecmp(name, want, len) == 0;
+}
+
+
+/* 1 if a comma-separated list holds token (case-insensitive) */
+
+static int
+tidal_ws_token_in(const char *list, size_t len, const char *token)
+{
+    size_t       n;
+    const char  *p, *end, *comma;
+
+    end = list + len;
+
+    for (p = list; p < end; p = comma + 1) {
+        comma = memchr(p, ',', (size_t) (end - p));
+        if (comma == NULL) {
+            comma = end;
+        }
+
+        while (p < comma && (*p == ' ' || *p == '\t')) {
+            p++;
+        }
+
+        n = (size_t) (comma - p);
+
+        while (n > 0 && (p[n - 1] == ' ' || p[n - 1] == '\t')) {
+            n--;
+        }
+
+        if (tidal_ws_header_is(p, n, token)) {
+            return 1;
+        }
     }
 
     return 0;

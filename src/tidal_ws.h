@@ -1,6 +1,7 @@
 /*
  * RFC 6455 WebSocket codec: incremental frame parser, frame encoder and
- * handshake helpers.  Pure C, no nginx types: bytes in, events out.
+ * handshake helpers, for the server (the module) and the client (the
+ * helper's bridge).  Pure C, no nginx types: bytes in, events out.
  */
 
 #ifndef _TIDAL_WS_H_INCLUDED_
@@ -31,7 +32,7 @@
 #define TIDAL_WS_CLOSE_INTERNAL       1011
 
 #define TIDAL_WS_MAX_CONTROL          125
-#define TIDAL_WS_MAX_HEADER           14
+#define TIDAL_WS_MAX_HEADER           14     /* a masked 64-bit frame */
 #define TIDAL_WS_ACCEPT_LEN           28
 
 
@@ -82,19 +83,26 @@ typedef struct {
     size_t                  ctl_len;
     tidal_utf8_t            ctl_utf8;     /* close reason */
 
+    unsigned                from_server;  /* unmasked frames expected */
     unsigned                failed;
     uint16_t                fail_code;    /* repeated by later calls */
     const char             *fail_reason;
 } tidal_ws_parser_t;
 
 
+/* a server's parser: every frame must be masked */
 void tidal_ws_parser_init(tidal_ws_parser_t *p, size_t max_message);
+
+/* a client's parser: no frame may be masked; otherwise the same rules */
+void tidal_ws_parser_init_client(tidal_ws_parser_t *p, size_t max_message);
+
 void tidal_ws_parser_free(tidal_ws_parser_t *p);
 
 /*
  * Consumes input from *pos up to end and stops after at most one event;
  * *pos is advanced past what was consumed.  Call again with the rest.
- * Masked client frames only; server frames are never parsed.
+ * Masked client frames, or unmasked server frames after
+ * tidal_ws_parser_init_client(); the other kind fails with 1002.
  *
  * An event's data points into the parser (TEXT: its message buffer,
  * PING/PONG/CLOSE: ctl) and stays valid until the next parse or free.
@@ -113,6 +121,17 @@ int tidal_ws_parser_busy(const tidal_ws_parser_t *p);
  * buf holds at least 10 bytes
  */
 size_t tidal_ws_frame_header(uint8_t *buf, unsigned opcode, uint64_t len);
+
+/*
+ * client frame header (FIN set, masked with mask); returns its length,
+ * 6..14; buf holds at least 14 bytes.  The payload that follows must be
+ * masked with the same key: tidal_ws_mask().
+ */
+size_t tidal_ws_client_frame_header(uint8_t *buf, unsigned opcode,
+    uint64_t len, const uint8_t mask[4]);
+
+/* XORs a whole payload with a masking key, in place (both directions) */
+void tidal_ws_mask(uint8_t *data, size_t len, const uint8_t mask[4]);
 
 /*
  * close payload: code + reason truncated to fit 125 bytes; returns length.
@@ -136,6 +155,17 @@ int tidal_ws_key_valid(const char *key, size_t len);
  */
 int tidal_ws_accept(const char *key, size_t len,
     char out[TIDAL_WS_ACCEPT_LEN + 1]);
+
+/*
+ * Checks a server's handshake response, the bytes up to the empty line
+ * (which may be left out), for the key we sent and the subprotocol we
+ * offered (NULL: none).  0 when it accepts the upgrade; otherwise -1 with
+ * *why, a static text for logs, and *status the HTTP status (0 when head
+ * is not an HTTP response).
+ */
+int tidal_ws_response_check(const char *head, size_t len, const char *key,
+    size_t key_len, const char *protocol, unsigned *status,
+    const char **why);
 
 
 #endif /* _TIDAL_WS_H_INCLUDED_ */

@@ -2,8 +2,9 @@
  * tidal-helper: supervises GHCi running Tidal.  With --stdio it is a
  * complete MCP server on stdin/stdout (newline-delimited JSON-RPC, the
  * MCP stdio transport) with its own GHCi, for one person without nginx;
- * with --socket it is the helper nginx starts (tidal_helper_socket.c).
- * It logs to stderr only.
+ * with --socket it is the helper nginx starts (tidal_helper_socket.c);
+ * with --stdio --connect it bridges stdio to a room of the module
+ * (tidal_bridge.c).  It logs to stderr only.
  */
 
 
@@ -20,6 +21,7 @@
 
 #include "tidal_helper.h"
 #include "tidal_ghci.h"
+#include "tidal_bridge.h"
 
 
 #define TIDAL_HELPER_LINE_MAX      (4 * 1024 * 1024)  /* one message */
@@ -41,7 +43,8 @@ typedef struct {
 static void tidal_helper_usage(FILE *f);
 static int tidal_helper_options(int argc, char **argv,
     tidal_ghci_conf_t *conf, tidal_role_e *role,
-    tidal_helper_socket_conf_t *sock, int *allow_raw);
+    tidal_helper_socket_conf_t *sock, int *allow_raw,
+    tidal_bridge_conf_t *bridge);
 static char **tidal_helper_split(const char *cmd);
 static int tidal_helper_number(const char *text, int min, int max,
     int *value);
@@ -68,15 +71,18 @@ main(int argc, char **argv)
     struct sigaction       sa;
     tidal_ghci_conf_t            conf;
     tidal_ghci_handler_t         handler;
+    tidal_bridge_conf_t          bridge;
     tidal_helper_socket_conf_t   sock;
 
     memset(&conf, 0, sizeof(conf));
     memset(&sock, 0, sizeof(sock));
     memset(&h, 0, sizeof(h));
+    memset(&bridge, 0, sizeof(bridge));
 
     allow_raw = 0;
 
-    rc = tidal_helper_options(argc, argv, &conf, &role, &sock, &allow_raw);
+    rc = tidal_helper_options(argc, argv, &conf, &role, &sock, &allow_raw,
+                              &bridge);
     if (rc != 0) {
         return rc < 0 ? 2 : 0;
     }
@@ -101,6 +107,11 @@ main(int argc, char **argv)
         tidal_helper_log(TIDAL_LOG_ERR, "sigaction() failed: %s",
                          strerror(errno));
         return 1;
+    }
+
+    if (bridge.url != NULL) {
+        free(conf.argv);
+        return tidal_bridge_run(&bridge, &tidal_helper_quit);
     }
 
     if (tidal_helper_init(&h, role, allow_raw) != 0) {
@@ -155,13 +166,21 @@ tidal_helper_usage(FILE *f)
 {
     fprintf(f,
         "usage: tidal-helper --stdio [options]\n"
+        "       tidal-helper --stdio --connect ws://HOST[:PORT]/PATH\n"
+        "                    [--header \"Name: value\"]...\n"
         "       tidal-helper --socket PATH --master-pid PID [options]\n"
         "\n"
-        "A TidalCycles MCP server on stdin/stdout with its own GHCi, or\n"
-        "the helper nginx's ngx_tidal module starts.\n"
+        "A TidalCycles MCP server on stdin/stdout with its own GHCi; with\n"
+        "--connect, a bridge from stdin/stdout to a room of ngx_tidal; with\n"
+        "--socket, the helper nginx's ngx_tidal module starts.\n"
         "\n"
         "  --stdio                 speak MCP (JSON-RPC, one message a line)\n"
         "                          on stdin/stdout; logs go to stderr\n"
+        "  --connect URL           start no GHCi: relay each line to the\n"
+        "                          WebSocket at URL (ws:// only) and each\n"
+        "                          message from it to stdout\n"
+        "  --header \"N: V\"         with --connect: a request header, e.g.\n"
+        "                          \"Authorization: Bearer ...\"; repeatable\n"
         "  --socket PATH           serve nginx's workers on this unix socket\n"
         "  --master-pid PID        exit when this process (nginx's master)\n"
         "                          is gone\n"
@@ -195,7 +214,8 @@ tidal_helper_usage(FILE *f)
 
 static int
 tidal_helper_options(int argc, char **argv, tidal_ghci_conf_t *conf,
-    tidal_role_e *role, tidal_helper_socket_conf_t *sock, int *allow_raw)
+    tidal_role_e *role, tidal_helper_socket_conf_t *sock, int *allow_raw,
+    tidal_bridge_conf_t *bridge)
 {
     int          i, stdio, port, master;
     char        *colon, *end;
@@ -346,6 +366,16 @@ tidal_helper_options(int argc, char **argv, tidal_ghci_conf_t *conf,
         } else if (strcmp(arg, "--config") == 0) {
             sock->config = val;
 
+        } else if (strcmp(arg, "--connect") == 0) {
+            if (tidal_bridge_set_url(bridge, val) != 0) {
+                goto usage;
+            }
+
+        } else if (strcmp(arg, "--header") == 0) {
+            if (tidal_bridge_add_header(bridge, val) != 0) {
+                goto usage;
+            }
+
         } else if (strcmp(arg, "--role") == 0) {
             if (strcmp(val, "performer") == 0) {
                 *role = TIDAL_ROLE_PERFORMER;
@@ -370,6 +400,11 @@ tidal_helper_options(int argc, char **argv, tidal_ghci_conf_t *conf,
 
     if (stdio == (sock->path != NULL)) {
         fprintf(stderr, "tidal-helper: --stdio or --socket, one of them\n");
+        goto usage;
+    }
+
+    if (bridge->nheaders > 0 && bridge->url == NULL) {
+        fprintf(stderr, "tidal-helper: --header goes with --connect\n");
         goto usage;
     }
 

@@ -11,9 +11,9 @@
 /*
  * Input: byte 0 and 1 pick max_message (0..300, or 1 MiB when byte 0 is
  * F0 or more), byte 2 seeds the generator that cuts the input.  The rest
- * is client bytes, parsed once in one piece and once in random pieces;
- * both event sequences must be identical, and every event must keep the
- * promises tidal_ws.h makes.
+ * is frame bytes, parsed by a server's parser and by a client's, each
+ * once in one piece and once in random pieces; both event sequences must
+ * be identical, and every event must keep the promises tidal_ws.h makes.
  */
 
 #define FUZZ_BIG_MESSAGE   (1 << 20)
@@ -234,11 +234,17 @@ fuzz_piece(fuzz_run_t *r, const uint8_t *start, const uint8_t *end)
 
 
 static void
-fuzz_run_init(fuzz_run_t *r, size_t max)
+fuzz_run_init(fuzz_run_t *r, size_t max, int client)
 {
     memset(r, 0, sizeof(fuzz_run_t));
     r->max = max;
-    tidal_ws_parser_init(&r->parser, max);
+
+    if (client) {
+        tidal_ws_parser_init_client(&r->parser, max);
+
+    } else {
+        tidal_ws_parser_init(&r->parser, max);
+    }
 }
 
 
@@ -250,15 +256,17 @@ fuzz_run_free(fuzz_run_t *r)
 }
 
 
+static void fuzz_side(const uint8_t *in, size_t size, size_t max,
+    int client);
+
+
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
 int
 LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
-    size_t          max, off, n;
-    uint8_t        *piece;
-    fuzz_run_t      whole, cut;
-    const uint8_t  *in;
+    size_t    max;
+    uint32_t  seed;
 
     if (size < 3) {
         return 0;
@@ -266,16 +274,30 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 
     max = (data[0] >= 0xf0) ? FUZZ_BIG_MESSAGE
                             : (size_t) (((data[0] << 8) | data[1]) % 301);
-    fuzz_rng_state = 0x9e3779b9u ^ ((uint32_t) data[2] << 8) ^ data[1];
+    seed = 0x9e3779b9u ^ ((uint32_t) data[2] << 8) ^ data[1];
 
-    in = data + 3;
-    size -= 3;
+    fuzz_rng_state = seed;
+    fuzz_side(data + 3, size - 3, max, 0);
 
-    fuzz_run_init(&whole, max);
+    fuzz_rng_state = seed;
+    fuzz_side(data + 3, size - 3, max, 1);
+
+    return 0;
+}
+
+
+static void
+fuzz_side(const uint8_t *in, size_t size, size_t max, int client)
+{
+    size_t       off, n;
+    uint8_t     *piece;
+    fuzz_run_t   whole, cut;
+
+    fuzz_run_init(&whole, max, client);
     fuzz_piece(&whole, in, in + size);
 
     /* each piece in a buffer of its own, so ASan sees reads past it */
-    fuzz_run_init(&cut, max);
+    fuzz_run_init(&cut, max, client);
 
     for (off = 0; off < size && !cut.failed; off += n) {
         switch (fuzz_rng() % 4) {
@@ -319,6 +341,4 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 
     fuzz_run_free(&whole);
     fuzz_run_free(&cut);
-
-    return 0;
 }

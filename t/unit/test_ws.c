@@ -52,6 +52,9 @@ static uint32_t  rng_state = 0x2545f491;
 
 static const uint8_t  mask_key[4] = { 0x37, 0xfa, 0x21, 0x3d };
 
+/* each_cut() parses as a client (unmasked server frames) when set */
+static int       client_side;
+
 
 static uint32_t
 rng(void)
@@ -196,6 +199,18 @@ run(tidal_ws_parser_t *p, const uint8_t *in, size_t n, long chunk)
 }
 
 
+static void
+parser_init(tidal_ws_parser_t *p, size_t max)
+{
+    if (client_side) {
+        tidal_ws_parser_init_client(p, max);
+
+    } else {
+        tidal_ws_parser_init(p, max);
+    }
+}
+
+
 /* n bytes through a fresh parser in each way of cutting them */
 
 typedef void (*check_fn)(const char *how, tidal_ws_parser_t *p);
@@ -205,17 +220,17 @@ each_cut(const uint8_t *in, size_t n, size_t max, check_fn check)
 {
     tidal_ws_parser_t  p;
 
-    tidal_ws_parser_init(&p, max);
+    parser_init(&p, max);
     run(&p, in, n, 0);
     check("one piece", &p);
     tidal_ws_parser_free(&p);
 
-    tidal_ws_parser_init(&p, max);
+    parser_init(&p, max);
     run(&p, in, n, 1);
     check("byte by byte", &p);
     tidal_ws_parser_free(&p);
 
-    tidal_ws_parser_init(&p, max);
+    parser_init(&p, max);
     run(&p, in, n, -1);
     check("random pieces", &p);
     tidal_ws_parser_free(&p);
@@ -1204,6 +1219,270 @@ UNIT_TEST(accept_key)
 }
 
 
+/* -- the client side: the bridge parses server frames, masks its own -- */
+
+
+static size_t
+server_frame(uint8_t *buf, unsigned b0, const void *payload, size_t len,
+    int form)
+{
+    return client_frame_raw(buf, b0, 0, payload, len, form);
+}
+
+
+UNIT_TEST(client_parses_unmasked_server_frames)
+{
+    size_t    n, i;
+    uint8_t  *buf, *text;
+    want_t    w[4];
+
+    client_side = 1;
+
+    buf = malloc(70000 + 64);
+    text = malloc(70000);
+
+    for (i = 0; i < 70000; i++) {
+        text[i] = (uint8_t) ('a' + i % 26);
+    }
+
+    /* every length form, also the non-minimal ones */
+    n = server_frame(buf, TEXT, "{\"jsonrpc\":\"2.0\"}", 17, LEN_MIN);
+    expect_text(buf, n, 1024, "{\"jsonrpc\":\"2.0\"}", 17);
+
+    n = server_frame(buf, TEXT, text, 300, LEN_MIN);
+    CHECK_EQ(n, 4 + 300);
+    expect_text(buf, n, 1024, text, 300);
+
+    n = server_frame(buf, TEXT, text, 70000, LEN_MIN);
+    CHECK_EQ(n, 10 + 70000);
+    expect_text(buf, n, 70000, text, 70000);
+
+    n = server_frame(buf, TEXT, text, 5, LEN_64);
+    expect_text(buf, n, 1024, text, 5);
+
+    n = server_frame(buf, TEXT, "", 0, LEN_MIN);
+    expect_text(buf, n, 1024, "", 0);
+
+    /* a fragmented message with a ping between, then a close */
+    n = server_frame(buf, TIDAL_WS_OP_TEXT, "ab", 2, LEN_MIN);
+    n += server_frame(buf + n, PING, "hb", 2, LEN_MIN);
+    n += server_frame(buf + n, CONT, "cd", 2, LEN_16);
+    n += server_frame(buf + n, PONG, "", 0, LEN_MIN);
+    n += server_frame(buf + n, CLOSE, "\x03\xe9" "bye", 5, LEN_MIN);
+
+    w[0].type = TIDAL_WS_PING;
+    w[0].code = 0;
+    w[0].data = "hb";
+    w[0].len = 2;
+    w[1].type = TIDAL_WS_TEXT;
+    w[1].code = 0;
+    w[1].data = "abcd";
+    w[1].len = 4;
+    w[2].type = TIDAL_WS_PONG;
+    w[2].code = 0;
+    w[2].data = "";
+    w[2].len = 0;
+    w[3].type = TIDAL_WS_CLOSE;
+    w[3].code = 1001;
+    w[3].data = "bye";
+    w[3].len = 3;
+    expect_events(buf, n, 1024, w, 4);
+
+    /* a masked frame from a server fails at its second byte */
+    n = client_frame(buf, TEXT, "hi", 2);
+    expect_fail(buf, n, 1024, TIDAL_WS_CLOSE_PROTOCOL, 2);
+
+    /* the same rules as for the server otherwise */
+    n = server_frame(buf, TEXT, text, 300, LEN_MIN);
+    expect_fail(buf, n, 299, TIDAL_WS_CLOSE_TOO_BIG, 4);
+
+    n = server_frame(buf, FIN | TIDAL_WS_OP_BINARY, "x", 1, LEN_MIN);
+    expect_fail(buf, n, 1024, TIDAL_WS_CLOSE_UNSUPPORTED, 1);
+
+    n = server_frame(buf, TEXT, "\xff", 1, LEN_MIN);
+    expect_fail(buf, n, 1024, TIDAL_WS_CLOSE_INVALID_DATA, 3);
+
+    n = server_frame(buf, CLOSE, "\x03\xed", 2, LEN_MIN);   /* 1005 */
+    expect_fail(buf, n, 1024, TIDAL_WS_CLOSE_PROTOCOL, 4);
+
+    buf[0] = TEXT;
+    buf[1] = 127;
+    buf[2] = 0x80;
+    expect_fail(buf, 3, 1024, TIDAL_WS_CLOSE_PROTOCOL, 3);
+
+    free(buf);
+    free(text);
+
+    client_side = 0;
+}
+
+
+UNIT_TEST(client_frames_reach_a_server)
+{
+    size_t          i, k, n;
+    uint8_t        *buf, *text;
+    const uint8_t   key[4] = { 0xa1, 0x00, 0x5c, 0xff };
+    const size_t    lens[] = { 0, 1, 125, 126, 65535, 65536, 70001 };
+    const size_t    hdrs[] = { 6, 6, 6, 8, 8, 14, 14 };
+
+    buf = malloc(70001 + TIDAL_WS_MAX_HEADER);
+    text = malloc(70001);
+
+    for (i = 0; i < 70001; i++) {
+        text[i] = (uint8_t) ('A' + i % 31);
+    }
+
+    for (k = 0; k < sizeof(lens) / sizeof(lens[0]); k++) {
+        n = tidal_ws_client_frame_header(buf, TIDAL_WS_OP_TEXT, lens[k],
+                                         key);
+        CHECK_EQ(n, hdrs[k]);
+        CHECK_EQ(buf[0], TEXT);
+        CHECK(buf[1] & 0x80);
+        CHECK_MEM(&buf[n - 4], key, 4);
+
+        memcpy(&buf[n], text, lens[k]);
+        tidal_ws_mask(&buf[n], lens[k], key);
+
+        if (lens[k] > 4) {
+            CHECK_EQ(buf[n + 1], text[1] ^ 0x00);
+            CHECK_EQ(buf[n + 3], text[3] ^ 0xff);
+            CHECK_EQ(buf[n + 4], text[4] ^ 0xa1);
+        }
+
+        expect_text(buf, n + lens[k], 70001, text, lens[k]);
+    }
+
+    /* masking twice gives the payload back */
+    memcpy(buf, "hello", 5);
+    tidal_ws_mask(buf, 5, key);
+    tidal_ws_mask(buf, 5, key);
+    CHECK_MEM(buf, "hello", 5);
+
+    /* a close 1000 as the bridge sends it */
+    n = tidal_ws_client_frame_header(buf, TIDAL_WS_OP_CLOSE, 2, key);
+    buf[n] = 0x03;
+    buf[n + 1] = 0xe8;
+    tidal_ws_mask(&buf[n], 2, key);
+    CHECK_MEM(buf, "\x88\x82\xa1\x00\x5c\xff\xa2\xe8", 8);
+
+    free(buf);
+    free(text);
+}
+
+
+#define KEY  "dGhlIHNhbXBsZSBub25jZQ=="
+#define OK_HEAD                                                              \
+    "HTTP/1.1 101 Switching Protocols\r\n"                                   \
+    "Server: nginx/1.22.1\r\n"                                               \
+    "Upgrade: websocket\r\n"                                                 \
+    "Connection: upgrade\r\n"                                                \
+    "Sec-WebSocket-Accept: s3pPLMBiTxaQ9kYGzzhZRbK+xOo=\r\n"
+
+static int
+response(const char *head, const char *protocol, unsigned *status,
+    const char **why)
+{
+    return tidal_ws_response_check(head, strlen(head), KEY, strlen(KEY),
+                                   protocol, status, why);
+}
+
+
+UNIT_TEST(handshake_response_check)
+{
+    unsigned     status;
+    const char  *why;
+
+    CHECK_EQ(response(OK_HEAD "Sec-WebSocket-Protocol: mcp\r\n\r\n", "mcp",
+                      &status, &why), 0);
+    CHECK_EQ(status, 101);
+    CHECK(why == NULL);
+
+    /* no subprotocol chosen, bare LF, case and spacing, token lists */
+    CHECK_EQ(response(OK_HEAD "\r\n", "mcp", &status, &why), 0);
+    CHECK_EQ(response("HTTP/1.1 101\n" "upgrade:WebSocket\n"
+                      "CONNECTION: keep-alive ,  Upgrade \n"
+                      "sec-websocket-accept:  "
+                      "s3pPLMBiTxaQ9kYGzzhZRbK+xOo=\t\n\n",
+                      NULL, &status, &why), 0);
+
+    /* what follows the empty line is not looked at */
+    CHECK_EQ(response(OK_HEAD "\r\nUpgrade: h2c\r\n", "mcp", &status, &why),
+             0);
+
+    /* refusals: the status is what the bridge shows */
+    CHECK_EQ(response("HTTP/1.1 403 Forbidden\r\nServer: nginx\r\n\r\n",
+                      "mcp", &status, &why), -1);
+    CHECK_EQ(status, 403);
+    CHECK_STR(why, "the server refused the upgrade");
+
+    CHECK_EQ(response("HTTP/1.1 503 Service Temporarily Unavailable\r\n\r\n",
+                      "mcp", &status, &why), -1);
+    CHECK_EQ(status, 503);
+
+    CHECK_EQ(response("HTTP/1.0 200\r\n\r\n", "mcp", &status, &why), -1);
+    CHECK_EQ(status, 200);
+
+    /* not HTTP */
+    CHECK_EQ(response("SSH-2.0-OpenSSH_9.2\r\n", "mcp", &status, &why), -1);
+    CHECK_EQ(status, 0);
+    CHECK_STR(why, "not an HTTP response");
+    CHECK_EQ(response("HTTP/1.1 1010 x\r\n\r\n", "mcp", &status, &why), -1);
+    CHECK_EQ(status, 0);
+    CHECK_EQ(response("HTTP/1.1 10\r\n\r\n", "mcp", &status, &why), -1);
+    CHECK_EQ(response("", "mcp", &status, &why), -1);
+
+    /* a 101 that is not a WebSocket upgrade for our key */
+    CHECK_EQ(response("HTTP/1.1 101 OK\r\nUpgrade: websocket\r\n"
+                      "Connection: upgrade\r\n\r\n", "mcp", &status, &why),
+             -1);
+    CHECK_STR(why, "no Sec-WebSocket-Accept");
+    CHECK_EQ(status, 101);
+
+    CHECK_EQ(response("HTTP/1.1 101 OK\r\nUpgrade: websocket\r\n"
+                      "Connection: upgrade\r\n"
+                      "Sec-WebSocket-Accept: HSmrc0sMlYUkAGmm5OPpG2HaGWk=\r\n"
+                      "\r\n", "mcp", &status, &why), -1);
+    CHECK_STR(why, "wrong Sec-WebSocket-Accept");
+
+    CHECK_EQ(response(OK_HEAD "Sec-WebSocket-Accept: "
+                      "s3pPLMBiTxaQ9kYGzzhZRbK+xOo=\r\n\r\n", "mcp", &status,
+                      &why), -1);
+    CHECK_STR(why, "wrong Sec-WebSocket-Accept");
+
+    CHECK_EQ(response("HTTP/1.1 101 OK\r\nUpgrade: h2c\r\n\r\n", "mcp",
+                      &status, &why), -1);
+    CHECK_STR(why, "Upgrade is not \"websocket\"");
+
+    CHECK_EQ(response("HTTP/1.1 101 OK\r\nConnection: upgrade\r\n"
+                      "Sec-WebSocket-Accept: s3pPLMBiTxaQ9kYGzzhZRbK+xOo=\r\n"
+                      "\r\n", "mcp", &status, &why), -1);
+    CHECK_STR(why, "no \"Upgrade: websocket\"");
+
+    CHECK_EQ(response("HTTP/1.1 101 OK\r\nUpgrade: websocket\r\n"
+                      "Connection: upgrades\r\n"
+                      "Sec-WebSocket-Accept: s3pPLMBiTxaQ9kYGzzhZRbK+xOo=\r\n"
+                      "\r\n", "mcp", &status, &why), -1);
+    CHECK_STR(why, "no \"Connection: upgrade\"");
+
+    CHECK_EQ(response(OK_HEAD "Sec-WebSocket-Protocol: chat\r\n\r\n", "mcp",
+                      &status, &why), -1);
+    CHECK_STR(why, "a subprotocol that was not offered");
+    CHECK_EQ(response(OK_HEAD "Sec-WebSocket-Protocol: mcp\r\n\r\n", NULL,
+                      &status, &why), -1);
+
+    CHECK_EQ(response(OK_HEAD "Sec-WebSocket-Extensions: "
+                      "permessage-deflate\r\n\r\n", "mcp", &status, &why),
+             -1);
+    CHECK_STR(why, "an extension that was not offered");
+
+    CHECK_EQ(response(OK_HEAD "X-Folded: a\r\n  b\r\n\r\n", "mcp", &status,
+                      &why), -1);
+    CHECK_STR(why, "a malformed header line");
+    CHECK_EQ(response(OK_HEAD ": empty name\r\n\r\n", "mcp", &status, &why),
+             -1);
+}
+
+
 int
 main(void)
 {
@@ -1233,6 +1512,9 @@ main(void)
     UNIT_RUN(close_code_validity);
     UNIT_RUN(key_validation);
     UNIT_RUN(accept_key);
+    UNIT_RUN(client_parses_unmasked_server_frames);
+    UNIT_RUN(client_frames_reach_a_server);
+    UNIT_RUN(handshake_response_check);
 
     recs_clear();
 

@@ -1,0 +1,1088 @@
+/*
+ * The stdio bridge: one line of stdin is one masked WebSocket text frame
+ * to the module, one text frame from it is one line of stdout.  A desktop
+ * MCP client that can only spawn stdio servers joins a room this way.
+ */
+
+
+#include <errno.h>
+#include <fcntl.h>
+#include <netdb.h>
+#include <poll.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <openssl/evp.h>
+#include <openssl/rand.h>
+
+#include "tidal_helper.h"
+#include "tidal_bridge.h"
+#include "tidal_ws.h"
+
+
+#define TIDAL_BRIDGE_MESSAGE_MAX   (4 * 1024 * 1024)  /* either way */
+#define TIDAL_BRIDGE_HEAD_MAX      16384       /* the handshake response */
+#define TIDAL_BRIDGE_OUT_HIGH      (1024 * 1024)  /* stop reading stdin */
+#define TIDAL_BRIDGE_CONNECT_TIME  10000       /* ms, connect + handshake */
+#define TIDAL_BRIDGE_CLOSE_TIME    3000        /* ms for the server's close */
+#define TIDAL_BRIDGE_FLUSH_TIME    1000        /* ms for a last close frame */
+#define TIDAL_BRIDGE_READ          65536
+
+
+typedef struct {
+    int                      fd;
+    volatile sig_atomic_t   *quit;
+    tidal_ws_parser_t        parser;
+
+    /* stdin: a line being read */
+    char                    *in;
+    size_t                   in_len;
+    size_t                   in_size;
+
+    /* frames not yet taken by the socket */
+    uint8_t                 *out;
+    size_t                   out_pos;
+    size_t                   out_len;
+    size_t                   out_size;
+
+    int64_t                  close_deadline;
+    int                      status;          /* the exit status */
+
+    unsigned                 skipping:1;      /* the rest of a long line */
+    unsigned                 stdin_done:1;
+    unsigned                 close_sent:1;    /* queued, in fact */
+    unsigned                 done:1;
+} tidal_bridge_t;
+
+
+static int tidal_bridge_connect(const tidal_bridge_conf_t *conf,
+    int64_t deadline);
+static int tidal_bridge_handshake(tidal_bridge_t *b,
+    const tidal_bridge_conf_t *conf, int64_t deadline);
+static int tidal_bridge_wait(int fd, short events, int64_t deadline);
+static void tidal_bridge_loop(tidal_bridge_t *b);
+static void tidal_bridge_read_socket(tidal_bridge_t *b);
+static void tidal_bridge_frames(tidal_bridge_t *b, const uint8_t *p,
+    size_t n);
+static void tidal_bridge_read_stdin(tidal_bridge_t *b);
+static void tidal_bridge_line(tidal_bridge_t *b, char *line, size_t len);
+static int tidal_bridge_send(tidal_bridge_t *b, unsigned opcode,
+    const void *payload, size_t len);
+static void tidal_bridge_close(tidal_bridge_t *b, uint16_t code,
+    const char *reason);
+static void tidal_bridge_write_socket(tidal_bridge_t *b);
+static void tidal_bridge_flush(tidal_bridge_t *b);
+static int tidal_bridge_stdout(const uint8_t *p, size_t len);
+static int tidal_bridge_write_all(int fd, const void *p, size_t len);
+static void tidal_bridge_printable(char *dst, size_t size, const char *src,
+    size_t len);
+
+
+static const char  *tidal_bridge_own_headers[] = {
+    "Host", "Upgrade", "Connection", "Sec-WebSocket-Key",
+    "Sec-WebSocket-Version", "Sec-WebSocket-Protocol",
+    "Sec-WebSocket-Extensions", "Content-Length", "Transfer-Encoding",
+    NULL
+};
+
+
+/* -- options ----------------------------------------------------------- */
+
+
+int
+tidal_bridge_set_url(tidal_bridge_conf_t *conf, const char *url)
+{
+    long         port;
+    size_t       n;
+    const char  *p, *auth, *auth_end, *host, *host_end, *colon;
+    char        *end;
+
+    if (strncasecmp(url, "wss://", 6) == 0) {
+        fprintf(stderr, "tidal-helper: wss:// is not supported; connect "
+                "through a local TLS-terminating proxy, e.g. `socat "
+                "TCP-LISTEN:8081,bind=127.0.0.1,fork,reuseaddr "
+                "OPENSSL:HOST:443` and ws://127.0.0.1:8081/PATH\n");
+        return -1;
+    }
+
+    if (strncasecmp(url, "ws://", 5) != 0) {
+        fprintf(stderr, "tidal-helper: --connect wants ws://HOST[:PORT]"
+                "/PATH, not \"%s\"\n", url);
+        return -1;
+    }
+
+    auth = url + 5;
+    auth_end = auth + strcspn(auth, "/?#");
+
+    if (memchr(auth, '@', (size_t) (auth_end - auth)) != NULL) {
+        fprintf(stderr, "tidal-helper: no credentials in the URL, please; "
+                "use --header \"Authorization: ...\"\n");
+        return -1;
+    }
+
+    for (p = auth_end; *p; p++) {
+        if ((unsigned char) *p <= 0x20 || *p == 0x7f || *p == '#') {
+            fprintf(stderr, "tidal-helper: the URL's path has a space, a "
+                    "control character or a fragment\n");
+            return -1;
+        }
+    }
+
+    /* [v6 address]:port or name:port */
+
+    if (*auth == '[') {
+        host = auth + 1;
+        host_end = memchr(host, ']', (size_t) (auth_end - host));
+
+        if (host_end == NULL) {
+            goto bad_host;
+        }
+
+        colon = (host_end + 1 < auth_end) ? host_end + 1 : NULL;
+
+        if (colon != NULL && *colon != ':') {
+            goto bad_host;
+        }
+
+    } else {
+        host = auth;
+        colon = memchr(auth, ':', (size_t) (auth_end - auth));
+        host_end = colon ? colon : auth_end;
+    }
+
+    n = (size_t) (host_end - host);
+
+    if (n == 0 || n >= sizeof(conf->host)) {
+        goto bad_host;
+    }
+
+    memcpy(conf->host, host, n);
+    conf->host[n] = '\0';
+
+    if (colon != NULL) {
+        errno = 0;
+        port = strtol(colon + 1, &end, 10);
+
+        if (errno || end != auth_end || end == colon + 1
+            || port < 1 || port > 65535)
+        {
+            goto bad_host;
+        }
+
+    } else {
+        port = 80;
+    }
+
+    snprintf(conf->port, sizeof(conf->port), "%ld", port);
+
+    n = (size_t) (auth_end - auth);
+
+    if (n >= sizeof(conf->authority)) {
+        goto bad_host;
+    }
+
+    memcpy(conf->authority, auth, n);
+    conf->authority[n] = '\0';
+
+    conf->url = url;
+    conf->path = (*auth_end == '/') ? auth_end : NULL;
+
+    if (*auth_end == '?') {
+        fprintf(stderr, "tidal-helper: --connect wants a path before the "
+                "query: ws://HOST/PATH?QUERY\n");
+        return -1;
+    }
+
+    return 0;
+
+bad_host:
+
+    fprintf(stderr, "tidal-helper: --connect: bad host or port in \"%s\"\n",
+            url);
+
+    return -1;
+}
+
+
+int
+tidal_bridge_add_header(tidal_bridge_conf_t *conf, const char *header)
+{
+    int          i;
+    size_t       n;
+    const char  *p, *colon;
+
+    colon = strchr(header, ':');
+    n = colon ? (size_t) (colon - header) : 0;
+
+    /* a token (RFC 9110 5.6.2) before the colon */
+    for (p = header; p < header + n; p++) {
+        if (!((*p >= 'a' && *p <= 'z') || (*p >= 'A' && *p <= 'Z')
+              || (*p >= '0' && *p <= '9')
+              || strchr("!#$%&'*+-.^_`|~", *p) != NULL))
+        {
+            n = 0;
+            break;
+        }
+    }
+
+    if (n == 0) {
+        fprintf(stderr, "tidal-helper: --header wants \"Name: value\"\n");
+        return -1;
+    }
+
+    for (p = colon + 1; *p; p++) {
+        if ((*p != '\t' && (unsigned char) *p < 0x20) || *p == 0x7f) {
+            fprintf(stderr, "tidal-helper: --header: a control character "
+                    "in the value of %.*s\n", (int) n, header);
+            return -1;
+        }
+    }
+
+    for (i = 0; tidal_bridge_own_headers[i]; i++) {
+        if (strlen(tidal_bridge_own_headers[i]) == n
+            && strncasecmp(header, tidal_bridge_own_headers[i], n) == 0)
+        {
+            fprintf(stderr, "tidal-helper: --header: the bridge sends %s "
+                    "itself\n", tidal_bridge_own_headers[i]);
+            return -1;
+        }
+    }
+
+    if (conf->nheaders == TIDAL_BRIDGE_HEADERS_MAX) {
+        fprintf(stderr, "tidal-helper: at most %d --header options\n",
+                TIDAL_BRIDGE_HEADERS_MAX);
+        return -1;
+    }
+
+    conf->headers[conf->nheaders++] = header;
+
+    return 0;
+}
+
+
+/* -- the connection ---------------------------------------------------- */
+
+
+int
+tidal_bridge_run(const tidal_bridge_conf_t *conf,
+    volatile sig_atomic_t *quit)
+{
+    int64_t          deadline;
+    tidal_bridge_t   b;
+
+    memset(&b, 0, sizeof(b));
+    b.quit = quit;
+    tidal_ws_parser_init_client(&b.parser, TIDAL_BRIDGE_MESSAGE_MAX);
+
+    tidal_helper_log(TIDAL_LOG_INFO, "stdio bridge to %s, no GHCi",
+                     conf->url);
+
+    deadline = tidal_helper_msec() + TIDAL_BRIDGE_CONNECT_TIME;
+
+    b.fd = tidal_bridge_connect(conf, deadline);
+
+    if (b.fd != -1) {
+        if (tidal_bridge_handshake(&b, conf, deadline) == 0) {
+            tidal_bridge_loop(&b);
+            tidal_bridge_flush(&b);
+
+        } else {
+            b.status = 1;
+        }
+
+        close(b.fd);
+
+    } else {
+        b.status = 1;
+    }
+
+    tidal_ws_parser_free(&b.parser);
+    free(b.in);
+    free(b.out);
+
+    tidal_helper_log(TIDAL_LOG_INFO, "exiting");
+
+    return b.status;
+}
+
+
+static int
+tidal_bridge_connect(const tidal_bridge_conf_t *conf, int64_t deadline)
+{
+    int               fd, rc, err;
+    socklen_t         len;
+    struct addrinfo   hints, *res, *ai;
+
+    memset(&hints, 0, sizeof(hints));
+    hints.ai_family = AF_UNSPEC;
+    hints.ai_socktype = SOCK_STREAM;
+
+    rc = getaddrinfo(conf->host, conf->port, &hints, &res);
+    if (rc != 0) {
+        tidal_helper_log(TIDAL_LOG_ERR, "cannot connect to %s: %s",
+                         conf->authority, gai_strerror(rc));
+        return -1;
+    }
+
+    fd = -1;
+    err = 0;
+
+    /* "localhost" may be ::1 and 127.0.0.1: the first that answers */
+
+    for (ai = res; ai != NULL; ai = ai->ai_next) {
+        fd = socket(ai->ai_family, ai->ai_socktype | SOCK_NONBLOCK
+                                   | SOCK_CLOEXEC, ai->ai_protocol);
+        if (fd == -1) {
+            err = errno;
+            continue;
+        }
+
+        if (connect(fd, ai->ai_addr, ai->ai_addrlen) == 0) {
+            break;
+        }
+
+        err = errno;
+
+        if (err == EINPROGRESS) {
+            rc = tidal_bridge_wait(fd, POLLOUT, deadline);
+            len = sizeof(err);
+
+            if (rc == 0
+                && getsockopt(fd, SOL_SOCKET, SO_ERROR, &err, &len) == 0
+                && err == 0)
+            {
+                break;
+            }
+
+            if (rc != 0) {
+                err = ETIMEDOUT;
+            }
+        }
+
+        close(fd);
+        fd = -1;
+    }
+
+    freeaddrinfo(res);
+
+    if (fd == -1) {
+        tidal_helper_log(TIDAL_LOG_ERR, "cannot connect to %s: %s",
+                         conf->authority, strerror(err));
+    }
+
+    return fd;
+}
+
+
+static int
+tidal_bridge_handshake(tidal_bridge_t *b, const tidal_bridge_conf_t *conf,
+    int64_t deadline)
+{
+    int            i, n;
+    char          *req, *end, line[256];
+    size_t         len, got, size;
+    ssize_t        r;
+    unsigned       status;
+    const char    *why, *colon;
+    unsigned char  raw[16];
+    char           key[32], head[TIDAL_BRIDGE_HEAD_MAX];
+
+    if (RAND_bytes(raw, sizeof(raw)) != 1) {
+        tidal_helper_log(TIDAL_LOG_ERR, "RAND_bytes() failed");
+        return -1;
+    }
+
+    EVP_EncodeBlock((unsigned char *) key, raw, sizeof(raw));
+
+    size = 1024 + strlen(conf->url);
+
+    for (i = 0; i < conf->nheaders; i++) {
+        size += strlen(conf->headers[i]) + 2;
+    }
+
+    req = malloc(size);
+    if (req == NULL) {
+        tidal_helper_log(TIDAL_LOG_ERR, "out of memory");
+        return -1;
+    }
+
+    n = snprintf(req, size,
+                 "GET %s HTTP/1.1\r\n"
+                 "Host: %s\r\n"
+                 "Upgrade: websocket\r\n"
+                 "Connection: Upgrade\r\n"
+                 "Sec-WebSocket-Key: %s\r\n"
+                 "Sec-WebSocket-Version: 13\r\n"
+                 "Sec-WebSocket-Protocol: mcp\r\n"
+                 "User-Agent: tidal-helper/" TIDAL_HELPER_VERSION "\r\n",
+                 conf->path ? conf->path : "/", conf->authority, key);
+    len = (size_t) n;
+
+    for (i = 0; i < conf->nheaders; i++) {
+        colon = strchr(conf->headers[i], ':');
+
+        /* the name only: a value may be a password or a token */
+        tidal_helper_log(TIDAL_LOG_DEBUG, "sending the header %.*s",
+                         (int) (colon - conf->headers[i]), conf->headers[i]);
+
+        len += (size_t) snprintf(req + len, size - len, "%s\r\n",
+                                 conf->headers[i]);
+    }
+
+    len += (size_t) snprintf(req + len, size - len, "\r\n");
+
+    /* the request is small: the socket takes it at once, or soon */
+
+    got = 0;
+
+    while (got < len) {
+        r = write(b->fd, req + got, len - got);
+
+        if (r > 0) {
+            got += (size_t) r;
+            continue;
+        }
+
+        if (r == -1 && (errno == EAGAIN || errno == EINTR)
+            && tidal_bridge_wait(b->fd, POLLOUT, deadline) == 0)
+        {
+            continue;
+        }
+
+        tidal_helper_log(TIDAL_LOG_ERR, "sending the handshake to %s "
+                         "failed: %s", conf->authority,
+                         r == -1 ? strerror(errno) : "timed out");
+        free(req);
+        return -1;
+    }
+
+    free(req);
+
+    /* the response head; frames may follow it in the same read */
+
+    got = 0;
+
+    for ( ;; ) {
+        head[got] = '\0';
+        end = memmem(head, got, "\r\n\r\n", 4);
+
+        if (end != NULL) {
+            break;
+        }
+
+        if (got == sizeof(head) - 1) {
+            tidal_helper_log(TIDAL_LOG_ERR, "handshake failed: a response "
+                             "head longer than %d bytes",
+                             TIDAL_BRIDGE_HEAD_MAX);
+            return -1;
+        }
+
+        if (tidal_bridge_wait(b->fd, POLLIN, deadline) != 0) {
+            tidal_helper_log(TIDAL_LOG_ERR, "handshake failed: no response "
+                             "from %s within %d ms", conf->authority,
+                             TIDAL_BRIDGE_CONNECT_TIME);
+            return -1;
+        }
+
+        r = read(b->fd, head + got, sizeof(head) - 1 - got);
+
+        if (r > 0) {
+            got += (size_t) r;
+            continue;
+        }
+
+        if (r == -1 && (errno == EAGAIN || errno == EINTR)) {
+            continue;
+        }
+
+        tidal_helper_log(TIDAL_LOG_ERR, "handshake failed: %s",
+                         r == 0 ? "the server closed the connection"
+                                : strerror(errno));
+        return -1;
+    }
+
+    len = (size_t) (end - head) + 4;
+
+    if (tidal_ws_response_check(head, len, key, strlen(key), "mcp", &status,
+                                &why)
+        != 0)
+    {
+        tidal_bridge_printable(line, sizeof(line), head,
+                               strcspn(head, "\r\n"));
+
+        if (status == 401 || status == 403) {
+            tidal_helper_log(TIDAL_LOG_ERR, "handshake failed: \"%s\" (%s; "
+                             "credentials go in --header)", line, why);
+
+        } else {
+            tidal_helper_log(TIDAL_LOG_ERR, "handshake failed: \"%s\" (%s)",
+                             line, why);
+        }
+
+        return -1;
+    }
+
+    tidal_helper_log(TIDAL_LOG_INFO, "connected to %s", conf->url);
+
+    if (got > len) {
+        tidal_bridge_frames(b, (uint8_t *) head + len, got - len);
+    }
+
+    return 0;
+}
+
+
+/* 0 when fd is ready, -1 at the deadline or on an error */
+
+static int
+tidal_bridge_wait(int fd, short events, int64_t deadline)
+{
+    int            rc;
+    int64_t        left;
+    struct pollfd  pfd;
+
+    for ( ;; ) {
+        left = deadline - tidal_helper_msec();
+
+        if (left <= 0) {
+            return -1;
+        }
+
+        pfd.fd = fd;
+        pfd.events = events;
+        pfd.revents = 0;
+
+        rc = poll(&pfd, 1, (int) left);
+
+        if (rc > 0) {
+            return 0;
+        }
+
+        if (rc == -1 && errno != EINTR) {
+            return -1;
+        }
+    }
+}
+
+
+/* -- relaying ---------------------------------------------------------- */
+
+
+static void
+tidal_bridge_loop(tidal_bridge_t *b)
+{
+    int            n, timeout;
+    int64_t        left;
+    struct pollfd  pfd[2];
+
+    while (!b->done) {
+
+        if (*b->quit && !b->close_sent) {
+            tidal_helper_log(TIDAL_LOG_INFO, "signal %d", (int) *b->quit);
+            tidal_bridge_close(b, TIDAL_WS_CLOSE_GOING_AWAY, NULL);
+        }
+
+        timeout = -1;
+
+        if (b->close_sent) {
+            left = b->close_deadline - tidal_helper_msec();
+
+            if (left <= 0) {
+                tidal_helper_log(TIDAL_LOG_WARN, "no close frame from the "
+                                 "server within %d ms",
+                                 TIDAL_BRIDGE_CLOSE_TIME);
+                break;
+            }
+
+            timeout = (int) left;
+        }
+
+        pfd[0].fd = b->fd;
+        pfd[0].events = POLLIN;
+        pfd[0].revents = 0;
+
+        if (b->out_pos < b->out_len) {
+            pfd[0].events |= POLLOUT;
+        }
+
+        /* stdin waits while the server does not take what we have */
+        pfd[1].fd = 0;
+        pfd[1].events = POLLIN;
+        pfd[1].revents = 0;
+        n = (!b->stdin_done && !b->close_sent
+             && b->out_len - b->out_pos < TIDAL_BRIDGE_OUT_HIGH) ? 2 : 1;
+
+        if (poll(pfd, (nfds_t) n, timeout) == -1) {
+            if (errno == EINTR) {
+                continue;
+            }
+
+            tidal_helper_log(TIDAL_LOG_ERR, "poll() failed: %s",
+                             strerror(errno));
+            b->status = 1;
+            break;
+        }
+
+        if (pfd[0].revents & (POLLIN | POLLHUP | POLLERR)) {
+            tidal_bridge_read_socket(b);
+        }
+
+        if (!b->done && (pfd[0].revents & POLLOUT)) {
+            tidal_bridge_write_socket(b);
+        }
+
+        if (!b->done && n == 2 && pfd[1].revents) {
+            tidal_bridge_read_stdin(b);
+        }
+    }
+}
+
+
+static void
+tidal_bridge_read_socket(tidal_bridge_t *b)
+{
+    ssize_t  n;
+    uint8_t  buf[TIDAL_BRIDGE_READ];
+
+    n = read(b->fd, buf, sizeof(buf));
+
+    if (n > 0) {
+        tidal_bridge_frames(b, buf, (size_t) n);
+        return;
+    }
+
+    if (n == -1 && (errno == EAGAIN || errno == EINTR)) {
+        return;
+    }
+
+    b->done = 1;
+
+    if (b->close_sent && n == 0) {
+        /* our close was answered by the end of the connection: enough */
+        tidal_helper_log(TIDAL_LOG_INFO, "the server closed the connection");
+        return;
+    }
+
+    b->status = 1;
+
+    tidal_helper_log(TIDAL_LOG_ERR, "the connection was lost without a "
+                     "close frame (1006): %s",
+                     n == 0 ? "end of stream" : strerror(errno));
+}
+
+
+static void
+tidal_bridge_frames(tidal_bridge_t *b, const uint8_t *p, size_t n)
+{
+    const uint8_t          *end;
+    tidal_ws_event_t        ev;
+    tidal_ws_event_type_e   t;
+
+    end = p + n;
+
+    while (!b->done) {
+        t = tidal_ws_parse(&b->parser, &p, end, &ev);
+
+        switch (t) {
+
+        case TIDAL_WS_AGAIN:
+            return;
+
+        case TIDAL_WS_TEXT:
+            if (tidal_bridge_stdout(ev.data, ev.len) != 0
+                && !b->close_sent)
+            {
+                tidal_helper_log(TIDAL_LOG_INFO, "writing stdout failed: "
+                                 "%s; closing", strerror(errno));
+                tidal_bridge_close(b, TIDAL_WS_CLOSE_GOING_AWAY, NULL);
+            }
+
+            break;
+
+        case TIDAL_WS_PING:
+            tidal_helper_log(TIDAL_LOG_DEBUG, "ping, %zu bytes", ev.len);
+            (void) tidal_bridge_send(b, TIDAL_WS_OP_PONG, ev.data, ev.len);
+            break;
+
+        case TIDAL_WS_PONG:
+            break;
+
+        case TIDAL_WS_CLOSE:
+            b->done = 1;
+
+            if (b->close_sent) {
+                tidal_helper_log(TIDAL_LOG_INFO, "closed (%u)",
+                                 (unsigned) ev.code);
+                return;
+            }
+
+            tidal_helper_log(TIDAL_LOG_ERR, "the server closed the "
+                             "connection: %u \"%.*s\"", (unsigned) ev.code,
+                             (int) ev.len, (const char *) ev.data);
+
+            /* the echo, as RFC 6455 5.5.1 asks; 1005 echoes as no code */
+            tidal_bridge_close(b, ev.code, NULL);
+            b->status = 1;
+            return;
+
+        case TIDAL_WS_FAIL:
+            tidal_helper_log(TIDAL_LOG_ERR, "the server broke the protocol: "
+                             "%s; closing with %u", ev.reason,
+                             (unsigned) ev.code);
+            tidal_bridge_close(b, ev.code, ev.reason);
+            b->done = 1;
+            b->status = 1;
+            return;
+        }
+    }
+}
+
+
+/* reads what stdin has; each complete line is one text frame */
+
+static void
+tidal_bridge_read_stdin(tidal_bridge_t *b)
+{
+    char     *nl, *p, *data;
+    size_t    n, size;
+    ssize_t   got;
+
+    if (b->in_size - b->in_len < TIDAL_BRIDGE_READ) {
+        size = b->in_len + TIDAL_BRIDGE_READ * 2;
+
+        data = realloc(b->in, size);
+        if (data == NULL) {
+            tidal_helper_log(TIDAL_LOG_ERR, "out of memory reading stdin");
+            tidal_bridge_close(b, TIDAL_WS_CLOSE_INTERNAL, NULL);
+            b->status = 1;
+            return;
+        }
+
+        b->in = data;
+        b->in_size = size;
+    }
+
+    got = read(0, b->in + b->in_len, b->in_size - b->in_len);
+
+    if (got == -1 && (errno == EINTR || errno == EAGAIN)) {
+        return;
+    }
+
+    if (got <= 0) {
+        if (got == -1) {
+            tidal_helper_log(TIDAL_LOG_ERR, "reading stdin failed: %s",
+                             strerror(errno));
+        } else {
+            tidal_helper_log(TIDAL_LOG_INFO, "stdin closed");
+        }
+
+        /* a line without its newline at the end is still a line */
+        if (b->in_len > 0 && !b->skipping) {
+            tidal_bridge_line(b, b->in, b->in_len);
+        }
+
+        b->in_len = 0;
+        b->stdin_done = 1;
+        tidal_bridge_close(b, TIDAL_WS_CLOSE_NORMAL, NULL);
+        return;
+    }
+
+    b->in_len += (size_t) got;
+    p = b->in;
+    n = b->in_len;
+
+    while ((nl = memchr(p, '\n', n)) != NULL) {
+        if (b->skipping) {
+            b->skipping = 0;
+
+        } else {
+            tidal_bridge_line(b, p, (size_t) (nl - p));
+        }
+
+        n -= (size_t) (nl - p) + 1;
+        p = nl + 1;
+    }
+
+    if (n > TIDAL_BRIDGE_MESSAGE_MAX) {
+        tidal_helper_log(TIDAL_LOG_WARN, "a message longer than %d bytes "
+                         "was not sent", TIDAL_BRIDGE_MESSAGE_MAX);
+        b->skipping = 1;
+        n = 0;
+    }
+
+    memmove(b->in, p, n);
+    b->in_len = n;
+}
+
+
+static void
+tidal_bridge_line(tidal_bridge_t *b, char *line, size_t len)
+{
+    tidal_utf8_t  utf8;
+
+    if (len > 0 && line[len - 1] == '\r') {
+        len--;
+    }
+
+    if (len == 0) {
+        return;
+    }
+
+    if (len > TIDAL_BRIDGE_MESSAGE_MAX) {
+        tidal_helper_log(TIDAL_LOG_WARN, "a message longer than %d bytes "
+                         "was not sent", TIDAL_BRIDGE_MESSAGE_MAX);
+        return;
+    }
+
+    /* the server would end the connection with 1007 for the whole room */
+    tidal_utf8_init(&utf8);
+
+    if (tidal_utf8_feed(&utf8, (uint8_t *) line, len) != 0
+        || !tidal_utf8_complete(&utf8))
+    {
+        tidal_helper_log(TIDAL_LOG_WARN, "a message that is not UTF-8 was "
+                         "not sent");
+        return;
+    }
+
+    (void) tidal_bridge_send(b, TIDAL_WS_OP_TEXT, line, len);
+}
+
+
+/* queues one masked frame; 0, or -1 when memory ran out */
+
+static int
+tidal_bridge_send(tidal_bridge_t *b, unsigned opcode, const void *payload,
+    size_t len)
+{
+    size_t    need, size, hdr;
+    uint8_t  *out, mask[4];
+
+    if (b->close_sent) {
+        return 0;
+    }
+
+    if (RAND_bytes(mask, sizeof(mask)) != 1) {
+        tidal_helper_log(TIDAL_LOG_ERR, "RAND_bytes() failed");
+        b->done = 1;
+        b->status = 1;
+        return -1;
+    }
+
+    if (b->out_pos == b->out_len) {
+        b->out_pos = 0;
+        b->out_len = 0;
+    }
+
+    need = b->out_len + TIDAL_WS_MAX_HEADER + len;
+
+    if (need > b->out_size && b->out_pos > 0) {
+        memmove(b->out, b->out + b->out_pos, b->out_len - b->out_pos);
+        b->out_len -= b->out_pos;
+        b->out_pos = 0;
+        need = b->out_len + TIDAL_WS_MAX_HEADER + len;
+    }
+
+    if (need > b->out_size) {
+        size = (need > b->out_size * 2) ? need : b->out_size * 2;
+
+        out = realloc(b->out, size);
+        if (out == NULL) {
+            tidal_helper_log(TIDAL_LOG_ERR, "out of memory for a frame of "
+                             "%zu bytes", len);
+            b->done = 1;
+            b->status = 1;
+            return -1;
+        }
+
+        b->out = out;
+        b->out_size = size;
+    }
+
+    hdr = tidal_ws_client_frame_header(b->out + b->out_len, opcode, len,
+                                       mask);
+    out = b->out + b->out_len + hdr;
+
+    if (len > 0) {
+        memcpy(out, payload, len);
+        tidal_ws_mask(out, len, mask);
+    }
+
+    b->out_len += hdr + len;
+
+    tidal_bridge_write_socket(b);
+
+    return 0;
+}
+
+
+/* queues a close frame; nothing is sent after it */
+
+static void
+tidal_bridge_close(tidal_bridge_t *b, uint16_t code, const char *reason)
+{
+    size_t   n;
+    uint8_t  payload[TIDAL_WS_MAX_CONTROL];
+
+    if (b->close_sent) {
+        return;
+    }
+
+    n = tidal_ws_close_payload(payload, code, reason);
+
+    if (tidal_bridge_send(b, TIDAL_WS_OP_CLOSE, payload, n) != 0) {
+        return;
+    }
+
+    b->close_sent = 1;
+    b->close_deadline = tidal_helper_msec() + TIDAL_BRIDGE_CLOSE_TIME;
+}
+
+
+static void
+tidal_bridge_write_socket(tidal_bridge_t *b)
+{
+    ssize_t  n;
+
+    while (b->out_pos < b->out_len) {
+        n = write(b->fd, b->out + b->out_pos, b->out_len - b->out_pos);
+
+        if (n > 0) {
+            b->out_pos += (size_t) n;
+            continue;
+        }
+
+        if (n == -1 && errno == EINTR) {
+            continue;
+        }
+
+        if (n == -1 && errno == EAGAIN) {
+            return;
+        }
+
+        /* the read side tells why, unless we are past reading */
+        tidal_helper_log(b->done ? TIDAL_LOG_DEBUG : TIDAL_LOG_ERR,
+                         "sending to the server failed: %s",
+                         strerror(errno));
+        b->out_pos = b->out_len;
+
+        if (!b->done) {
+            b->done = 1;
+            b->status = 1;
+        }
+
+        return;
+    }
+}
+
+
+/* a close frame queued last is worth a short wait */
+
+static void
+tidal_bridge_flush(tidal_bridge_t *b)
+{
+    int64_t  deadline;
+
+    deadline = tidal_helper_msec() + TIDAL_BRIDGE_FLUSH_TIME;
+
+    while (b->out_pos < b->out_len
+           && tidal_bridge_wait(b->fd, POLLOUT, deadline) == 0)
+    {
+        b->done = 1;
+        tidal_bridge_write_socket(b);
+    }
+}
+
+
+/*
+ * One message and its newline.  A newline inside JSON can only be
+ * whitespace between tokens (strings escape theirs), so CR and LF become
+ * spaces and the message stays one line.
+ */
+
+static int
+tidal_bridge_stdout(const uint8_t *p, size_t len)
+{
+    size_t          n;
+    const uint8_t  *end;
+
+    end = p + len;
+
+    while (p < end) {
+        for (n = 0; p + n < end && p[n] != '\n' && p[n] != '\r'; n++) {
+            /* void */
+        }
+
+        if (tidal_bridge_write_all(1, p, n) != 0) {
+            return -1;
+        }
+
+        p += n;
+
+        if (p < end) {
+            if (tidal_bridge_write_all(1, " ", 1) != 0) {
+                return -1;
+            }
+
+            p++;
+        }
+    }
+
+    return tidal_bridge_write_all(1, "\n", 1);
+}
+
+
+/* stdout may be non-blocking (a descriptor shared with the client) */
+
+static int
+tidal_bridge_write_all(int fd, const void *p, size_t len)
+{
+    size_t         done;
+    ssize_t        n;
+    struct pollfd  pfd;
+
+    done = 0;
+
+    while (done < len) {
+        n = write(fd, (const char *) p + done, len - done);
+
+        if (n > 0) {
+            done += (size_t) n;
+            continue;
+        }
+
+        if (n == -1 && errno == EINTR) {
+            continue;
+        }
+
+        if (n == -1 && errno == EAGAIN) {
+            pfd.fd = fd;
+            pfd.events = POLLOUT;
+            (void) poll(&pfd, 1, 1000);
+            continue;
+        }
+
+        return -1;
+    }
+
+    return 0;
+}
+
+
+/* a status line for the log, whatever bytes the peer sent */
+
+static void
+tidal_bridge_printable(char *dst, size_t size, const char *src, size_t len)
+{
+    size_t  i;
+
+    for (i = 0; i < len && i < size - 1; i++) {
+        dst[i] = (src[i] >= 0x20 && src[i] < 0x7f) ? src[i] : '?';
+    }
+
+    dst[i] = '\0';
+}

@@ -1,0 +1,412 @@
+// tidal-helper --stdio --connect ws://...: a bridge from an MCP stdio
+// client to a room of the module.  The official SDK's StdioClientTransport
+// spawns it and talks through it to a real nginx (serverInfo is the
+// module's, chat reaches a direct WebSocket client and back); a refused
+// upgrade, a lost server and the server's own close end it with a non-zero
+// status and a line on stderr that says why, stdin's end with 0.
+
+import { test, before, after } from 'node:test';
+import assert from 'node:assert/strict';
+import { spawn } from 'node:child_process';
+import fs from 'node:fs';
+import path from 'node:path';
+import { Client } from '@modelcontextprotocol/sdk/client/index.js';
+import { StdioClientTransport } from '@modelcontextprotocol/sdk/client/stdio.js';
+import { CallToolResultSchema } from '@modelcontextprotocol/sdk/types.js';
+import {
+    startNginx, freePort, makeTempDir, childPids, pidAlive, waitFor, SLOW,
+} from './lib/nginx.mjs';
+import { TidalWs } from './lib/tidal.mjs';
+import { HELPER_BIN } from './lib/helper.mjs';
+import { INIT_PARAMS } from './lib/ws.mjs';
+
+const T = { timeout: 30000 * SLOW };
+
+const USER = 'dj';
+const PASSWORD = 'hunter2-secret-value';
+const SANITIZER = /AddressSanitizer|LeakSanitizer|runtime error:/;
+const BASIC = Buffer.from(`${USER}:${PASSWORD}`).toString('base64');
+
+let ngx;
+let authDir;
+const live = new Set();
+
+before(async () => {
+    // nginx workers (nobody) read the password file
+    authDir = makeTempDir('tidal-bridge-auth-');
+    const users = path.join(authDir, 'users');
+    fs.writeFileSync(users, `${USER}:{PLAIN}${PASSWORD}\n`);
+    fs.chmodSync(users, 0o644);
+    ngx = await startNginx({
+        server: `
+        location /mcp-role {
+            tidal_mcp;
+            tidal_role $http_x_role;
+        }
+        location /mcp-auth {
+            tidal_mcp;
+            auth_basic "room";
+            auth_basic_user_file ${users};
+        }
+        location /mcp-small {
+            tidal_mcp;
+            tidal_max_message_size 1k;
+        }
+        location /mcp-heartbeat {
+            tidal_mcp;
+            tidal_heartbeat_interval 100ms;
+        }`,
+    });
+});
+
+after(async () => {
+    for (const b of [...live]) {
+        b.kill();
+    }
+    await ngx?.stop();
+    if (authDir) {
+        fs.rmSync(authDir, { recursive: true, force: true });
+    }
+});
+
+process.on('exit', () => {
+    for (const b of [...live]) {
+        b.kill();
+    }
+});
+
+
+function url(p = '/mcp') {
+    return `ws://127.0.0.1:${ngx.port}${p}`;
+}
+
+
+// the bridge spawned directly: its exit status, stderr and stdout lines
+class Bridge {
+    constructor(args) {
+        this.log = '';
+        this.lines = [];
+        this.partial = '';
+        this.waiters = new Set();
+        this.proc = spawn(HELPER_BIN, ['--stdio', ...args], { stdio: ['pipe', 'pipe', 'pipe'] });
+        this.pid = this.proc.pid;
+        live.add(this);
+        this.exited = new Promise((resolve) => {
+            this.proc.once('exit', (code, signal) => {
+                live.delete(this);
+                this.exit = { code, signal };
+                this._wake();
+                resolve(this.exit);
+            });
+        });
+        this.proc.stdin.on('error', () => {});   // EPIPE once it is gone
+        this.proc.stderr.on('data', (d) => {
+            this.log += d.toString();
+            this._wake();
+        });
+        this.proc.stdout.on('data', (d) => {
+            const parts = (this.partial + d.toString()).split('\n');
+            this.partial = parts.pop();
+            this.lines.push(...parts.map((l) => JSON.parse(l)));
+            this._wake();
+        });
+    }
+
+    _wake() {
+        for (const w of [...this.waiters]) {
+            w();
+        }
+    }
+
+    send(obj) {
+        this.proc.stdin.write(`${typeof obj === 'string' ? obj : JSON.stringify(obj)}\n`);
+    }
+
+    until(fn, what, timeout = 10000 * SLOW) {
+        return new Promise((resolve, reject) => {
+            const check = () => {
+                const v = fn();
+                if (v) {
+                    clearTimeout(timer);
+                    this.waiters.delete(check);
+                    resolve(v);
+                } else if (this.exit && !fn()) {
+                    clearTimeout(timer);
+                    this.waiters.delete(check);
+                    reject(new Error(`the bridge exited (${JSON.stringify(this.exit)}) before ${what}; log:\n${this.log}`));
+                }
+            };
+            const timer = setTimeout(() => {
+                this.waiters.delete(check);
+                reject(new Error(`timed out waiting for ${what}; log:\n${this.log}`));
+            }, timeout);
+            this.waiters.add(check);
+            check();
+        });
+    }
+
+    reply(id) {
+        return this.until(() => this.lines.find((m) => m.id === id), `the reply to ${id}`);
+    }
+
+    async initialize() {
+        this.send({ jsonrpc: '2.0', id: 'init', method: 'initialize', params: INIT_PARAMS });
+        const r = await this.reply('init');
+        assert.ok(r.result, JSON.stringify(r));
+        this.send({ jsonrpc: '2.0', method: 'notifications/initialized' });
+        return r.result;
+    }
+
+    // the exit, bounded in time; stdin stays open unless the test ends it
+    async exitStatus(timeout = 10000 * SLOW) {
+        let timer;
+        const r = await Promise.race([
+            this.exited,
+            new Promise((resolve) => { timer = setTimeout(() => resolve(null), timeout); }),
+        ]);
+        clearTimeout(timer);
+        assert.ok(r, `the bridge did not exit within ${timeout} ms; log:\n${this.log}`);
+        // a build with sanitizers (TIDAL_HELPER_BIN) reports at exit
+        assert.doesNotMatch(this.log, SANITIZER, this.log);
+        return r;
+    }
+
+    kill() {
+        if (!this.exit && pidAlive(this.pid)) {
+            this.proc.kill('SIGKILL');
+        }
+        live.delete(this);
+    }
+}
+
+
+// the SDK's stdio client with the bridge as its server
+async function sdkClient(args, name = 'bridge-test') {
+    const transport = new StdioClientTransport({
+        command: HELPER_BIN,
+        args: ['--stdio', ...args],
+        stderr: 'pipe',
+    });
+    const c = {
+        transport, log: '', notes: [], waiters: new Set(), closed: false,
+        client: new Client({ name, version: '1.0.0' }),
+    };
+    const wake = () => c.waiters.forEach((w) => w());
+    transport.stderr.on('data', (d) => {
+        c.log += d.toString();
+        wake();
+    });
+    c.client.fallbackNotificationHandler = async (n) => {
+        c.notes.push(n);
+        wake();
+    };
+    c.client.onclose = () => {
+        c.closed = true;
+        wake();
+    };
+    c.until = (fn, what, timeout = 10000 * SLOW) => new Promise((resolve, reject) => {
+        const check = () => {
+            const v = fn();
+            if (v) {
+                clearTimeout(timer);
+                c.waiters.delete(check);
+                resolve(v);
+            }
+        };
+        const timer = setTimeout(() => {
+            c.waiters.delete(check);
+            reject(new Error(`timed out waiting for ${what}; bridge log:\n${c.log}`));
+        }, timeout);
+        c.waiters.add(check);
+        check();
+    });
+    const kill = () => {
+        const pid = transport.pid;
+        if (pid && pidAlive(pid)) {
+            process.kill(pid, 'SIGKILL');
+        }
+    };
+    live.add({ kill });
+    try {
+        await c.client.connect(transport);
+    } catch (e) {
+        kill();
+        throw new Error(`${e.message}\nbridge log:\n${c.log}`);
+    }
+    c.pid = transport.pid;
+    return c;
+}
+
+
+async function gone(c) {
+    await waitFor(() => !pidAlive(c.pid), { timeout: 10000, what: `the bridge (pid ${c.pid}) to exit` });
+    assert.doesNotMatch(c.log, SANITIZER, c.log);
+}
+
+
+test('through the bridge the SDK client is in the room: serverInfo is the module\'s, ping, tools/list, and chat both ways', T, async () => {
+    const direct = await TidalWs.join(url(), { name: 'direct' });
+    const c = await sdkClient(['--connect', url()], 'via-bridge');
+    try {
+        assert.equal(c.client.getServerVersion().name, 'ngx_tidal', 'initialize went through nginx');
+        assert.deepEqual(childPids(c.pid), [], 'the bridge starts no GHCi');
+        assert.match(c.log, /stdio bridge to ws:\/\/127\.0\.0\.1:\d+\/mcp, no GHCi/);
+        assert.match(c.log, /connected to ws:/);
+
+        assert.deepEqual(await c.client.ping(), {});
+        const { tools } = await c.client.listTools();
+        assert.ok(tools.some((t) => t.name === 'tidal_say'), tools.map((t) => t.name).join(' '));
+
+        const text = 'through the bridge \u{1F941} "quoted"\nand a second line';
+        const r = await c.client.callTool({ name: 'tidal_say', arguments: { text } }, CallToolResultSchema);
+        assert.notEqual(r.isError, true, JSON.stringify(r));
+        const heard = await direct.untilEvent((e) => e.type === 'chat' && e.text === text, 'the chat from the bridge');
+        assert.equal(heard.who, 'via-bridge');
+        const own = await c.until(() => c.notes.find((n) => n.method === 'notifications/tidal/chat'
+            && n.params.text === text), 'the chat back through the bridge');
+        assert.equal(own.params.seq, heard.seq, 'one event, the same for both');
+
+        await direct.call('tidal_say', { text: 'hello bridge' });
+        await c.until(() => c.notes.find((n) => n.method === 'notifications/tidal/chat'
+            && n.params.text === 'hello bridge' && n.params.who === 'direct'), 'the direct client\'s chat');
+    } finally {
+        await c.client.close();
+        await direct.close();
+    }
+    await gone(c);
+    assert.match(c.log, /stdin closed/);
+    assert.match(c.log, /closed \(1000\)/, c.log);
+});
+
+test('stdin\'s end: close 1000, answered by the server, and exit status 0', T, async () => {
+    const b = new Bridge(['--connect', url()]);
+    const info = await b.initialize();
+    assert.equal(info.serverInfo.name, 'ngx_tidal');
+    b.send({ jsonrpc: '2.0', id: 2, method: 'ping' });
+    assert.deepEqual((await b.reply(2)).result, {});
+    b.proc.stdin.end();
+    assert.deepEqual(await b.exitStatus(), { code: 0, signal: null }, b.log);
+    assert.match(b.log, /closed \(1000\)/);
+    assert.doesNotMatch(b.log, /error:/);
+});
+
+test('SIGTERM: the bridge says going away (1001), the server answers, exit status 0', T, async () => {
+    const b = new Bridge(['--connect', url()]);
+    try {
+        await b.initialize();
+        b.proc.kill('SIGTERM');
+        assert.deepEqual(await b.exitStatus(), { code: 0, signal: null }, b.log);
+        assert.match(b.log, /info: signal 15/);
+        assert.match(b.log, /closed \(1001\)/, b.log);
+    } finally {
+        b.kill();
+    }
+});
+
+test('a refused upgrade ends the bridge with status 1 and the HTTP status line on stderr', T, async () => {
+    const cases = [
+        { p: '/mcp-role', args: ['--header', 'X-Role: superuser'], status: /"HTTP\/1\.1 403 Forbidden"/ },
+        { p: '/nowhere', args: [], status: /"HTTP\/1\.1 404 Not Found"/ },
+        { p: '/mcp-auth', args: [], status: /"HTTP\/1\.1 401 Unauthorized".*credentials go in --header/ },
+        { p: '/mcp-auth', args: ['--header', 'Authorization: Basic d3Jvbmc6d3Jvbmc='], status: /"HTTP\/1\.1 401 Unauthorized"/ },
+    ];
+    for (const k of cases) {
+        const b = new Bridge(['--connect', url(k.p), ...k.args]);
+        // stdin stays open: the refusal alone ends it
+        const r = await b.exitStatus();
+        b.proc.stdin.end();
+        assert.deepEqual(r, { code: 1, signal: null }, `${k.p}: ${b.log}`);
+        assert.match(b.log, /error: handshake failed: /, k.p);
+        assert.match(b.log, k.status, b.log);
+        assert.deepEqual(b.lines, [], 'nothing on stdout');
+    }
+});
+
+test('--header carries credentials to an auth_basic room; the log names the header, never its value', T, async () => {
+    const c = await sdkClient(['--connect', url('/mcp-auth'), '--verbose',
+        '--header', `Authorization: Basic ${BASIC}`, '--header', 'X-Trace:  42'], 'with-credentials');
+    try {
+        assert.equal(c.client.getServerVersion().name, 'ngx_tidal');
+        assert.deepEqual(await c.client.ping(), {});
+    } finally {
+        await c.client.close();
+    }
+    await gone(c);
+    assert.match(c.log, /sending the header Authorization/);
+    assert.match(c.log, /sending the header X-Trace/);
+    assert.ok(!c.log.includes(BASIC) && !c.log.includes(PASSWORD), `a credential in the log:\n${c.log}`);
+});
+
+test('the server\'s close is reported: a message over tidal_max_message_size gets 1009, the bridge exits 1 and the SDK client sees the end', T, async () => {
+    const b = new Bridge(['--connect', url('/mcp-small')]);
+    await b.initialize();
+    b.send({ jsonrpc: '2.0', id: 3, method: 'ping', params: { pad: 'x'.repeat(2000) } });
+    assert.deepEqual(await b.exitStatus(), { code: 1, signal: null }, b.log);
+    b.proc.stdin.end();
+    assert.match(b.log, /error: the server closed the connection: 1009 "[^"]*"/, b.log);
+
+    const c = await sdkClient(['--connect', url('/mcp-small')]);
+    await assert.rejects(c.client.request({ method: 'ping', params: { pad: 'y'.repeat(2000) } },
+        (await import('@modelcontextprotocol/sdk/types.js')).EmptyResultSchema), /closed/i);
+    await c.until(() => c.closed, 'the SDK transport to close');
+    await gone(c);
+    assert.match(c.log, /the server closed the connection: 1009/);
+});
+
+test('nginx -s quit: the bridge reports close 1001 and exits 1', T, async () => {
+    const other = await startNginx({});
+    const b = new Bridge(['--connect', `ws://127.0.0.1:${other.port}/mcp`]);
+    try {
+        await b.initialize();
+        await other.quit();
+        assert.deepEqual(await b.exitStatus(), { code: 1, signal: null }, b.log);
+        assert.match(b.log, /the server closed the connection: 1001/, b.log);
+    } finally {
+        b.kill();
+        await other.stop().catch(() => {});
+    }
+});
+
+test('pings are answered with pongs: with a 100 ms heartbeat the connection outlives many intervals', T, async () => {
+    const b = new Bridge(['--connect', url('/mcp-heartbeat'), '--verbose']);
+    try {
+        await b.initialize();
+        // without pongs the server closes with 1008 at its second ping
+        await b.until(() => (b.log.match(/debug: ping/g) || []).length >= 5, 'five pings');
+        b.send({ jsonrpc: '2.0', id: 'after-pings', method: 'ping' });
+        assert.deepEqual((await b.reply('after-pings')).result, {});
+        b.proc.stdin.end();
+        assert.deepEqual(await b.exitStatus(), { code: 0, signal: null }, b.log);
+    } finally {
+        b.kill();
+    }
+});
+
+test('a line over 4 MiB is not sent (a log line says so) and the connection goes on', T, async () => {
+    const b = new Bridge(['--connect', url()]);
+    try {
+        await b.initialize();
+        b.send(`{"jsonrpc":"2.0","id":"big","method":"ping","params":{"x":"${'z'.repeat(4 * 1024 * 1024)}"}}`);
+        b.send({ jsonrpc: '2.0', id: 'small', method: 'ping' });
+        assert.deepEqual((await b.reply('small')).result, {});
+        assert.match(b.log, /warn: a message longer than 4194304 bytes was not sent/);
+        assert.equal(b.lines.find((m) => m.id === 'big'), undefined);
+        b.proc.stdin.end();
+        assert.equal((await b.exitStatus()).code, 0, b.log);
+    } finally {
+        b.kill();
+    }
+});
+
+test('no connection: nothing listening, or wss://, is a clear error', T, async () => {
+    const port = await freePort();
+    const b = new Bridge(['--connect', `ws://127.0.0.1:${port}/mcp`]);
+    assert.deepEqual(await b.exitStatus(), { code: 1, signal: null });
+    b.proc.stdin.end();
+    assert.match(b.log, new RegExp(`error: cannot connect to 127\\.0\\.0\\.1:${port}: Connection refused`));
+
+    const s = new Bridge(['--connect', 'wss://example.org/mcp']);
+    assert.deepEqual(await s.exitStatus(), { code: 2, signal: null });
+    s.proc.stdin.end();
+    assert.match(s.log, /wss:\/\/ is not supported; connect through a local TLS-terminating proxy/);
+});
