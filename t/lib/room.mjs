@@ -163,6 +163,10 @@ export class Room {
         return this.helperPid();
     }
 
+    get ghciPids() {
+        return new Set(ghciPids(this.log));
+    }
+
     async waitGhci() {
         await this.ready();
         return this.ghciPid();
