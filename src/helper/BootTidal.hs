@@ -73,8 +73,16 @@ tidal <- startTidal
 -- forwarding them, and restarts Tidal when they stop while GHCi still
 -- answers (a pattern that diverges while playing holds the scheduler).
 -- hush, solo and unsolo below do what Tidal's do to d1 .. d16 and leave
--- the heartbeat playing; mute and silence only ever name d1 .. d16.
-streamReplace tidal "tidal-helper-heartbeat" (fast 8 $ s (pure "tidal-helper-heartbeat"))
+-- the heartbeat playing; mute and silence only ever name d1 .. d16.  Its
+-- history never ends: a pattern that fails while playing sends every
+-- pattern back to its previous one (or silence), the heartbeat to itself.
+:{
+TidalMVar.modifyMVar_ (sPMapMV tidal) (return . TidalMap.insert
+    "tidal-helper-heartbeat"
+    (let beat = fast 8 $ s (pure "tidal-helper-heartbeat")
+     in PlayState {pattern = beat, mute = False, solo = False,
+                   history = repeat beat}))
+:}
 
 :{
 let tidalIsBeat :: PatId -> Bool
