@@ -23,15 +23,6 @@
 
 
 typedef struct {
-    unsigned                 messages;   /* OSC messages in the packet */
-    unsigned                 plays;      /* of them /dirt/play */
-    unsigned                 beats;      /* of them heartbeats */
-    unsigned                 handshake:1;
-    double                   cps;        /* the last play's, 0: none */
-} tidal_relay_osc_t;
-
-
-typedef struct {
     int                      in;         /* 127.0.0.1:port, from Tidal */
     int                      out;        /* connected to the dirt address */
     int                      port;
@@ -62,13 +53,6 @@ int tidal_relay_pollfds(tidal_relay_t *r, struct pollfd *pfd);
 void tidal_relay_process(tidal_relay_t *r, struct pollfd *pfd, int n);
 
 void tidal_relay_destroy(tidal_relay_t *r);
-
-/*
- * What an OSC packet (a message or nested bundles) holds: 0, or -1 when
- * it is not OSC as far as it could be read (osc then holds what was).
- */
-int tidal_relay_osc_scan(const unsigned char *p, size_t n,
-    tidal_relay_osc_t *osc);
 
 
 #endif /* _TIDAL_RELAY_H_INCLUDED_ */
