@@ -169,3 +169,8 @@ $(BUILD)/unit/test_osc: t/unit/test_osc.c t/unit/unit.h src/helper/tidal_osc.c \
                         src/helper/tidal_osc.h
 	@mkdir -p $(@D)
 	$(CC) $(UNIT_CFLAGS) -Isrc/helper -o $@ $< src/helper/tidal_osc.c
+
+$(BUILD)/fuzz/fuzz_osc: t/fuzz/fuzz_osc.c src/helper/tidal_osc.c \
+                        src/helper/tidal_osc.h
+	@mkdir -p $(@D)
+	clang $(FUZZ_CFLAGS) -Isrc/helper -o $@ $< src/helper/tidal_osc.c
