@@ -3,8 +3,9 @@
 // only while playing stalls Tidal's scheduler while GHCi still answers;
 // the helper notices, stops that channel, restarts Tidal with the other
 // channels and says so.  A quiet room (hush, a sparse pattern, solo of a
-// silent channel, mute, a slow tempo) is not a stall, and the heartbeat
-// never reaches SuperDirt.
+// silent channel, mute, a slow tempo) is not a stall, nor is Tidal's
+// revert after a pattern fails while playing, and the heartbeat never
+// reaches SuperDirt.
 
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
@@ -124,7 +125,7 @@ test('a pattern that stalls the scheduler: error naming its channel, restart, th
     }
 });
 
-test('a quiet room is not a stall: hush, a sparse pattern, solo of a silent channel, mute, a slow tempo', T, async () => {
+test('a quiet room is not a stall: hush, a sparse pattern, a runtime error, solo of a silent channel, mute, a slow tempo', T, async () => {
     const h = await Helper.start();
     try {
         await h.ok('tidal_set_tempo', { cps: 2 });
@@ -142,6 +143,15 @@ test('a quiet room is not a stall: hush, a sparse pattern, solo of a silent chan
         // one event every 4 cycles: 2 s apart at 2 cps
         await h.ok('tidal_eval', { channel: 'd1', pattern: 'slow 4 $ sound "bd"' });
         await noStall(h, 'a sparse pattern');
+
+        // a pattern failing while playing: Tidal sends every pattern back
+        // to its previous one, the heartbeat's to itself
+        const from = h.notes.length;
+        await h.ok('tidal_eval', { channel: 'd3', pattern: 'whenmod 4 2 (# n (error "late")) $ sound "sn"' });
+        const err = await h.waitNote((n) => n.method === 'notifications/tidal/error',
+            { from, timeout: 10000, what: 'the runtime error' });
+        assert.match(err.params.message, /late/);
+        await noStall(h, 'after a runtime error');
 
         // d5 exists but plays nothing; soloing it silences every other channel
         await h.ok('tidal_eval', { channel: 'd2', pattern: 'sound "hh*4"' });

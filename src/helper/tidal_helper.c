@@ -117,8 +117,8 @@ main(int argc, char **argv)
 
     h.ghci = g;
 
-    tidal_helper_log(TIDAL_LOG_INFO, "stdio MCP server, role %s, Tidal "
-                     "sends to %s:%d, boot file %s",
+    tidal_helper_log(TIDAL_LOG_INFO, "stdio MCP server, role %s, "
+                     "SuperDirt at %s:%d, boot file %s",
                      tidal_mcp_role_name(role), conf.dirt_host,
                      conf.dirt_port, conf.boot_file);
 
