@@ -186,12 +186,12 @@ tidal_relay_destroy(tidal_relay_t *r)
 static void
 tidal_relay_from_tidal(tidal_relay_t *r)
 {
-    int                 i;
-    int64_t             now;
-    ssize_t             n;
-    socklen_t           slen;
-    unsigned char       buf[TIDAL_RELAY_PACKET_MAX];
-    tidal_osc_t         osc;
+    int                      i;
+    int64_t                  now;
+    ssize_t                  n;
+    socklen_t                slen;
+    tidal_osc_t              osc;
+    unsigned char            buf[TIDAL_RELAY_PACKET_MAX];
     struct sockaddr_storage  from;
 
     for (i = 0; i < TIDAL_RELAY_READS; i++) {
