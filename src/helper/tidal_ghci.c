@@ -37,8 +37,7 @@
 #define TIDAL_GHCI_STABLE        60000         /* ms up: restarts reset */
 #define TIDAL_GHCI_WARN_EVERY    10000         /* ms between send warnings */
 #define TIDAL_GHCI_ASYNC_LINES   40
-#define TIDAL_GHCI_STALL_MIN     2000          /* ms without a heartbeat */
-#define TIDAL_GHCI_STALL_BEATS   4             /* ... or this many missed */
+#define TIDAL_GHCI_STALL_BEATS   4             /* heartbeats missed: stall */
 #define TIDAL_GHCI_BEAT_FIRST    10000         /* ms to the first one */
 #define TIDAL_GHCI_CPS           0.5625        /* Tidal's at boot */
 
