@@ -166,3 +166,14 @@ $(BUILD)/fuzz/fuzz_pattern: t/fuzz/fuzz_pattern.c $(PURE_SRCS) $(PURE_HDRS) \
 	@mkdir -p $(@D)
 	clang $(FUZZ_CFLAGS) -o $@ $< $(PURE_SRCS) src/tidal_pattern.c \
 	    -ljansson -lcrypto
+
+# the relay's OSC reader (src/helper/tidal_osc.c) is pure too
+$(BUILD)/unit/test_osc: t/unit/test_osc.c t/unit/unit.h src/helper/tidal_osc.c \
+                        src/helper/tidal_osc.h
+	@mkdir -p $(@D)
+	$(CC) $(UNIT_CFLAGS) -Isrc/helper -o $@ $< src/helper/tidal_osc.c
+
+$(BUILD)/fuzz/fuzz_osc: t/fuzz/fuzz_osc.c src/helper/tidal_osc.c \
+                        src/helper/tidal_osc.h
+	@mkdir -p $(@D)
+	clang $(FUZZ_CFLAGS) -Isrc/helper -o $@ $< src/helper/tidal_osc.c

@@ -3,7 +3,8 @@
 -- The helper sends this file to GHCi's stdin line by line, then checks it
 -- with `tidalMarker`.  Ports and addresses come from the environment the
 -- helper gives GHCi:
---   TIDAL_DIRT_HOST, TIDAL_DIRT_PORT  where OSC goes (127.0.0.1:57120)
+--   TIDAL_DIRT_HOST, TIDAL_DIRT_PORT  where OSC goes: the helper's relay,
+--                     which forwards it to SuperDirt (127.0.0.1:57120)
 --   TIDAL_TEMPO_PORT  Tidal's tempo server (UDP); give every instance its
 --                     own, or instances share (and change) one tempo
 --   TIDAL_CTRL_PORT   Tidal's OSC control listener on 127.0.0.1; 0 or
@@ -22,6 +23,8 @@
 import qualified System.IO as TidalIO
 import qualified System.Environment as TidalEnv
 import qualified Control.Exception as TidalExc
+import qualified Control.Concurrent.MVar as TidalMVar
+import qualified Data.Map.Strict as TidalMap
 import qualified Data.List
 import qualified Data.Maybe
 import qualified Data.Char
@@ -65,6 +68,33 @@ tidal <- startTidal
                     cVerbose = False})
 :}
 
+-- The scheduler's heartbeat: 8 events a cycle with s "tidal-helper-heartbeat"
+-- on a pattern of its own.  The helper's OSC relay counts them instead of
+-- forwarding them, and restarts Tidal when they stop while GHCi still
+-- answers (a pattern that diverges while playing holds the scheduler).
+-- hush, solo and unsolo below do what Tidal's do to d1 .. d16 and leave
+-- the heartbeat playing; mute and silence only ever name d1 .. d16.  Its
+-- history never ends: a pattern that fails while playing sends every
+-- pattern back to its previous one (or silence), the heartbeat to itself.
+:{
+TidalMVar.modifyMVar_ (sPMapMV tidal) (return . TidalMap.insert
+    "tidal-helper-heartbeat"
+    (let beat = fast 8 $ s (pure "tidal-helper-heartbeat")
+     in PlayState {pattern = beat, mute = False, solo = False,
+                   history = repeat beat}))
+:}
+
+:{
+let tidalIsBeat :: PatId -> Bool
+    tidalIsBeat k = k == "tidal-helper-heartbeat"
+    tidalHush :: PatId -> PlayState -> PlayState
+    tidalHush k ps
+        | tidalIsBeat k = ps
+        | otherwise = ps {pattern = silence, history = silence : history ps}
+    tidalSoloed :: PlayState -> Bool
+    tidalSoloed = solo
+:}
+
 -- A channel function computes the first cycle of its pattern before it
 -- replaces the playing one: an error or a loop there stays in the eval
 -- (reported, or interrupted at the helper's timeout) and the previous
@@ -74,13 +104,20 @@ let tidalPlay i pat = do
         _ <- TidalExc.evaluate (length (show (queryArc pat (Arc 0 1))))
         streamReplace tidal i pat
     p = streamReplace tidal
-    hush = streamHush tidal
+    hush = TidalMVar.modifyMVar_ (sPMapMV tidal)
+               (return . TidalMap.mapWithKey tidalHush)
     list = streamList tidal
     mute = streamMute tidal
     unmute = streamUnmute tidal
     unmuteAll = streamUnmuteAll tidal
-    solo = streamSolo tidal
-    unsolo = streamUnsolo tidal
+    solo i = streamSolo tidal i >> streamSolo tidal "tidal-helper-heartbeat"
+    unsolo i = do
+        streamUnsolo tidal i
+        pm <- TidalMVar.readMVar (sPMapMV tidal)
+        if or [tidalSoloed ps | (k, ps) <- TidalMap.toList pm,
+                                not (tidalIsBeat k)]
+            then return ()
+            else streamUnsolo tidal "tidal-helper-heartbeat"
     unsoloAll = streamUnsoloAll tidal
     once = streamOnce tidal
     first = streamFirst tidal

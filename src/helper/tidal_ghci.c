@@ -25,6 +25,7 @@
 #include "tidal_helper.h"
 #include "tidal_ghci.h"
 #include "tidal_pattern.h"
+#include "tidal_relay.h"
 
 
 #define TIDAL_GHCI_LINE_MAX      (64 * 1024)   /* longer lines are cut */
@@ -36,6 +37,9 @@
 #define TIDAL_GHCI_STABLE        60000         /* ms up: restarts reset */
 #define TIDAL_GHCI_WARN_EVERY    10000         /* ms between send warnings */
 #define TIDAL_GHCI_ASYNC_LINES   40
+#define TIDAL_GHCI_STALL_BEATS   4             /* heartbeats missed: stall */
+#define TIDAL_GHCI_BEAT_FIRST    10000         /* ms to the first one */
+#define TIDAL_GHCI_CPS           0.5625        /* Tidal's at boot */
 
 #define TIDAL_GHCI_MARK          "@@tidal:"
 
@@ -111,6 +115,15 @@ struct tidal_ghci_s {
     tidal_ghci_buf_t       async;
     int                    async_lines;
     int64_t                send_warned;
+
+    tidal_relay_t         *relay;
+    int64_t                booted_at;
+    double                 cps;          /* set by the owner ... */
+    int64_t                cps_at;       /* ... then */
+    tidal_ghci_job_t      *stall_probe;  /* does GHCi still answer? */
+    int64_t                stall_beat;   /* the last beat when asked */
+    unsigned               stall_answered:1;
+    unsigned               beat_warned:1;
 };
 
 
@@ -140,6 +153,9 @@ static void tidal_ghci_boot_failed(tidal_ghci_t *g, const char *why);
 static void tidal_ghci_lost(tidal_ghci_t *g, const char *why);
 static void tidal_ghci_kill(tidal_ghci_t *g, char *status, size_t len);
 static void tidal_ghci_fail_queue(tidal_ghci_t *g);
+static void tidal_ghci_watch(tidal_ghci_t *g, int64_t now);
+static int64_t tidal_ghci_watch_at(tidal_ghci_t *g);
+static int64_t tidal_ghci_stall_after(tidal_ghci_t *g);
 static void tidal_ghci_job_free(tidal_ghci_job_t *job);
 static int tidal_ghci_buf_add(tidal_ghci_buf_t *b, const char *p, size_t n,
     size_t max);
@@ -152,6 +168,7 @@ tidal_ghci_create(const tidal_ghci_conf_t *conf,
     const tidal_ghci_handler_t *handler)
 {
     size_t          i;
+    char            err[512];
     tidal_ghci_t   *g;
     unsigned char   rnd[8];
 
@@ -171,6 +188,16 @@ tidal_ghci_create(const tidal_ghci_conf_t *conf,
     g->in = -1;
     g->out = -1;
     g->err = -1;
+
+    /* Tidal sends to the relay, which sends to SuperDirt */
+
+    g->relay = tidal_relay_create(conf->dirt_host, conf->dirt_port, err,
+                                  sizeof(err));
+    if (g->relay == NULL) {
+        tidal_helper_log(TIDAL_LOG_ERR, "%s", err);
+        free(g);
+        return NULL;
+    }
 
     for (i = 0; i < sizeof(rnd); i++) {
         sprintf(g->nonce + 2 * i, "%02x", rnd[i]);
@@ -288,6 +315,8 @@ tidal_ghci_pollfds(tidal_ghci_t *g, struct pollfd *pfd)
         pfd[n++].revents = 0;
     }
 
+    n += tidal_relay_pollfds(g->relay, pfd + n);
+
     return n;
 }
 
@@ -295,7 +324,7 @@ tidal_ghci_pollfds(tidal_ghci_t *g, struct pollfd *pfd)
 int
 tidal_ghci_timeout(tidal_ghci_t *g)
 {
-    int64_t  now, at;
+    int64_t  now, at, watch;
 
     at = 0;
 
@@ -311,6 +340,12 @@ tidal_ghci_timeout(tidal_ghci_t *g)
 
         } else if (g->head == NULL && g->conf.health_interval > 0) {
             at = g->next_health;
+        }
+
+        watch = tidal_ghci_watch_at(g);
+
+        if (watch && (at == 0 || watch < at)) {
+            at = watch;
         }
 
         break;
@@ -347,6 +382,9 @@ tidal_ghci_process(tidal_ghci_t *g, struct pollfd *pfd, int n)
 
         } else if (pfd[i].fd == g->out || pfd[i].fd == g->err) {
             tidal_ghci_read(g, pfd[i].fd);
+
+        } else {
+            tidal_relay_process(g->relay, &pfd[i], 1);
         }
     }
 
@@ -409,6 +447,10 @@ tidal_ghci_process(tidal_ghci_t *g, struct pollfd *pfd, int n)
             }
         }
 
+        if (g->state == TIDAL_GHCI_READY) {
+            tidal_ghci_watch(g, now);
+        }
+
         break;
 
     default:
@@ -416,6 +458,28 @@ tidal_ghci_process(tidal_ghci_t *g, struct pollfd *pfd, int n)
             g->restart_at = 0;
             tidal_ghci_spawn(g);
         }
+    }
+}
+
+
+void
+tidal_ghci_tempo(tidal_ghci_t *g, double cps)
+{
+    g->cps = cps;
+    g->cps_at = tidal_helper_msec();
+}
+
+
+void
+tidal_ghci_heartbeat(tidal_ghci_t *g, uint64_t *beats, int64_t *age,
+    int64_t *deadline)
+{
+    *beats = g->relay->beats;
+    *age = -1;
+    *deadline = g->conf.stall_after ? tidal_ghci_stall_after(g) : 0;
+
+    if (g->state == TIDAL_GHCI_READY && g->relay->beat >= g->booted_at) {
+        *age = tidal_helper_msec() - g->relay->beat;
     }
 }
 
@@ -505,6 +569,7 @@ tidal_ghci_destroy(tidal_ghci_t *g)
     tidal_ghci_buf_free(&g->boot_out);
     tidal_ghci_buf_free(&g->cur_out);
     tidal_ghci_buf_free(&g->async);
+    tidal_relay_destroy(g->relay);
     free(g->restart_reason);
     free(g);
 }
@@ -736,8 +801,8 @@ tidal_ghci_exec_env(tidal_ghci_t *g, char ***envp)
     if (asprintf(&env[i++], "PATH=%s", path) == -1
         || asprintf(&env[i++], "HOME=%s", home) == -1
         || asprintf(&env[i++], "LANG=C.UTF-8") == -1
-        || asprintf(&env[i++], "TIDAL_DIRT_HOST=%s", g->conf.dirt_host) == -1
-        || asprintf(&env[i++], "TIDAL_DIRT_PORT=%d", g->conf.dirt_port) == -1
+        || asprintf(&env[i++], "TIDAL_DIRT_HOST=127.0.0.1") == -1
+        || asprintf(&env[i++], "TIDAL_DIRT_PORT=%d", g->relay->port) == -1
         || asprintf(&env[i++], "TIDAL_TEMPO_PORT=%d", tempo) == -1
         || asprintf(&env[i++], "TIDAL_CTRL_PORT=%d", g->conf.ctrl_port) == -1)
     {
@@ -1353,6 +1418,11 @@ tidal_ghci_finish(tidal_ghci_t *g)
     g->cur = NULL;
     g->next_health = tidal_helper_msec() + g->conf.health_interval;
 
+    if (job == g->stall_probe) {
+        g->stall_probe = NULL;
+        g->stall_answered = 1;
+    }
+
     out = g->cur_out.data ? g->cur_out.data : "";
     len = g->cur_out.len;
 
@@ -1413,6 +1483,8 @@ tidal_ghci_booted(tidal_ghci_t *g)
     g->state = TIDAL_GHCI_READY;
     g->booted_once = 1;
     g->next_health = tidal_helper_msec() + g->conf.health_interval;
+    g->booted_at = tidal_helper_msec();
+    g->beat_warned = 0;
 
     tidal_helper_log(TIDAL_LOG_INFO, "Tidal is ready (GHCi pid %d, %lld ms)",
                      (int) g->pid,
@@ -1597,6 +1669,8 @@ tidal_ghci_kill(tidal_ghci_t *g, char *status, size_t len)
     g->oline.len = 0;
     g->eline.len = 0;
     g->dotick = 0;
+    g->stall_probe = NULL;
+    g->stall_answered = 0;
 }
 
 
@@ -1618,6 +1692,145 @@ tidal_ghci_fail_queue(tidal_ghci_t *g)
 
     g->tail = NULL;
     g->urgent_tail = NULL;
+}
+
+
+/* -- the scheduler's heartbeat ----------------------------------------- */
+
+
+/*
+ * The boot file plays TIDAL_RELAY_BEATS_A_CYCLE heartbeats a cycle on a
+ * pattern of its own that hush, silence, mute and solo leave alone, and
+ * the relay counts them.  When none came for TIDAL_GHCI_STALL_BEATS of
+ * their periods (at least --stall-after ms), a marker round trip tells
+ * GHCi from the scheduler: no answer is a hung GHCi (the health check's
+ * verdict); an answer with still no heartbeat is a stalled scheduler.
+ */
+
+static void
+tidal_ghci_watch(tidal_ghci_t *g, int64_t now)
+{
+    char               why[160];
+    int64_t            last;
+    tidal_ghci_job_t  *probe;
+
+    if (g->conf.stall_after == 0) {
+        return;
+    }
+
+    if (g->relay->beat < g->booted_at) {
+        if (!g->beat_warned && now - g->booted_at >= TIDAL_GHCI_BEAT_FIRST) {
+            g->beat_warned = 1;
+            tidal_helper_log(TIDAL_LOG_WARN, "no heartbeat from Tidal's "
+                             "scheduler within %d ms of the boot (a boot "
+                             "file without \"%s\"?): a stalled scheduler "
+                             "will go unnoticed", TIDAL_GHCI_BEAT_FIRST,
+                             TIDAL_RELAY_BEAT);
+        }
+
+        return;
+    }
+
+    if (g->stall_answered) {
+        g->stall_answered = 0;
+
+        if (g->relay->beat != g->stall_beat) {
+            tidal_helper_log(TIDAL_LOG_INFO, "the heartbeat of Tidal's "
+                             "scheduler came back after %lld ms",
+                             (long long) (g->relay->beat - g->stall_beat));
+            return;
+        }
+
+        snprintf(why, sizeof(why), "Tidal's scheduler stalled: no heartbeat "
+                 "for %lld ms while GHCi answered",
+                 (long long) (now - g->relay->beat));
+
+        tidal_helper_log(TIDAL_LOG_ERR, "%s", why);
+
+        if (g->handler.stalled) {
+            g->handler.stalled(g, why);
+        }
+
+        tidal_ghci_lost(g, why);
+        return;
+    }
+
+    last = g->relay->beat > g->cps_at ? g->relay->beat : g->cps_at;
+
+    if (g->stall_probe != NULL || now < last + tidal_ghci_stall_after(g)) {
+        return;
+    }
+
+    probe = tidal_ghci_job("", 0, NULL, NULL);
+    if (probe == NULL) {
+        return;
+    }
+
+    tidal_helper_log(TIDAL_LOG_WARN, "no heartbeat from Tidal's scheduler "
+                     "for %lld ms, asking GHCi",
+                     (long long) (now - g->relay->beat));
+
+    g->stall_probe = probe;
+    g->stall_beat = g->relay->beat;
+
+    tidal_ghci_submit(g, probe, 1);
+}
+
+
+/* when tidal_ghci_watch() has to look again; 0: not before an event */
+
+static int64_t
+tidal_ghci_watch_at(tidal_ghci_t *g)
+{
+    int64_t  last;
+
+    if (g->conf.stall_after == 0) {
+        return 0;
+    }
+
+    if (g->relay->beat < g->booted_at) {
+        return g->beat_warned ? 0 : g->booted_at + TIDAL_GHCI_BEAT_FIRST;
+    }
+
+    if (g->stall_answered) {
+        return 1;
+    }
+
+    if (g->stall_probe) {
+        return 0;
+    }
+
+    last = g->relay->beat > g->cps_at ? g->relay->beat : g->cps_at;
+
+    return last + tidal_ghci_stall_after(g);
+}
+
+
+/*
+ * TIDAL_GHCI_STALL_BEATS heartbeat periods at the tempo of the last
+ * event the relay saw, or of a slower tempo set since.
+ */
+
+static int64_t
+tidal_ghci_stall_after(tidal_ghci_t *g)
+{
+    double   cps;
+    int64_t  ms;
+
+    cps = g->relay->cps > 0 ? g->relay->cps : TIDAL_GHCI_CPS;
+
+    if (g->cps > 0 && g->cps_at >= g->relay->cps_at && g->cps < cps) {
+        cps = g->cps;
+    }
+
+    if (cps < 0.001) {
+        cps = 0.001;
+    }
+
+    ms = (int64_t) (TIDAL_GHCI_STALL_BEATS * 1000.0
+                    / (TIDAL_RELAY_BEATS_A_CYCLE * cps));
+
+    return ms > g->conf.stall_after ? ms : g->conf.stall_after;
 }
 
 

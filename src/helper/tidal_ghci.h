@@ -14,7 +14,7 @@
 #include <stdint.h>
 
 
-#define TIDAL_GHCI_NFDS  3     /* descriptors it may ask to poll */
+#define TIDAL_GHCI_NFDS  5     /* descriptors it may ask to poll */
 
 
 typedef struct tidal_ghci_s      tidal_ghci_t;
@@ -63,6 +63,12 @@ typedef struct {
     void    (*error)(tidal_ghci_t *g, int channel, const char *message,
                      int boot);
 
+    /*
+     * Tidal's scheduler stopped (no heartbeat) while GHCi still answers:
+     * why, before GHCi is restarted (ready follows as for any restart).
+     */
+    void    (*stalled)(tidal_ghci_t *g, const char *why);
+
     void     *data;
 } tidal_ghci_handler_t;
 
@@ -70,13 +76,14 @@ typedef struct {
 typedef struct {
     char           **argv;            /* the ghci command, NULL-ended */
     const char      *boot_file;
-    const char      *dirt_host;
+    const char      *dirt_host;       /* SuperDirt, behind the relay */
     int              dirt_port;
     int              tempo_port;      /* 0: a free one at every start */
     int              ctrl_port;       /* 0: Tidal's listener off */
     int              eval_timeout;    /* ms */
     int              health_interval; /* ms; 0: no health checks */
     int              boot_timeout;    /* ms */
+    int              stall_after;     /* ms without a heartbeat; 0: off */
     const char      *memory;          /* GHCi's heap cap (+RTS -M) */
 } tidal_ghci_conf_t;
 
@@ -108,6 +115,20 @@ int tidal_ghci_timeout(tidal_ghci_t *g);
 
 /* handles the revents of the n descriptors it asked for, and timers */
 void tidal_ghci_process(tidal_ghci_t *g, struct pollfd *pfd, int n);
+
+/*
+ * The tempo was set to cps: the heartbeat slows down or speeds up with
+ * it, so the stall deadline follows.
+ */
+void tidal_ghci_tempo(tidal_ghci_t *g, double cps);
+
+/*
+ * The scheduler's heartbeat: beats seen since the helper started, ms
+ * since the last one (-1: none since GHCi booted), and after how many ms
+ * without one the scheduler counts as stalled now.
+ */
+void tidal_ghci_heartbeat(tidal_ghci_t *g, uint64_t *beats, int64_t *age,
+    int64_t *deadline);
 
 /* "running", "booting", "restarting" or "not running: why" */
 const char *tidal_ghci_status(tidal_ghci_t *g);

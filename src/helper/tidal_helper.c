@@ -123,6 +123,7 @@ main(int argc, char **argv)
 
     handler.ready = tidal_helper_ghci_ready;
     handler.error = tidal_helper_ghci_error;
+    handler.stalled = tidal_helper_ghci_stalled;
     handler.data = &h;
 
     g = tidal_ghci_create(&conf, &handler);
@@ -138,8 +139,8 @@ main(int argc, char **argv)
         goto done;
     }
 
-    tidal_helper_log(TIDAL_LOG_INFO, "stdio MCP server, role %s, Tidal "
-                     "sends to %s:%d, boot file %s",
+    tidal_helper_log(TIDAL_LOG_INFO, "stdio MCP server, role %s, "
+                     "SuperDirt at %s:%d, boot file %s",
                      tidal_mcp_role_name(role), conf.dirt_host,
                      conf.dirt_port, conf.boot_file);
 
@@ -189,12 +190,15 @@ tidal_helper_usage(FILE *f)
         "  --ghci CMD              the GHCi command, split on spaces\n"
         "                          (default: ghci)\n"
         "  --boot FILE             the boot file (default: %s)\n"
-        "  --dirt HOST:PORT        where Tidal sends OSC (default:\n"
-        "                          127.0.0.1:57120, SuperDirt)\n"
+        "  --dirt HOST:PORT        SuperDirt, where the helper relays\n"
+        "                          Tidal's OSC to (default: 127.0.0.1:57120)\n"
         "  --eval-timeout MS       interrupt an evaluation after MS\n"
         "                          (default: 5000)\n"
         "  --health-interval MS    check GHCi every MS when idle, 0: never\n"
         "                          (default: 5000)\n"
+        "  --stall-after MS        restart Tidal when its scheduler sent no\n"
+        "                          heartbeat for MS (at least 4 heartbeats,\n"
+        "                          half a cycle), 0: never (default: 2000)\n"
         "  --ghci-memory SIZE      GHCi's heap cap, e.g. 1g, or off\n"
         "                          (default: 2g)\n"
         "  --tempo-port PORT       Tidal's tempo server port (default: a\n"
@@ -232,6 +236,7 @@ tidal_helper_options(int argc, char **argv, tidal_ghci_conf_t *conf,
     conf->eval_timeout = 5000;
     conf->health_interval = 5000;
     conf->boot_timeout = 60000;
+    conf->stall_after = 2000;
     conf->memory = "-M2g";
 
     for (i = 1; i < argc; i++) {
@@ -308,6 +313,15 @@ tidal_helper_options(int argc, char **argv, tidal_ghci_conf_t *conf,
             {
                 fprintf(stderr, "tidal-helper: --health-interval wants 0 .. "
                         "3600000 ms\n");
+                goto usage;
+            }
+
+        } else if (strcmp(arg, "--stall-after") == 0) {
+            if (tidal_helper_number(val, 0, 600000, &conf->stall_after) != 0
+                || (conf->stall_after > 0 && conf->stall_after < 500))
+            {
+                fprintf(stderr, "tidal-helper: --stall-after wants 0 or "
+                        "500 .. 600000 ms\n");
                 goto usage;
             }
 

@@ -50,6 +50,7 @@ struct tidal_helper_s {
 
     json_t                *state;             /* the tidal_state document */
     char                  *prev[17];          /* dN's previous pattern */
+    int64_t                evaluated[17];     /* when dN's pattern was set */
     int                    last_channel;      /* the last one evaluated */
     uint64_t               seq;               /* of the last event */
 
@@ -76,6 +77,7 @@ void tidal_helper_message(tidal_helper_t *h, const char *msg, size_t len);
 void tidal_helper_ghci_ready(tidal_helper_ghci_t *g, const char *reason);
 void tidal_helper_ghci_error(tidal_helper_ghci_t *g, int channel,
     const char *message, int boot);
+void tidal_helper_ghci_stalled(tidal_helper_ghci_t *g, const char *why);
 
 void tidal_helper_free(tidal_helper_t *h);
 

@@ -98,6 +98,7 @@ static char *tidal_helper_failure(tidal_helper_t *h,
 static void tidal_helper_replay(tidal_helper_t *h);
 static void tidal_helper_replay_channel(tidal_helper_t *h, int channel,
     int urgent);
+static int tidal_helper_stall_culprit(tidal_helper_t *h);
 static json_t *tidal_helper_channel_get(tidal_helper_t *h, int channel);
 static void tidal_helper_channel_set(tidal_helper_t *h, int channel,
     const char *pattern, int muted, int soloed);
@@ -513,12 +514,24 @@ tidal_helper_raw(tidal_helper_t *h, json_t *args, json_t *id)
 static json_t *
 tidal_helper_get_state(tidal_helper_t *h)
 {
+    int64_t   age, deadline;
+    uint64_t  beats;
+
+    tidal_ghci_heartbeat(h->ghci, &beats, &age, &deadline);
+
     return tidal_tools_result_structured(
-               json_pack("{s:O, s:o, s:I, s:s}",
+               json_pack("{s:O, s:o, s:I, s:s, s:{s:I, s:o, s:o}}",
                          "channels", json_object_get(h->state, "channels"),
                          "tempo", tidal_state_tempo(h->state),
                          "seq", (json_int_t) h->seq,
-                         "ghci", tidal_ghci_status(h->ghci)));
+                         "ghci", tidal_ghci_status(h->ghci),
+                         "scheduler",
+                             "heartbeats", (json_int_t) beats,
+                             "heartbeat_age_ms",
+                                 age >= 0 ? json_integer(age) : json_null(),
+                             "stall_after_ms",
+                                 deadline ? json_integer(deadline)
+                                          : json_null()));
 }
 
 
@@ -734,6 +747,7 @@ tidal_helper_applied(tidal_helper_t *h, tidal_helper_call_t *call)
         tidal_helper_set_prev(h, ch, pattern);
         tidal_helper_channel_set(h, ch, call->pattern, muted, soloed);
         h->last_channel = ch;
+        h->evaluated[ch] = tidal_helper_msec();
 
         fields = json_pack("{s:s, s:s, s:s}", "channel", name,
                            "pattern", call->pattern, "who", call->who);
@@ -814,6 +828,8 @@ tidal_helper_applied(tidal_helper_t *h, tidal_helper_call_t *call)
         break;
 
     case TIDAL_HELPER_TEMPO:
+        tidal_ghci_tempo(h->ghci, call->cps);
+
         if (json_object_set_new(json_object_get(h->state, "tempo"), "cps",
                                 json_real(call->cps))
             != 0)
@@ -991,16 +1007,18 @@ tidal_helper_replay(tidal_helper_t *h)
 {
     int                   ch, n;
     char                  text[64];
+    double                cps;
     json_t               *cur;
     tidal_helper_call_t  *call;
 
     call = tidal_helper_call_new(h, NULL, TIDAL_HELPER_REPLAY, 0);
 
     if (call) {
-        n = snprintf(text, sizeof(text), "setcps (%.17g)",
-                     json_number_value(json_object_get(
-                         json_object_get(h->state, "tempo"), "cps")));
+        cps = json_number_value(json_object_get(
+                  json_object_get(h->state, "tempo"), "cps"));
+        n = snprintf(text, sizeof(text), "setcps (%.17g)", cps);
         tidal_helper_submit(h, call, text, (size_t) n, 1);
+        tidal_ghci_tempo(h->ghci, cps);
     }
 
     for (ch = 1; ch <= TIDAL_STATE_CHANNELS; ch++) {
@@ -1129,13 +1147,110 @@ tidal_helper_ghci_error(tidal_ghci_t *g, int channel, const char *message,
 }
 
 
+/*
+ * Tidal's scheduler stalled while GHCi answers: a pattern that passed
+ * its first cycle diverges in a later one.  Since a stalled scheduler
+ * holds Tidal's play map, no pattern can have replaced another after the
+ * stall began: the culprit is the playing channel set most recently.  It
+ * goes silent (and leaves solo) before GHCi restarts, so the replay
+ * brings back every other channel but not it.
+ */
+
+void
+tidal_helper_ghci_stalled(tidal_ghci_t *g, const char *why)
+{
+    int              ch;
+    char             name[16];
+    json_t          *cur, *fields;
+    tidal_helper_t  *h;
+
+    h = tidal_ghci_data(g);
+
+    ch = tidal_helper_stall_culprit(h);
+
+    if (ch == 0) {
+        fields = json_pack("{s:s}", "message", "");
+        if (fields) {
+            json_object_set_new(fields, "message",
+                json_sprintf("%s; no channel was playing, Tidal is being "
+                             "restarted", why));
+            tidal_helper_event(h, "error", fields, 1);
+        }
+
+        return;
+    }
+
+    snprintf(name, sizeof(name), "d%d", ch);
+
+    tidal_helper_log(TIDAL_LOG_ERR, "%s stalled Tidal's scheduler, stopping "
+                     "it", name);
+
+    cur = tidal_helper_channel_get(h, ch);
+    tidal_helper_channel_set(h, ch, NULL,
+                             json_is_true(json_object_get(cur, "muted")), 0);
+    tidal_helper_set_prev(h, ch, NULL);
+    h->evaluated[ch] = 0;
+
+    fields = json_pack("{s:s, s:s}", "channel", name, "message", "");
+    if (fields) {
+        json_object_set_new(fields, "message",
+            json_sprintf("%s stalled Tidal's scheduler and was stopped; the "
+                         "other channels were restarted (%s)", name, why));
+        tidal_helper_event(h, "error", fields, 1);
+    }
+
+    tidal_helper_channel_event(h, ch, "tidal-helper");
+}
+
+
+/*
+ * The channel whose pattern the scheduler plays (not silent, not muted,
+ * soloed when any is) that was set last; 0 when none plays.
+ */
+
+static int
+tidal_helper_stall_culprit(tidal_helper_t *h)
+{
+    int          ch, best, solo;
+    json_t      *cur;
+    const char  *pattern;
+
+    solo = 0;
+
+    for (ch = 1; ch <= TIDAL_STATE_CHANNELS; ch++) {
+        cur = tidal_helper_channel_get(h, ch);
+        solo |= json_is_true(json_object_get(cur, "soloed"));
+    }
+
+    best = 0;
+
+    for (ch = 1; ch <= TIDAL_STATE_CHANNELS; ch++) {
+        cur = tidal_helper_channel_get(h, ch);
+        pattern = json_string_value(json_object_get(cur, "pattern"));
+
+        if (pattern == NULL || strcmp(pattern, "silence") == 0
+            || json_is_true(json_object_get(cur, "muted"))
+            || (solo && !json_is_true(json_object_get(cur, "soloed"))))
+        {
+            continue;
+        }
+
+        if (best == 0 || h->evaluated[ch] >= h->evaluated[best]) {
+            best = ch;
+        }
+    }
+
+    return best;
+}
+
+
 /* -- state ------------------------------------------------------------- */
 
 
 static json_t *
 tidal_helper_channel_get(tidal_helper_t *h, int channel)
 {
-    char  name[8];
+    char  name[16];
 
     snprintf(name, sizeof(name), "d%d", channel);
 

@@ -1,0 +1,259 @@
+/*
+ * OSC 1.0 packets as Tidal sends them to SuperDirt, read as far as the
+ * relay needs: how many messages, how many /dirt/play with a given sound,
+ * the tempo they carry, whether one is a handshake.  Pure: bytes in,
+ * counts out.
+ */
+
+
+#include <stdint.h>
+#include <string.h>
+
+#include "tidal_osc.h"
+
+
+#define TIDAL_OSC_DEPTH  8         /* nested bundles */
+
+
+static int tidal_osc_bundle(const unsigned char *p, size_t n,
+    const char *sound, size_t slen, tidal_osc_t *osc, int depth);
+static int tidal_osc_message(const unsigned char *p, size_t n,
+    const char *sound, size_t slen, tidal_osc_t *osc);
+static int tidal_osc_string(const unsigned char *p, size_t n, size_t *off,
+    const char **s, size_t *len);
+
+
+int
+tidal_osc_scan(const unsigned char *p, size_t n, const char *sound,
+    tidal_osc_t *osc)
+{
+    memset(osc, 0, sizeof(tidal_osc_t));
+
+    return tidal_osc_bundle(p, n, sound, strlen(sound), osc, 0);
+}
+
+
+static int
+tidal_osc_bundle(const unsigned char *p, size_t n, const char *sound,
+    size_t slen, tidal_osc_t *osc, int depth)
+{
+    size_t    off;
+    uint32_t  size;
+
+    if (n < 16 || memcmp(p, "#bundle", 8) != 0) {
+        return tidal_osc_message(p, n, sound, slen, osc);
+    }
+
+    if (depth == TIDAL_OSC_DEPTH) {
+        return -1;
+    }
+
+    /* "#bundle\0", the timetag, then elements, each with its size */
+
+    for (off = 16; off < n; off += size) {
+        if (n - off < 4) {
+            return -1;
+        }
+
+        size = (uint32_t) p[off] << 24 | (uint32_t) p[off + 1] << 16
+               | (uint32_t) p[off + 2] << 8 | p[off + 3];
+        off += 4;
+
+        if (size == 0 || size > n - off
+            || tidal_osc_bundle(p + off, size, sound, slen, osc, depth + 1)
+               != 0)
+        {
+            return -1;
+        }
+    }
+
+    return 0;
+}
+
+
+/*
+ * A message: its address, its type tags, its arguments.  /dirt/play's
+ * arguments are name, value pairs: `s` names the sound, `cps` the tempo.
+ */
+
+static int
+tidal_osc_message(const unsigned char *p, size_t n, const char *sound,
+    size_t slen, tidal_osc_t *osc)
+{
+    int          play;
+    float        f;
+    double       d;
+    size_t       off, len, tlen, klen, i;
+    uint32_t     u32, blob;
+    uint64_t     u64;
+    const char  *addr, *tags, *s, *key;
+
+    off = 0;
+
+    if (tidal_osc_string(p, n, &off, &addr, &len) != 0 || addr[0] != '/') {
+        return -1;
+    }
+
+    osc->messages++;
+
+    play = (len == 10 && memcmp(addr, "/dirt/play", 10) == 0);
+
+    if (play) {
+        osc->plays++;
+    }
+
+    if (len >= 15 && memcmp(addr, "/dirt/handshake", 15) == 0) {
+        osc->handshake = 1;
+    }
+
+    if (off == n) {
+        return 0;
+    }
+
+    if (tidal_osc_string(p, n, &off, &tags, &tlen) != 0 || tags[0] != ',') {
+        return -1;
+    }
+
+    key = NULL;
+    klen = 0;
+
+    for (i = 1; i < tlen; i++) {
+        s = NULL;
+        len = 0;
+        d = 0;
+
+        switch (tags[i]) {
+
+        case 's':
+        case 'S':
+            if (tidal_osc_string(p, n, &off, &s, &len) != 0) {
+                return -1;
+            }
+
+            break;
+
+        case 'i':
+        case 'f':
+        case 'c':
+        case 'r':
+        case 'm':
+            if (n - off < 4) {
+                return -1;
+            }
+
+            u32 = (uint32_t) p[off] << 24 | (uint32_t) p[off + 1] << 16
+                  | (uint32_t) p[off + 2] << 8 | p[off + 3];
+
+            if (tags[i] == 'f') {
+                memcpy(&f, &u32, sizeof(f));
+                d = f;
+
+            } else if (tags[i] == 'i') {
+                d = (int32_t) u32;
+            }
+
+            off += 4;
+            break;
+
+        case 'h':
+        case 't':
+        case 'd':
+            if (n - off < 8) {
+                return -1;
+            }
+
+            u64 = (uint64_t) p[off] << 56 | (uint64_t) p[off + 1] << 48
+                  | (uint64_t) p[off + 2] << 40 | (uint64_t) p[off + 3] << 32
+                  | (uint64_t) p[off + 4] << 24 | (uint64_t) p[off + 5] << 16
+                  | (uint64_t) p[off + 6] << 8 | p[off + 7];
+
+            if (tags[i] == 'd') {
+                memcpy(&d, &u64, sizeof(d));
+            }
+
+            off += 8;
+            break;
+
+        case 'b':
+            if (n - off < 4) {
+                return -1;
+            }
+
+            blob = (uint32_t) p[off] << 24 | (uint32_t) p[off + 1] << 16
+                   | (uint32_t) p[off + 2] << 8 | p[off + 3];
+            off += 4;
+
+            if (blob > n - off || ((blob + 3) & ~3u) > n - off) {
+                return -1;
+            }
+
+            off += (blob + 3) & ~3u;
+            break;
+
+        case 'T':
+        case 'F':
+        case 'N':
+        case 'I':
+            break;
+
+        default:
+            return -1;
+        }
+
+        if (!play) {
+            continue;
+        }
+
+        if ((i & 1) == 1) {
+            /* a name */
+            key = s;
+            klen = len;
+            continue;
+        }
+
+        if (key == NULL) {
+            continue;
+        }
+
+        if (klen == 1 && key[0] == 's' && s != NULL
+            && len == slen && memcmp(s, sound, len) == 0)
+        {
+            osc->sounds++;
+
+        } else if (klen == 3 && memcmp(key, "cps", 3) == 0 && d > 0) {
+            osc->cps = d;
+        }
+    }
+
+    return 0;
+}
+
+
+/* a NUL-terminated string padded to 4 bytes, at *off */
+
+static int
+tidal_osc_string(const unsigned char *p, size_t n, size_t *off,
+    const char **s, size_t *len)
+{
+    size_t                end;
+    const unsigned char  *nul;
+
+    if (*off >= n) {
+        return -1;
+    }
+
+    nul = memchr(p + *off, '\0', n - *off);
+    if (nul == NULL) {
+        return -1;
+    }
+
+    *s = (const char *) p + *off;
+    *len = (size_t) (nul - (p + *off));
+
+    end = (size_t) (nul - p) + 1;
+    end = (end + 3) & ~(size_t) 3;
+
+    *off = end < n ? end : n;
+
+    return 0;
+}

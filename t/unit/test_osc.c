@@ -1,0 +1,344 @@
+/*
+ * The relay's OSC reader: Tidal's bundles are counted right (plays, the
+ * heartbeat's sound, the tempo, a handshake), every argument type is
+ * stepped over, and cut or malformed packets are refused without reading
+ * past their end.
+ */
+
+#include <stdint.h>
+
+#include "unit.h"
+#include "tidal_osc.h"
+
+
+#define BEAT  "tidal-helper-heartbeat"
+
+
+typedef struct {
+    unsigned char  data[2048];
+    size_t         len;
+} packet_t;
+
+
+static void
+put_bytes(packet_t *pk, const void *p, size_t n)
+{
+    memcpy(pk->data + pk->len, p, n);
+    pk->len += n;
+}
+
+
+static void
+put_u32(packet_t *pk, uint32_t v)
+{
+    unsigned char  b[4];
+
+    b[0] = (unsigned char) (v >> 24);
+    b[1] = (unsigned char) (v >> 16);
+    b[2] = (unsigned char) (v >> 8);
+    b[3] = (unsigned char) v;
+    put_bytes(pk, b, 4);
+}
+
+
+/* a string with its NUL, padded to 4 bytes */
+static void
+put_str(packet_t *pk, const char *s)
+{
+    size_t  n;
+
+    n = strlen(s) + 1;
+    put_bytes(pk, s, n);
+
+    while (n++ % 4) {
+        put_bytes(pk, "", 1);
+    }
+}
+
+
+static void
+put_f32(packet_t *pk, float f)
+{
+    uint32_t  u;
+
+    memcpy(&u, &f, 4);
+    put_u32(pk, u);
+}
+
+
+/* /dirt/play s=<sound> cps=<cps> orbit=0, as Tidal sends it */
+static void
+dirt_play(packet_t *pk, const char *sound, float cps)
+{
+    put_str(pk, "/dirt/play");
+    put_str(pk, ",sssfsi");
+    put_str(pk, "s");
+    put_str(pk, sound);
+    put_str(pk, "cps");
+    put_f32(pk, cps);
+    put_str(pk, "orbit");
+    put_u32(pk, 0);
+}
+
+
+static void
+bundle_head(packet_t *pk)
+{
+    put_bytes(pk, "#bundle", 8);
+    put_u32(pk, 0xe8000000);
+    put_u32(pk, 0x12345678);
+}
+
+
+/* a bundle around one /dirt/play */
+static void
+tidal_bundle(packet_t *pk, const char *sound, float cps)
+{
+    packet_t  msg;
+
+    memset(&msg, 0, sizeof(msg));
+    dirt_play(&msg, sound, cps);
+
+    bundle_head(pk);
+    put_u32(pk, (uint32_t) msg.len);
+    put_bytes(pk, msg.data, msg.len);
+}
+
+
+UNIT_TEST(tidal_play)
+{
+    packet_t     pk;
+    tidal_osc_t  osc;
+
+    memset(&pk, 0, sizeof(pk));
+    tidal_bundle(&pk, "bd", 2.0f);
+
+    CHECK_EQ(tidal_osc_scan(pk.data, pk.len, BEAT, &osc), 0);
+    CHECK_EQ(osc.messages, 1);
+    CHECK_EQ(osc.plays, 1);
+    CHECK_EQ(osc.sounds, 0);
+    CHECK_EQ(osc.handshake, 0);
+    CHECK(osc.cps == 2.0);
+}
+
+
+UNIT_TEST(heartbeat)
+{
+    packet_t     pk;
+    tidal_osc_t  osc;
+
+    memset(&pk, 0, sizeof(pk));
+    tidal_bundle(&pk, BEAT, 0.5625f);
+
+    CHECK_EQ(tidal_osc_scan(pk.data, pk.len, BEAT, &osc), 0);
+    CHECK_EQ(osc.messages, 1);
+    CHECK_EQ(osc.sounds, 1);
+    CHECK(osc.cps == 0.5625);
+
+    /* another sound, and the name as a prefix, are not it */
+
+    CHECK_EQ(tidal_osc_scan(pk.data, pk.len, "tidal-helper", &osc), 0);
+    CHECK_EQ(osc.sounds, 0);
+}
+
+
+UNIT_TEST(mixed_bundle)
+{
+    packet_t     pk, a, b;
+    tidal_osc_t  osc;
+
+    memset(&pk, 0, sizeof(pk));
+    memset(&a, 0, sizeof(a));
+    memset(&b, 0, sizeof(b));
+
+    dirt_play(&a, BEAT, 1.0f);
+    tidal_bundle(&b, "sn", 1.5f);   /* a nested bundle */
+
+    bundle_head(&pk);
+    put_u32(&pk, (uint32_t) a.len);
+    put_bytes(&pk, a.data, a.len);
+    put_u32(&pk, (uint32_t) b.len);
+    put_bytes(&pk, b.data, b.len);
+
+    CHECK_EQ(tidal_osc_scan(pk.data, pk.len, BEAT, &osc), 0);
+    CHECK_EQ(osc.messages, 2);
+    CHECK_EQ(osc.plays, 2);
+    CHECK_EQ(osc.sounds, 1);
+    CHECK(osc.cps == 1.5);
+}
+
+
+UNIT_TEST(handshake_and_other_messages)
+{
+    packet_t     pk;
+    tidal_osc_t  osc;
+
+    memset(&pk, 0, sizeof(pk));
+    put_str(&pk, "/dirt/handshake");
+    put_str(&pk, ",");
+
+    CHECK_EQ(tidal_osc_scan(pk.data, pk.len, BEAT, &osc), 0);
+    CHECK_EQ(osc.messages, 1);
+    CHECK_EQ(osc.plays, 0);
+    CHECK_EQ(osc.handshake, 1);
+
+    /* no type tags at all is OSC too */
+
+    memset(&pk, 0, sizeof(pk));
+    put_str(&pk, "/dirt/handshake");
+    CHECK_EQ(tidal_osc_scan(pk.data, pk.len, BEAT, &osc), 0);
+    CHECK_EQ(osc.handshake, 1);
+
+    /* s = the sound outside /dirt/play does not count */
+
+    memset(&pk, 0, sizeof(pk));
+    put_str(&pk, "/other");
+    put_str(&pk, ",ss");
+    put_str(&pk, "s");
+    put_str(&pk, BEAT);
+    CHECK_EQ(tidal_osc_scan(pk.data, pk.len, BEAT, &osc), 0);
+    CHECK_EQ(osc.messages, 1);
+    CHECK_EQ(osc.sounds, 0);
+}
+
+
+UNIT_TEST(every_argument_type)
+{
+    packet_t       pk;
+    tidal_osc_t    osc;
+    uint64_t       u;
+    double         d;
+    unsigned char  blob[5] = { 1, 2, 3, 4, 5 };
+
+    memset(&pk, 0, sizeof(pk));
+    put_str(&pk, "/dirt/play");
+    put_str(&pk, ",sbshsdsTsFsNsIsisSscsrsmstss");
+    put_str(&pk, "b");
+    put_u32(&pk, 5);
+    put_bytes(&pk, blob, 5);
+    put_bytes(&pk, "\0\0\0", 3);
+    put_str(&pk, "h");
+    put_u32(&pk, 1);
+    put_u32(&pk, 2);
+    put_str(&pk, "cps");
+    d = 0.75;
+    memcpy(&u, &d, 8);
+    put_u32(&pk, (uint32_t) (u >> 32));
+    put_u32(&pk, (uint32_t) u);
+    put_str(&pk, "T");
+    put_str(&pk, "F");
+    put_str(&pk, "N");
+    put_str(&pk, "I");
+    put_str(&pk, "i");
+    put_u32(&pk, 7);
+    put_str(&pk, "S");
+    put_str(&pk, "symbol");
+    put_str(&pk, "c");
+    put_u32(&pk, 'x');
+    put_str(&pk, "r");
+    put_u32(&pk, 0xff0000ff);
+    put_str(&pk, "m");
+    put_u32(&pk, 0x90403c00);
+    put_str(&pk, "t");
+    put_u32(&pk, 0);
+    put_u32(&pk, 1);
+    put_str(&pk, "s");
+    put_str(&pk, BEAT);
+
+    CHECK_EQ(tidal_osc_scan(pk.data, pk.len, BEAT, &osc), 0);
+    CHECK_EQ(osc.sounds, 1);
+    CHECK(osc.cps == 0.75);
+}
+
+
+UNIT_TEST(malformed)
+{
+    size_t       i;
+    packet_t     pk, deep;
+    tidal_osc_t  osc;
+
+    /* every cut of a good packet: refused or read within its end */
+
+    memset(&pk, 0, sizeof(pk));
+    tidal_bundle(&pk, BEAT, 2.0f);
+
+    for (i = 0; i < pk.len; i++) {
+        unsigned char  *copy;
+
+        copy = malloc(i ? i : 1);
+        memcpy(copy, pk.data, i);
+        (void) tidal_osc_scan(copy, i, BEAT, &osc);
+        CHECK(osc.sounds == 0);
+        free(copy);
+    }
+
+    CHECK_EQ(tidal_osc_scan((const unsigned char *) "", 0, BEAT, &osc), -1);
+
+    /* an element larger than the bundle, or empty */
+
+    memset(&pk, 0, sizeof(pk));
+    bundle_head(&pk);
+    put_u32(&pk, 64);
+    put_str(&pk, "/x");
+    CHECK_EQ(tidal_osc_scan(pk.data, pk.len, BEAT, &osc), -1);
+
+    memset(&pk, 0, sizeof(pk));
+    bundle_head(&pk);
+    put_u32(&pk, 0);
+    CHECK_EQ(tidal_osc_scan(pk.data, pk.len, BEAT, &osc), -1);
+
+    /* no address, an unknown type tag, tags without their comma */
+
+    memset(&pk, 0, sizeof(pk));
+    put_str(&pk, "dirt/play");
+    CHECK_EQ(tidal_osc_scan(pk.data, pk.len, BEAT, &osc), -1);
+
+    memset(&pk, 0, sizeof(pk));
+    put_str(&pk, "/dirt/play");
+    put_str(&pk, ",sQ");
+    put_str(&pk, "s");
+    CHECK_EQ(tidal_osc_scan(pk.data, pk.len, BEAT, &osc), -1);
+
+    memset(&pk, 0, sizeof(pk));
+    put_str(&pk, "/dirt/play");
+    put_str(&pk, "ss");
+    CHECK_EQ(tidal_osc_scan(pk.data, pk.len, BEAT, &osc), -1);
+
+    /* a blob longer than the packet */
+
+    memset(&pk, 0, sizeof(pk));
+    put_str(&pk, "/dirt/play");
+    put_str(&pk, ",b");
+    put_u32(&pk, 0xfffffffe);
+    CHECK_EQ(tidal_osc_scan(pk.data, pk.len, BEAT, &osc), -1);
+
+    /* bundles nested 8 deep are read, 9 deep are not */
+
+    memset(&deep, 0, sizeof(deep));
+    dirt_play(&deep, BEAT, 1.0f);
+
+    for (i = 0; i < 9; i++) {
+        memset(&pk, 0, sizeof(pk));
+        bundle_head(&pk);
+        put_u32(&pk, (uint32_t) deep.len);
+        put_bytes(&pk, deep.data, deep.len);
+        deep = pk;
+
+        CHECK_EQ(tidal_osc_scan(deep.data, deep.len, BEAT, &osc),
+                 i < 8 ? 0 : -1);
+    }
+}
+
+
+int
+main(void)
+{
+    UNIT_RUN(tidal_play);
+    UNIT_RUN(heartbeat);
+    UNIT_RUN(mixed_bundle);
+    UNIT_RUN(handshake_and_other_messages);
+    UNIT_RUN(every_argument_type);
+    UNIT_RUN(malformed);
+
+    return unit_done("osc");
+}
