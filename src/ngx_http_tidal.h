@@ -258,7 +258,11 @@ ngx_int_t ngx_http_tidal_tool_call(ngx_http_tidal_ws_t *ws,
     const tidal_mcp_tool_t *tool, json_t *args, json_t *id,
     json_t **result);
 
+json_t *ngx_http_tidal_tool_state(ngx_http_tidal_main_conf_t *tmcf,
+    json_t *scheduler);
+
 /* ngx_http_tidal_helper.c */
+ngx_uint_t ngx_http_tidal_helper_ready(void);
 ngx_int_t ngx_http_tidal_helper_init_module(ngx_cycle_t *cycle,
     ngx_http_tidal_main_conf_t *tmcf);
 ngx_int_t ngx_http_tidal_helper_init_process(ngx_cycle_t *cycle,

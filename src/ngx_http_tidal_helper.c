@@ -31,6 +31,7 @@ typedef struct {
     ngx_uint_t                   n;
     ngx_http_tidal_ws_t         *ws;       /* NULL: the client left */
     json_t                      *id;       /* the client's request id */
+    unsigned                     state:1;  /* tidal_get_state */
 } ngx_http_tidal_call_t;
 
 
@@ -560,6 +561,7 @@ ngx_http_tidal_helper_call(ngx_http_tidal_ws_t *ws,
     call->n = ++hp->next_call;
     call->ws = ws;
     call->id = json_incref(id);
+    call->state = (ngx_strcmp(tool->name, "tidal_get_state") == 0);
 
     msg = json_pack("{s:s, s:o, s:s, s:{s:s, s:O, s:{s:s}}}",
                     "jsonrpc", "2.0",
@@ -583,6 +585,13 @@ ngx_http_tidal_helper_call(ngx_http_tidal_ws_t *ws,
     ws->calls++;
 
     return NGX_DONE;
+}
+
+
+ngx_uint_t
+ngx_http_tidal_helper_ready(void)
+{
+    return ngx_http_tidal_helper.c && ngx_http_tidal_helper.ready;
 }
 
 
@@ -807,7 +816,17 @@ found:
     result = json_object_get(msg, "result");
     error = json_object_get(msg, "error");
 
-    if (json_is_object(result)) {
+    if (call->state && json_is_object(result)) {
+
+        /* the room's state is the zone's; the helper's is its scheduler */
+
+        sc = json_object_get(json_object_get(result, "structuredContent"),
+                             "scheduler");
+        result = ngx_http_tidal_tool_state(hp->tmcf, sc);
+
+        text = result ? tidal_mcp_tool_reply(call->id, result, &len) : NULL;
+
+    } else if (json_is_object(result)) {
 
         /* the helper counts its own events; the room's number is ours */
 

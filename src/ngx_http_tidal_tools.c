@@ -15,7 +15,6 @@
 static const char *ngx_http_tidal_tool_who(ngx_http_tidal_ws_t *ws);
 static json_t *ngx_http_tidal_tool_say(ngx_http_tidal_ws_t *ws,
     json_t *args);
-static json_t *ngx_http_tidal_tool_get_state(ngx_http_tidal_ws_t *ws);
 static json_t *ngx_http_tidal_tool_get_history(ngx_http_tidal_ws_t *ws,
     json_t *args);
 
@@ -51,7 +50,16 @@ ngx_http_tidal_tool_call(ngx_http_tidal_ws_t *ws, const tidal_mcp_tool_t *tool,
     json_t *args, json_t *id, json_t **result)
 {
     if (ngx_strcmp(tool->name, "tidal_get_state") == 0) {
-        *result = ngx_http_tidal_tool_get_state(ws);
+
+        /* the helper adds how Tidal's scheduler is doing, if it is up */
+
+        if (ngx_http_tidal_helper_ready()) {
+            return ngx_http_tidal_helper_call(ws, tool, args, id,
+                                              ngx_http_tidal_tool_who(ws),
+                                              result);
+        }
+
+        *result = ngx_http_tidal_tool_state(ws->main_conf, NULL);
 
     } else if (ngx_strcmp(tool->name, "tidal_get_history") == 0) {
         *result = ngx_http_tidal_tool_get_history(ws, args);
@@ -120,19 +128,24 @@ ngx_http_tidal_tool_say(ngx_http_tidal_ws_t *ws, json_t *args)
 }
 
 
-static json_t *
-ngx_http_tidal_tool_get_state(ngx_http_tidal_ws_t *ws)
+/*
+ * The room's state from the zone; scheduler (borrowed, may be NULL) is
+ * what the helper says of Tidal's scheduler.
+ */
+
+json_t *
+ngx_http_tidal_tool_state(ngx_http_tidal_main_conf_t *tmcf, json_t *scheduler)
 {
     u_char     ghci[64];
     json_t    *state, *structured;
     uint64_t   seq;
 
-    state = ngx_http_tidal_state_get(ws->main_conf, &seq);
+    state = ngx_http_tidal_state_get(tmcf, &seq);
     if (state == NULL) {
         return NULL;
     }
 
-    ngx_http_tidal_helper_status(ws->main_conf, ghci, sizeof(ghci));
+    ngx_http_tidal_helper_status(tmcf, ghci, sizeof(ghci));
 
     structured = json_pack("{s:O, s:o, s:I, s:s}",
                            "channels", json_object_get(state, "channels"),
@@ -140,6 +153,13 @@ ngx_http_tidal_tool_get_state(ngx_http_tidal_ws_t *ws)
                            "seq", (json_int_t) seq,
                            "ghci", (char *) ghci);
     json_decref(state);
+
+    if (structured && scheduler
+        && json_object_set(structured, "scheduler", scheduler) != 0)
+    {
+        json_decref(structured);
+        return NULL;
+    }
 
     return tidal_tools_result_structured(structured);
 }

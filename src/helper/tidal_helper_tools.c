@@ -962,7 +962,15 @@ tidal_helper_ghci_ready(tidal_ghci_t *g, const char *reason)
     tidal_helper_replay(h);
 
     if (reason == NULL) {
-        return;
+
+        /* a new helper (the last one died) brought the room back */
+
+        if (json_object_size(json_object_get(h->state, "channels")) == 0) {
+            return;
+        }
+
+        reason = "tidal-helper started anew; the room's channels and "
+                 "tempo were re-applied";
     }
 
     fields = json_pack("{s:s}", "reason", reason);
