@@ -256,7 +256,7 @@ ngx_module_t  ngx_tidal_module = {
     ngx_http_tidal_init_process,           /* init process */
     NULL,                                  /* init thread */
     NULL,                                  /* exit thread */
-    NULL,                                  /* exit process */
+    ngx_http_tidal_helper_exit_process,    /* exit process */
     NULL,                                  /* exit master */
     NGX_MODULE_V1_PADDING
 };

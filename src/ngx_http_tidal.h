@@ -263,6 +263,7 @@ json_t *ngx_http_tidal_tool_state(ngx_http_tidal_main_conf_t *tmcf,
 
 /* ngx_http_tidal_helper.c */
 ngx_uint_t ngx_http_tidal_helper_ready(void);
+void ngx_http_tidal_helper_exit_process(ngx_cycle_t *cycle);
 ngx_int_t ngx_http_tidal_helper_init_module(ngx_cycle_t *cycle,
     ngx_http_tidal_main_conf_t *tmcf);
 ngx_int_t ngx_http_tidal_helper_init_process(ngx_cycle_t *cycle,

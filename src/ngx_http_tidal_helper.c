@@ -54,7 +54,7 @@ typedef struct {
 
     ngx_msec_t                   spawned;  /* when we last started one */
     unsigned                     ready:1;  /* the hello is answered */
-    unsigned                     told:1;   /* "cannot start" logged */
+    unsigned                     exiting:1;
 } ngx_http_tidal_helper_t;
 
 
@@ -192,6 +192,26 @@ ngx_http_tidal_helper_init_process(ngx_cycle_t *cycle,
 }
 
 
+/* a worker that exits hangs up; the helper goes on for the others */
+
+void
+ngx_http_tidal_helper_exit_process(ngx_cycle_t *cycle)
+{
+    ngx_http_tidal_helper_t  *hp;
+
+    hp = &ngx_http_tidal_helper;
+    hp->exiting = 1;
+
+    if (hp->retry.timer_set) {
+        ngx_del_timer(&hp->retry);
+    }
+
+    if (hp->c) {
+        ngx_http_tidal_helper_lost(hp, "the worker exits");
+    }
+}
+
+
 static void
 ngx_http_tidal_helper_retry_handler(ngx_event_t *ev)
 {
@@ -271,7 +291,6 @@ ngx_http_tidal_helper_connect(ngx_http_tidal_helper_t *hp)
     hp->c = c;
     hp->in_len = 0;
     hp->out_len = 0;
-    hp->told = 0;
 
     if (ngx_handle_read_event(c->read, 0) != NGX_OK
         || ngx_http_tidal_helper_hello(hp) != NGX_OK)
@@ -1051,7 +1070,7 @@ ngx_http_tidal_helper_lost(ngx_http_tidal_helper_t *hp, const char *why)
     ngx_http_tidal_call_t  *call;
 
     if (hp->c) {
-        level = ngx_exiting ? NGX_LOG_INFO : NGX_LOG_WARN;
+        level = (ngx_exiting || hp->exiting) ? NGX_LOG_INFO : NGX_LOG_WARN;
 
         ngx_log_error(level, hp->log, 0, "tidal: lost the helper: %s", why);
 
@@ -1075,7 +1094,9 @@ ngx_http_tidal_helper_lost(ngx_http_tidal_helper_t *hp, const char *why)
             "It is being restarted.");
     }
 
-    if (!hp->retry.timer_set && !ngx_exiting && !ngx_terminate) {
+    if (!hp->retry.timer_set && !hp->exiting && !ngx_exiting
+        && !ngx_terminate)
+    {
         ngx_add_timer(&hp->retry, NGX_HTTP_TIDAL_HELPER_RETRY);
     }
 }

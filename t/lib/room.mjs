@@ -41,7 +41,7 @@ export class Room {
         r.ownDirt = !dirt;
         r.name = name;
         r.ngx = await startNginx({
-            helper: `tidal_dirt_address 127.0.0.1:${r.dirt.port};\n    ${helper}`,
+            helper: r.helperConf(helper),
             location,
             ...opts,
         });
@@ -59,6 +59,16 @@ export class Room {
         this.notes = [];
         this.waiters = new Set();
         this.clients = [];
+    }
+
+    helperConf(extra = '') {
+        return `tidal_dirt_address 127.0.0.1:${this.dirt.port};\n    ${extra}`;
+    }
+
+    // nginx -s reload, with other helper directives or other options
+    async reload({ helper, ...opts } = {}) {
+        return this.ngx.reload(helper === undefined ? opts
+            : { ...opts, helper: this.helperConf(helper) });
     }
 
     get log() {
