@@ -67,7 +67,7 @@ typedef struct {
     /* the newest helper message taken, and the event it became */
     uint64_t                    helper_hid;
     uint64_t                    helper_seq;
-    u_char                      ghci[64];       /* GHCi's status */
+    u_char                      ghci[512];      /* GHCi's status */
     ngx_pid_t                   ghci_pid;
 
     ngx_rbtree_t                sessions;

@@ -136,7 +136,7 @@ ngx_http_tidal_tool_say(ngx_http_tidal_ws_t *ws, json_t *args)
 json_t *
 ngx_http_tidal_tool_state(ngx_http_tidal_main_conf_t *tmcf, json_t *scheduler)
 {
-    u_char     ghci[64];
+    u_char     ghci[512];
     json_t    *state, *structured;
     uint64_t   seq;
 

@@ -33,6 +33,7 @@
 #define TIDAL_HELPER_IN_MAX           (32 * 1024 * 1024)  /* a hello */
 #define TIDAL_HELPER_OUT_MAX          (64 * 1024 * 1024)
 #define TIDAL_HELPER_MASTER_POLL      1000                /* ms */
+#define TIDAL_HELPER_EARLY_MAX        32
 
 
 typedef struct {
@@ -66,6 +67,11 @@ typedef struct {
     uint64_t                       state_seq;    /* h->seq last sent */
     char                           status[128];  /* GHCi's, last sent */
     uint64_t                       generation;   /* the newest seen */
+
+    /* events from before any worker said hello, e.g. a failed boot */
+    char                          *early[TIDAL_HELPER_EARLY_MAX];
+    int                            nearly;
+
     unsigned                       restart:1;    /* exit once flushed */
 } tidal_helper_server_t;
 
@@ -256,6 +262,10 @@ done:
 
     while (srv.nconns) {
         tidal_helper_socket_close(&srv, srv.nconns - 1);
+    }
+
+    for (i = 0; i < srv.nearly; i++) {
+        free(srv.early[i]);
     }
 
     if (srv.listen != -1) {
@@ -555,7 +565,7 @@ static void
 tidal_helper_socket_hello(tidal_helper_server_t *srv, tidal_helper_conn_t *c,
     json_t *msg)
 {
-    int          restart;
+    int          i, restart;
     char        *text, err[256];
     json_t      *params, *state, *reply;
     uint64_t     generation;
@@ -615,6 +625,13 @@ tidal_helper_socket_hello(tidal_helper_server_t *srv, tidal_helper_conn_t *c,
     tidal_helper_socket_json(c, reply);
     json_decref(reply);
 
+    for (i = 0; i < srv->nearly; i++) {
+        tidal_helper_socket_put(c, srv->early[i], strlen(srv->early[i]));
+        free(srv->early[i]);
+    }
+
+    srv->nearly = 0;
+
     if (restart) {
         srv->restart = 1;
     }
@@ -633,7 +650,7 @@ tidal_helper_socket_hello(tidal_helper_server_t *srv, tidal_helper_conn_t *c,
 static void
 tidal_helper_socket_send(tidal_helper_t *h, const char *text, size_t len)
 {
-    int                     i;
+    int                     i, sent;
     long                    pid;
     char                   *end;
     json_t                 *msg, *params, *id;
@@ -677,9 +694,22 @@ tidal_helper_socket_send(tidal_helper_t *h, const char *text, size_t len)
                                             tidal_helper_socket_hid(srv)))
            == 0)
     {
+        sent = 0;
+
         for (i = 0; i < srv->nconns; i++) {
             if (srv->conns[i]->hello) {
                 tidal_helper_socket_json(srv->conns[i], msg);
+                sent = 1;
+            }
+        }
+
+        /* nobody to tell yet: the first worker gets it with its hello */
+
+        if (!sent && srv->nearly < TIDAL_HELPER_EARLY_MAX) {
+            srv->early[srv->nearly] = json_dumps(msg, JSON_COMPACT);
+
+            if (srv->early[srv->nearly]) {
+                srv->nearly++;
             }
         }
     }
