@@ -63,6 +63,8 @@ typedef struct {
     /* channel state, tempo and history as one JSON text */
     u_char                     *state;
     size_t                      state_len;
+    uint64_t                    state_version;      /* stores so far */
+    uint64_t                    state_file_version; /* the one on disk */
 
     /* the newest helper message taken, and the event it became */
     uint64_t                    helper_hid;

@@ -22,8 +22,8 @@ static json_t *ngx_http_tidal_state_locked(
 static ngx_int_t ngx_http_tidal_state_store_locked(
     ngx_http_tidal_main_conf_t *tmcf, json_t *doc, char **text,
     ngx_log_t *log);
-static void ngx_http_tidal_state_write(ngx_str_t *path, const char *text,
-    ngx_log_t *log);
+static void ngx_http_tidal_state_write(ngx_http_tidal_main_conf_t *tmcf,
+    const char *text, uint64_t version, ngx_log_t *log);
 
 
 /* runs in the master when a zone is created: a bad file is only logged */
@@ -311,11 +311,13 @@ ngx_http_tidal_state_update(ngx_http_tidal_main_conf_t *tmcf, uint64_t hid,
 {
     char                    *text;
     json_t                  *doc, *cur;
+    uint64_t                 version;
     ngx_int_t                rc;
     ngx_http_tidal_shctx_t  *sh;
 
     sh = tmcf->sh;
     text = NULL;
+    version = 0;
 
     doc = json_deep_copy(state);
     if (doc == NULL) {
@@ -350,6 +352,7 @@ ngx_http_tidal_state_update(ngx_http_tidal_main_conf_t *tmcf, uint64_t hid,
     json_decref(cur);
 
     rc = ngx_http_tidal_state_store_locked(tmcf, doc, &text, log);
+    version = sh->state_version;
 
 done:
 
@@ -358,7 +361,7 @@ done:
     json_decref(doc);
 
     if (rc == NGX_OK && tmcf->state_file.len) {
-        ngx_http_tidal_state_write(&tmcf->state_file, text, log);
+        ngx_http_tidal_state_write(tmcf, text, version, log);
     }
 
     free(text);
@@ -376,11 +379,13 @@ ngx_http_tidal_state_history(ngx_http_tidal_main_conf_t *tmcf, json_t *entry,
     char        *text;
     size_t       i;
     json_t      *doc, *history;
+    uint64_t     version;
     ngx_int_t    rc;
     json_int_t   seq;
 
     text = NULL;
     rc = NGX_ERROR;
+    version = 0;
     seq = json_integer_value(json_object_get(entry, "seq"));
 
     ngx_shmtx_lock(&tmcf->shpool->mutex);
@@ -405,6 +410,7 @@ ngx_http_tidal_state_history(ngx_http_tidal_main_conf_t *tmcf, json_t *entry,
             }
 
             rc = ngx_http_tidal_state_store_locked(tmcf, doc, &text, log);
+            version = tmcf->sh->state_version;
         }
     }
 
@@ -413,7 +419,7 @@ ngx_http_tidal_state_history(ngx_http_tidal_main_conf_t *tmcf, json_t *entry,
     json_decref(doc);
 
     if (rc == NGX_OK && tmcf->state_file.len) {
-        ngx_http_tidal_state_write(&tmcf->state_file, text, log);
+        ngx_http_tidal_state_write(tmcf, text, version, log);
     }
 
     free(text);
@@ -463,6 +469,7 @@ ngx_http_tidal_state_store_locked(ngx_http_tidal_main_conf_t *tmcf,
     old = sh->state;
     sh->state = p;
     sh->state_len = len;
+    sh->state_version++;
 
     if (old) {
         ngx_slab_free_locked(tmcf->shpool, old);
@@ -472,16 +479,24 @@ ngx_http_tidal_state_store_locked(ngx_http_tidal_main_conf_t *tmcf,
 }
 
 
-/* write, sync, rename: a crash leaves the old file or the new, not half */
+/*
+ * write, sync, rename: a crash leaves the old file or the new, not half;
+ * and of two workers writing at once, the newer state is the one left
+ */
 
 static void
-ngx_http_tidal_state_write(ngx_str_t *path, const char *text, ngx_log_t *log)
+ngx_http_tidal_state_write(ngx_http_tidal_main_conf_t *tmcf, const char *text,
+    uint64_t version, ngx_log_t *log)
 {
-    u_char    *tmp;
-    size_t     len;
-    ssize_t    n;
-    ngx_fd_t   fd;
+    u_char     *tmp;
+    size_t      len;
+    ssize_t     n;
+    ngx_fd_t    fd;
+    ngx_str_t  *path;
+    ngx_err_t   err;
+    ngx_uint_t  stale;
 
+    path = &tmcf->state_file;
     len = ngx_strlen(text);
 
     tmp = ngx_alloc(path->len + sizeof(".tmp.") + NGX_INT_T_LEN, log);
@@ -515,11 +530,30 @@ ngx_http_tidal_state_write(ngx_str_t *path, const char *text, ngx_log_t *log)
 
     (void) ngx_close_file(fd);
 
-    if (ngx_rename_file(tmp, path->data) == NGX_FILE_ERROR) {
-        ngx_log_error(NGX_LOG_ERR, log, ngx_errno,
+    ngx_shmtx_lock(&tmcf->shpool->mutex);
+
+    stale = (version <= tmcf->sh->state_file_version);
+    err = 0;
+
+    if (!stale) {
+        if (ngx_rename_file(tmp, path->data) == NGX_FILE_ERROR) {
+            err = ngx_errno;
+
+        } else {
+            tmcf->sh->state_file_version = version;
+        }
+    }
+
+    ngx_shmtx_unlock(&tmcf->shpool->mutex);
+
+    if (err) {
+        ngx_log_error(NGX_LOG_ERR, log, err,
                       "tidal: cannot write the state file: "
                       ngx_rename_file_n " \"%s\" to \"%V\" failed",
                       tmp, path);
+    }
+
+    if (stale || err) {
         (void) ngx_delete_file(tmp);
     }
 

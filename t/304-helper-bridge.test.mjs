@@ -389,7 +389,7 @@ test('a line over 4 MiB is not sent (a log line says so) and the connection goes
         b.send(`{"jsonrpc":"2.0","id":"big","method":"ping","params":{"x":"${'z'.repeat(4 * 1024 * 1024)}"}}`);
         b.send({ jsonrpc: '2.0', id: 'small', method: 'ping' });
         assert.deepEqual((await b.reply('small')).result, {});
-        assert.match(b.log, /warn: a message longer than 4194304 bytes was not sent/);
+        assert.match(b.log, /warn: a message from stdin longer than 4194304 bytes was dropped/);
         assert.equal(b.lines.find((m) => m.id === 'big'), undefined);
         b.proc.stdin.end();
         assert.equal((await b.exitStatus()).code, 0, b.log);

@@ -21,6 +21,7 @@
 
 #include "tidal_helper.h"
 #include "tidal_bridge.h"
+#include "tidal_lines.h"
 #include "tidal_ws.h"
 
 
@@ -38,10 +39,7 @@ typedef struct {
     volatile sig_atomic_t   *quit;
     tidal_ws_parser_t        parser;
 
-    /* stdin: a line being read */
-    char                    *in;
-    size_t                   in_len;
-    size_t                   in_size;
+    tidal_lines_t            in;              /* stdin */
 
     /* frames not yet taken by the socket */
     uint8_t                 *out;
@@ -52,7 +50,6 @@ typedef struct {
     int64_t                  close_deadline;
     int                      status;          /* the exit status */
 
-    unsigned                 skipping:1;      /* the rest of a long line */
     unsigned                 stdin_done:1;
     unsigned                 close_sent:1;    /* queued, in fact */
     unsigned                 done:1;
@@ -69,7 +66,7 @@ static void tidal_bridge_read_socket(tidal_bridge_t *b);
 static void tidal_bridge_frames(tidal_bridge_t *b, const uint8_t *p,
     size_t n);
 static void tidal_bridge_read_stdin(tidal_bridge_t *b);
-static void tidal_bridge_line(tidal_bridge_t *b, char *line, size_t len);
+static void tidal_bridge_line(void *data, char *line, size_t len);
 static int tidal_bridge_send(tidal_bridge_t *b, unsigned opcode,
     const void *payload, size_t len);
 static void tidal_bridge_close(tidal_bridge_t *b, uint16_t code,
@@ -77,7 +74,6 @@ static void tidal_bridge_close(tidal_bridge_t *b, uint16_t code,
 static void tidal_bridge_write_socket(tidal_bridge_t *b);
 static void tidal_bridge_flush(tidal_bridge_t *b);
 static int tidal_bridge_stdout(const uint8_t *p, size_t len);
-static int tidal_bridge_write_all(int fd, const void *p, size_t len);
 static void tidal_bridge_printable(char *dst, size_t size, const char *src,
     size_t len);
 
@@ -277,6 +273,7 @@ tidal_bridge_run(const tidal_bridge_conf_t *conf,
     memset(&b, 0, sizeof(b));
     b.quit = quit;
     tidal_ws_parser_init_client(&b.parser, TIDAL_BRIDGE_MESSAGE_MAX);
+    b.in.max = TIDAL_BRIDGE_MESSAGE_MAX;
 
     tidal_helper_log(TIDAL_LOG_INFO, "stdio bridge to %s, no GHCi",
                      conf->url);
@@ -301,7 +298,7 @@ tidal_bridge_run(const tidal_bridge_conf_t *conf,
     }
 
     tidal_ws_parser_free(&b.parser);
-    free(b.in);
+    tidal_lines_free(&b.in);
     free(b.out);
 
     tidal_helper_log(TIDAL_LOG_INFO, "exiting");
@@ -747,96 +744,28 @@ tidal_bridge_frames(tidal_bridge_t *b, const uint8_t *p, size_t n)
 static void
 tidal_bridge_read_stdin(tidal_bridge_t *b)
 {
-    char     *nl, *p, *data;
-    size_t    n, size;
-    ssize_t   got;
+    int  rc;
 
-    if (b->in_size - b->in_len < TIDAL_BRIDGE_READ) {
-        size = b->in_len + TIDAL_BRIDGE_READ * 2;
+    rc = tidal_lines_read(&b->in, 0, "stdin", tidal_bridge_line, b);
 
-        data = realloc(b->in, size);
-        if (data == NULL) {
-            tidal_helper_log(TIDAL_LOG_ERR, "out of memory reading stdin");
-            tidal_bridge_close(b, TIDAL_WS_CLOSE_INTERNAL, NULL);
-            b->status = 1;
-            return;
-        }
+    if (rc == -2) {
+        tidal_bridge_close(b, TIDAL_WS_CLOSE_INTERNAL, NULL);
+        b->status = 1;
 
-        b->in = data;
-        b->in_size = size;
-    }
-
-    got = read(0, b->in + b->in_len, b->in_size - b->in_len);
-
-    if (got == -1 && (errno == EINTR || errno == EAGAIN)) {
-        return;
-    }
-
-    if (got <= 0) {
-        if (got == -1) {
-            tidal_helper_log(TIDAL_LOG_ERR, "reading stdin failed: %s",
-                             strerror(errno));
-        } else {
-            tidal_helper_log(TIDAL_LOG_INFO, "stdin closed");
-        }
-
-        /* a line without its newline at the end is still a line */
-        if (b->in_len > 0 && !b->skipping) {
-            tidal_bridge_line(b, b->in, b->in_len);
-        }
-
-        b->in_len = 0;
+    } else if (rc == -1) {
+        tidal_helper_log(TIDAL_LOG_INFO, "stdin closed");
         b->stdin_done = 1;
         tidal_bridge_close(b, TIDAL_WS_CLOSE_NORMAL, NULL);
-        return;
     }
-
-    b->in_len += (size_t) got;
-    p = b->in;
-    n = b->in_len;
-
-    while ((nl = memchr(p, '\n', n)) != NULL) {
-        if (b->skipping) {
-            b->skipping = 0;
-
-        } else {
-            tidal_bridge_line(b, p, (size_t) (nl - p));
-        }
-
-        n -= (size_t) (nl - p) + 1;
-        p = nl + 1;
-    }
-
-    if (n > TIDAL_BRIDGE_MESSAGE_MAX) {
-        tidal_helper_log(TIDAL_LOG_WARN, "a message longer than %d bytes "
-                         "was not sent", TIDAL_BRIDGE_MESSAGE_MAX);
-        b->skipping = 1;
-        n = 0;
-    }
-
-    memmove(b->in, p, n);
-    b->in_len = n;
 }
 
 
 static void
-tidal_bridge_line(tidal_bridge_t *b, char *line, size_t len)
+tidal_bridge_line(void *data, char *line, size_t len)
 {
+    tidal_bridge_t *b = data;
+
     tidal_utf8_t  utf8;
-
-    if (len > 0 && line[len - 1] == '\r') {
-        len--;
-    }
-
-    if (len == 0) {
-        return;
-    }
-
-    if (len > TIDAL_BRIDGE_MESSAGE_MAX) {
-        tidal_helper_log(TIDAL_LOG_WARN, "a message longer than %d bytes "
-                         "was not sent", TIDAL_BRIDGE_MESSAGE_MAX);
-        return;
-    }
 
     /* the server would end the connection with 1007 for the whole room */
     tidal_utf8_init(&utf8);
@@ -1017,14 +946,14 @@ tidal_bridge_stdout(const uint8_t *p, size_t len)
             /* void */
         }
 
-        if (tidal_bridge_write_all(1, p, n) != 0) {
+        if (tidal_write_all(1, p, n) != 0) {
             return -1;
         }
 
         p += n;
 
         if (p < end) {
-            if (tidal_bridge_write_all(1, " ", 1) != 0) {
+            if (tidal_write_all(1, " ", 1) != 0) {
                 return -1;
             }
 
@@ -1032,44 +961,7 @@ tidal_bridge_stdout(const uint8_t *p, size_t len)
         }
     }
 
-    return tidal_bridge_write_all(1, "\n", 1);
-}
-
-
-/* stdout may be non-blocking (a descriptor shared with the client) */
-
-static int
-tidal_bridge_write_all(int fd, const void *p, size_t len)
-{
-    size_t         done;
-    ssize_t        n;
-    struct pollfd  pfd;
-
-    done = 0;
-
-    while (done < len) {
-        n = write(fd, (const char *) p + done, len - done);
-
-        if (n > 0) {
-            done += (size_t) n;
-            continue;
-        }
-
-        if (n == -1 && errno == EINTR) {
-            continue;
-        }
-
-        if (n == -1 && errno == EAGAIN) {
-            pfd.fd = fd;
-            pfd.events = POLLOUT;
-            (void) poll(&pfd, 1, 1000);
-            continue;
-        }
-
-        return -1;
-    }
-
-    return 0;
+    return tidal_write_all(1, "\n", 1);
 }
 
 

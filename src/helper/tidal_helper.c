@@ -21,6 +21,7 @@
 
 #include "tidal_helper.h"
 #include "tidal_ghci.h"
+#include "tidal_lines.h"
 #include "tidal_bridge.h"
 
 
@@ -32,12 +33,6 @@
 #endif
 
 
-typedef struct {
-    char     *data;
-    size_t    len;
-    size_t    size;
-    unsigned  skipping:1;      /* the rest of a line too long */
-} tidal_helper_input_t;
 
 
 static void tidal_helper_usage(FILE *f);
@@ -49,8 +44,7 @@ static char **tidal_helper_split(const char *cmd);
 static int tidal_helper_number(const char *text, int min, int max,
     int *value);
 static int tidal_helper_stdio(tidal_helper_t *h, tidal_ghci_t *g);
-static int tidal_helper_read_stdin(tidal_helper_t *h,
-    tidal_helper_input_t *in);
+static void tidal_helper_stdin_line(void *data, char *line, size_t len);
 static void tidal_helper_stdout(tidal_helper_t *h, const char *text,
     size_t len);
 static void tidal_helper_signal(int sig);
@@ -523,9 +517,10 @@ tidal_helper_stdio(tidal_helper_t *h, tidal_ghci_t *g)
 {
     int                    n, timeout, rc;
     struct pollfd          pfd[1 + TIDAL_GHCI_NFDS];
-    tidal_helper_input_t   in;
+    tidal_lines_t          in;
 
     memset(&in, 0, sizeof(in));
+    in.max = TIDAL_HELPER_LINE_MAX;
     rc = 0;
 
     while (!tidal_helper_quit) {
@@ -547,10 +542,12 @@ tidal_helper_stdio(tidal_helper_t *h, tidal_ghci_t *g)
             break;
         }
 
-        if (pfd[0].revents) {
-            if (tidal_helper_read_stdin(h, &in) != 0) {
-                break;
-            }
+        if (pfd[0].revents
+            && tidal_lines_read(&in, 0, "stdin", tidal_helper_stdin_line, h)
+               != 0)
+        {
+            tidal_helper_log(TIDAL_LOG_INFO, "stdin closed");
+            break;
         }
 
         tidal_ghci_process(g, pfd + 1, n);
@@ -560,86 +557,16 @@ tidal_helper_stdio(tidal_helper_t *h, tidal_ghci_t *g)
         tidal_helper_log(TIDAL_LOG_INFO, "signal %d", (int) tidal_helper_quit);
     }
 
-    free(in.data);
+    tidal_lines_free(&in);
 
     return rc;
 }
 
 
-/* reads what stdin has; every complete line is one message; -1 at EOF */
-
-static int
-tidal_helper_read_stdin(tidal_helper_t *h, tidal_helper_input_t *in)
+static void
+tidal_helper_stdin_line(void *data, char *line, size_t len)
 {
-    char     *nl, *p, *data;
-    size_t    n, size;
-    ssize_t   got;
-
-    if (in->size - in->len < 65536) {
-        size = in->size ? in->size * 2 : 65536 * 2;
-
-        if (size > TIDAL_HELPER_LINE_MAX + 65536) {
-            size = TIDAL_HELPER_LINE_MAX + 65536;
-        }
-
-        if (size > in->size) {
-            data = realloc(in->data, size);
-            if (data == NULL) {
-                tidal_helper_log(TIDAL_LOG_ERR, "out of memory reading");
-                return -1;
-            }
-
-            in->data = data;
-            in->size = size;
-        }
-    }
-
-    got = read(0, in->data + in->len, in->size - in->len);
-
-    if (got == -1 && (errno == EINTR || errno == EAGAIN)) {
-        return 0;
-    }
-
-    if (got <= 0) {
-        if (got == -1) {
-            tidal_helper_log(TIDAL_LOG_ERR, "reading stdin failed: %s",
-                             strerror(errno));
-        } else {
-            tidal_helper_log(TIDAL_LOG_INFO, "stdin closed");
-        }
-
-        return -1;
-    }
-
-    in->len += (size_t) got;
-    p = in->data;
-    n = in->len;
-
-    while ((nl = memchr(p, '\n', n)) != NULL) {
-        *nl = '\0';
-
-        if (in->skipping) {
-            in->skipping = 0;
-
-        } else if (nl > p && !(nl - p == 1 && p[0] == '\r')) {
-            tidal_helper_message(h, p, (size_t) (nl - p));
-        }
-
-        n -= (size_t) (nl - p) + 1;
-        p = nl + 1;
-    }
-
-    if (n >= TIDAL_HELPER_LINE_MAX) {
-        tidal_helper_log(TIDAL_LOG_WARN, "a message longer than %d bytes "
-                         "was dropped", TIDAL_HELPER_LINE_MAX);
-        in->skipping = 1;
-        n = 0;
-    }
-
-    memmove(in->data, p, n);
-    in->len = n;
-
-    return 0;
+    tidal_helper_message(data, line, len);
 }
 
 
@@ -648,43 +575,12 @@ tidal_helper_read_stdin(tidal_helper_t *h, tidal_helper_input_t *in)
 static void
 tidal_helper_stdout(tidal_helper_t *h, const char *text, size_t len)
 {
-    int            last;
-    size_t         done;
-    ssize_t        n;
-    const char    *p;
-    struct pollfd  pfd;
-
-    (void) h;
-
-    for (last = 0; last < 2; last++) {
-        p = last ? "\n" : text;
-        len = last ? 1 : len;
-        done = 0;
-
-        while (done < len) {
-            n = write(1, p + done, len - done);
-
-            if (n > 0) {
-                done += (size_t) n;
-                continue;
-            }
-
-            if (n == -1 && errno == EINTR) {
-                continue;
-            }
-
-            if (n == -1 && errno == EAGAIN) {
-                pfd.fd = 1;
-                pfd.events = POLLOUT;
-                (void) poll(&pfd, 1, 1000);
-                continue;
-            }
-
-            tidal_helper_log(TIDAL_LOG_ERR, "writing stdout failed: %s",
-                             strerror(errno));
-            tidal_helper_quit = SIGPIPE;
-            return;
-        }
+    if (tidal_write_all(1, text, len) != 0
+        || tidal_write_all(1, "\n", 1) != 0)
+    {
+        tidal_helper_log(TIDAL_LOG_ERR, "writing stdout failed: %s",
+                         strerror(errno));
+        tidal_helper_quit = SIGPIPE;
     }
 }
 

@@ -26,6 +26,7 @@
 #include "tidal_helper.h"
 #include "tidal_ghci.h"
 #include "tidal_state.h"
+#include "tidal_lines.h"
 
 
 #define TIDAL_HELPER_SOCKET_PROTOCOL  1
@@ -37,16 +38,15 @@
 
 
 typedef struct {
-    int        fd;
-    pid_t      pid;                /* the worker's, from SO_PEERCRED */
-    char      *in;
-    size_t     in_len;
-    size_t     in_size;
-    char      *out;
-    size_t     out_len;
-    size_t     out_size;
-    unsigned   hello:1;
-    unsigned   closing:1;          /* drop after the output is sent */
+    int            fd;
+    pid_t          pid;            /* the worker's, from SO_PEERCRED */
+    char           name[32];       /* "worker PID", for the log */
+    tidal_lines_t  in;
+    char          *out;
+    size_t         out_len;
+    size_t         out_size;
+    unsigned       hello:1;
+    unsigned       closing:1;      /* drop after the output is sent */
 } tidal_helper_conn_t;
 
 
@@ -78,10 +78,7 @@ typedef struct {
 
 static int tidal_helper_socket_open(tidal_helper_server_t *srv);
 static void tidal_helper_socket_accept(tidal_helper_server_t *srv);
-static int tidal_helper_socket_read(tidal_helper_server_t *srv,
-    tidal_helper_conn_t *c);
-static void tidal_helper_socket_message(tidal_helper_server_t *srv,
-    tidal_helper_conn_t *c, char *msg, size_t len);
+static void tidal_helper_socket_message(void *data, char *msg, size_t len);
 static void tidal_helper_socket_hello(tidal_helper_server_t *srv,
     tidal_helper_conn_t *c, json_t *msg);
 static void tidal_helper_socket_send(tidal_helper_t *h, const char *text,
@@ -218,10 +215,20 @@ tidal_helper_socket(tidal_helper_t *h, tidal_ghci_t *g,
                 continue;
             }
 
-            if ((pfd[base + i].revents & ~POLLOUT)
-                && tidal_helper_socket_read(&srv, srv.conns[i]) != 0)
-            {
-                tidal_helper_socket_close(&srv, i);
+            if (pfd[base + i].revents & ~POLLOUT) {
+                srv.current = srv.conns[i];
+
+                rc = tidal_lines_read(&srv.conns[i]->in, srv.conns[i]->fd,
+                                      srv.conns[i]->name,
+                                      tidal_helper_socket_message, &srv);
+
+                srv.current = NULL;
+
+                if (rc != 0) {
+                    tidal_helper_socket_close(&srv, i);
+                }
+
+                rc = 0;
             }
         }
 
@@ -430,6 +437,8 @@ tidal_helper_socket_accept(tidal_helper_server_t *srv)
 
         c->fd = fd;
         c->pid = cred.pid;
+        c->in.max = TIDAL_HELPER_IN_MAX;
+        snprintf(c->name, sizeof(c->name), "worker %d", (int) cred.pid);
         srv->conns[srv->nconns++] = c;
 
         tidal_helper_log(TIDAL_LOG_DEBUG, "worker %d connected",
@@ -438,87 +447,19 @@ tidal_helper_socket_accept(tidal_helper_server_t *srv)
 }
 
 
-/* every complete line is one message; -1: drop the connection */
-
-static int
-tidal_helper_socket_read(tidal_helper_server_t *srv, tidal_helper_conn_t *c)
-{
-    char     *nl, *p, *data;
-    size_t    n, size;
-    ssize_t   got;
-
-    for ( ;; ) {
-        if (c->in_size - c->in_len < 65536) {
-            size = c->in_size ? c->in_size * 2 : 65536 * 2;
-
-            if (size > TIDAL_HELPER_IN_MAX + 65536) {
-                size = TIDAL_HELPER_IN_MAX + 65536;
-            }
-
-            if (size > c->in_size) {
-                data = realloc(c->in, size);
-                if (data == NULL) {
-                    tidal_helper_log(TIDAL_LOG_ERR, "out of memory reading "
-                                     "from worker %d", (int) c->pid);
-                    return -1;
-                }
-
-                c->in = data;
-                c->in_size = size;
-            }
-        }
-
-        got = read(c->fd, c->in + c->in_len, c->in_size - c->in_len);
-
-        if (got == -1 && errno == EINTR) {
-            continue;
-        }
-
-        if (got == -1 && errno == EAGAIN) {
-            return 0;
-        }
-
-        if (got <= 0) {
-            tidal_helper_log(TIDAL_LOG_DEBUG, "worker %d disconnected",
-                             (int) c->pid);
-            return -1;
-        }
-
-        c->in_len += (size_t) got;
-        p = c->in;
-        n = c->in_len;
-
-        while ((nl = memchr(p, '\n', n)) != NULL) {
-            *nl = '\0';
-
-            if (nl > p) {
-                tidal_helper_socket_message(srv, c, p, (size_t) (nl - p));
-            }
-
-            n -= (size_t) (nl - p) + 1;
-            p = nl + 1;
-        }
-
-        if (n >= TIDAL_HELPER_IN_MAX) {
-            tidal_helper_log(TIDAL_LOG_ERR, "worker %d sent a message longer "
-                             "than %d bytes", (int) c->pid,
-                             TIDAL_HELPER_IN_MAX);
-            return -1;
-        }
-
-        memmove(c->in, p, n);
-        c->in_len = n;
-    }
-}
-
+/* a message from the worker srv->current */
 
 static void
-tidal_helper_socket_message(tidal_helper_server_t *srv,
-    tidal_helper_conn_t *c, char *msg, size_t len)
+tidal_helper_socket_message(void *data, char *msg, size_t len)
 {
-    json_t        *root, *who;
-    const char    *method;
-    json_error_t   err;
+    tidal_helper_server_t *srv = data;
+
+    json_t               *root, *who;
+    const char           *method;
+    json_error_t          err;
+    tidal_helper_conn_t  *c;
+
+    c = srv->current;
 
     root = json_loadb(msg, len, 0, &err);
 
@@ -543,12 +484,10 @@ tidal_helper_socket_message(tidal_helper_server_t *srv,
                           "tidal/who");
 
     srv->h->who = json_string_value(who);
-    srv->current = c;
 
     tidal_helper_message(srv->h, msg, len);
 
     srv->h->who = NULL;
-    srv->current = NULL;
 
     json_decref(root);
 }
@@ -875,7 +814,7 @@ tidal_helper_socket_close(tidal_helper_server_t *srv, int i)
     c = srv->conns[i];
 
     (void) close(c->fd);
-    free(c->in);
+    tidal_lines_free(&c->in);
     free(c->out);
     free(c);
 
