@@ -47,6 +47,7 @@ ngx_http_tidal_websocket_start(ngx_http_request_t *r,
     ngx_http_tidal_loc_conf_t *tlcf, tidal_role_e role)
 {
     ngx_str_t                    name;
+    ngx_http_core_loc_conf_t    *clcf;
     ngx_int_t                    rc;
     ngx_connection_t            *c;
     ngx_pool_cleanup_t          *cln;
@@ -134,6 +135,14 @@ ngx_http_tidal_websocket_start(ngx_http_request_t *r,
 
     /* lets graceful shutdown reach every client to send 1001 */
     c->idle = 1;
+
+    /* answers and events are small frames that must not wait for ACKs */
+
+    clcf = ngx_http_get_module_loc_conf(r, ngx_http_core_module);
+
+    if (clcf->tcp_nodelay && ngx_tcp_nodelay(c) != NGX_OK) {
+        return NGX_ERROR;
+    }
 
     ws->heartbeat.handler = ngx_http_tidal_ws_heartbeat_handler;
     ws->heartbeat.data = ws;

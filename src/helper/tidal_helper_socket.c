@@ -62,6 +62,7 @@ typedef struct {
     tidal_helper_conn_t           *conns[TIDAL_HELPER_CONNS_MAX];
     int                            nconns;
     tidal_helper_conn_t           *current;      /* whose message runs */
+    tidal_helper_conn_t           *answered;     /* got an answer */
 
     uint64_t                       hid;          /* last event number */
     uint64_t                       state_seq;    /* h->seq last sent */
@@ -239,6 +240,18 @@ tidal_helper_socket(tidal_helper_t *h, tidal_ghci_t *g,
         tidal_ghci_process(g, pfd + nfds, n);
 
         tidal_helper_socket_state(&srv);
+
+        /* the worker a client waits on first */
+
+        if (srv.answered) {
+            for (i = 0; i < srv.nconns; i++) {
+                if (srv.conns[i] == srv.answered) {
+                    (void) tidal_helper_socket_flush(srv.conns[i]);
+                }
+            }
+
+            srv.answered = NULL;
+        }
 
         for (i = srv.nconns - 1; i >= 0; i--) {
             if (tidal_helper_socket_flush(srv.conns[i]) != 0
@@ -611,11 +624,15 @@ tidal_helper_socket_send(tidal_helper_t *h, const char *text, size_t len)
 
         if (srv->current) {
             tidal_helper_socket_put(srv->current, text, len);
+            srv->answered = srv->current;
 
         } else {
-            for (i = 0; i < srv->nconns; i++) {
-                if (pid > 0 && end && *end == ':' && srv->conns[i]->pid == pid) {
+            for (i = 0; pid > 0 && end && *end == ':' && i < srv->nconns;
+                 i++)
+            {
+                if (srv->conns[i]->pid == pid) {
                     tidal_helper_socket_put(srv->conns[i], text, len);
+                    srv->answered = srv->conns[i];
                     break;
                 }
             }
@@ -680,10 +697,16 @@ tidal_helper_socket_state(tidal_helper_server_t *srv)
     srv->state_seq = srv->h->seq;
     snprintf(srv->status, sizeof(srv->status), "%s", status);
 
-    msg = json_pack("{s:s, s:s, s:{s:I, s:O, s:s, s:i}}",
+    /* the history is the zone's: each event is in it already */
+
+    msg = json_pack("{s:s, s:s, s:{s:I, s:{s:O, s:O, s:O, s:[]}, s:s, s:i}}",
                     "jsonrpc", "2.0", "method", "tidal/state", "params",
                     "tidal/hid", (json_int_t) tidal_helper_socket_hid(srv),
-                    "state", srv->h->state,
+                    "state",
+                    "version", json_object_get(srv->h->state, "version"),
+                    "tempo", json_object_get(srv->h->state, "tempo"),
+                    "channels", json_object_get(srv->h->state, "channels"),
+                    "history",
                     "ghci", status,
                     "ghci_pid", tidal_ghci_pid(srv->ghci));
     if (msg == NULL) {
@@ -812,6 +835,10 @@ tidal_helper_socket_close(tidal_helper_server_t *srv, int i)
     tidal_helper_conn_t  *c;
 
     c = srv->conns[i];
+
+    if (srv->answered == c) {
+        srv->answered = NULL;
+    }
 
     (void) close(c->fd);
     tidal_lines_free(&c->in);
