@@ -13,12 +13,13 @@
 
 #include "tidal_ws.h"
 #include "tidal_mcp.h"
+#include "tidal_state.h"
 
 
 #define NGX_TIDAL_VERSION              "0.2.0"
 
 #define NGX_HTTP_TIDAL_ZONE_MAGIC      0x7469646c    /* "tidl" */
-#define NGX_HTTP_TIDAL_ZONE_LAYOUT     2
+#define NGX_HTTP_TIDAL_ZONE_LAYOUT     3
 #define NGX_HTTP_TIDAL_WORKER_SLOTS    128
 #define NGX_HTTP_TIDAL_SESSION_ID_LEN  32
 
@@ -36,6 +37,13 @@ typedef struct {
     uint32_t                    len;
     uint32_t                    channel;        /* 1..16 it changed, or 0 */
 } ngx_http_tidal_index_t;
+
+
+typedef struct {
+    u_char                     *data;
+    size_t                      len;
+    uint64_t                    seq;
+} ngx_http_tidal_entry_t;
 
 
 /* the shared zone; everything but the atomics is under shpool->mutex */
@@ -63,8 +71,13 @@ typedef struct {
     /* channel state, tempo and history as one JSON text */
     u_char                     *state;
     size_t                      state_len;
-    uint64_t                    state_version;      /* stores so far */
+    uint64_t                    state_version;      /* changes so far */
     uint64_t                    state_file_version; /* the one on disk */
+
+    /* the history, oldest first, apart: appending is cheap */
+    ngx_http_tidal_entry_t      history[TIDAL_STATE_HISTORY_MAX];
+    ngx_uint_t                  history_first;
+    ngx_uint_t                  nhistory;
 
     /* the newest helper message taken, and the event it became */
     uint64_t                    helper_hid;

@@ -17,13 +17,21 @@ static ngx_int_t ngx_http_tidal_state_store(ngx_http_tidal_main_conf_t *tmcf,
     json_t *state, ngx_log_t *log);
 static json_t *ngx_http_tidal_state_read_file(ngx_str_t *path,
     ngx_log_t *log);
-static json_t *ngx_http_tidal_state_locked(
-    ngx_http_tidal_main_conf_t *tmcf);
-static ngx_int_t ngx_http_tidal_state_store_locked(
-    ngx_http_tidal_main_conf_t *tmcf, json_t *doc, char **text,
-    ngx_log_t *log);
+static json_t *ngx_http_tidal_state_copy(ngx_http_tidal_main_conf_t *tmcf,
+    uint64_t *seq, uint64_t *version);
+static ngx_int_t ngx_http_tidal_state_set_locked(
+    ngx_http_tidal_main_conf_t *tmcf, u_char *text, size_t len);
+static ngx_int_t ngx_http_tidal_state_push_locked(
+    ngx_http_tidal_main_conf_t *tmcf, u_char *text, size_t len,
+    uint64_t seq);
+static void ngx_http_tidal_state_changed(ngx_http_tidal_main_conf_t *tmcf);
+static void ngx_http_tidal_state_file_handler(ngx_event_t *ev);
 static void ngx_http_tidal_state_write(ngx_http_tidal_main_conf_t *tmcf,
     const char *text, uint64_t version, ngx_log_t *log);
+
+
+/* the worker's pending write of tidal_state_file, after a change */
+static ngx_event_t  ngx_http_tidal_state_file_event;
 
 
 /* runs in the master when a zone is created: a bad file is only logged */
@@ -133,50 +141,59 @@ done:
 }
 
 
+/* the zone keeps the history entry by entry, apart from the rest */
+
 static ngx_int_t
 ngx_http_tidal_state_store(ngx_http_tidal_main_conf_t *tmcf, json_t *state,
     ngx_log_t *log)
 {
-    char                    *text;
-    size_t                   len;
-    u_char                  *p, *old;
-    ngx_http_tidal_shctx_t  *sh;
+    char       *text;
+    size_t      i;
+    json_t     *history, *rest;
+    uint64_t    seq;
+    ngx_int_t   rc;
 
-    sh = tmcf->sh;
+    history = json_object_get(state, "history");
 
-    text = json_dumps(state, JSON_COMPACT);
+    rest = json_copy(state);
+    if (rest == NULL || json_object_set_new(rest, "history", json_array())) {
+        json_decref(rest);
+        return NGX_ERROR;
+    }
+
+    text = json_dumps(rest, JSON_COMPACT);
+    json_decref(rest);
+
     if (text == NULL) {
         return NGX_ERROR;
     }
 
-    len = ngx_strlen(text);
-
     ngx_shmtx_lock(&tmcf->shpool->mutex);
 
-    p = ngx_slab_alloc_locked(tmcf->shpool, len);
+    rc = ngx_http_tidal_state_set_locked(tmcf, (u_char *) text,
+                                         ngx_strlen(text));
+    free(text);
 
-    if (p) {
-        ngx_memcpy(p, text, len);
-        old = sh->state;
-        sh->state = p;
-        sh->state_len = len;
+    for (i = 0; rc == NGX_OK && i < json_array_size(history); i++) {
+        text = json_dumps(json_array_get(history, i), JSON_COMPACT);
 
-        if (old) {
-            ngx_slab_free_locked(tmcf->shpool, old);
-        }
+        seq = (uint64_t) json_integer_value(
+                  json_object_get(json_array_get(history, i), "seq"));
+
+        rc = text ? ngx_http_tidal_state_push_locked(tmcf, (u_char *) text,
+                                                     ngx_strlen(text), seq)
+                  : NGX_ERROR;
+        free(text);
     }
 
     ngx_shmtx_unlock(&tmcf->shpool->mutex);
 
-    free(text);
-
-    if (p == NULL) {
+    if (rc != NGX_OK) {
         ngx_log_error(NGX_LOG_ERR, log, 0,
                       "tidal: no room for the channel state in the zone");
-        return NGX_ERROR;
     }
 
-    return NGX_OK;
+    return rc;
 }
 
 
@@ -185,24 +202,54 @@ ngx_http_tidal_state_store(ngx_http_tidal_main_conf_t *tmcf, json_t *state,
 json_t *
 ngx_http_tidal_state_get(ngx_http_tidal_main_conf_t *tmcf, uint64_t *seq)
 {
+    uint64_t  version;
+
+    return ngx_http_tidal_state_copy(tmcf, seq, &version);
+}
+
+
+/* the zone's state and history, copied under the lock, parsed outside */
+
+static json_t *
+ngx_http_tidal_state_copy(ngx_http_tidal_main_conf_t *tmcf, uint64_t *seq,
+    uint64_t *version)
+{
     char                     err[128];
-    u_char                  *copy;
-    size_t                   len;
-    json_t                  *state;
+    u_char                  *copy, *p;
+    size_t                   len, *lens;
+    json_t                  *state, *history, *entry;
+    ngx_uint_t               i, n, k;
     ngx_http_tidal_shctx_t  *sh;
 
     sh = tmcf->sh;
 
     ngx_shmtx_lock(&tmcf->shpool->mutex);
 
+    n = sh->nhistory;
     len = sh->state_len;
-    copy = ngx_alloc(len ? len : 1, ngx_cycle->log);
+
+    for (i = 0; i < n; i++) {
+        len += sh->history[(sh->history_first + i)
+                           % TIDAL_STATE_HISTORY_MAX].len;
+    }
+
+    copy = ngx_alloc(len + (n + 1) * sizeof(size_t) + 1, ngx_cycle->log);
 
     if (copy) {
-        ngx_memcpy(copy, sh->state, len);
+        lens = (size_t *) copy;
+        p = ngx_cpymem(copy + (n + 1) * sizeof(size_t), sh->state,
+                       sh->state_len);
+        lens[0] = sh->state_len;
+
+        for (i = 0; i < n; i++) {
+            k = (sh->history_first + i) % TIDAL_STATE_HISTORY_MAX;
+            p = ngx_cpymem(p, sh->history[k].data, sh->history[k].len);
+            lens[i + 1] = sh->history[k].len;
+        }
     }
 
     *seq = sh->next_seq - 1;
+    *version = sh->state_version;
 
     ngx_shmtx_unlock(&tmcf->shpool->mutex);
 
@@ -210,16 +257,33 @@ ngx_http_tidal_state_get(ngx_http_tidal_main_conf_t *tmcf, uint64_t *seq)
         return NULL;
     }
 
-    state = tidal_state_parse((char *) copy, len, err, sizeof(err));
+    lens = (size_t *) copy;
+    p = copy + (n + 1) * sizeof(size_t);
 
-    ngx_free(copy);
+    state = tidal_state_parse((char *) p, lens[0], err, sizeof(err));
 
     if (state == NULL) {
         ngx_log_error(NGX_LOG_ALERT, ngx_cycle->log, 0,
                       "tidal: channel state in the zone is unusable: %s",
                       err);
-        state = tidal_state_empty();
+        ngx_free(copy);
+        return tidal_state_empty();
     }
+
+    history = json_object_get(state, "history");
+    p += lens[0];
+
+    for (i = 0; i < n; i++) {
+        entry = json_loadb((char *) p, lens[i + 1], 0, NULL);
+
+        if (entry && json_array_append_new(history, entry) != 0) {
+            json_decref(entry);
+        }
+
+        p += lens[i + 1];
+    }
+
+    ngx_free(copy);
 
     return state;
 }
@@ -299,10 +363,10 @@ ngx_http_tidal_state_channel(ngx_http_tidal_main_conf_t *tmcf,
 
 
 /*
- * The helper's state after its events, numbered hid: the first worker to
- * bring it stores it in the zone (NGX_OK: and then writes the state
- * file); a copy already superseded is NGX_DONE.  The history stays the
- * zone's, whose entries carry the room's event numbers.
+ * The helper's channels and tempo after its events, numbered hid: the
+ * first worker to bring them stores them in the zone (NGX_OK); a copy
+ * already superseded is NGX_DONE.  The history is the zone's, whose
+ * entries carry the room's event numbers.
  */
 
 ngx_int_t
@@ -310,17 +374,22 @@ ngx_http_tidal_state_update(ngx_http_tidal_main_conf_t *tmcf, uint64_t hid,
     json_t *state, const char *ghci, ngx_pid_t ghci_pid, ngx_log_t *log)
 {
     char                    *text;
-    json_t                  *doc, *cur;
-    uint64_t                 version;
+    json_t                  *rest;
     ngx_int_t                rc;
     ngx_http_tidal_shctx_t  *sh;
 
     sh = tmcf->sh;
-    text = NULL;
-    version = 0;
 
-    doc = json_deep_copy(state);
-    if (doc == NULL) {
+    rest = json_copy(state);
+    if (rest == NULL || json_object_set_new(rest, "history", json_array())) {
+        json_decref(rest);
+        return NGX_ERROR;
+    }
+
+    text = json_dumps(rest, JSON_COMPACT);
+    json_decref(rest);
+
+    if (text == NULL) {
         return NGX_ERROR;
     }
 
@@ -328,154 +397,197 @@ ngx_http_tidal_state_update(ngx_http_tidal_main_conf_t *tmcf, uint64_t hid,
 
     if (hid <= sh->helper_hid) {
         rc = NGX_DONE;
-        goto done;
+
+    } else {
+        sh->helper_hid = hid;
+        sh->ghci_pid = ghci_pid;
+
+        if (ghci) {
+            ngx_cpystrn(sh->ghci, (u_char *) ghci, sizeof(sh->ghci));
+        }
+
+        rc = ngx_http_tidal_state_set_locked(tmcf, (u_char *) text,
+                                             ngx_strlen(text));
     }
-
-    sh->helper_hid = hid;
-    sh->ghci_pid = ghci_pid;
-
-    if (ghci) {
-        ngx_cpystrn(sh->ghci, (u_char *) ghci, sizeof(sh->ghci));
-    }
-
-    cur = ngx_http_tidal_state_locked(tmcf);
-
-    if (cur == NULL
-        || json_object_set(doc, "history", json_object_get(cur, "history"))
-           != 0)
-    {
-        json_decref(cur);
-        rc = NGX_ERROR;
-        goto done;
-    }
-
-    json_decref(cur);
-
-    rc = ngx_http_tidal_state_store_locked(tmcf, doc, &text, log);
-    version = sh->state_version;
-
-done:
 
     ngx_shmtx_unlock(&tmcf->shpool->mutex);
 
-    json_decref(doc);
-
-    if (rc == NGX_OK && tmcf->state_file.len) {
-        ngx_http_tidal_state_write(tmcf, text, version, log);
-    }
-
     free(text);
+
+    if (rc == NGX_ERROR) {
+        ngx_log_error(NGX_LOG_ERR, log, 0,
+                      "tidal: no room for the channel state in the zone");
+
+    } else if (rc == NGX_OK) {
+        ngx_http_tidal_state_changed(tmcf);
+    }
 
     return rc;
 }
 
 
-/* an event the worker published, for tidal_get_history, in seq order */
+/* an event the worker published, for tidal_get_history */
 
 void
 ngx_http_tidal_state_history(ngx_http_tidal_main_conf_t *tmcf, json_t *entry,
     ngx_log_t *log)
 {
-    char        *text;
-    size_t       i;
-    json_t      *doc, *history;
-    uint64_t     version;
-    ngx_int_t    rc;
-    json_int_t   seq;
+    char       *text;
+    ngx_int_t   rc;
 
-    text = NULL;
-    rc = NGX_ERROR;
-    version = 0;
-    seq = json_integer_value(json_object_get(entry, "seq"));
+    text = json_dumps(entry, JSON_COMPACT);
+    if (text == NULL) {
+        return;
+    }
 
     ngx_shmtx_lock(&tmcf->shpool->mutex);
 
-    doc = ngx_http_tidal_state_locked(tmcf);
-    history = json_object_get(doc, "history");
-
-    if (json_is_array(history)) {
-        for (i = json_array_size(history); i > 0; i--) {
-            if (json_integer_value(json_object_get(json_array_get(history,
-                                                                  i - 1),
-                                                   "seq"))
-                < seq)
-            {
-                break;
-            }
-        }
-
-        if (json_array_insert(history, i, entry) == 0) {
-            while (json_array_size(history) > TIDAL_STATE_HISTORY_MAX) {
-                json_array_remove(history, 0);
-            }
-
-            rc = ngx_http_tidal_state_store_locked(tmcf, doc, &text, log);
-            version = tmcf->sh->state_version;
-        }
-    }
+    rc = ngx_http_tidal_state_push_locked(tmcf, (u_char *) text,
+              ngx_strlen(text),
+              (uint64_t) json_integer_value(json_object_get(entry, "seq")));
 
     ngx_shmtx_unlock(&tmcf->shpool->mutex);
 
-    json_decref(doc);
+    free(text);
 
-    if (rc == NGX_OK && tmcf->state_file.len) {
-        ngx_http_tidal_state_write(tmcf, text, version, log);
+    if (rc != NGX_OK) {
+        ngx_log_error(NGX_LOG_ERR, log, 0,
+                      "tidal: no room for the history in the zone");
+        return;
     }
 
-    free(text);
+    ngx_http_tidal_state_changed(tmcf);
 }
 
 
-/* the zone's state document, parsed; the caller holds the mutex */
-
-static json_t *
-ngx_http_tidal_state_locked(ngx_http_tidal_main_conf_t *tmcf)
-{
-    char  err[128];
-
-    return tidal_state_parse((char *) tmcf->sh->state, tmcf->sh->state_len,
-                             err, sizeof(err));
-}
-
-
-/* replaces the zone's state text; *text gets a copy for the file */
+/* replaces the zone's state text; the caller holds the mutex */
 
 static ngx_int_t
-ngx_http_tidal_state_store_locked(ngx_http_tidal_main_conf_t *tmcf,
-    json_t *doc, char **text, ngx_log_t *log)
+ngx_http_tidal_state_set_locked(ngx_http_tidal_main_conf_t *tmcf,
+    u_char *text, size_t len)
 {
-    size_t                   len;
-    u_char                  *p, *old;
+    u_char                  *p;
     ngx_http_tidal_shctx_t  *sh;
 
     sh = tmcf->sh;
 
-    *text = json_dumps(doc, JSON_COMPACT);
-    if (*text == NULL) {
-        return NGX_ERROR;
-    }
-
-    len = ngx_strlen(*text);
-
     p = ngx_slab_alloc_locked(tmcf->shpool, len);
-
     if (p == NULL) {
-        ngx_log_error(NGX_LOG_ERR, log, 0,
-                      "tidal: no room for the channel state in the zone");
         return NGX_ERROR;
     }
 
-    ngx_memcpy(p, *text, len);
-    old = sh->state;
+    ngx_memcpy(p, text, len);
+
+    if (sh->state) {
+        ngx_slab_free_locked(tmcf->shpool, sh->state);
+    }
+
     sh->state = p;
     sh->state_len = len;
     sh->state_version++;
 
-    if (old) {
-        ngx_slab_free_locked(tmcf->shpool, old);
+    return NGX_OK;
+}
+
+
+/*
+ * Adds a history entry in seq order (two workers may publish at once),
+ * the oldest goes past the limit; the caller holds the mutex.
+ */
+
+static ngx_int_t
+ngx_http_tidal_state_push_locked(ngx_http_tidal_main_conf_t *tmcf,
+    u_char *text, size_t len, uint64_t seq)
+{
+    u_char                  *p;
+    ngx_uint_t               i, k, prev;
+    ngx_http_tidal_shctx_t  *sh;
+
+    sh = tmcf->sh;
+
+    if (sh->nhistory == TIDAL_STATE_HISTORY_MAX) {
+        ngx_slab_free_locked(tmcf->shpool,
+                             sh->history[sh->history_first].data);
+        sh->history_first = (sh->history_first + 1) % TIDAL_STATE_HISTORY_MAX;
+        sh->nhistory--;
     }
 
+    p = ngx_slab_alloc_locked(tmcf->shpool, len);
+    if (p == NULL) {
+        return NGX_ERROR;
+    }
+
+    ngx_memcpy(p, text, len);
+
+    for (i = sh->nhistory; i > 0; i--) {
+        k = (sh->history_first + i) % TIDAL_STATE_HISTORY_MAX;
+        prev = (sh->history_first + i - 1) % TIDAL_STATE_HISTORY_MAX;
+
+        if (sh->history[prev].seq <= seq) {
+            break;
+        }
+
+        sh->history[k] = sh->history[prev];
+    }
+
+    k = (sh->history_first + i) % TIDAL_STATE_HISTORY_MAX;
+    sh->history[k].data = p;
+    sh->history[k].len = len;
+    sh->history[k].seq = seq;
+    sh->nhistory++;
+    sh->state_version++;
+
     return NGX_OK;
+}
+
+
+/*
+ * The state file follows the zone once the worker is done with what it
+ * read: several changes in a row cost one write.
+ */
+
+static void
+ngx_http_tidal_state_changed(ngx_http_tidal_main_conf_t *tmcf)
+{
+    ngx_event_t  *ev;
+
+    if (tmcf->state_file.len == 0) {
+        return;
+    }
+
+    ev = &ngx_http_tidal_state_file_event;
+
+    if (!ev->posted) {
+        ev->handler = ngx_http_tidal_state_file_handler;
+        ev->data = tmcf;
+        ev->log = ngx_cycle->log;
+        ngx_post_event(ev, &ngx_posted_events);
+    }
+}
+
+
+static void
+ngx_http_tidal_state_file_handler(ngx_event_t *ev)
+{
+    char                        *text;
+    json_t                      *state;
+    uint64_t                     seq, version;
+    ngx_http_tidal_main_conf_t  *tmcf;
+
+    tmcf = ev->data;
+
+    state = ngx_http_tidal_state_copy(tmcf, &seq, &version);
+    if (state == NULL) {
+        return;
+    }
+
+    text = json_dumps(state, JSON_COMPACT);
+    json_decref(state);
+
+    if (text) {
+        ngx_http_tidal_state_write(tmcf, text, version, ev->log);
+        free(text);
+    }
 }
 
 
