@@ -84,6 +84,8 @@ static char *tidal_mcp_response(json_t *id, const char *member,
 static char *tidal_mcp_dump(json_t *msg, size_t *len);
 static int tidal_mcp_buf_append(const char *data, size_t n, void *ctx);
 static int tidal_mcp_id_valid(json_t *id);
+static int tidal_mcp_nul(const char *msg, size_t len, json_error_t *err,
+    tidal_mcp_out_t *out);
 static size_t tidal_mcp_copy_text(char *dst, size_t size, const char *src,
     size_t len, unsigned utf8);
 static const char *tidal_mcp_name_text(char *dst, size_t size,
@@ -166,10 +168,57 @@ tidal_mcp_handle(tidal_mcp_session_t *s, const char *msg, size_t len,
             return -1;
         }
 
+        if (json_error_code(&err) == json_error_null_character) {
+            return tidal_mcp_nul(msg, len, &err, out);
+        }
+
         return tidal_mcp_parse_error(out, &err);
     }
 
     rc = tidal_mcp_message(s, root, out);
+
+    json_decref(root);
+
+    return rc;
+}
+
+
+/*
+ * Valid JSON with "\u0000" in a string: refused, but answered with the
+ * request's id, so that a client does not wait for its timeout; a
+ * notification stays unanswered.
+ */
+
+static int
+tidal_mcp_nul(const char *msg, size_t len, json_error_t *err,
+    tidal_mcp_out_t *out)
+{
+    int      rc;
+    json_t  *root, *id;
+
+    root = json_loadb(msg, len, JSON_REJECT_DUPLICATES | JSON_DECODE_ANY
+                                | JSON_ALLOW_NUL, NULL);
+
+    id = json_object_get(root, "id");
+
+    if (root == NULL || (id != NULL && !tidal_mcp_id_valid(id))
+        || (json_is_string(id)
+            && strlen(json_string_value(id)) != json_string_length(id)))
+    {
+        json_decref(root);
+        return tidal_mcp_parse_error(out, err);
+    }
+
+    rc = 0;
+
+    if (id != NULL) {
+        rc = tidal_mcp_error(out, id, TIDAL_MCP_INVALID_REQUEST,
+                             "Invalid Request: strings must not contain "
+                             "U+0000");
+
+    } else if (json_object_get(root, "method") == NULL) {
+        rc = tidal_mcp_parse_error(out, err);
+    }
 
     json_decref(root);
 

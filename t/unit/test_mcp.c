@@ -279,6 +279,13 @@ UNIT_TEST(parse_error)
     CHECK(error_is(send_msg(&s, "{'jsonrpc':'2.0','id':'a\\u0000',"
                                 "'method':'ping'}"), "null", -32700, NULL));
 
+    /* valid JSON with an escaped NUL elsewhere: refused with its id */
+    CHECK(error_is(send_msg(&s, "{'jsonrpc':'2.0','id':7,'method':'ping',"
+                                "'params':{'x':'a\\u0000b'}}"), "7", -32600,
+                   "Invalid Request: strings must not contain U+0000"));
+    CHECK(send_msg(&s, "{'jsonrpc':'2.0','method':'notifications/x',"
+                       "'params':{'x':'\\u0000'}}") == NULL);
+
     /* bytes that are not UTF-8 are not quoted back raw */
     CHECK(error_is(send_msg(&s, "{'a':'\xc3'}"), "null", -32700,
                    "Parse error: unable to decode byte 0xc3*"));
