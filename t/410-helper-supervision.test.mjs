@@ -172,12 +172,27 @@ test('a reload that changes a helper setting restarts the helper with it and rep
     }
 });
 
-test('the helper and GHCi leave with nginx: on stop, and when the master is killed', T, async () => {
+test('the helper and GHCi leave with nginx: on stop, on quit, and when the master is killed', T, async () => {
     let room = await Room.start();
     let pids = [...helperPids(room.log), ...ghciPids(room.log)].filter(alive);
     assert.equal(pids.length, 2);
     await room.stop();
     assert.deepEqual(pids.filter(alive), []);
+
+    // nginx -s quit: graceful, the workers finish first
+    room = await Room.start();
+    pids = [...helperPids(room.log), ...ghciPids(room.log)].filter(alive);
+    for (const c of room.clients) {
+        await c.close();
+    }
+    room.clients = [];
+    try {
+        await room.ngx.quit();
+        await waitFor(() => pids.every((p) => !alive(p)),
+            { timeout: 10000, what: `the helper and GHCi to exit after quit (${pids.join(' ')})` });
+    } finally {
+        room.dirt.close();
+    }
 
     room = await Room.start();
     try {
