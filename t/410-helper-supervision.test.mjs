@@ -124,13 +124,14 @@ test('bd*8 at 1 cps plays through three reloads with no gap over one cycle; the 
         const [helper] = aliveHelpers(room);
         const ghci = room.ghciPid();
 
-        await room.reload();
+        const old = [];
+        old.push(...(await room.reload()).oldPids);
         // a tidal_* directive that is not the helper's
-        await room.reload({ location: 'tidal_metrics_interval 5s;' });
-        await room.reload();
+        old.push(...(await room.reload({ location: 'tidal_metrics_interval 5s;' })).oldPids);
+        old.push(...(await room.reload()).oldPids);
 
         // a listener joins the new workers and finds the room as it was
-        const c = await room.client2('after-reloads');
+        const c = await room.clientAfterReload('after-reloads', old);
         const st = await room.call('tidal_get_state', {}, { client: c });
         assert.equal(st.structuredContent.channels.d1.pattern, 'sound "bd*8"');
         const end = Date.now();
@@ -152,7 +153,7 @@ test('a reload that changes a helper setting restarts the helper with it and rep
         await room.ok('tidal_eval', { channel: 'd2', pattern: 'sound "hh*4"' });
         const [old] = aliveHelpers(room);
 
-        await room.reload({ helper: 'tidal_eval_timeout 3s;' });
+        const { oldPids } = await room.reload({ helper: 'tidal_eval_timeout 3s;' });
         const fresh = await waitFor(() => aliveHelpers(room).find((p) => p !== old),
             { timeout: 15000, what: 'the helper restarted with the new setting' });
         await waitFor(() => !alive(old), { timeout: 10000, what: 'the old helper to exit' });
@@ -163,7 +164,7 @@ test('a reload that changes a helper setting restarts the helper with it and rep
         const since = Date.now();
         await room.dirt.waitFor((e) => e.s === 'hh' && e.arrival >= since,
             { timeoutMs: 20000, what: 'd2 replayed by the new helper' });
-        const c = await room.client2('after');
+        const c = await room.clientAfterReload('after', oldPids);
         await waitFor(async () => (await room.call('tidal_get_state', {}, { client: c }))
             .structuredContent.ghci === 'running', { timeout: 30000, what: 'GHCi running' });
         room.ngx.expectLogLines(/lost the helper/);

@@ -92,6 +92,14 @@ export class Room {
         return client;
     }
 
+    // a client of the workers a reload started: the old ones close theirs
+    // with 1001 (go away, reconnect), so it joins once they are gone
+    async clientAfterReload(name, oldPids) {
+        await waitFor(() => oldPids.every((p) => !alive(p)),
+            { timeout: 30000, what: `the old workers to exit (${oldPids.join(' ')})` });
+        return this.client2(name);
+    }
+
     async connect() {
         this.client = await this.client2();
     }
