@@ -114,10 +114,17 @@ struct ngx_http_tidal_out_s {
 };
 
 
+/*
+ * A WebSocket client.  Its request is freed once the 101 is out: the
+ * client lives in its connection's pool and keeps only what is here.
+ */
+
 typedef struct {
-    ngx_http_request_t         *request;
+    ngx_connection_t           *connection;
     ngx_http_tidal_loc_conf_t  *conf;
     ngx_http_tidal_main_conf_t *main_conf;
+    ngx_http_core_loc_conf_t   *core_conf;      /* send and linger times */
+    time_t                      lingering_time;
 
     tidal_ws_parser_t           parser;
     tidal_mcp_session_t         mcp;

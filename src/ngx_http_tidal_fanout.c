@@ -331,8 +331,8 @@ ngx_http_tidal_fanout_deliver(ngx_http_tidal_main_conf_t *tmcf)
     {
         ws = ngx_queue_data(q, ngx_http_tidal_ws_t, link);
 
-        if (ws->out && !ws->request->connection->write->posted) {
-            ngx_post_event(ws->request->connection->write,
+        if (ws->out && !ws->connection->write->posted) {
+            ngx_post_event(ws->connection->write,
                            &ngx_posted_events);
         }
     }
