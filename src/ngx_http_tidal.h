@@ -77,6 +77,7 @@ typedef struct {
 
     ngx_uint_t                  max_connections;
     ngx_msec_t                  session_timeout;
+    ngx_msec_t                  fanout_delay;
     ngx_str_t                   state_file;
 
     ngx_fd_t                   *wake_fds;       /* one per worker */
@@ -218,6 +219,7 @@ ngx_int_t ngx_http_tidal_fanout_init_process(ngx_cycle_t *cycle);
 void ngx_http_tidal_fanout_join(ngx_http_tidal_ws_t *ws, uint64_t from);
 uint64_t ngx_http_tidal_fanout_position(void);
 void ngx_http_tidal_fanout_leave(ngx_http_tidal_ws_t *ws);
+void ngx_http_tidal_fanout_schedule(ngx_http_tidal_main_conf_t *tmcf);
 void ngx_http_tidal_fanout_deliver(ngx_http_tidal_main_conf_t *tmcf);
 void ngx_http_tidal_fanout_wake(ngx_http_tidal_main_conf_t *tmcf);
 ngx_uint_t ngx_http_tidal_fanout_clients(void);

@@ -21,6 +21,7 @@ typedef struct {
     uint64_t                     next_seq;
     ngx_connection_t            *wake;
     ngx_event_t                  poll;
+    ngx_event_t                  delay;         /* tidal_fanout_delay */
 } ngx_http_tidal_worker_t;
 
 
@@ -29,6 +30,7 @@ static ngx_http_tidal_main_conf_t *ngx_http_tidal_fanout_conf(
 static void ngx_http_tidal_fanout_close_fds(void *data);
 static void ngx_http_tidal_fanout_wake_handler(ngx_event_t *ev);
 static void ngx_http_tidal_fanout_poll_handler(ngx_event_t *ev);
+static void ngx_http_tidal_fanout_delay_handler(ngx_event_t *ev);
 static ngx_int_t ngx_http_tidal_fanout_restore(ngx_http_tidal_ws_t *ws);
 static void ngx_http_tidal_fanout_replay(ngx_http_tidal_ws_t *ws,
     uint64_t from);
@@ -158,6 +160,11 @@ ngx_http_tidal_fanout_init_process(ngx_cycle_t *cycle)
 
     ngx_add_timer(&w->poll, 1000);
 
+    w->delay.handler = ngx_http_tidal_fanout_delay_handler;
+    w->delay.data = w;
+    w->delay.log = cycle->log;
+    w->delay.cancelable = 1;
+
     if (tmcf->wake_fds == NULL || ngx_worker >= tmcf->nwake) {
         return NGX_OK;
     }
@@ -217,7 +224,7 @@ ngx_http_tidal_fanout_wake_handler(ngx_event_t *ev)
         /* void */
     }
 
-    ngx_http_tidal_fanout_deliver(w->tmcf);
+    ngx_http_tidal_fanout_schedule(w->tmcf);
 }
 
 
@@ -233,6 +240,44 @@ ngx_http_tidal_fanout_poll_handler(ngx_event_t *ev)
     ngx_http_tidal_fanout_deliver(w->tmcf);
 
     ngx_add_timer(ev, 1000);
+}
+
+
+/*
+ * New events are delivered tidal_fanout_delay after the first of them:
+ * the events published meanwhile go out with it, in one write per
+ * client instead of one per event and client, which is most of what a
+ * delivery costs.
+ */
+
+void
+ngx_http_tidal_fanout_schedule(ngx_http_tidal_main_conf_t *tmcf)
+{
+    ngx_http_tidal_worker_t  *w;
+
+    w = &ngx_http_tidal_worker;
+
+    if (w->tmcf != tmcf) {
+        return;
+    }
+
+    if (tmcf->fanout_delay == 0 || ngx_exiting) {
+        ngx_http_tidal_fanout_deliver(tmcf);
+        return;
+    }
+
+    if (!w->delay.timer_set) {
+        ngx_add_timer(&w->delay, tmcf->fanout_delay);
+    }
+}
+
+
+static void
+ngx_http_tidal_fanout_delay_handler(ngx_event_t *ev)
+{
+    ngx_http_tidal_worker_t  *w = ev->data;
+
+    ngx_http_tidal_fanout_deliver(w->tmcf);
 }
 
 
@@ -257,6 +302,10 @@ ngx_http_tidal_fanout_deliver(ngx_http_tidal_main_conf_t *tmcf)
 
     if (w->tmcf != tmcf) {
         return;
+    }
+
+    if (w->delay.timer_set) {
+        ngx_del_timer(&w->delay);
     }
 
     for ( ;; ) {
