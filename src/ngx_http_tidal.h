@@ -116,8 +116,8 @@ struct ngx_http_tidal_out_s {
 
 
 /*
- * A WebSocket client.  Its request is freed once the 101 is out: the
- * client lives in its connection's pool and keeps only what is here.
+ * A WebSocket client.  Its request is freed once the 101 is out (unless
+ * a module holds it: "kept"); the client lives in its connection's pool.
  */
 
 typedef struct {
@@ -125,6 +125,7 @@ typedef struct {
     ngx_http_tidal_loc_conf_t  *conf;
     ngx_http_tidal_main_conf_t *main_conf;
     ngx_http_core_loc_conf_t   *core_conf;      /* send and linger times */
+    ngx_http_request_t         *kept;           /* see ws_detach, or NULL */
     time_t                      lingering_time;
 
     tidal_ws_parser_t           parser;

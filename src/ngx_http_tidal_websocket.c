@@ -198,6 +198,10 @@ ngx_http_tidal_ws_upgrade_handler(ngx_event_t *ev)
  * small pool and the ws struct: the request's pool, the header buffers
  * and the request struct are most of a client's memory otherwise.  The
  * access log gets its line now, with status 101.
+ *
+ * A module that holds something for as long as the request lives (a
+ * limit_conn slot, for one) registered a cleanup for it: such a request
+ * is kept, with its buffers, until the connection ends, and logged then.
  */
 
 static ngx_int_t
@@ -208,6 +212,7 @@ ngx_http_tidal_ws_detach(ngx_http_tidal_ws_t *ws, ngx_http_request_t *r)
     ngx_buf_t               *b;
     ngx_chain_t             *cl, *ln;
     ngx_connection_t        *c;
+    ngx_pool_cleanup_t      *cln;
     ngx_http_log_ctx_t      *ctx;
     ngx_http_tidal_out_t    *o;
     ngx_http_connection_t   *hc;
@@ -277,6 +282,27 @@ ngx_http_tidal_ws_detach(ngx_http_tidal_ws_t *ws, ngx_http_request_t *r)
         b->pos = b->last;
     }
 
+    c->read->handler = ngx_http_tidal_ws_read_handler;
+    c->write->handler = ngx_http_tidal_ws_write_handler;
+
+    if (ws->conf->heartbeat_interval && !ws->close_sent) {
+        ngx_add_timer(&ws->heartbeat, ws->conf->heartbeat_interval);
+    }
+
+    c->data = ws;
+
+    if (r->cleanup) {
+        ws->kept = r;
+        return NGX_OK;
+    }
+
+    for (cln = r->pool->cleanup; cln; cln = cln->next) {
+        if (cln->handler) {
+            ws->kept = r;
+            return NGX_OK;
+        }
+    }
+
     ngx_http_free_request(r, 0);
 
     ctx = c->log->data;
@@ -284,7 +310,6 @@ ngx_http_tidal_ws_detach(ngx_http_tidal_ws_t *ws, ngx_http_request_t *r)
 
     c->log->action = NULL;
     c->destroyed = 0;
-    c->data = ws;
 
     b = c->buffer;
 
@@ -319,13 +344,6 @@ ngx_http_tidal_ws_detach(ngx_http_tidal_ws_t *ws, ngx_http_request_t *r)
         ngx_ssl_free_buffer(c);
     }
 #endif
-
-    c->read->handler = ngx_http_tidal_ws_read_handler;
-    c->write->handler = ngx_http_tidal_ws_write_handler;
-
-    if (ws->conf->heartbeat_interval && !ws->close_sent) {
-        ngx_add_timer(&ws->heartbeat, ws->conf->heartbeat_interval);
-    }
 
     return NGX_OK;
 }
@@ -1136,6 +1154,10 @@ ngx_http_tidal_ws_close_connection(ngx_http_tidal_ws_t *ws)
             ngx_log_error(NGX_LOG_ALERT, c->log, ngx_socket_errno,
                           "setsockopt(SO_LINGER) failed");
         }
+    }
+
+    if (ws->kept) {
+        ngx_http_free_request(ws->kept, 0);
     }
 
     ngx_http_close_connection(c);
