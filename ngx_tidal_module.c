@@ -256,7 +256,7 @@ ngx_http_tidal_init_main_conf(ngx_conf_t *cf, void *conf)
 
     ngx_conf_init_uint_value(tmcf->max_connections, 0);
     ngx_conf_init_msec_value(tmcf->session_timeout, 600000);
-    ngx_conf_init_msec_value(tmcf->fanout_delay, 2);
+    ngx_conf_init_msec_value(tmcf->fanout_delay, 5);
 
     if (tmcf->state_file.len
         && ngx_conf_full_name(cf->cycle, &tmcf->state_file, 0) != NGX_OK)
