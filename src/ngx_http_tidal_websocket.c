@@ -847,8 +847,8 @@ ngx_http_tidal_ws_close(ngx_http_tidal_ws_t *ws, ngx_uint_t code,
 
 
 /*
- * Writes what is queued.  Returns NGX_OK when the queue is empty, NGX_AGAIN when
- * the socket is full, NGX_ERROR when the connection broke.
+ * Writes what is queued.  Returns NGX_OK when the queue is empty,
+ * NGX_AGAIN when the socket is full, NGX_ERROR when the connection broke.
  */
 
 static ngx_int_t
