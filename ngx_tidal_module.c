@@ -78,6 +78,13 @@ static ngx_command_t  ngx_http_tidal_commands[] = {
       offsetof(ngx_http_tidal_main_conf_t, session_timeout),
       NULL },
 
+    { ngx_string("tidal_fanout_delay"),
+      NGX_HTTP_MAIN_CONF|NGX_CONF_TAKE1,
+      ngx_conf_set_msec_slot,
+      NGX_HTTP_MAIN_CONF_OFFSET,
+      offsetof(ngx_http_tidal_main_conf_t, fanout_delay),
+      NULL },
+
     { ngx_string("tidal_state_file"),
       NGX_HTTP_MAIN_CONF|NGX_CONF_TAKE1,
       ngx_conf_set_str_slot,
@@ -314,6 +321,7 @@ ngx_http_tidal_create_main_conf(ngx_conf_t *cf)
     conf->eval_timeout = NGX_CONF_UNSET_MSEC;
     conf->health_interval = NGX_CONF_UNSET_MSEC;
     conf->allow_raw = NGX_CONF_UNSET;
+    conf->fanout_delay = NGX_CONF_UNSET_MSEC;
 
     ngx_http_tidal_zone_wanted = 0;
 
@@ -328,6 +336,7 @@ ngx_http_tidal_init_main_conf(ngx_conf_t *cf, void *conf)
 
     ngx_conf_init_uint_value(tmcf->max_connections, 0);
     ngx_conf_init_msec_value(tmcf->session_timeout, 600000);
+    ngx_conf_init_msec_value(tmcf->fanout_delay, 5);
 
     if (tmcf->state_file.len
         && ngx_conf_full_name(cf->cycle, &tmcf->state_file, 0) != NGX_OK)

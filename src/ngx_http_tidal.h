@@ -99,6 +99,7 @@ typedef struct {
 
     ngx_uint_t                  max_connections;
     ngx_msec_t                  session_timeout;
+    ngx_msec_t                  fanout_delay;
     ngx_str_t                   state_file;
 
     ngx_fd_t                   *wake_fds;       /* one per worker */
@@ -150,10 +151,18 @@ struct ngx_http_tidal_out_s {
 };
 
 
+/*
+ * A WebSocket client.  Its request is freed once the 101 is out (unless
+ * a module holds it: "kept"); the client lives in its connection's pool.
+ */
+
 typedef struct {
-    ngx_http_request_t         *request;
+    ngx_connection_t           *connection;
     ngx_http_tidal_loc_conf_t  *conf;
     ngx_http_tidal_main_conf_t *main_conf;
+    ngx_http_core_loc_conf_t   *core_conf;      /* send and linger times */
+    ngx_http_request_t         *kept;           /* see ws_detach, or NULL */
+    time_t                      lingering_time;
 
     tidal_ws_parser_t           parser;
     tidal_mcp_session_t         mcp;
@@ -264,6 +273,7 @@ ngx_int_t ngx_http_tidal_fanout_init_process(ngx_cycle_t *cycle,
 void ngx_http_tidal_fanout_join(ngx_http_tidal_ws_t *ws, uint64_t from);
 uint64_t ngx_http_tidal_fanout_position(void);
 void ngx_http_tidal_fanout_leave(ngx_http_tidal_ws_t *ws);
+void ngx_http_tidal_fanout_schedule(ngx_http_tidal_main_conf_t *tmcf);
 void ngx_http_tidal_fanout_deliver(ngx_http_tidal_main_conf_t *tmcf);
 void ngx_http_tidal_fanout_wake(ngx_http_tidal_main_conf_t *tmcf);
 ngx_uint_t ngx_http_tidal_fanout_clients(void);

@@ -21,12 +21,16 @@ typedef struct {
     uint64_t                     next_seq;
     ngx_connection_t            *wake;
     ngx_event_t                  poll;
+    ngx_event_t                  written;       /* posted after the writes */
+    ngx_event_t                  pause;         /* tidal_fanout_delay */
 } ngx_http_tidal_worker_t;
 
 
 static void ngx_http_tidal_fanout_close_fds(void *data);
 static void ngx_http_tidal_fanout_wake_handler(ngx_event_t *ev);
 static void ngx_http_tidal_fanout_poll_handler(ngx_event_t *ev);
+static void ngx_http_tidal_fanout_written_handler(ngx_event_t *ev);
+static void ngx_http_tidal_fanout_pause_handler(ngx_event_t *ev);
 static ngx_int_t ngx_http_tidal_fanout_restore(ngx_http_tidal_ws_t *ws);
 static void ngx_http_tidal_fanout_replay(ngx_http_tidal_ws_t *ws,
     uint64_t from);
@@ -125,6 +129,15 @@ ngx_http_tidal_fanout_init_process(ngx_cycle_t *cycle,
 
     ngx_add_timer(&w->poll, 1000);
 
+    w->written.handler = ngx_http_tidal_fanout_written_handler;
+    w->written.data = w;
+    w->written.log = cycle->log;
+
+    w->pause.handler = ngx_http_tidal_fanout_pause_handler;
+    w->pause.data = w;
+    w->pause.log = cycle->log;
+    w->pause.cancelable = 1;
+
     if (tmcf->wake_fds == NULL || ngx_worker >= tmcf->nwake) {
         return NGX_OK;
     }
@@ -184,7 +197,7 @@ ngx_http_tidal_fanout_wake_handler(ngx_event_t *ev)
         /* void */
     }
 
-    ngx_http_tidal_fanout_deliver(w->tmcf);
+    ngx_http_tidal_fanout_schedule(w->tmcf);
 }
 
 
@@ -204,6 +217,60 @@ ngx_http_tidal_fanout_poll_handler(ngx_event_t *ev)
 
 
 /*
+ * An event published while the worker is idle goes out at once.  After
+ * a fan-out the worker pauses for tidal_fanout_delay, counted from when
+ * its writes are done: the events published meanwhile go out together,
+ * in one write per client instead of one per event and client, which is
+ * most of what a delivery costs during a burst.
+ */
+
+void
+ngx_http_tidal_fanout_schedule(ngx_http_tidal_main_conf_t *tmcf)
+{
+    ngx_http_tidal_worker_t  *w;
+
+    w = &ngx_http_tidal_worker;
+
+    if (w->tmcf != tmcf) {
+        return;
+    }
+
+    if ((w->written.posted || w->pause.timer_set) && !ngx_exiting) {
+        /* the pause handler delivers them */
+        return;
+    }
+
+    ngx_http_tidal_fanout_deliver(tmcf);
+}
+
+
+static void
+ngx_http_tidal_fanout_written_handler(ngx_event_t *ev)
+{
+    ngx_http_tidal_worker_t  *w = ev->data;
+
+    if (ngx_exiting) {
+        return;
+    }
+
+    /* the writes took a while: the pause starts now, not at the event */
+
+    ngx_time_update();
+
+    ngx_add_timer(&w->pause, w->tmcf->fanout_delay);
+}
+
+
+static void
+ngx_http_tidal_fanout_pause_handler(ngx_event_t *ev)
+{
+    ngx_http_tidal_worker_t  *w = ev->data;
+
+    ngx_http_tidal_fanout_deliver(w->tmcf);
+}
+
+
+/*
  * Brings every client of this worker up to the ring's head.  A worker
  * that finds its next event already overwritten cannot send a hole: its
  * clients get a snapshot of the whole state instead.
@@ -212,7 +279,7 @@ ngx_http_tidal_fanout_poll_handler(ngx_event_t *ev)
 void
 ngx_http_tidal_fanout_deliver(ngx_http_tidal_main_conf_t *tmcf)
 {
-    uint64_t                  next;
+    uint64_t                  next, first;
     ngx_int_t                 rc;
     ngx_uint_t                i, n, skip;
     ngx_queue_t              *q, *nq;
@@ -225,6 +292,8 @@ ngx_http_tidal_fanout_deliver(ngx_http_tidal_main_conf_t *tmcf)
     if (w->tmcf != tmcf) {
         return;
     }
+
+    first = w->next_seq;
 
     for ( ;; ) {
 
@@ -298,10 +367,14 @@ ngx_http_tidal_fanout_deliver(ngx_http_tidal_main_conf_t *tmcf)
     {
         ws = ngx_queue_data(q, ngx_http_tidal_ws_t, link);
 
-        if (ws->out && !ws->request->connection->write->posted) {
-            ngx_post_event(ws->request->connection->write,
+        if (ws->out && !ws->connection->write->posted) {
+            ngx_post_event(ws->connection->write,
                            &ngx_posted_events);
         }
+    }
+
+    if (w->next_seq != first && tmcf->fanout_delay && !ngx_exiting) {
+        ngx_post_event(&w->written, &ngx_posted_events);
     }
 }
 
@@ -340,10 +413,24 @@ ngx_http_tidal_fanout_leave(ngx_http_tidal_ws_t *ws)
 }
 
 
+/*
+ * Where a joining client starts: right after the last event published,
+ * which this worker may not have delivered yet (it pauses between
+ * fan-outs); deliver skips the events before a client's next_seq.
+ */
+
 uint64_t
 ngx_http_tidal_fanout_position(void)
 {
-    return ngx_http_tidal_worker.next_seq;
+    ngx_http_tidal_worker_t  *w;
+
+    w = &ngx_http_tidal_worker;
+
+    if (w->tmcf == NULL) {
+        return w->next_seq;
+    }
+
+    return ngx_http_tidal_zone_last_seq(w->tmcf) + 1;
 }
 
 

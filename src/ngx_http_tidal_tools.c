@@ -114,7 +114,7 @@ ngx_http_tidal_tool_say(ngx_http_tidal_ws_t *ws, json_t *args)
     }
 
     rc = ngx_http_tidal_zone_publish(ws->main_conf, "chat", fields,
-                                     ws->request->connection->log, &seq);
+                                     ws->connection->log, &seq);
     json_decref(fields);
 
     if (rc != NGX_OK) {

@@ -12,6 +12,9 @@
 #define NGX_HTTP_TIDAL_WRITE_FRAMES  64
 
 
+static void ngx_http_tidal_ws_upgrade_handler(ngx_event_t *ev);
+static ngx_int_t ngx_http_tidal_ws_detach(ngx_http_tidal_ws_t *ws,
+    ngx_http_request_t *r);
 static void ngx_http_tidal_ws_read_handler(ngx_event_t *rev);
 static void ngx_http_tidal_ws_write_handler(ngx_event_t *wev);
 static void ngx_http_tidal_ws_heartbeat_handler(ngx_event_t *ev);
@@ -29,6 +32,10 @@ static void ngx_http_tidal_ws_close(ngx_http_tidal_ws_t *ws, ngx_uint_t code,
 static ngx_int_t ngx_http_tidal_ws_flush(ngx_http_tidal_ws_t *ws);
 static void ngx_http_tidal_ws_finish(ngx_http_tidal_ws_t *ws,
     ngx_uint_t linger);
+static void ngx_http_tidal_ws_set_lingering_close(ngx_connection_t *c);
+static void ngx_http_tidal_ws_lingering_close_handler(ngx_event_t *rev);
+static void ngx_http_tidal_ws_close_connection(ngx_http_tidal_ws_t *ws);
+static ngx_http_tidal_out_t *ngx_http_tidal_ws_out_alloc(ngx_log_t *log);
 static void ngx_http_tidal_ws_drop_queue(ngx_http_tidal_ws_t *ws,
     ngx_uint_t all);
 static void ngx_http_tidal_ws_cleanup(void *data);
@@ -46,9 +53,8 @@ ngx_int_t
 ngx_http_tidal_websocket_start(ngx_http_request_t *r,
     ngx_http_tidal_loc_conf_t *tlcf, tidal_role_e role)
 {
-    ngx_str_t                    name;
-    ngx_http_core_loc_conf_t    *clcf;
     ngx_int_t                    rc;
+    ngx_str_t                    name;
     ngx_connection_t            *c;
     ngx_pool_cleanup_t          *cln;
     ngx_http_tidal_ws_t         *ws;
@@ -58,30 +64,12 @@ ngx_http_tidal_websocket_start(ngx_http_request_t *r,
     c = r->connection;
     tmcf = ngx_http_get_module_main_conf(r, ngx_tidal_module);
 
-    ws = ngx_pcalloc(r->pool, sizeof(ngx_http_tidal_ws_t));
-    if (ws == NULL) {
+    ngx_str_null(&name);
+
+    if (tlcf->name
+        && ngx_http_complex_value(r, tlcf->name, &name) != NGX_OK)
+    {
         return NGX_HTTP_INTERNAL_SERVER_ERROR;
-    }
-
-    cln = ngx_pool_cleanup_add(r->pool, 0);
-    if (cln == NULL) {
-        return NGX_HTTP_INTERNAL_SERVER_ERROR;
-    }
-
-    if (tlcf->name) {
-        if (ngx_http_complex_value(r, tlcf->name, &name) != NGX_OK) {
-            return NGX_HTTP_INTERNAL_SERVER_ERROR;
-        }
-
-        /* a C string: it goes into JSON as "who" */
-
-        ws->name.data = ngx_pnalloc(r->pool, name.len + 1);
-        if (ws->name.data == NULL) {
-            return NGX_HTTP_INTERNAL_SERVER_ERROR;
-        }
-
-        ws->name.len = ngx_cpystrn(ws->name.data, name.data, name.len + 1)
-                       - ws->name.data;
     }
 
     /* counted before the 101: the one over the limit never upgrades */
@@ -95,9 +83,41 @@ ngx_http_tidal_websocket_start(ngx_http_request_t *r,
         return NGX_HTTP_SERVICE_UNAVAILABLE;
     }
 
-    ws->request = r;
+    /*
+     * The client outlives its request, which is freed once the 101 is
+     * out: what the client keeps comes from the connection's pool.
+     */
+
+    cln = ngx_pool_cleanup_add(c->pool, sizeof(ngx_http_tidal_ws_t));
+    if (cln == NULL) {
+        ngx_http_tidal_zone_release(tmcf, slot);
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
+
+    ws = cln->data;
+    ngx_memzero(ws, sizeof(ngx_http_tidal_ws_t));
+
+    if (name.len) {
+
+        /* a C string: it goes into JSON as "who" */
+
+        ws->name.data = ngx_pnalloc(c->pool, name.len + 1);
+        if (ws->name.data == NULL) {
+            ngx_http_tidal_zone_release(tmcf, slot);
+            return NGX_HTTP_INTERNAL_SERVER_ERROR;
+        }
+
+        ws->name.len = ngx_cpystrn(ws->name.data, name.data, name.len + 1)
+                       - ws->name.data;
+
+    } else {
+        ngx_str_set(&ws->name, "");
+    }
+
+    ws->connection = c;
     ws->conf = tlcf;
     ws->main_conf = tmcf;
+    ws->core_conf = ngx_http_get_module_loc_conf(r, ngx_http_core_module);
     ws->slot = slot;
     ws->out_last = &ws->out;
 
@@ -111,8 +131,17 @@ ngx_http_tidal_websocket_start(ngx_http_request_t *r,
     ws->mcp.resource_hook = ngx_http_tidal_ws_resource;
     ws->mcp.data = ws;
 
+    ws->heartbeat.handler = ngx_http_tidal_ws_heartbeat_handler;
+    ws->heartbeat.data = ws;
+    ws->heartbeat.log = c->log;
+    ws->heartbeat.cancelable = 1;
+
+    ws->metrics.handler = ngx_http_tidal_ws_metrics_handler;
+    ws->metrics.data = ws;
+    ws->metrics.log = c->log;
+    ws->metrics.cancelable = 1;
+
     cln->handler = ngx_http_tidal_ws_cleanup;
-    cln->data = ws;
 
     ngx_http_set_ctx(r, ws, ngx_tidal_module);
 
@@ -128,61 +157,206 @@ ngx_http_tidal_websocket_start(ngx_http_request_t *r,
         return NGX_ERROR;
     }
 
+    /*
+     * The request is freed by the first event after this handler has
+     * returned and nginx has let go of it; the posted write event makes
+     * sure there is one.
+     */
+
     r->main->count++;
 
-    c->read->handler = ngx_http_tidal_ws_read_handler;
-    c->write->handler = ngx_http_tidal_ws_write_handler;
+    c->read->handler = ngx_http_tidal_ws_upgrade_handler;
+    c->write->handler = ngx_http_tidal_ws_upgrade_handler;
+
+    ngx_post_event(c->write, &ngx_posted_events);
 
     /* lets graceful shutdown reach every client to send 1001 */
     c->idle = 1;
 
-    /* answers and events are small frames that must not wait for ACKs */
-
-    clcf = ngx_http_get_module_loc_conf(r, ngx_http_core_module);
-
-    if (clcf->tcp_nodelay && ngx_tcp_nodelay(c) != NGX_OK) {
-        return NGX_ERROR;
-    }
-
-    ws->heartbeat.handler = ngx_http_tidal_ws_heartbeat_handler;
-    ws->heartbeat.data = ws;
-    ws->heartbeat.log = c->log;
-    ws->heartbeat.cancelable = 1;
-
-    if (tlcf->heartbeat_interval) {
-        ngx_add_timer(&ws->heartbeat, tlcf->heartbeat_interval);
-    }
-
-    ws->metrics.handler = ngx_http_tidal_ws_metrics_handler;
-    ws->metrics.data = ws;
-    ws->metrics.log = c->log;
-    ws->metrics.cancelable = 1;
-
     ngx_log_debug0(NGX_LOG_DEBUG_HTTP, c->log, 0, "tidal: websocket open");
 
-    /* frames a client sent right behind its request headers */
+    return NGX_DONE;
+}
 
-    if (r->header_in->pos < r->header_in->last) {
-        ngx_http_tidal_ws_process(ws, r->header_in->pos, r->header_in->last);
-        r->header_in->pos = r->header_in->last;
 
-        /* our reference keeps ws alive even if this finishes it */
+static void
+ngx_http_tidal_ws_upgrade_handler(ngx_event_t *ev)
+{
+    ngx_connection_t     *c;
+    ngx_http_request_t   *r;
+    ngx_http_tidal_ws_t  *ws;
 
-        ngx_http_tidal_ws_after_write(ws);
+    c = ev->data;
+    r = c->data;
+    ws = ngx_http_get_module_ctx(r, ngx_tidal_module);
 
-        if (ws->close_sent || ws->finished) {
-            return NGX_DONE;
-        }
+    if (ngx_http_tidal_ws_detach(ws, r) != NGX_OK) {
+        ngx_http_finalize_request(r, NGX_ERROR);
+        return;
     }
 
     if (c->read->ready) {
         ngx_post_event(c->read, &ngx_posted_events);
-
-    } else if (ngx_handle_read_event(c->read, 0) != NGX_OK) {
-        ngx_http_tidal_ws_finish(ws, 0);
     }
 
-    return NGX_DONE;
+    ngx_http_tidal_ws_after_write(ws);
+}
+
+
+/*
+ * Frees the request and what HTTP kept for it, as nginx does for an idle
+ * keep-alive connection, so an idle client holds only its connection, a
+ * small pool and the ws struct: the request's pool, the header buffers
+ * and the request struct are most of a client's memory otherwise.  The
+ * access log gets its line now, with status 101.
+ *
+ * A module that holds something for as long as the request lives (a
+ * limit_conn slot, for one) registered a cleanup for it: such a request
+ * is kept, with its buffers, until the connection ends, and logged then.
+ */
+
+static ngx_int_t
+ngx_http_tidal_ws_detach(ngx_http_tidal_ws_t *ws, ngx_http_request_t *r)
+{
+    u_char                  *p;
+    size_t                   len;
+    ngx_buf_t               *b;
+    ngx_chain_t             *cl, *ln;
+    ngx_connection_t        *c;
+    ngx_pool_cleanup_t      *cln;
+    ngx_http_log_ctx_t      *ctx;
+    ngx_http_tidal_out_t    *o;
+    ngx_http_connection_t   *hc;
+    ngx_http_tidal_frame_t  *f;
+
+    c = ws->connection;
+    hc = r->http_connection;
+
+    if (r != r->main || r->count != 1 || r->blocked) {
+        ngx_log_error(NGX_LOG_ALERT, c->log, 0,
+                      "tidal: the upgraded request is still in use");
+        return NGX_ERROR;
+    }
+
+    if (ws->core_conf->tcp_nodelay && ngx_tcp_nodelay(c) != NGX_OK) {
+        return NGX_ERROR;
+    }
+
+    /* what the socket did not take of the 101 goes out first */
+
+    len = 0;
+
+    for (cl = r->out; cl; cl = cl->next) {
+        len += ngx_buf_size(cl->buf);
+    }
+
+    if (len) {
+        f = ngx_alloc(offsetof(ngx_http_tidal_frame_t, data) + len, c->log);
+        if (f == NULL) {
+            return NGX_ERROR;
+        }
+
+        o = ngx_http_tidal_ws_out_alloc(c->log);
+        if (o == NULL) {
+            ngx_free(f);
+            return NGX_ERROR;
+        }
+
+        p = f->data;
+
+        for (cl = r->out; cl; cl = cl->next) {
+            p = ngx_cpymem(p, cl->buf->pos, ngx_buf_size(cl->buf));
+        }
+
+        f->refs = 1;
+        f->len = len;
+
+        o->next = NULL;
+        o->frame = f;
+        o->sent = 0;
+
+        ws->out = o;
+        ws->out_last = &o->next;
+        ws->out_count = 1;
+        ws->out_bytes = len;
+
+        r->out = NULL;
+        c->buffered = 0;
+    }
+
+    /* frames a client sent right behind its request headers */
+
+    b = r->header_in;
+
+    if (b->pos < b->last) {
+        ngx_http_tidal_ws_process(ws, b->pos, b->last);
+        b->pos = b->last;
+    }
+
+    c->read->handler = ngx_http_tidal_ws_read_handler;
+    c->write->handler = ngx_http_tidal_ws_write_handler;
+
+    if (ws->conf->heartbeat_interval && !ws->close_sent) {
+        ngx_add_timer(&ws->heartbeat, ws->conf->heartbeat_interval);
+    }
+
+    c->data = ws;
+
+    if (r->cleanup) {
+        ws->kept = r;
+        return NGX_OK;
+    }
+
+    for (cln = r->pool->cleanup; cln; cln = cln->next) {
+        if (cln->handler) {
+            ws->kept = r;
+            return NGX_OK;
+        }
+    }
+
+    ngx_http_free_request(r, 0);
+
+    ctx = c->log->data;
+    ctx->current_request = NULL;
+
+    c->log->action = NULL;
+    c->destroyed = 0;
+
+    b = c->buffer;
+
+    if (b && ngx_pfree(c->pool, b->start) == NGX_OK) {
+        b->start = NULL;
+        b->pos = NULL;
+        b->last = NULL;
+        b->end = NULL;
+    }
+
+    for (cl = hc->free; cl; /* void */) {
+        ln = cl;
+        cl = cl->next;
+        ngx_pfree(c->pool, ln->buf->start);
+        ngx_free_chain(c->pool, ln);
+    }
+
+    hc->free = NULL;
+
+    for (cl = hc->busy; cl; /* void */) {
+        ln = cl;
+        cl = cl->next;
+        ngx_pfree(c->pool, ln->buf->start);
+        ngx_free_chain(c->pool, ln);
+    }
+
+    hc->busy = NULL;
+    hc->nbusy = 0;
+
+#if (NGX_HTTP_SSL)
+    if (c->ssl) {
+        ngx_ssl_free_buffer(c);
+    }
+#endif
+
+    return NGX_OK;
 }
 
 
@@ -191,12 +365,10 @@ ngx_http_tidal_ws_read_handler(ngx_event_t *rev)
 {
     ssize_t               n;
     ngx_connection_t     *c;
-    ngx_http_request_t   *r;
     ngx_http_tidal_ws_t  *ws;
 
     c = rev->data;
-    r = c->data;
-    ws = ngx_http_get_module_ctx(r, ngx_tidal_module);
+    ws = c->data;
 
     if (c->close) {
         /* graceful shutdown or reload: ask the client to reconnect */
@@ -250,12 +422,10 @@ static void
 ngx_http_tidal_ws_write_handler(ngx_event_t *wev)
 {
     ngx_connection_t     *c;
-    ngx_http_request_t   *r;
     ngx_http_tidal_ws_t  *ws;
 
     c = wev->data;
-    r = c->data;
-    ws = ngx_http_get_module_ctx(r, ngx_tidal_module);
+    ws = c->data;
 
     if (wev->timedout) {
         ngx_log_error(NGX_LOG_INFO, c->log, NGX_ETIMEDOUT,
@@ -313,7 +483,7 @@ ngx_http_tidal_ws_process(ngx_http_tidal_ws_t *ws, u_char *pos,
     tidal_ws_event_t        ev;
     tidal_ws_event_type_e   type;
 
-    c = ws->request->connection;
+    c = ws->connection;
     p = pos;
 
     while (!ws->close_sent) {
@@ -478,7 +648,7 @@ ngx_http_tidal_ws_initialize(tidal_mcp_session_t *s, json_t *params)
                           : (uint64_t) -1;
 
     } else if (ngx_http_tidal_session_create(tmcf, ws->session,
-                                             ws->request->connection->log)
+                                             ws->connection->log)
                == NGX_OK)
     {
         ws->has_session = 1;
@@ -564,7 +734,7 @@ ngx_http_tidal_ws_queue(ngx_http_tidal_ws_t *ws, ngx_http_tidal_frame_t *f)
         && (ws->out_count + 1 > ws->conf->queue_size
             || ws->out_bytes + f->len > ws->conf->queue_bytes))
     {
-        ngx_log_error(NGX_LOG_WARN, ws->request->connection->log, 0,
+        ngx_log_error(NGX_LOG_WARN, ws->connection->log, 0,
                       "tidal: client send queue full (%ui messages, "
                       "%uz bytes), closing", ws->out_count, ws->out_bytes);
 
@@ -574,17 +744,9 @@ ngx_http_tidal_ws_queue(ngx_http_tidal_ws_t *ws, ngx_http_tidal_frame_t *f)
         return NGX_DECLINED;
     }
 
-    o = ngx_http_tidal_out_free;
-
-    if (o) {
-        ngx_http_tidal_out_free = o->next;
-
-    } else {
-        o = ngx_alloc(sizeof(ngx_http_tidal_out_t),
-                      ws->request->connection->log);
-        if (o == NULL) {
-            return NGX_ERROR;
-        }
+    o = ngx_http_tidal_ws_out_alloc(ws->connection->log);
+    if (o == NULL) {
+        return NGX_ERROR;
     }
 
     f->refs++;
@@ -630,7 +792,7 @@ ngx_http_tidal_ws_updated(ngx_http_tidal_ws_t *ws, ngx_uint_t channel)
         }
 
         f = ngx_http_tidal_frame_alloc(TIDAL_WS_OP_TEXT, len, &p,
-                                       ws->request->connection->log);
+                                       ws->connection->log);
         if (f == NULL) {
             free(text);
             return NGX_ERROR;
@@ -654,13 +816,29 @@ ngx_http_tidal_ws_reply(ngx_http_tidal_ws_t *ws, const u_char *data,
 {
     ngx_connection_t  *c;
 
-    c = ws->request->connection;
+    c = ws->connection;
 
     if (ngx_http_tidal_ws_send(ws, TIDAL_WS_OP_TEXT, data, len) == NGX_OK
         && !c->write->posted)
     {
         ngx_post_event(c->write, &ngx_posted_events);
     }
+}
+
+
+static ngx_http_tidal_out_t *
+ngx_http_tidal_ws_out_alloc(ngx_log_t *log)
+{
+    ngx_http_tidal_out_t  *o;
+
+    o = ngx_http_tidal_out_free;
+
+    if (o) {
+        ngx_http_tidal_out_free = o->next;
+        return o;
+    }
+
+    return ngx_alloc(sizeof(ngx_http_tidal_out_t), log);
 }
 
 
@@ -694,8 +872,7 @@ ngx_http_tidal_ws_send(ngx_http_tidal_ws_t *ws, ngx_uint_t opcode,
         return NGX_DECLINED;
     }
 
-    f = ngx_http_tidal_frame_alloc(opcode, len, &p,
-                                   ws->request->connection->log);
+    f = ngx_http_tidal_frame_alloc(opcode, len, &p, ws->connection->log);
     if (f == NULL) {
         return NGX_ERROR;
     }
@@ -755,16 +932,15 @@ ngx_http_tidal_ws_close(ngx_http_tidal_ws_t *ws, ngx_uint_t code,
 
     /* whoever closed may not write now (a broadcast, for one) */
 
-    if (!ws->request->connection->write->posted) {
-        ngx_post_event(ws->request->connection->write, &ngx_posted_events);
+    if (!ws->connection->write->posted) {
+        ngx_post_event(ws->connection->write, &ngx_posted_events);
     }
 }
 
 
 /*
- * Writes what is queued; the 101 header goes first if the socket did not
- * take it whole.  Returns NGX_OK when the queue is empty, NGX_AGAIN when
- * the socket is full, NGX_ERROR when the connection broke.
+ * Writes what is queued.  Returns NGX_OK when the queue is empty,
+ * NGX_AGAIN when the socket is full, NGX_ERROR when the connection broke.
  */
 
 static ngx_int_t
@@ -776,21 +952,9 @@ ngx_http_tidal_ws_flush(ngx_http_tidal_ws_t *ws)
     ngx_buf_t              bufs[NGX_HTTP_TIDAL_WRITE_FRAMES];
     ngx_chain_t            links[NGX_HTTP_TIDAL_WRITE_FRAMES], *cl;
     ngx_connection_t      *c;
-    ngx_http_request_t    *r;
     ngx_http_tidal_out_t  *o;
 
-    r = ws->request;
-    c = r->connection;
-
-    if (r->out) {
-        if (ngx_http_write_filter(r, NULL) == NGX_ERROR) {
-            return NGX_ERROR;
-        }
-
-        if (r->out) {
-            return NGX_AGAIN;
-        }
-    }
+    c = ws->connection;
 
     while (ws->out) {
 
@@ -863,13 +1027,10 @@ ngx_http_tidal_ws_flush(ngx_http_tidal_ws_t *ws)
 void
 ngx_http_tidal_ws_after_write(ngx_http_tidal_ws_t *ws)
 {
-    ngx_int_t                   rc;
-    ngx_event_t                *wev;
-    ngx_connection_t           *c;
-    ngx_http_core_loc_conf_t   *clcf;
+    ngx_int_t    rc;
+    ngx_event_t  *wev;
 
-    c = ws->request->connection;
-    wev = c->write;
+    wev = ws->connection->write;
 
     rc = ngx_http_tidal_ws_flush(ws);
 
@@ -879,12 +1040,11 @@ ngx_http_tidal_ws_after_write(ngx_http_tidal_ws_t *ws)
     }
 
     if (rc == NGX_AGAIN) {
-        clcf = ngx_http_get_module_loc_conf(ws->request,
-                                            ngx_http_core_module);
+        ngx_add_timer(wev, ws->core_conf->send_timeout);
 
-        ngx_add_timer(wev, clcf->send_timeout);
-
-        if (ngx_handle_write_event(wev, clcf->send_lowat) != NGX_OK) {
+        if (ngx_handle_write_event(wev, ws->core_conf->send_lowat)
+            != NGX_OK)
+        {
             ngx_http_tidal_ws_finish(ws, 0);
         }
 
@@ -902,20 +1062,18 @@ ngx_http_tidal_ws_after_write(ngx_http_tidal_ws_t *ws)
 
 
 /*
- * Ends the connection through nginx's request machinery, so it is logged
- * and, after a close frame, lingers to drain what the client still sends
- * (closing with unread data would reset the connection and could destroy
- * our close frame before the client reads it).
+ * Ends the connection.  After a close frame it lingers, as nginx does
+ * after a response, to drain what the client still sends: closing with
+ * unread data would reset the connection and could destroy our close
+ * frame before the client reads it.
  */
 
 static void
 ngx_http_tidal_ws_finish(ngx_http_tidal_ws_t *ws, ngx_uint_t linger)
 {
-    ngx_connection_t    *c;
-    ngx_http_request_t  *r;
+    ngx_connection_t  *c;
 
-    r = ws->request;
-    c = r->connection;
+    c = ws->connection;
 
     ws->finished = 1;
 
@@ -934,18 +1092,167 @@ ngx_http_tidal_ws_finish(ngx_http_tidal_ws_t *ws, ngx_uint_t linger)
     }
 
     c->idle = 0;
-    r->keepalive = 0;
+
     /*
      * lingering also while exiting: closing with unread input would reset
      * the connection and destroy the 1001 close frame in flight
      */
-    r->lingering_close = (linger && !ngx_terminate);
 
-    if (!r->lingering_close) {
-        c->read->eof = 1;
+    if (linger && !ngx_terminate) {
+        ws->lingering_time = ngx_time()
+                             + (time_t) (ws->core_conf->lingering_time / 1000);
+
+        ngx_http_tidal_ws_set_lingering_close(c);
+        return;
     }
 
-    ngx_http_finalize_request(r, NGX_DONE);
+    ngx_http_tidal_ws_close_connection(ws);
+}
+
+
+static void
+ngx_http_tidal_ws_set_lingering_close(ngx_connection_t *c)
+{
+    ngx_event_t          *rev, *wev;
+    ngx_http_tidal_ws_t  *ws;
+
+    ws = c->data;
+
+#if (NGX_HTTP_SSL)
+    if (c->ssl) {
+        ngx_int_t  rc;
+
+        c->ssl->shutdown_without_free = 1;
+
+        rc = ngx_ssl_shutdown(c);
+
+        if (rc == NGX_ERROR) {
+            ngx_http_tidal_ws_close_connection(ws);
+            return;
+        }
+
+        if (rc == NGX_AGAIN) {
+            c->ssl->handler = ngx_http_tidal_ws_set_lingering_close;
+            return;
+        }
+    }
+#endif
+
+    rev = c->read;
+    rev->handler = ngx_http_tidal_ws_lingering_close_handler;
+
+    if (ngx_handle_read_event(rev, 0) != NGX_OK) {
+        ngx_http_tidal_ws_close_connection(ws);
+        return;
+    }
+
+    wev = c->write;
+    wev->handler = ngx_http_empty_handler;
+
+    if (wev->active && (ngx_event_flags & NGX_USE_LEVEL_EVENT)) {
+        if (ngx_del_event(wev, NGX_WRITE_EVENT, 0) != NGX_OK) {
+            ngx_http_tidal_ws_close_connection(ws);
+            return;
+        }
+    }
+
+    if (ngx_shutdown_socket(c->fd, NGX_WRITE_SHUTDOWN) == -1) {
+        ngx_connection_error(c, ngx_socket_errno,
+                             ngx_shutdown_socket_n " failed");
+        ngx_http_tidal_ws_close_connection(ws);
+        return;
+    }
+
+    c->close = 0;
+    ngx_reusable_connection(c, 1);
+
+    ngx_add_timer(rev, ws->core_conf->lingering_timeout);
+
+    if (rev->ready) {
+        ngx_http_tidal_ws_lingering_close_handler(rev);
+    }
+}
+
+
+static void
+ngx_http_tidal_ws_lingering_close_handler(ngx_event_t *rev)
+{
+    ssize_t               n;
+    ngx_msec_t            timer;
+    ngx_connection_t     *c;
+    ngx_http_tidal_ws_t  *ws;
+
+    c = rev->data;
+    ws = c->data;
+
+    if (rev->timedout || c->close) {
+        ngx_http_tidal_ws_close_connection(ws);
+        return;
+    }
+
+    timer = (ngx_msec_t) ws->lingering_time - (ngx_msec_t) ngx_time();
+    if ((ngx_msec_int_t) timer <= 0) {
+        ngx_http_tidal_ws_close_connection(ws);
+        return;
+    }
+
+    do {
+        n = c->recv(c, ngx_http_tidal_ws_buffer,
+                    sizeof(ngx_http_tidal_ws_buffer));
+
+        if (n == NGX_AGAIN) {
+            break;
+        }
+
+        if (n == NGX_ERROR || n == 0) {
+            ngx_http_tidal_ws_close_connection(ws);
+            return;
+        }
+
+    } while (rev->ready);
+
+    if (ngx_handle_read_event(rev, 0) != NGX_OK) {
+        ngx_http_tidal_ws_close_connection(ws);
+        return;
+    }
+
+    timer *= 1000;
+
+    if (timer > ws->core_conf->lingering_timeout) {
+        timer = ws->core_conf->lingering_timeout;
+    }
+
+    ngx_add_timer(rev, timer);
+}
+
+
+/* the client's memory goes with the connection's pool */
+
+static void
+ngx_http_tidal_ws_close_connection(ngx_http_tidal_ws_t *ws)
+{
+    ngx_connection_t  *c;
+    struct linger      linger;
+
+    c = ws->connection;
+
+    if (c->timedout && ws->core_conf->reset_timedout_connection) {
+        linger.l_onoff = 1;
+        linger.l_linger = 0;
+
+        if (setsockopt(c->fd, SOL_SOCKET, SO_LINGER,
+                       (const void *) &linger, sizeof(struct linger)) == -1)
+        {
+            ngx_log_error(NGX_LOG_ALERT, c->log, ngx_socket_errno,
+                          "setsockopt(SO_LINGER) failed");
+        }
+    }
+
+    if (ws->kept) {
+        ngx_http_free_request(ws->kept, 0);
+    }
+
+    ngx_http_close_connection(c);
 }
 
 

@@ -309,7 +309,7 @@ ngx_http_tidal_zone_append(ngx_http_tidal_main_conf_t *tmcf,
         *seqp = seq;
     }
 
-    ngx_http_tidal_fanout_deliver(tmcf);
+    ngx_http_tidal_fanout_schedule(tmcf);
     ngx_http_tidal_fanout_wake(tmcf);
 
     return NGX_OK;
