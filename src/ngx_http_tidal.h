@@ -273,6 +273,7 @@ ngx_int_t ngx_http_tidal_fanout_init_process(ngx_cycle_t *cycle,
 void ngx_http_tidal_fanout_join(ngx_http_tidal_ws_t *ws, uint64_t from);
 uint64_t ngx_http_tidal_fanout_position(void);
 void ngx_http_tidal_fanout_leave(ngx_http_tidal_ws_t *ws);
+void ngx_http_tidal_fanout_catch_up(ngx_http_tidal_ws_t *ws);
 void ngx_http_tidal_fanout_schedule(ngx_http_tidal_main_conf_t *tmcf);
 void ngx_http_tidal_fanout_deliver(ngx_http_tidal_main_conf_t *tmcf);
 void ngx_http_tidal_fanout_wake(ngx_http_tidal_main_conf_t *tmcf);

@@ -402,6 +402,20 @@ ngx_http_tidal_fanout_join(ngx_http_tidal_ws_t *ws, uint64_t from)
 }
 
 
+/*
+ * Before a client gets the answer to its call, it gets the events the
+ * call caused, even while the worker pauses between fan-outs.
+ */
+
+void
+ngx_http_tidal_fanout_catch_up(ngx_http_tidal_ws_t *ws)
+{
+    if (ws->joined) {
+        ngx_http_tidal_fanout_replay(ws, ws->next_seq);
+    }
+}
+
+
 void
 ngx_http_tidal_fanout_leave(ngx_http_tidal_ws_t *ws)
 {

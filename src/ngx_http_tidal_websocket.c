@@ -566,6 +566,10 @@ ngx_http_tidal_ws_message(ngx_http_tidal_ws_t *ws, const u_char *data,
             tidal_mcp_out_free(&out);
             return NGX_ERROR;
         }
+
+        /* a chat line is heard before its answer, as a pattern is */
+
+        ngx_http_tidal_fanout_catch_up(ws);
     }
 
     rc = NGX_OK;
@@ -808,7 +812,10 @@ ngx_http_tidal_ws_updated(ngx_http_tidal_ws_t *ws, ngx_uint_t channel)
 }
 
 
-/* a tool's answer that arrived later, e.g. from the helper */
+/*
+ * A tool's answer that arrived later, from the helper: the events it
+ * caused go first.
+ */
 
 void
 ngx_http_tidal_ws_reply(ngx_http_tidal_ws_t *ws, const u_char *data,
@@ -817,6 +824,8 @@ ngx_http_tidal_ws_reply(ngx_http_tidal_ws_t *ws, const u_char *data,
     ngx_connection_t  *c;
 
     c = ws->connection;
+
+    ngx_http_tidal_fanout_catch_up(ws);
 
     if (ngx_http_tidal_ws_send(ws, TIDAL_WS_OP_TEXT, data, len) == NGX_OK
         && !c->write->posted)
