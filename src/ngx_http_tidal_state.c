@@ -17,6 +17,7 @@ static ngx_int_t ngx_http_tidal_state_store(ngx_http_tidal_main_conf_t *tmcf,
     json_t *state, ngx_log_t *log);
 static json_t *ngx_http_tidal_state_read_file(ngx_str_t *path,
     ngx_log_t *log);
+static char *ngx_http_tidal_state_text(json_t *state);
 static json_t *ngx_http_tidal_state_copy(ngx_http_tidal_main_conf_t *tmcf,
     uint64_t *seq, uint64_t *version);
 static ngx_int_t ngx_http_tidal_state_set_locked(
@@ -141,6 +142,30 @@ done:
 }
 
 
+/* the state without its history, as the zone keeps it: malloc'ed text */
+
+static char *
+ngx_http_tidal_state_text(json_t *state)
+{
+    char    *text;
+    json_t  *rest;
+
+    rest = json_copy(state);
+
+    if (rest == NULL
+        || json_object_set_new(rest, "history", json_array()) != 0)
+    {
+        json_decref(rest);
+        return NULL;
+    }
+
+    text = json_dumps(rest, JSON_COMPACT);
+    json_decref(rest);
+
+    return text;
+}
+
+
 /* the zone keeps the history entry by entry, apart from the rest */
 
 static ngx_int_t
@@ -149,21 +174,13 @@ ngx_http_tidal_state_store(ngx_http_tidal_main_conf_t *tmcf, json_t *state,
 {
     char       *text;
     size_t      i;
-    json_t     *history, *rest;
+    json_t     *history;
     uint64_t    seq;
     ngx_int_t   rc;
 
     history = json_object_get(state, "history");
 
-    rest = json_copy(state);
-    if (rest == NULL || json_object_set_new(rest, "history", json_array())) {
-        json_decref(rest);
-        return NGX_ERROR;
-    }
-
-    text = json_dumps(rest, JSON_COMPACT);
-    json_decref(rest);
-
+    text = ngx_http_tidal_state_text(state);
     if (text == NULL) {
         return NGX_ERROR;
     }
@@ -374,21 +391,12 @@ ngx_http_tidal_state_update(ngx_http_tidal_main_conf_t *tmcf, uint64_t hid,
     json_t *state, const char *ghci, ngx_pid_t ghci_pid, ngx_log_t *log)
 {
     char                    *text;
-    json_t                  *rest;
     ngx_int_t                rc;
     ngx_http_tidal_shctx_t  *sh;
 
     sh = tmcf->sh;
 
-    rest = json_copy(state);
-    if (rest == NULL || json_object_set_new(rest, "history", json_array())) {
-        json_decref(rest);
-        return NGX_ERROR;
-    }
-
-    text = json_dumps(rest, JSON_COMPACT);
-    json_decref(rest);
-
+    text = ngx_http_tidal_state_text(state);
     if (text == NULL) {
         return NGX_ERROR;
     }

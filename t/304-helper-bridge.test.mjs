@@ -19,6 +19,7 @@ import {
 import { TidalWs } from './lib/tidal.mjs';
 import { HELPER_BIN } from './lib/helper.mjs';
 import { INIT_PARAMS } from './lib/ws.mjs';
+import { until } from './lib/until.mjs';
 
 const T = { timeout: 30000 * SLOW };
 
@@ -204,22 +205,8 @@ async function sdkClient(args, name = 'bridge-test') {
         c.closed = true;
         wake();
     };
-    c.until = (fn, what, timeout = 10000 * SLOW) => new Promise((resolve, reject) => {
-        const check = () => {
-            const v = fn();
-            if (v) {
-                clearTimeout(timer);
-                c.waiters.delete(check);
-                resolve(v);
-            }
-        };
-        const timer = setTimeout(() => {
-            c.waiters.delete(check);
-            reject(new Error(`timed out waiting for ${what}; bridge log:\n${c.log}`));
-        }, timeout);
-        c.waiters.add(check);
-        check();
-    });
+    c.until = (fn, what, timeout = 10000 * SLOW) => until(c.waiters, fn, timeout,
+        () => `${what}; bridge log:\n${c.log}`);
     const kill = () => {
         const pid = transport.pid;
         if (pid && pidAlive(pid)) {

@@ -14,6 +14,7 @@ import { StdioClientTransport } from '@modelcontextprotocol/sdk/client/stdio.js'
 import { CallToolResultSchema } from '@modelcontextprotocol/sdk/types.js';
 import { DirtListener } from './osc.mjs';
 import { waitFor } from './nginx.mjs';
+import { until } from './until.mjs';
 
 const REPO = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..', '..');
 
@@ -135,22 +136,7 @@ export class Helper {
     }
 
     _until(fn, timeout, describe) {
-        return new Promise((resolve, reject) => {
-            const check = () => {
-                const v = fn();
-                if (v) {
-                    clearTimeout(timer);
-                    this.waiters.delete(check);
-                    resolve(v);
-                }
-            };
-            const timer = setTimeout(() => {
-                this.waiters.delete(check);
-                reject(new Error(`timed out after ${timeout} ms waiting for ${describe()}`));
-            }, timeout);
-            this.waiters.add(check);
-            check();
-        });
+        return until(this.waiters, fn, timeout, describe);
     }
 
     events(type, from = 0) {

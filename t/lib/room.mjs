@@ -10,6 +10,7 @@ import WebSocket from 'ws';
 import { DirtListener } from './osc.mjs';
 import { startNginx, waitFor, SLOW } from './nginx.mjs';
 import { alive } from './helper.mjs';
+import { until } from './until.mjs';
 
 // Node 20 has no global WebSocket; the SDK's transport expects one.
 globalThis.WebSocket = WebSocket;
@@ -143,22 +144,7 @@ export class Room {
     }
 
     _until(fn, timeout, describe) {
-        return new Promise((resolve, reject) => {
-            const check = () => {
-                const v = fn();
-                if (v) {
-                    clearTimeout(timer);
-                    this.waiters.delete(check);
-                    resolve(v);
-                }
-            };
-            const timer = setTimeout(() => {
-                this.waiters.delete(check);
-                reject(new Error(`timed out after ${timeout} ms waiting for ${describe()}`));
-            }, timeout * SLOW);
-            this.waiters.add(check);
-            check();
-        });
+        return until(this.waiters, fn, timeout * SLOW, describe);
     }
 
     events(type, from = 0) {
