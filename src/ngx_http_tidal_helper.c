@@ -493,7 +493,8 @@ ngx_http_tidal_helper_exec(ngx_http_tidal_main_conf_t *tmcf,
 
     (void) execve(argv[0], argv, envp);
 
-    ngx_write_stderr("tidal: cannot run the helper: execve() failed" NGX_LINEFEED);
+    ngx_write_stderr("tidal: cannot run the helper: execve() failed"
+                     NGX_LINEFEED);
 }
 
 
