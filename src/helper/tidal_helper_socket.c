@@ -72,6 +72,7 @@ typedef struct {
     /* events from before any worker said hello, e.g. a failed boot */
     char                          *early[TIDAL_HELPER_EARLY_MAX];
     int                            nearly;
+    unsigned                       hellos:1;     /* a worker said hello */
 
     unsigned                       restart:1;    /* exit once flushed */
 } tidal_helper_server_t;
@@ -567,6 +568,7 @@ tidal_helper_socket_hello(tidal_helper_server_t *srv, tidal_helper_conn_t *c,
     }
 
     c->hello = 1;
+    srv->hellos = 1;
 
     reply = json_pack("{s:s, s:O, s:{s:i, s:I, s:s, s:b}}",
                       "jsonrpc", "2.0", "id", json_object_get(msg, "id"),
@@ -577,12 +579,14 @@ tidal_helper_socket_hello(tidal_helper_server_t *srv, tidal_helper_conn_t *c,
     tidal_helper_socket_json(c, reply);
     json_decref(reply);
 
+    /*
+     * Every worker gets them, as it gets every event: the first to bring
+     * one publishes it, and none can be overtaken by a later state.
+     */
+
     for (i = 0; i < srv->nearly; i++) {
         tidal_helper_socket_put(c, srv->early[i], strlen(srv->early[i]));
-        free(srv->early[i]);
     }
-
-    srv->nearly = 0;
 
     if (restart) {
         srv->restart = 1;
@@ -659,9 +663,9 @@ tidal_helper_socket_send(tidal_helper_t *h, const char *text, size_t len)
             }
         }
 
-        /* nobody to tell yet: the first worker gets it with its hello */
+        /* nobody to tell yet: each worker gets it with its hello */
 
-        if (!sent && srv->nearly < TIDAL_HELPER_EARLY_MAX) {
+        if (!sent && !srv->hellos && srv->nearly < TIDAL_HELPER_EARLY_MAX) {
             srv->early[srv->nearly] = json_dumps(msg, JSON_COMPACT);
 
             if (srv->early[srv->nearly]) {
