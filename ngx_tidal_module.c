@@ -15,6 +15,9 @@ static char *ngx_http_tidal_merge_loc_conf(ngx_conf_t *cf, void *parent,
     void *child);
 static char *ngx_http_tidal_mcp(ngx_conf_t *cf, ngx_command_t *cmd,
     void *conf);
+static char *ngx_http_tidal_location_handler(ngx_conf_t *cf,
+    ngx_command_t *cmd, void *conf);
+static void ngx_http_tidal_require_zone(void);
 static char *ngx_http_tidal_allow_origin(ngx_conf_t *cf, ngx_command_t *cmd,
     void *conf);
 static char *ngx_http_tidal_role(ngx_conf_t *cf, ngx_command_t *cmd,
@@ -38,6 +41,20 @@ static char *ngx_http_tidal_test_canary(ngx_conf_t *cf, ngx_command_t *cmd,
     void *conf);
 #endif
 
+
+/* the content handler of a location directive without arguments */
+typedef struct {
+    ngx_http_handler_pt   handler;
+} ngx_http_tidal_handler_post_t;
+
+
+static ngx_http_tidal_handler_post_t  ngx_http_tidal_publish_post = {
+    ngx_http_tidal_publish_handler
+};
+
+static ngx_http_tidal_handler_post_t  ngx_http_tidal_status_post = {
+    ngx_http_tidal_status_handler
+};
 
 static ngx_conf_post_t  ngx_http_tidal_size_post = {
     ngx_http_tidal_check_size
@@ -115,17 +132,17 @@ static ngx_command_t  ngx_http_tidal_commands[] = {
 
     { ngx_string("tidal_publish"),
       NGX_HTTP_LOC_CONF|NGX_CONF_NOARGS,
-      ngx_http_tidal_publish,
+      ngx_http_tidal_location_handler,
       NGX_HTTP_LOC_CONF_OFFSET,
       0,
-      NULL },
+      &ngx_http_tidal_publish_post },
 
     { ngx_string("tidal_status"),
       NGX_HTTP_LOC_CONF|NGX_CONF_NOARGS,
-      ngx_http_tidal_status,
+      ngx_http_tidal_location_handler,
       NGX_HTTP_LOC_CONF_OFFSET,
       0,
-      NULL },
+      &ngx_http_tidal_status_post },
 
     { ngx_string("tidal_max_message_size"),
       NGX_HTTP_MAIN_CONF|NGX_HTTP_SRV_CONF|NGX_HTTP_LOC_CONF|NGX_CONF_TAKE1,
@@ -638,9 +655,28 @@ ngx_http_tidal_mcp(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
 }
 
 
-/* tidal_publish and tidal_status say they need a zone too */
+/* tidal_publish, tidal_status: the location runs the handler in post */
 
-void
+static char *
+ngx_http_tidal_location_handler(ngx_conf_t *cf, ngx_command_t *cmd,
+    void *conf)
+{
+    ngx_http_tidal_handler_post_t  *post = cmd->post;
+
+    ngx_http_core_loc_conf_t  *clcf;
+
+    ngx_http_tidal_require_zone();
+
+    clcf = ngx_http_conf_get_module_loc_conf(cf, ngx_http_core_module);
+    clcf->handler = post->handler;
+
+    return NGX_CONF_OK;
+}
+
+
+/* every location directive of the module needs the zone */
+
+static void
 ngx_http_tidal_require_zone(void)
 {
     ngx_http_tidal_zone_wanted = 1;

@@ -200,7 +200,6 @@ extern const tidal_mcp_server_t  ngx_http_tidal_mcp_server_raw;
 
 /* ngx_tidal_module.c */
 ngx_int_t ngx_http_tidal_role_parse(ngx_str_t *value, tidal_role_e *role);
-void ngx_http_tidal_require_zone(void);
 
 /* ngx_http_tidal_reply.c */
 ngx_int_t ngx_http_tidal_reply(ngx_http_request_t *r, ngx_uint_t status,
@@ -302,8 +301,8 @@ void ngx_http_tidal_helper_status(ngx_http_tidal_main_conf_t *tmcf,
     u_char *buf, size_t size);
 
 /* ngx_http_tidal_publish.c, ngx_http_tidal_status.c */
-char *ngx_http_tidal_publish(ngx_conf_t *cf, ngx_command_t *cmd, void *conf);
-char *ngx_http_tidal_status(ngx_conf_t *cf, ngx_command_t *cmd, void *conf);
+ngx_int_t ngx_http_tidal_publish_handler(ngx_http_request_t *r);
+ngx_int_t ngx_http_tidal_status_handler(ngx_http_request_t *r);
 json_t *ngx_http_tidal_status_json(ngx_http_tidal_main_conf_t *tmcf);
 json_t *ngx_http_tidal_status_metrics(ngx_http_tidal_main_conf_t *tmcf);
 

@@ -8,27 +8,12 @@
 #include "ngx_http_tidal.h"
 
 
-static ngx_int_t ngx_http_tidal_publish_handler(ngx_http_request_t *r);
 static void ngx_http_tidal_publish_body(ngx_http_request_t *r);
 static u_char *ngx_http_tidal_publish_read(ngx_http_request_t *r,
     size_t *len);
 
 
-char *
-ngx_http_tidal_publish(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
-{
-    ngx_http_core_loc_conf_t  *clcf;
-
-    ngx_http_tidal_require_zone();
-
-    clcf = ngx_http_conf_get_module_loc_conf(cf, ngx_http_core_module);
-    clcf->handler = ngx_http_tidal_publish_handler;
-
-    return NGX_CONF_OK;
-}
-
-
-static ngx_int_t
+ngx_int_t
 ngx_http_tidal_publish_handler(ngx_http_request_t *r)
 {
     ngx_int_t  rc;

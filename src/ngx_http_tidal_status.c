@@ -7,27 +7,12 @@
 #include "ngx_http_tidal.h"
 
 
-static ngx_int_t ngx_http_tidal_status_handler(ngx_http_request_t *r);
 static json_t *ngx_http_tidal_status_workers(ngx_http_tidal_shctx_t *sh);
 static void ngx_http_tidal_proc_usage(ngx_pid_t pid, double *cpu,
     uint64_t *rss);
 
 
-char *
-ngx_http_tidal_status(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
-{
-    ngx_http_core_loc_conf_t  *clcf;
-
-    ngx_http_tidal_require_zone();
-
-    clcf = ngx_http_conf_get_module_loc_conf(cf, ngx_http_core_module);
-    clcf->handler = ngx_http_tidal_status_handler;
-
-    return NGX_CONF_OK;
-}
-
-
-static ngx_int_t
+ngx_int_t
 ngx_http_tidal_status_handler(ngx_http_request_t *r)
 {
     char                        *text;
