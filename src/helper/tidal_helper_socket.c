@@ -90,6 +90,8 @@ static uint64_t tidal_helper_socket_hid(tidal_helper_server_t *srv);
 static void tidal_helper_socket_put(tidal_helper_conn_t *c,
     const char *text, size_t len);
 static void tidal_helper_socket_json(tidal_helper_conn_t *c, json_t *msg);
+static int tidal_helper_socket_broadcast(tidal_helper_server_t *srv,
+    json_t *msg);
 static int tidal_helper_socket_flush(tidal_helper_conn_t *c);
 static void tidal_helper_socket_close(tidal_helper_server_t *srv, int i);
 static int tidal_helper_socket_master_alive(tidal_helper_server_t *srv);
@@ -177,10 +179,6 @@ tidal_helper_socket(tidal_helper_t *h, tidal_ghci_t *g,
             && (timeout == -1 || timeout > TIDAL_HELPER_MASTER_POLL))
         {
             timeout = TIDAL_HELPER_MASTER_POLL;
-        }
-
-        for (i = 0; i < nfds + n; i++) {
-            pfd[i].revents = 0;
         }
 
         if (poll(pfd, (nfds_t) (nfds + n), timeout) == -1) {
@@ -606,7 +604,7 @@ tidal_helper_socket_hello(tidal_helper_server_t *srv, tidal_helper_conn_t *c,
 static void
 tidal_helper_socket_send(tidal_helper_t *h, const char *text, size_t len)
 {
-    int                     i, sent;
+    int                     i;
     long                    pid;
     char                   *end;
     json_t                 *msg, *params, *id;
@@ -652,20 +650,12 @@ tidal_helper_socket_send(tidal_helper_t *h, const char *text, size_t len)
         && json_object_set_new(params, "tidal/hid",
                                json_integer((json_int_t)
                                             tidal_helper_socket_hid(srv)))
-           == 0)
+           == 0
+        && tidal_helper_socket_broadcast(srv, msg) == 0)
     {
-        sent = 0;
-
-        for (i = 0; i < srv->nconns; i++) {
-            if (srv->conns[i]->hello) {
-                tidal_helper_socket_json(srv->conns[i], msg);
-                sent = 1;
-            }
-        }
-
         /* nobody to tell yet: each worker gets it with its hello */
 
-        if (!sent && !srv->hellos && srv->nearly < TIDAL_HELPER_EARLY_MAX) {
+        if (!srv->hellos && srv->nearly < TIDAL_HELPER_EARLY_MAX) {
             srv->early[srv->nearly] = json_dumps(msg, JSON_COMPACT);
 
             if (srv->early[srv->nearly]) {
@@ -678,6 +668,39 @@ tidal_helper_socket_send(tidal_helper_t *h, const char *text, size_t len)
 }
 
 
+/* msg to every worker that said hello, serialized once; how many */
+
+static int
+tidal_helper_socket_broadcast(tidal_helper_server_t *srv, json_t *msg)
+{
+    int      i, n;
+    char    *text;
+    size_t   len;
+
+    text = json_dumps(msg, JSON_COMPACT);
+
+    if (text == NULL) {
+        tidal_helper_log(TIDAL_LOG_ERR, "out of memory sending to the "
+                         "workers");
+        return 0;
+    }
+
+    len = strlen(text);
+    n = 0;
+
+    for (i = 0; i < srv->nconns; i++) {
+        if (srv->conns[i]->hello) {
+            tidal_helper_socket_put(srv->conns[i], text, len);
+            n++;
+        }
+    }
+
+    free(text);
+
+    return n;
+}
+
+
 /*
  * After events or when GHCi comes and goes: every worker gets the state,
  * numbered too.
@@ -686,7 +709,6 @@ tidal_helper_socket_send(tidal_helper_t *h, const char *text, size_t len)
 static void
 tidal_helper_socket_state(tidal_helper_server_t *srv)
 {
-    int          i;
     json_t      *msg;
     const char  *status;
 
@@ -718,11 +740,7 @@ tidal_helper_socket_state(tidal_helper_server_t *srv)
         return;
     }
 
-    for (i = 0; i < srv->nconns; i++) {
-        if (srv->conns[i]->hello) {
-            tidal_helper_socket_json(srv->conns[i], msg);
-        }
-    }
+    (void) tidal_helper_socket_broadcast(srv, msg);
 
     json_decref(msg);
 }
