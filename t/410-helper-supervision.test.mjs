@@ -8,8 +8,9 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import fs from 'node:fs';
+import path from 'node:path';
 import { Room, helperPids, ghciPids } from './lib/room.mjs';
-import { alive } from './lib/helper.mjs';
+import { BOOT_FILE, alive } from './lib/helper.mjs';
 import { waitFor, SLOW } from './lib/nginx.mjs';
 
 const T = { timeout: 180000 * SLOW };
@@ -54,6 +55,8 @@ test('one helper for four workers, as the worker user, with an explicit environm
         const env = environOf(pid);
         assert.deepEqual(env.map((v) => v.split('=')[0]), ['HOME', 'LANG', 'PATH']);
         assert.ok(env.includes('LANG=C.UTF-8'));
+        const ghci = fs.readFileSync(`/proc/${room.ghciPid()}/cmdline`, 'utf8').split('\0');
+        assert.ok(ghci.includes('-M2g'), `the default heap cap: ${ghci.join(' ')}`);
 
         const sock = room.ngx.file('tidal/helper.sock');
         const st = fs.statSync(sock);
@@ -74,6 +77,32 @@ test('one helper for four workers, as the worker user, with an explicit environm
         }
     } finally {
         await room.stop();
+    }
+});
+
+test('tidal_helper_socket, tidal_boot and tidal_ghci_memory reach the helper and GHCi', T, async () => {
+    const dir = fs.mkdtempSync('/tmp/tidal-boot-');
+    fs.chmodSync(dir, 0o755);
+    const boot = path.join(dir, 'MyBoot.hs');
+    fs.copyFileSync(BOOT_FILE, boot);
+    fs.chmodSync(boot, 0o644);
+    const room = await Room.start({
+        helper: `tidal_helper_socket run/h.sock; tidal_boot ${boot}; tidal_ghci_memory 1g;`,
+    });
+    try {
+        const [pid] = aliveHelpers(room);
+        const args = fs.readFileSync(`/proc/${pid}/cmdline`, 'utf8').split('\0');
+        assert.equal(args[args.indexOf('--socket') + 1], room.ngx.file('run/h.sock'));
+        assert.equal(args[args.indexOf('--boot') + 1], boot);
+        assert.ok(fs.statSync(room.ngx.file('run/h.sock')).isSocket());
+        const ghci = fs.readFileSync(`/proc/${room.ghciPid()}/cmdline`, 'utf8').split('\0');
+        assert.ok(ghci.includes('-M1g'), `GHCi's heap cap: ${ghci.join(' ')}`);
+        const since = Date.now();
+        await room.ok('tidal_eval', { channel: 'd1', pattern: 'sound "bd"' });
+        await room.dirt.waitFor((e) => e.s === 'bd' && e.arrival >= since, { what: 'bd from MyBoot.hs' });
+    } finally {
+        await room.stop();
+        fs.rmSync(dir, { recursive: true, force: true });
     }
 });
 
