@@ -616,6 +616,16 @@ ngx_http_tidal_state_write(ngx_http_tidal_main_conf_t *tmcf, const char *text,
     ngx_err_t   err;
     ngx_uint_t  stale;
 
+    /* another worker has already written this state or a newer one */
+
+    ngx_shmtx_lock(&tmcf->shpool->mutex);
+    stale = (version <= tmcf->sh->state_file_version);
+    ngx_shmtx_unlock(&tmcf->shpool->mutex);
+
+    if (stale) {
+        return;
+    }
+
     path = &tmcf->state_file;
     len = ngx_strlen(text);
 

@@ -41,12 +41,12 @@ export class Room {
         r.dirt = dirt || await DirtListener.start();
         r.ownDirt = !dirt;
         r.name = name;
-        r.ngx = await startNginx({
-            helper: r.helperConf(helper),
-            location,
-            ...opts,
-        });
         try {
+            r.ngx = await startNginx({
+                helper: r.helperConf(helper),
+                location,
+                ...opts,
+            });
             await r.connect();
             await r.ready();
         } catch (e) {
