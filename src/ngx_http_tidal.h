@@ -187,7 +187,6 @@ typedef struct {
 
     unsigned                    awaiting_pong:1;
     unsigned                    close_sent:1;
-    unsigned                    finished:1;
     unsigned                    joined:1;       /* gets broadcasts */
     unsigned                    has_session:1;
 } ngx_http_tidal_ws_t;

@@ -401,6 +401,7 @@ ngx_http_tidal_helper_exec(ngx_http_tidal_main_conf_t *tmcf,
     u_char            *dir, *buf, *last;
     sigset_t           set;
     ngx_uint_t         i;
+    ngx_open_file_t   *file;
     struct sigaction   sa;
 
     sigemptyset(&set);
@@ -479,6 +480,17 @@ ngx_http_tidal_helper_exec(ngx_http_tidal_main_conf_t *tmcf,
                               tmcf->health_interval);
     argv[i++] = "--ghci-memory";
     argv[i++] = (char *) tmcf->ghci_memory.data;
+
+    /* stderr is nginx's error log, as ngx_log_redirect_stderr() left it */
+
+    file = ngx_log_get_file_log(ngx_cycle->log)->file;
+
+    if (!ngx_cycle->log_use_stderr && file->fd != ngx_stderr
+        && file->name.len)
+    {
+        argv[i++] = "--error-log";
+        argv[i++] = (char *) file->name.data;
+    }
 
     if (tmcf->boot.len) {
         argv[i++] = "--boot";

@@ -1084,8 +1084,6 @@ ngx_http_tidal_ws_finish(ngx_http_tidal_ws_t *ws, ngx_uint_t linger)
 
     c = ws->connection;
 
-    ws->finished = 1;
-
     if (ws->heartbeat.timer_set) {
         ngx_del_timer(&ws->heartbeat);
     }

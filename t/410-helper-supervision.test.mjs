@@ -106,6 +106,31 @@ test('tidal_helper_socket, tidal_boot and tidal_ghci_memory reach the helper and
     }
 });
 
+test('after nginx -s reopen the helper writes to the new error log, as nginx does', T, async () => {
+    const room = await Room.start();
+    const log = room.ngx.file('error.log');
+    try {
+        const ghci = room.ghciPid();
+        fs.renameSync(log, `${log}.1`);
+        process.kill(room.ngx.masterPid, 'SIGUSR1');
+        await waitFor(() => fs.existsSync(log), { what: 'nginx to open a new error.log' });
+
+        // a restart is something the helper logs
+        process.kill(ghci, 'SIGKILL');
+        const fresh = await waitFor(() => ghciPids(room.log).find((p) => p !== ghci),
+            { timeout: 30000, what: 'the helper to log the new GHCi in the new error.log' });
+        assert.notEqual(fresh, ghci);
+        assert.ok(!ghciPids(fs.readFileSync(`${log}.1`, 'utf8')).includes(fresh),
+            'not in the rotated file');
+    } finally {
+        // the rotated file names the first helper and GHCi: they must go too
+        const before = fs.existsSync(`${log}.1`) ? fs.readFileSync(`${log}.1`, 'utf8') : '';
+        const pids = [...helperPids(before), ...ghciPids(before)];
+        await room.stop();
+        await waitFor(() => pids.every((p) => !alive(p)), { timeout: 10000, what: 'the first helper to exit' });
+    }
+});
+
 test('the helper killed with SIGKILL is back within 2 s, replays the room, and says so; its GHCi goes too', T, async () => {
     const room = await Room.start();
     try {

@@ -18,6 +18,7 @@
 #include <string.h>
 #include <time.h>
 #include <unistd.h>
+#include <sys/stat.h>
 
 #include "tidal_helper.h"
 #include "tidal_ghci.h"
@@ -48,11 +49,13 @@ static void tidal_helper_stdin_line(void *data, char *line, size_t len);
 static void tidal_helper_stdout(tidal_helper_t *h, const char *text,
     size_t len);
 static void tidal_helper_signal(int sig);
+static void tidal_helper_log_follow(void);
 
 
 static int                    tidal_helper_log_level = TIDAL_LOG_INFO;
 static volatile sig_atomic_t  tidal_helper_quit;
 static char                   tidal_helper_memory[64];
+static const char            *tidal_helper_error_log;
 
 
 int
@@ -181,6 +184,8 @@ tidal_helper_usage(FILE *f)
         "                          is gone\n"
         "  --generation N          which nginx configuration started it\n"
         "  --config ID             the id of its settings, for reloads\n"
+        "  --error-log PATH        stderr is this file: open it again when\n"
+        "                          the path names another (nginx -s reopen)\n"
         "  --ghci CMD              the GHCi command, split on spaces\n"
         "                          (default: ghci)\n"
         "  --boot FILE             the boot file (default: %s)\n"
@@ -373,6 +378,9 @@ tidal_helper_options(int argc, char **argv, tidal_ghci_conf_t *conf,
 
         } else if (strcmp(arg, "--config") == 0) {
             sock->config = val;
+
+        } else if (strcmp(arg, "--error-log") == 0) {
+            tidal_helper_error_log = val;
 
         } else if (strcmp(arg, "--connect") == 0) {
             if (tidal_bridge_set_url(bridge, val) != 0) {
@@ -610,6 +618,8 @@ tidal_helper_log(int level, const char *fmt, ...)
     vsnprintf(msg, sizeof(msg), fmt, args);
     va_end(args);
 
+    tidal_helper_log_follow();
+
     fprintf(stderr, "tidal-helper[%d]: %s: %s\n", (int) getpid(),
             names[level], msg);
 }
@@ -634,4 +644,36 @@ tidal_helper_epoch_msec(void)
     clock_gettime(CLOCK_REALTIME, &ts);
 
     return (int64_t) ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+
+/*
+ * "nginx -s reopen" gives nginx's own processes a new error log; the
+ * helper is none of them, so before each line it follows the path, as
+ * "tail -F" does.  The new file is already the worker user's: nginx's
+ * master chowns it when it reopens.
+ */
+
+static void
+tidal_helper_log_follow(void)
+{
+    int          fd;
+    struct stat  path, now;
+
+    if (tidal_helper_error_log == NULL
+        || stat(tidal_helper_error_log, &path) == -1
+        || fstat(STDERR_FILENO, &now) == -1
+        || (path.st_dev == now.st_dev && path.st_ino == now.st_ino))
+    {
+        return;
+    }
+
+    fd = open(tidal_helper_error_log, O_WRONLY|O_APPEND|O_CLOEXEC);
+    if (fd == -1) {
+        return;
+    }
+
+    (void) fflush(stderr);
+    (void) dup2(fd, STDERR_FILENO);
+    (void) close(fd);
 }
