@@ -30,6 +30,15 @@ static char *ngx_http_tidal_check_queue_size(ngx_conf_t *cf, void *post,
     void *data);
 static char *ngx_http_tidal_helper_path(ngx_conf_t *cf, ngx_command_t *cmd,
     void *conf);
+static char *ngx_http_tidal_check_helper(ngx_conf_t *cf, ngx_str_t *path);
+static char *ngx_http_tidal_check_socket(ngx_conf_t *cf, void *post,
+    void *data);
+static char *ngx_http_tidal_check_dirt(ngx_conf_t *cf, void *post,
+    void *data);
+static char *ngx_http_tidal_check_memory(ngx_conf_t *cf, void *post,
+    void *data);
+static char *ngx_http_tidal_check_msec(ngx_conf_t *cf, void *post,
+    void *data);
 static char *ngx_http_tidal_init_helper_conf(ngx_conf_t *cf,
     ngx_http_tidal_main_conf_t *tmcf);
 static ngx_http_tidal_main_conf_t *ngx_http_tidal_cycle_conf(
@@ -62,6 +71,38 @@ static ngx_conf_post_t  ngx_http_tidal_size_post = {
 
 static ngx_conf_post_t  ngx_http_tidal_queue_size_post = {
     ngx_http_tidal_check_queue_size
+};
+
+static ngx_conf_post_t  ngx_http_tidal_socket_post = {
+    ngx_http_tidal_check_socket
+};
+
+static ngx_conf_post_t  ngx_http_tidal_dirt_post = {
+    ngx_http_tidal_check_dirt
+};
+
+static ngx_conf_post_t  ngx_http_tidal_memory_post = {
+    ngx_http_tidal_check_memory
+};
+
+
+/* a time's bounds, and what to say when it is out of them */
+typedef struct {
+    ngx_conf_post_handler_pt  post_handler;
+    ngx_msec_t                low;
+    ngx_msec_t                high;
+    char                     *error;
+} ngx_http_tidal_msec_bounds_t;
+
+
+static ngx_http_tidal_msec_bounds_t  ngx_http_tidal_eval_timeout_bounds = {
+    ngx_http_tidal_check_msec, 100, 600000,
+    "must be 100ms .. 10m"
+};
+
+static ngx_http_tidal_msec_bounds_t  ngx_http_tidal_health_bounds = {
+    ngx_http_tidal_check_msec, 0, 3600000,
+    "must be at most 1h (0: no health checks)"
 };
 
 
@@ -191,7 +232,7 @@ static ngx_command_t  ngx_http_tidal_commands[] = {
       ngx_conf_set_str_slot,
       NGX_HTTP_MAIN_CONF_OFFSET,
       offsetof(ngx_http_tidal_main_conf_t, helper_socket),
-      NULL },
+      &ngx_http_tidal_socket_post },
 
     { ngx_string("tidal_ghci"),
       NGX_HTTP_MAIN_CONF|NGX_CONF_TAKE1,
@@ -212,28 +253,28 @@ static ngx_command_t  ngx_http_tidal_commands[] = {
       ngx_conf_set_str_slot,
       NGX_HTTP_MAIN_CONF_OFFSET,
       offsetof(ngx_http_tidal_main_conf_t, dirt_address),
-      NULL },
+      &ngx_http_tidal_dirt_post },
 
     { ngx_string("tidal_eval_timeout"),
       NGX_HTTP_MAIN_CONF|NGX_CONF_TAKE1,
       ngx_conf_set_msec_slot,
       NGX_HTTP_MAIN_CONF_OFFSET,
       offsetof(ngx_http_tidal_main_conf_t, eval_timeout),
-      NULL },
+      &ngx_http_tidal_eval_timeout_bounds },
 
     { ngx_string("tidal_health_interval"),
       NGX_HTTP_MAIN_CONF|NGX_CONF_TAKE1,
       ngx_conf_set_msec_slot,
       NGX_HTTP_MAIN_CONF_OFFSET,
       offsetof(ngx_http_tidal_main_conf_t, health_interval),
-      NULL },
+      &ngx_http_tidal_health_bounds },
 
     { ngx_string("tidal_ghci_memory"),
       NGX_HTTP_MAIN_CONF|NGX_CONF_TAKE1,
       ngx_conf_set_str_slot,
       NGX_HTTP_MAIN_CONF_OFFSET,
       offsetof(ngx_http_tidal_main_conf_t, ghci_memory),
-      NULL },
+      &ngx_http_tidal_memory_post },
 
     { ngx_string("tidal_allow_raw"),
       NGX_HTTP_MAIN_CONF|NGX_CONF_FLAG,
@@ -374,18 +415,25 @@ static char *
 ngx_http_tidal_init_helper_conf(ngx_conf_t *cf,
     ngx_http_tidal_main_conf_t *tmcf)
 {
-    u_char      *colon, *p, *buf;
+    u_char      *p, *buf;
     size_t       len;
     uint32_t     crc;
-    ngx_int_t    port;
     ngx_time_t  *tp;
 
     ngx_conf_init_msec_value(tmcf->eval_timeout, 5000);
     ngx_conf_init_msec_value(tmcf->health_interval, 5000);
     ngx_conf_init_value(tmcf->allow_raw, 0);
 
+    /* the built one, where "make" put it: needed once the module is used */
+
     if (tmcf->helper.data == NULL) {
         ngx_str_set(&tmcf->helper, NGX_TIDAL_HELPER_PATH);
+
+        if (tmcf->shm_zone
+            && ngx_http_tidal_check_helper(cf, &tmcf->helper) != NGX_CONF_OK)
+        {
+            return NGX_CONF_ERROR;
+        }
     }
 
     if (tmcf->helper_socket.data == NULL) {
@@ -404,64 +452,13 @@ ngx_http_tidal_init_helper_conf(ngx_conf_t *cf,
         ngx_str_set(&tmcf->ghci_memory, "2g");
     }
 
-    if (ngx_conf_full_name(cf->cycle, &tmcf->helper_socket, 0) != NGX_OK
+    /* the default socket, under the prefix, may be too long too */
+
+    if (ngx_http_tidal_check_socket(cf, NULL, &tmcf->helper_socket)
+        != NGX_CONF_OK
         || (tmcf->boot.len
             && ngx_conf_full_name(cf->cycle, &tmcf->boot, 1) != NGX_OK))
     {
-        return NGX_CONF_ERROR;
-    }
-
-    if (tmcf->helper_socket.len >= 100) {
-        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
-                           "tidal_helper_socket \"%V\" is too long for a "
-                           "unix socket (at most 99 bytes)",
-                           &tmcf->helper_socket);
-        return NGX_CONF_ERROR;
-    }
-
-    colon = ngx_strlchr(tmcf->dirt_address.data,
-                        tmcf->dirt_address.data + tmcf->dirt_address.len,
-                        ':');
-    port = colon ? ngx_atoi(colon + 1, tmcf->dirt_address.data
-                                       + tmcf->dirt_address.len - colon - 1)
-                 : NGX_ERROR;
-
-    if (colon == tmcf->dirt_address.data || port < 1 || port > 65535) {
-        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
-                           "tidal_dirt_address \"%V\" is not HOST:PORT",
-                           &tmcf->dirt_address);
-        return NGX_CONF_ERROR;
-    }
-
-    if (ngx_strcmp(tmcf->ghci_memory.data, "off") != 0
-        && ngx_parse_offset(&tmcf->ghci_memory) == NGX_ERROR)
-    {
-        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
-                           "tidal_ghci_memory \"%V\" is neither a size such "
-                           "as 512m or 2g nor \"off\"", &tmcf->ghci_memory);
-        return NGX_CONF_ERROR;
-    }
-
-    if (tmcf->eval_timeout < 100 || tmcf->eval_timeout > 600000) {
-        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
-                           "tidal_eval_timeout must be 100ms .. 10m");
-        return NGX_CONF_ERROR;
-    }
-
-    if (tmcf->health_interval > 3600000) {
-        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
-                           "tidal_health_interval must be at most 1h "
-                           "(0: no health checks)");
-        return NGX_CONF_ERROR;
-    }
-
-    if (tmcf->helper.len && tmcf->shm_zone
-        && access((char *) tmcf->helper.data, X_OK) == -1)
-    {
-        ngx_conf_log_error(NGX_LOG_EMERG, cf, ngx_errno,
-                           "tidal_helper \"%V\" cannot be run; build it "
-                           "(\"make\") or say \"tidal_helper off;\"",
-                           &tmcf->helper);
         return NGX_CONF_ERROR;
     }
 
@@ -515,6 +512,100 @@ ngx_http_tidal_helper_path(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
 
     if (ngx_conf_full_name(cf->cycle, &tmcf->helper, 0) != NGX_OK) {
         return NGX_CONF_ERROR;
+    }
+
+    return ngx_http_tidal_check_helper(cf, &tmcf->helper);
+}
+
+
+static char *
+ngx_http_tidal_check_helper(ngx_conf_t *cf, ngx_str_t *path)
+{
+    if (access((char *) path->data, X_OK) == -1) {
+        ngx_conf_log_error(NGX_LOG_EMERG, cf, ngx_errno,
+                           "tidal_helper \"%V\" cannot be run; build it "
+                           "(\"make\") or say \"tidal_helper off;\"",
+                           path);
+        return NGX_CONF_ERROR;
+    }
+
+    return NGX_CONF_OK;
+}
+
+
+/* the helper's settings, checked where they are written */
+
+static char *
+ngx_http_tidal_check_socket(ngx_conf_t *cf, void *post, void *data)
+{
+    ngx_str_t *path = data;
+
+    if (ngx_conf_full_name(cf->cycle, path, 0) != NGX_OK) {
+        return NGX_CONF_ERROR;
+    }
+
+    if (path->len >= sizeof(((struct sockaddr_un *) 0)->sun_path)) {
+        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                           "tidal_helper_socket \"%V\" is too long for a "
+                           "unix socket (at most %uz bytes)", path,
+                           sizeof(((struct sockaddr_un *) 0)->sun_path) - 1);
+        return NGX_CONF_ERROR;
+    }
+
+    return NGX_CONF_OK;
+}
+
+
+static char *
+ngx_http_tidal_check_dirt(ngx_conf_t *cf, void *post, void *data)
+{
+    ngx_str_t *addr = data;
+
+    u_char     *colon;
+    ngx_int_t   port;
+
+    colon = ngx_strlchr(addr->data, addr->data + addr->len, ':');
+
+    port = colon ? ngx_atoi(colon + 1, addr->data + addr->len - colon - 1)
+                 : NGX_ERROR;
+
+    if (colon == addr->data || port < 1 || port > 65535) {
+        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                           "tidal_dirt_address \"%V\" is not HOST:PORT",
+                           addr);
+        return NGX_CONF_ERROR;
+    }
+
+    return NGX_CONF_OK;
+}
+
+
+static char *
+ngx_http_tidal_check_memory(ngx_conf_t *cf, void *post, void *data)
+{
+    ngx_str_t *size = data;
+
+    if (ngx_strcmp(size->data, "off") != 0
+        && ngx_parse_offset(size) == NGX_ERROR)
+    {
+        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                           "tidal_ghci_memory \"%V\" is neither a size such "
+                           "as 512m or 2g nor \"off\"", size);
+        return NGX_CONF_ERROR;
+    }
+
+    return NGX_CONF_OK;
+}
+
+
+static char *
+ngx_http_tidal_check_msec(ngx_conf_t *cf, void *post, void *data)
+{
+    ngx_http_tidal_msec_bounds_t *bounds = post;
+    ngx_msec_t                   *msp = data;
+
+    if (*msp < bounds->low || *msp > bounds->high) {
+        return bounds->error;
     }
 
     return NGX_CONF_OK;

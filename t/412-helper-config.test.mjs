@@ -40,18 +40,26 @@ const REJECTED = [
     ['tidal_dirt_address :57120;', /tidal_dirt_address ":57120" is not HOST:PORT/],
     ['tidal_dirt_address 127.0.0.1:70000;', /is not HOST:PORT/],
     ['tidal_ghci_memory lots;', /tidal_ghci_memory "lots" is neither a size/],
-    ['tidal_eval_timeout 10ms;', /tidal_eval_timeout must be 100ms \.\. 10m/],
+    ['tidal_eval_timeout 10ms;', /"tidal_eval_timeout" directive must be 100ms \.\. 10m/],
     ['tidal_eval_timeout soon;', /"tidal_eval_timeout" directive invalid value/],
-    ['tidal_health_interval 2h;', /tidal_health_interval must be at most 1h/],
+    ['tidal_health_interval 2h;', /"tidal_health_interval" directive must be at most 1h/],
     ['tidal_allow_raw maybe;', /invalid value "maybe" in "tidal_allow_raw" directive, it must be "on" or "off"/],
     ['tidal_helper /nonexistent/tidal-helper;', /tidal_helper "\/nonexistent\/tidal-helper" cannot be run/],
     ['tidal_helper off; tidal_helper off;', /"tidal_helper" directive is duplicate/],
     [`tidal_helper_socket /tmp/${'x'.repeat(100)}.sock;`, /tidal_helper_socket ".*" is too long for a unix socket/],
 ];
 
+// the line of the configuration that holds text
+function lineOf(conf, text) {
+    return conf.split('\n').findIndex((l) => l.includes(text)) + 1;
+}
+
 for (const [helper, re] of REJECTED) {
-    test(`"${helper.slice(0, 60)}" is rejected by nginx -t, naming the directive`, T, () => {
-        assert.match(emerg(nginxT({ helper })), re);
+    test(`"${helper.slice(0, 60)}" is rejected by nginx -t, naming the directive and its line`, T, () => {
+        const r = nginxT({ helper });
+        const line = emerg(r);
+        assert.match(line, re);
+        assert.ok(line.endsWith(`nginx.conf:${lineOf(r.conf, helper)}`), `the directive's line in: ${line}\n${r.conf}`);
     });
 }
 
