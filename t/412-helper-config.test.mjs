@@ -4,7 +4,7 @@
 
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { nginxT, SLOW } from './lib/nginx.mjs';
+import { nginxT, lineOf, SLOW } from './lib/nginx.mjs';
 import { BOOT_FILE, HELPER_BIN } from './lib/helper.mjs';
 
 const T = { timeout: 30000 * SLOW };
@@ -48,11 +48,6 @@ const REJECTED = [
     ['tidal_helper off; tidal_helper off;', /"tidal_helper" directive is duplicate/],
     [`tidal_helper_socket /tmp/${'x'.repeat(100)}.sock;`, /tidal_helper_socket ".*" is too long for a unix socket/],
 ];
-
-// the line of the configuration that holds text
-function lineOf(conf, text) {
-    return conf.split('\n').findIndex((l) => l.includes(text)) + 1;
-}
 
 for (const [helper, re] of REJECTED) {
     test(`"${helper.slice(0, 60)}" is rejected by nginx -t, naming the directive and its line`, T, () => {
