@@ -182,11 +182,12 @@ class Bridge {
 
 
 // the SDK's stdio client with the bridge as its server
-async function sdkClient(args, name = 'bridge-test') {
+async function sdkClient(args, name = 'bridge-test', env = undefined) {
     const transport = new StdioClientTransport({
         command: HELPER_BIN,
         args: ['--stdio', ...args],
         stderr: 'pipe',
+        env,
     });
     const c = {
         transport, log: '', notes: [], waiters: new Set(), closed: false,
@@ -322,6 +323,27 @@ test('--header carries credentials to an auth_basic room; the log names the head
     assert.match(c.log, /sending the header Authorization/);
     assert.match(c.log, /sending the header X-Trace/);
     assert.ok(!c.log.includes(BASIC) && !c.log.includes(PASSWORD), `a credential in the log:\n${c.log}`);
+});
+
+test('--header-env takes the header from the environment, so the credential is not in ps', T, async () => {
+    const c = await sdkClient(['--connect', url('/mcp-auth'), '--verbose', '--header-env', 'TIDAL_AUTH'],
+        'with-env-credentials', { ...process.env, TIDAL_AUTH: `Authorization: Basic ${BASIC}` });
+    try {
+        assert.equal(c.client.getServerVersion().name, 'ngx_tidal');
+        assert.deepEqual(await c.client.ping(), {});
+        const argv = fs.readFileSync(`/proc/${c.transport.pid}/cmdline`, 'utf8');
+        assert.ok(!argv.includes(BASIC), `the credential in argv: ${argv}`);
+    } finally {
+        await c.client.close();
+    }
+    await gone(c);
+    assert.match(c.log, /sending the header Authorization/);
+    assert.ok(!c.log.includes(BASIC), `a credential in the log:\n${c.log}`);
+
+    const b = new Bridge(['--connect', url('/mcp-auth'), '--header-env', 'TIDAL_NO_SUCH_VARIABLE']);
+    assert.deepEqual(await b.exitStatus(), { code: 2, signal: null });
+    b.proc.stdin.end();
+    assert.match(b.log, /--header-env: the environment has no TIDAL_NO_SUCH_VARIABLE/);
 });
 
 test('the server\'s close is reported: a message over tidal_max_message_size gets 1009, the bridge exits 1 and the SDK client sees the end', T, async () => {

@@ -179,6 +179,9 @@ tidal_helper_usage(FILE *f)
         "                          message from it to stdout\n"
         "  --header \"N: V\"         with --connect: a request header, e.g.\n"
         "                          \"Authorization: Bearer ...\"; repeatable\n"
+        "  --header-env VAR        with --connect: the header \"N: V\" in the\n"
+        "                          environment variable VAR, out of sight of\n"
+        "                          ps; repeatable\n"
         "  --socket PATH           serve nginx's workers on this unix socket\n"
         "  --master-pid PID        exit when this process (nginx's master)\n"
         "                          is gone\n"
@@ -222,7 +225,7 @@ tidal_helper_options(int argc, char **argv, tidal_ghci_conf_t *conf,
 {
     int          i, stdio, port, master;
     char        *colon, *end;
-    const char  *ghci, *arg, *val;
+    const char  *ghci, *arg, *val, *header;
     static char  host[256];
 
     stdio = 0;
@@ -389,6 +392,22 @@ tidal_helper_options(int argc, char **argv, tidal_ghci_conf_t *conf,
 
         } else if (strcmp(arg, "--header") == 0) {
             if (tidal_bridge_add_header(bridge, val) != 0) {
+                goto usage;
+            }
+
+        } else if (strcmp(arg, "--header-env") == 0) {
+
+            /* a credential in argv is anyone's to read in ps */
+
+            header = getenv(val);
+
+            if (header == NULL) {
+                fprintf(stderr, "tidal-helper: --header-env: the "
+                        "environment has no %s\n", val);
+                goto usage;
+            }
+
+            if (tidal_bridge_add_header(bridge, header) != 0) {
                 goto usage;
             }
 
