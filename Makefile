@@ -22,7 +22,7 @@ MODULE_SRCS := ngx_tidal_module.c $(wildcard src/ngx_http_tidal*.c) \
 
 BUILD_PKGS := nginx nginx-dev libjansson-dev libssl-dev libpcre2-dev \
               zlib1g-dev build-essential pkg-config
-TEST_PKGS  := clang libclang-rt-14-dev curl procps
+TEST_PKGS  := clang libclang-rt-14-dev curl procps openssl
 
 UNIT_CFLAGS := -std=c99 -D_GNU_SOURCE -Wall -Wextra -Werror -g -O1 \
                -fsanitize=address,undefined -fno-omit-frame-pointer -Isrc
