@@ -22,7 +22,7 @@ MODULE_SRCS := ngx_tidal_module.c $(wildcard src/ngx_http_tidal*.c) \
 
 BUILD_PKGS := nginx nginx-dev libjansson-dev libssl-dev libpcre2-dev \
               zlib1g-dev build-essential pkg-config
-TEST_PKGS  := clang libclang-rt-14-dev curl procps
+TEST_PKGS  := clang libclang-rt-14-dev curl procps openssl
 
 UNIT_CFLAGS := -std=c99 -D_GNU_SOURCE -Wall -Wextra -Werror -g -O1 \
                -fsanitize=address,undefined -fno-omit-frame-pointer -Isrc
@@ -123,8 +123,8 @@ clean:
 
 # -- the helper ------------------------------------------------------------
 # tidal-helper (src/helper/) supervises GHCi running Tidal; `tidal-helper
-# --stdio` is a standalone MCP server, and `--stdio --connect ws://...` a
-# bridge to a room (src/tidal_ws.c, libcrypto).  Running it needs ghc and
+# --stdio` is a standalone MCP server, and `--stdio --connect ws[s]://...` a
+# bridge to a room (src/tidal_ws.c, libssl).  Running it needs ghc and
 # Tidal (helper-deps); the sandbox (src/tidal_pattern.c) has its own unit test
 # and fuzzer.
 
@@ -149,7 +149,7 @@ helper: $(HELPER_BIN)
 
 $(HELPER_BIN): $(HELPER_SRCS) $(HELPER_HDRS)
 	@mkdir -p $(@D)
-	$(CC) $(HELPER_CFLAGS) -o $@ $(HELPER_SRCS) -ljansson -lcrypto -lm
+	$(CC) $(HELPER_CFLAGS) -o $@ $(HELPER_SRCS) -ljansson -lssl -lcrypto -lm
 
 helper-deps:
 	@t/tools/apt-ensure $(HELPER_PKGS)

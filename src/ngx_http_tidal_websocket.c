@@ -281,7 +281,13 @@ ngx_http_tidal_ws_detach(ngx_http_tidal_ws_t *ws, ngx_http_request_t *r)
         ws->out_bytes = len;
 
         r->out = NULL;
+
+#if (NGX_HTTP_SSL)
+        /* what TLS's buffer holds is written by ngx_http_tidal_ws_flush() */
+        c->buffered &= NGX_SSL_BUFFERED;
+#else
         c->buffered = 0;
+#endif
     }
 
     /* frames a client sent right behind its request headers */
@@ -351,7 +357,7 @@ ngx_http_tidal_ws_detach(ngx_http_tidal_ws_t *ws, ngx_http_request_t *r)
     hc->nbusy = 0;
 
 #if (NGX_HTTP_SSL)
-    if (c->ssl) {
+    if (c->ssl && !(c->buffered & NGX_SSL_BUFFERED)) {
         ngx_ssl_free_buffer(c);
     }
 #endif
@@ -955,9 +961,8 @@ ngx_http_tidal_ws_close(ngx_http_tidal_ws_t *ws, ngx_uint_t code,
 static ngx_int_t
 ngx_http_tidal_ws_flush(ngx_http_tidal_ws_t *ws)
 {
-    off_t                  sent;
-    size_t                 left;
-    ngx_uint_t             n;
+    size_t                 sent;
+    ngx_uint_t             i, n;
     ngx_buf_t              bufs[NGX_HTTP_TIDAL_WRITE_FRAMES];
     ngx_chain_t            links[NGX_HTTP_TIDAL_WRITE_FRAMES], *cl;
     ngx_connection_t      *c;
@@ -982,13 +987,14 @@ ngx_http_tidal_ws_flush(ngx_http_tidal_ws_t *ws)
             bufs[n].end = bufs[n].last;
             bufs[n].memory = 1;
 
+            /* TLS's buffer would wait for more to fill a record */
+            bufs[n].flush = 1;
+
             links[n].buf = &bufs[n];
             links[n].next = (o->next && n + 1 < NGX_HTTP_TIDAL_WRITE_FRAMES)
                             ? &links[n + 1] : NULL;
             n++;
         }
-
-        sent = c->sent;
 
         cl = c->send_chain(c, links, 0);
 
@@ -997,19 +1003,22 @@ ngx_http_tidal_ws_flush(ngx_http_tidal_ws_t *ws)
             return NGX_ERROR;
         }
 
-        sent = c->sent - sent;
+        /*
+         * What left a buf is the socket's, or TLS's: ngx_ssl_send_chain()
+         * copies into the connection's buffer and counts in c->sent only
+         * what it writes from there, so c->sent would send copies again.
+         */
 
-        while (sent > 0) {
+        for (i = 0; i < n; i++) {
             o = ws->out;
-            left = o->frame->len - o->sent;
 
-            if ((off_t) left > sent) {
-                o->sent += (size_t) sent;
-                ws->out_bytes -= (size_t) sent;
+            if (bufs[i].pos < bufs[i].last) {
+                sent = (size_t) (bufs[i].pos - (o->frame->data + o->sent));
+                o->sent += sent;
+                ws->out_bytes -= sent;
                 break;
             }
 
-            sent -= left;
             ngx_http_tidal_ws_dequeue(ws);
         }
 
@@ -1022,6 +1031,28 @@ ngx_http_tidal_ws_flush(ngx_http_tidal_ws_t *ws)
             return NGX_AGAIN;
         }
     }
+
+#if (NGX_HTTP_SSL)
+
+    /* the queue is out, but maybe still in TLS's buffer: not yet sent */
+
+    if (c->buffered & NGX_SSL_BUFFERED) {
+
+        if (!c->write->ready) {
+            return NGX_AGAIN;
+        }
+
+        if (c->send_chain(c, NULL, 0) == NGX_CHAIN_ERROR) {
+            c->error = 1;
+            return NGX_ERROR;
+        }
+
+        if (c->buffered & NGX_SSL_BUFFERED) {
+            return NGX_AGAIN;
+        }
+    }
+
+#endif
 
     return NGX_OK;
 }

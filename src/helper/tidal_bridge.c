@@ -1,12 +1,15 @@
 /*
  * The stdio bridge: one line of stdin is one masked WebSocket text frame
  * to the module, one text frame from it is one line of stdout.  A desktop
- * MCP client that can only spawn stdio servers joins a room this way.
+ * MCP client that can only spawn stdio servers joins a room this way, over
+ * TLS (OpenSSL) for wss://.
  */
 
 
+#include <arpa/inet.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <limits.h>
 #include <netdb.h>
 #include <poll.h>
 #include <stdio.h>
@@ -16,8 +19,11 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include <openssl/err.h>
 #include <openssl/evp.h>
 #include <openssl/rand.h>
+#include <openssl/ssl.h>
+#include <openssl/x509.h>
 
 #include "tidal_helper.h"
 #include "tidal_bridge.h"
@@ -39,6 +45,15 @@ typedef struct {
     volatile sig_atomic_t   *quit;
     tidal_ws_parser_t        parser;
 
+    /* wss:// */
+    SSL_CTX                 *ssl_ctx;
+    SSL                     *ssl;
+    char                     ssl_error[128];  /* why it failed, for logs */
+
+    /* what the socket waits for; TLS may read to write and vice versa */
+    short                    read_events;
+    short                    write_events;
+
     tidal_lines_t            in;              /* stdin */
 
     /* frames not yet taken by the socket */
@@ -53,14 +68,26 @@ typedef struct {
     unsigned                 stdin_done:1;
     unsigned                 close_sent:1;    /* queued, in fact */
     unsigned                 done:1;
+    unsigned                 ssl_broken:1;    /* no close_notify then */
 } tidal_bridge_t;
 
 
 static int tidal_bridge_connect(const tidal_bridge_conf_t *conf,
     int64_t deadline);
+static int tidal_bridge_tls(tidal_bridge_t *b,
+    const tidal_bridge_conf_t *conf, int64_t deadline);
+static void tidal_bridge_tls_end(tidal_bridge_t *b);
 static int tidal_bridge_handshake(tidal_bridge_t *b,
     const tidal_bridge_conf_t *conf, int64_t deadline);
 static int tidal_bridge_wait(int fd, short events, int64_t deadline);
+static ssize_t tidal_bridge_io_read(tidal_bridge_t *b, void *buf,
+    size_t size);
+static ssize_t tidal_bridge_io_write(tidal_bridge_t *b, const void *buf,
+    size_t size);
+static ssize_t tidal_bridge_ssl_failed(tidal_bridge_t *b, int rc,
+    short *events);
+static const char *tidal_bridge_strerror(tidal_bridge_t *b);
+static const char *tidal_bridge_ssl_reason(void);
 static void tidal_bridge_loop(tidal_bridge_t *b);
 static void tidal_bridge_read_socket(tidal_bridge_t *b);
 static void tidal_bridge_frames(tidal_bridge_t *b, const uint8_t *p,
@@ -98,20 +125,19 @@ tidal_bridge_set_url(tidal_bridge_conf_t *conf, const char *url)
     char        *end;
 
     if (strncasecmp(url, "wss://", 6) == 0) {
-        fprintf(stderr, "tidal-helper: wss:// is not supported; connect "
-                "through a local TLS-terminating proxy, e.g. `socat "
-                "TCP-LISTEN:8081,bind=127.0.0.1,fork,reuseaddr "
-                "OPENSSL:HOST:443` and ws://127.0.0.1:8081/PATH\n");
-        return -1;
-    }
+        conf->tls = 1;
+        auth = url + 6;
 
-    if (strncasecmp(url, "ws://", 5) != 0) {
+    } else if (strncasecmp(url, "ws://", 5) == 0) {
+        conf->tls = 0;
+        auth = url + 5;
+
+    } else {
         fprintf(stderr, "tidal-helper: --connect wants ws://HOST[:PORT]"
-                "/PATH, not \"%s\"\n", url);
+                "/PATH or wss://..., not \"%s\"\n", url);
         return -1;
     }
 
-    auth = url + 5;
     auth_end = auth + strcspn(auth, "/?#");
 
     if (memchr(auth, '@', (size_t) (auth_end - auth)) != NULL) {
@@ -170,7 +196,7 @@ tidal_bridge_set_url(tidal_bridge_conf_t *conf, const char *url)
         }
 
     } else {
-        port = 80;
+        port = conf->tls ? 443 : 80;
     }
 
     snprintf(conf->port, sizeof(conf->port), "%ld", port);
@@ -272,6 +298,8 @@ tidal_bridge_run(const tidal_bridge_conf_t *conf,
 
     memset(&b, 0, sizeof(b));
     b.quit = quit;
+    b.read_events = POLLIN;
+    b.write_events = POLLOUT;
     tidal_ws_parser_init_client(&b.parser, TIDAL_BRIDGE_MESSAGE_MAX);
     b.in.max = TIDAL_BRIDGE_MESSAGE_MAX;
 
@@ -283,7 +311,9 @@ tidal_bridge_run(const tidal_bridge_conf_t *conf,
     b.fd = tidal_bridge_connect(conf, deadline);
 
     if (b.fd != -1) {
-        if (tidal_bridge_handshake(&b, conf, deadline) == 0) {
+        if ((!conf->tls || tidal_bridge_tls(&b, conf, deadline) == 0)
+            && tidal_bridge_handshake(&b, conf, deadline) == 0)
+        {
             tidal_bridge_loop(&b);
             tidal_bridge_flush(&b);
 
@@ -291,6 +321,7 @@ tidal_bridge_run(const tidal_bridge_conf_t *conf,
             b.status = 1;
         }
 
+        tidal_bridge_tls_end(&b);
         close(b.fd);
 
     } else {
@@ -375,6 +406,152 @@ tidal_bridge_connect(const tidal_bridge_conf_t *conf, int64_t deadline)
 }
 
 
+/* TLS on the connected socket; the server's certificate must be valid */
+
+static int
+tidal_bridge_tls(tidal_bridge_t *b, const tidal_bridge_conf_t *conf,
+    int64_t deadline)
+{
+    int            rc;
+    long           verify;
+    short          events;
+    ssize_t        n;
+    unsigned char  addr[16];
+
+    b->ssl_ctx = SSL_CTX_new(TLS_client_method());
+    if (b->ssl_ctx == NULL) {
+        goto failed;
+    }
+
+    if (SSL_CTX_set_min_proto_version(b->ssl_ctx, TLS1_2_VERSION) != 1) {
+        goto failed;
+    }
+
+    SSL_CTX_set_verify(b->ssl_ctx, SSL_VERIFY_PEER, NULL);
+
+    /*
+     * The close frame, not close_notify, tells the room's end from a cut,
+     * and nginx may end a connection without close_notify: an EOF reads
+     * as the end of the stream, as it does with ws://.
+     */
+#ifdef SSL_OP_IGNORE_UNEXPECTED_EOF
+    SSL_CTX_set_options(b->ssl_ctx, SSL_OP_IGNORE_UNEXPECTED_EOF);
+#endif
+
+    /* b->out may move (realloc) and grow between two tries of a write */
+    SSL_CTX_set_mode(b->ssl_ctx, SSL_MODE_ENABLE_PARTIAL_WRITE
+                                 | SSL_MODE_ACCEPT_MOVING_WRITE_BUFFER);
+
+    if (conf->ca_file != NULL) {
+        rc = SSL_CTX_load_verify_locations(b->ssl_ctx, conf->ca_file, NULL);
+
+    } else {
+        rc = SSL_CTX_set_default_verify_paths(b->ssl_ctx);
+    }
+
+    if (rc != 1) {
+        tidal_helper_log(TIDAL_LOG_ERR, "cannot load the CA certificates "
+                         "of %s: %s",
+                         conf->ca_file ? conf->ca_file : "the system",
+                         tidal_bridge_ssl_reason());
+        return -1;
+    }
+
+    b->ssl = SSL_new(b->ssl_ctx);
+    if (b->ssl == NULL || SSL_set_fd(b->ssl, b->fd) != 1) {
+        goto failed;
+    }
+
+    /*
+     * OpenSSL 3 checks an address given to SSL_set1_host() against the
+     * certificate's IP addresses; an address is no SNI (RFC 6066 3).
+     */
+
+    if (inet_pton(AF_INET, conf->host, addr) != 1
+        && inet_pton(AF_INET6, conf->host, addr) != 1
+        && SSL_set_tlsext_host_name(b->ssl, conf->host) != 1)
+    {
+        goto failed;
+    }
+
+    if (SSL_set1_host(b->ssl, conf->host) != 1) {
+        goto failed;
+    }
+
+    for ( ;; ) {
+        ERR_clear_error();
+
+        rc = SSL_connect(b->ssl);
+
+        if (rc == 1) {
+            break;
+        }
+
+        n = tidal_bridge_ssl_failed(b, rc, &events);
+
+        if (n == -1 && errno == EAGAIN) {
+            if (tidal_bridge_wait(b->fd, events, deadline) == 0) {
+                continue;
+            }
+
+            tidal_helper_log(TIDAL_LOG_ERR, "TLS handshake with %s failed: "
+                             "no answer within %d ms", conf->authority,
+                             TIDAL_BRIDGE_CONNECT_TIME);
+            return -1;
+        }
+
+        b->ssl_broken = 1;
+        verify = SSL_get_verify_result(b->ssl);
+
+        if (verify != X509_V_OK) {
+            tidal_helper_log(TIDAL_LOG_ERR, "cannot verify the certificate "
+                             "of %s: %s", conf->host,
+                             X509_verify_cert_error_string(verify));
+
+        } else {
+            tidal_helper_log(TIDAL_LOG_ERR, "TLS handshake with %s failed: "
+                             "%s", conf->authority,
+                             n == 0 ? "the server closed the connection"
+                                    : tidal_bridge_strerror(b));
+        }
+
+        return -1;
+    }
+
+    tidal_helper_log(TIDAL_LOG_DEBUG, "%s, %s", SSL_get_version(b->ssl),
+                     SSL_get_cipher_name(b->ssl));
+
+    return 0;
+
+failed:
+
+    tidal_helper_log(TIDAL_LOG_ERR, "TLS setup failed: %s",
+                     tidal_bridge_ssl_reason());
+
+    return -1;
+}
+
+
+/* close_notify, if the connection can still take it; best effort */
+
+static void
+tidal_bridge_tls_end(tidal_bridge_t *b)
+{
+    if (b->ssl != NULL) {
+        if (!b->ssl_broken && SSL_is_init_finished(b->ssl)) {
+            ERR_clear_error();
+            (void) SSL_shutdown(b->ssl);
+        }
+
+        SSL_free(b->ssl);
+        b->ssl = NULL;
+    }
+
+    SSL_CTX_free(b->ssl_ctx);
+    b->ssl_ctx = NULL;
+}
+
+
 static int
 tidal_bridge_handshake(tidal_bridge_t *b, const tidal_bridge_conf_t *conf,
     int64_t deadline)
@@ -437,7 +614,7 @@ tidal_bridge_handshake(tidal_bridge_t *b, const tidal_bridge_conf_t *conf,
     got = 0;
 
     while (got < len) {
-        r = write(b->fd, req + got, len - got);
+        r = tidal_bridge_io_write(b, req + got, len - got);
 
         if (r > 0) {
             got += (size_t) r;
@@ -445,14 +622,14 @@ tidal_bridge_handshake(tidal_bridge_t *b, const tidal_bridge_conf_t *conf,
         }
 
         if (r == -1 && (errno == EAGAIN || errno == EINTR)
-            && tidal_bridge_wait(b->fd, POLLOUT, deadline) == 0)
+            && tidal_bridge_wait(b->fd, b->write_events, deadline) == 0)
         {
             continue;
         }
 
         tidal_helper_log(TIDAL_LOG_ERR, "sending the handshake to %s "
                          "failed: %s", conf->authority,
-                         r == -1 ? strerror(errno) : "timed out");
+                         r == -1 ? tidal_bridge_strerror(b) : "timed out");
         free(req);
         return -1;
     }
@@ -478,14 +655,14 @@ tidal_bridge_handshake(tidal_bridge_t *b, const tidal_bridge_conf_t *conf,
             return -1;
         }
 
-        if (tidal_bridge_wait(b->fd, POLLIN, deadline) != 0) {
+        if (tidal_bridge_wait(b->fd, b->read_events, deadline) != 0) {
             tidal_helper_log(TIDAL_LOG_ERR, "handshake failed: no response "
                              "from %s within %d ms", conf->authority,
                              TIDAL_BRIDGE_CONNECT_TIME);
             return -1;
         }
 
-        r = read(b->fd, head + got, sizeof(head) - 1 - got);
+        r = tidal_bridge_io_read(b, head + got, sizeof(head) - 1 - got);
 
         if (r > 0) {
             got += (size_t) r;
@@ -498,7 +675,7 @@ tidal_bridge_handshake(tidal_bridge_t *b, const tidal_bridge_conf_t *conf,
 
         tidal_helper_log(TIDAL_LOG_ERR, "handshake failed: %s",
                          r == 0 ? "the server closed the connection"
-                                : strerror(errno));
+                                : tidal_bridge_strerror(b));
         return -1;
     }
 
@@ -527,6 +704,11 @@ tidal_bridge_handshake(tidal_bridge_t *b, const tidal_bridge_conf_t *conf,
 
     if (got > len) {
         tidal_bridge_frames(b, (uint8_t *) head + len, got - len);
+    }
+
+    /* what of TLS's record did not fit in head: poll() cannot see it */
+    if (b->ssl != NULL && !b->done && SSL_pending(b->ssl) > 0) {
+        tidal_bridge_read_socket(b);
     }
 
     return 0;
@@ -566,6 +748,131 @@ tidal_bridge_wait(int fd, short events, int64_t deadline)
 }
 
 
+/*
+ * The socket's bytes, through TLS for wss://: n > 0; 0 at the end of the
+ * stream; -1 and errno, EAGAIN when b->read_events (b->write_events for a
+ * write) says what to wait for.
+ */
+
+static ssize_t
+tidal_bridge_io_read(tidal_bridge_t *b, void *buf, size_t size)
+{
+    int  n;
+
+    if (b->ssl == NULL) {
+        return read(b->fd, buf, size);
+    }
+
+    ERR_clear_error();
+
+    n = SSL_read(b->ssl, buf, (int) (size < INT_MAX ? size : INT_MAX));
+
+    if (n > 0) {
+        b->read_events = POLLIN;
+        return n;
+    }
+
+    return tidal_bridge_ssl_failed(b, n, &b->read_events);
+}
+
+
+static ssize_t
+tidal_bridge_io_write(tidal_bridge_t *b, const void *buf, size_t size)
+{
+    int  n;
+
+    if (b->ssl == NULL) {
+        return write(b->fd, buf, size);
+    }
+
+    ERR_clear_error();
+
+    n = SSL_write(b->ssl, buf, (int) (size < INT_MAX ? size : INT_MAX));
+
+    if (n > 0) {
+        b->write_events = POLLOUT;
+        return n;
+    }
+
+    if (tidal_bridge_ssl_failed(b, n, &b->write_events) == 0) {
+        /* the server's close_notify: nothing more goes out */
+        errno = EPIPE;
+    }
+
+    return -1;
+}
+
+
+/* an SSL call's rc <= 0 as tidal_bridge_io_read() returns it */
+
+static ssize_t
+tidal_bridge_ssl_failed(tidal_bridge_t *b, int rc, short *events)
+{
+    int  err;
+
+    err = SSL_get_error(b->ssl, rc);
+
+    switch (err) {
+
+    case SSL_ERROR_WANT_READ:
+        *events = POLLIN;
+        errno = EAGAIN;
+        return -1;
+
+    case SSL_ERROR_WANT_WRITE:
+        *events = POLLOUT;
+        errno = EAGAIN;
+        return -1;
+
+    case SSL_ERROR_ZERO_RETURN:
+        /* close_notify */
+        return 0;
+
+    case SSL_ERROR_SYSCALL:
+        b->ssl_broken = 1;
+
+        if (ERR_peek_error() == 0) {
+            /* an EOF an old OpenSSL does not call an error */
+            return (errno == 0) ? 0 : -1;
+        }
+
+        break;
+
+    default:
+        b->ssl_broken = 1;
+        break;
+    }
+
+    snprintf(b->ssl_error, sizeof(b->ssl_error), "%s",
+             tidal_bridge_ssl_reason());
+    errno = EPROTO;
+
+    return -1;
+}
+
+
+/* strerror(errno), or OpenSSL's reason after a TLS error */
+
+static const char *
+tidal_bridge_strerror(tidal_bridge_t *b)
+{
+    return b->ssl_error[0] ? b->ssl_error : strerror(errno);
+}
+
+
+/* the last error's words; some calls that fail leave no error queued */
+
+static const char *
+tidal_bridge_ssl_reason(void)
+{
+    const char  *reason;
+
+    reason = ERR_reason_error_string(ERR_peek_last_error());
+
+    return reason ? reason : "an unknown TLS error";
+}
+
+
 /* -- relaying ---------------------------------------------------------- */
 
 
@@ -599,11 +906,11 @@ tidal_bridge_loop(tidal_bridge_t *b)
         }
 
         pfd[0].fd = b->fd;
-        pfd[0].events = POLLIN;
+        pfd[0].events = b->read_events;
         pfd[0].revents = 0;
 
         if (b->out_pos < b->out_len) {
-            pfd[0].events |= POLLOUT;
+            pfd[0].events |= b->write_events;
         }
 
         /* stdin waits while the server does not take what we have */
@@ -624,11 +931,11 @@ tidal_bridge_loop(tidal_bridge_t *b)
             break;
         }
 
-        if (pfd[0].revents & (POLLIN | POLLHUP | POLLERR)) {
+        if (pfd[0].revents & (b->read_events | POLLHUP | POLLERR)) {
             tidal_bridge_read_socket(b);
         }
 
-        if (!b->done && (pfd[0].revents & POLLOUT)) {
+        if (!b->done && (pfd[0].revents & b->write_events)) {
             tidal_bridge_write_socket(b);
         }
 
@@ -645,11 +952,23 @@ tidal_bridge_read_socket(tidal_bridge_t *b)
     ssize_t  n;
     uint8_t  buf[TIDAL_BRIDGE_READ];
 
-    n = read(b->fd, buf, sizeof(buf));
+    for ( ;; ) {
+        n = tidal_bridge_io_read(b, buf, sizeof(buf));
 
-    if (n > 0) {
+        if (n <= 0) {
+            break;
+        }
+
         tidal_bridge_frames(b, buf, (size_t) n);
-        return;
+
+        /*
+         * TLS may hold decrypted bytes that poll() does not see: read
+         * until it wants the socket
+         */
+
+        if (b->ssl == NULL || b->done) {
+            return;
+        }
     }
 
     if (n == -1 && (errno == EAGAIN || errno == EINTR)) {
@@ -668,7 +987,7 @@ tidal_bridge_read_socket(tidal_bridge_t *b)
 
     tidal_helper_log(TIDAL_LOG_ERR, "the connection was lost without a "
                      "close frame (1006): %s",
-                     n == 0 ? "end of stream" : strerror(errno));
+                     n == 0 ? "end of stream" : tidal_bridge_strerror(b));
 }
 
 
@@ -878,7 +1197,8 @@ tidal_bridge_write_socket(tidal_bridge_t *b)
     ssize_t  n;
 
     while (b->out_pos < b->out_len) {
-        n = write(b->fd, b->out + b->out_pos, b->out_len - b->out_pos);
+        n = tidal_bridge_io_write(b, b->out + b->out_pos,
+                                  b->out_len - b->out_pos);
 
         if (n > 0) {
             b->out_pos += (size_t) n;
@@ -896,7 +1216,7 @@ tidal_bridge_write_socket(tidal_bridge_t *b)
         /* the read side tells why, unless we are past reading */
         tidal_helper_log(b->done ? TIDAL_LOG_DEBUG : TIDAL_LOG_ERR,
                          "sending to the server failed: %s",
-                         strerror(errno));
+                         tidal_bridge_strerror(b));
         b->out_pos = b->out_len;
 
         if (!b->done) {
@@ -919,7 +1239,7 @@ tidal_bridge_flush(tidal_bridge_t *b)
     deadline = tidal_helper_msec() + TIDAL_BRIDGE_FLUSH_TIME;
 
     while (b->out_pos < b->out_len
-           && tidal_bridge_wait(b->fd, POLLOUT, deadline) == 0)
+           && tidal_bridge_wait(b->fd, b->write_events, deadline) == 0)
     {
         b->done = 1;
         tidal_bridge_write_socket(b);

@@ -1,6 +1,6 @@
 /*
- * tidal-helper --stdio --connect ws://HOST:PORT/PATH: relays an MCP stdio
- * client to a room of the nginx module over a WebSocket, with no GHCi.
+ * tidal-helper --stdio --connect ws[s]://HOST:PORT/PATH: relays an MCP
+ * stdio client to a room of the nginx module over a WebSocket, with no GHCi.
  */
 
 #ifndef _TIDAL_BRIDGE_H_INCLUDED_
@@ -19,6 +19,8 @@ typedef struct {
     char          port[6];
     char          authority[300];       /* the Host header */
     const char   *path;                 /* points into url */
+    int           tls;                  /* wss:// */
+    const char   *ca_file;              /* trusted instead of the system's */
 
     /* "Name: value" lines from --header, as given */
     const char   *headers[TIDAL_BRIDGE_HEADERS_MAX];

@@ -164,8 +164,8 @@ tidal_helper_usage(FILE *f)
 {
     fprintf(f,
         "usage: tidal-helper --stdio [options]\n"
-        "       tidal-helper --stdio --connect ws://HOST[:PORT]/PATH\n"
-        "                    [--header \"Name: value\"]...\n"
+        "       tidal-helper --stdio --connect ws[s]://HOST[:PORT]/PATH\n"
+        "                    [--header \"Name: value\"]... [--ca-file FILE]\n"
         "       tidal-helper --socket PATH --master-pid PID [options]\n"
         "\n"
         "A TidalCycles MCP server on stdin/stdout with its own GHCi; with\n"
@@ -175,13 +175,16 @@ tidal_helper_usage(FILE *f)
         "  --stdio                 speak MCP (JSON-RPC, one message a line)\n"
         "                          on stdin/stdout; logs go to stderr\n"
         "  --connect URL           start no GHCi: relay each line to the\n"
-        "                          WebSocket at URL (ws:// only) and each\n"
+        "                          WebSocket at URL (ws:// or wss://, TLS\n"
+        "                          with the certificate checked) and each\n"
         "                          message from it to stdout\n"
         "  --header \"N: V\"         with --connect: a request header, e.g.\n"
         "                          \"Authorization: Bearer ...\"; repeatable\n"
         "  --header-env VAR        with --connect: the header \"N: V\" in the\n"
         "                          environment variable VAR, out of sight of\n"
         "                          ps; repeatable\n"
+        "  --ca-file FILE          with wss://: trust the CA certificates\n"
+        "                          in FILE (PEM) instead of the system's\n"
         "  --socket PATH           serve nginx's workers on this unix socket\n"
         "  --master-pid PID        exit when this process (nginx's master)\n"
         "                          is gone\n"
@@ -411,6 +414,16 @@ tidal_helper_options(int argc, char **argv, tidal_ghci_conf_t *conf,
                 goto usage;
             }
 
+        } else if (strcmp(arg, "--ca-file") == 0) {
+            /* now, not after the connect: a typo is a usage error */
+            if (access(val, R_OK) != 0) {
+                fprintf(stderr, "tidal-helper: --ca-file: cannot read "
+                        "\"%s\": %s\n", val, strerror(errno));
+                goto usage;
+            }
+
+            bridge->ca_file = val;
+
         } else if (strcmp(arg, "--role") == 0) {
             if (strcmp(val, "performer") == 0) {
                 *role = TIDAL_ROLE_PERFORMER;
@@ -440,6 +453,12 @@ tidal_helper_options(int argc, char **argv, tidal_ghci_conf_t *conf,
 
     if (bridge->nheaders > 0 && bridge->url == NULL) {
         fprintf(stderr, "tidal-helper: --header goes with --connect\n");
+        goto usage;
+    }
+
+    if (bridge->ca_file != NULL && !bridge->tls) {
+        fprintf(stderr, "tidal-helper: --ca-file goes with --connect "
+                "wss://...\n");
         goto usage;
     }
 

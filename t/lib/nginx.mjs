@@ -134,10 +134,16 @@ export function makeTempDir(prefix = 'tidal-t-') {
 }
 
 
+// ssl: { certificate, key } (PEM files) makes the server listen with TLS
 export function buildConf({
     dir, port, http = '', location = '', server = '', workers = 2, main = '', zone = defaultZone(),
-    helper = defaultHelper(),
+    helper = defaultHelper(), ssl = null,
 }) {
+    const listen = ssl
+        ? `listen 127.0.0.1:${port} ssl;
+        ssl_certificate ${ssl.certificate};
+        ssl_certificate_key ${ssl.key};`
+        : `listen 127.0.0.1:${port};`;
     return `${loadModuleLine()}worker_processes ${workers};
 error_log ${dir}/error.log ${process.env.TIDAL_LOG_LEVEL || "info"};
 pid ${dir}/nginx.pid;
@@ -157,7 +163,7 @@ http {
     ${helper}
 ${http}
     server {
-        listen 127.0.0.1:${port};
+        ${listen}
 ${server}
         location = /status {
             stub_status;
@@ -303,7 +309,7 @@ class Nginx {
     }
 
     get url() {
-        return `ws://127.0.0.1:${this.port}/mcp`;
+        return `${this.opts.ssl ? 'wss' : 'ws'}://127.0.0.1:${this.port}/mcp`;
     }
 
     get masterPid() {

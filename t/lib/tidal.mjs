@@ -3,6 +3,7 @@
 // and the checks every event stream must pass (consecutive seq numbers).
 
 import crypto from 'node:crypto';
+import fs from 'node:fs';
 import http from 'node:http';
 import assert from 'node:assert/strict';
 import WebSocket from 'ws';
@@ -90,9 +91,12 @@ export class TidalWs {
     }
 
     // Opens a WebSocket; rejects with the HTTP status when it is refused.
-    static open(url, { protocol = 'mcp', headers, timeout = DEFAULT_TIMEOUT, label = 'client' } = {}) {
+    // ca: the PEM that wss:// trusts (t/lib/tls.mjs's).
+    static open(url, { protocol = 'mcp', headers, timeout = DEFAULT_TIMEOUT, label = 'client', ca } = {}) {
         return new Promise((resolve, reject) => {
-            const ws = new WebSocket(url, protocol ? [protocol] : [], { headers, handshakeTimeout: timeout });
+            const ws = new WebSocket(url, protocol ? [protocol] : [], {
+                headers, handshakeTimeout: timeout, ...(ca ? { ca: fs.readFileSync(ca) } : {}),
+            });
             ws.once('open', () => resolve(new TidalWs(ws, label)));
             ws.once('error', reject);
             ws.once('unexpected-response', (req, res) => {
@@ -105,8 +109,8 @@ export class TidalWs {
     }
 
     // open + initialize; the result's _meta is kept in meta
-    static async join(url, { name = 'tidal-tests', session, lastSeq, meta, headers, label, timeout } = {}) {
-        const c = await TidalWs.open(url, { headers, label: label || name, timeout });
+    static async join(url, { name = 'tidal-tests', session, lastSeq, meta, headers, label, timeout, ca } = {}) {
+        const c = await TidalWs.open(url, { headers, label: label || name, timeout, ca });
         try {
             await c.initialize({ name, session, lastSeq, meta, timeout });
         } catch (e) {
