@@ -15,6 +15,7 @@
 
 static ngx_int_t ngx_http_tidal_state_store(ngx_http_tidal_main_conf_t *tmcf,
     json_t *state, ngx_log_t *log);
+static void ngx_http_tidal_state_clean(ngx_str_t *path, ngx_log_t *log);
 static json_t *ngx_http_tidal_state_read_file(ngx_str_t *path,
     ngx_log_t *log);
 static char *ngx_http_tidal_state_text(json_t *state);
@@ -46,6 +47,7 @@ ngx_http_tidal_state_load(ngx_http_tidal_main_conf_t *tmcf, ngx_log_t *log)
     state = NULL;
 
     if (tmcf->state_file.len) {
+        ngx_http_tidal_state_clean(&tmcf->state_file, log);
         state = ngx_http_tidal_state_read_file(&tmcf->state_file, log);
     }
 
@@ -61,6 +63,63 @@ ngx_http_tidal_state_load(ngx_http_tidal_main_conf_t *tmcf, ngx_log_t *log)
     json_decref(state);
 
     return rc;
+}
+
+
+/*
+ * A worker killed while writing leaves its "PATH.tmp.PID" behind; one
+ * whose process lives may be a write in progress, and stays.
+ */
+
+static void
+ngx_http_tidal_state_clean(ngx_str_t *path, ngx_log_t *log)
+{
+    u_char      *pattern, *p;
+    ngx_int_t    pid;
+    ngx_str_t    name;
+    ngx_glob_t   gl;
+
+    pattern = ngx_alloc(path->len + sizeof(".tmp.*"), log);
+    if (pattern == NULL) {
+        return;
+    }
+
+    ngx_sprintf(pattern, "%V.tmp.*%Z", path);
+
+    ngx_memzero(&gl, sizeof(ngx_glob_t));
+
+    gl.pattern = pattern;
+    gl.log = log;
+    gl.test = 1;
+
+    if (ngx_open_glob(&gl) != NGX_OK) {
+        ngx_free(pattern);
+        return;
+    }
+
+    while (ngx_read_glob(&gl, &name) == NGX_OK) {
+        p = name.data + path->len + sizeof(".tmp.") - 1;
+        pid = ngx_atoi(p, name.data + name.len - p);
+
+        if (pid == NGX_ERROR || kill((pid_t) pid, 0) == 0
+            || ngx_errno != NGX_ESRCH)
+        {
+            continue;
+        }
+
+        if (ngx_delete_file(name.data) == NGX_FILE_ERROR) {
+            ngx_log_error(NGX_LOG_WARN, log, ngx_errno,
+                          ngx_delete_file_n " \"%V\" failed", &name);
+            continue;
+        }
+
+        ngx_log_error(NGX_LOG_NOTICE, log, 0,
+                      "tidal: removed \"%V\", a state file process %i "
+                      "did not finish writing", &name, pid);
+    }
+
+    ngx_close_glob(&gl);
+    ngx_free(pattern);
 }
 
 

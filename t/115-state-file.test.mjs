@@ -6,6 +6,7 @@ import { test, after } from 'node:test';
 import assert from 'node:assert/strict';
 import crypto from 'node:crypto';
 import fs from 'node:fs';
+import { spawnSync } from 'node:child_process';
 import { startNginx, SLOW } from './lib/nginx.mjs';
 import { TidalWs, PUBLISH_AND_STATUS } from './lib/tidal.mjs';
 import { SEEDED_STATE, stateDir, writeState, assertSeededState } from './lib/state.mjs';
@@ -66,6 +67,22 @@ test('nginx starts with the state from the file, and a full restart keeps it', T
     }
     const leftovers = fs.readdirSync(s.dir).filter((f) => f !== 'tidal.state' && f !== 'logs');
     assert.deepEqual(leftovers, [], 'no temporary file is left next to the state file');
+});
+
+test('a temporary file left by a writer that died is removed at start; one of a living process stays', T, async () => {
+    const s = withStateFile(SEEDED_STATE);
+    const dead = spawnSync('true').pid;
+    fs.writeFileSync(`${s.file}.tmp.${dead}`, '{"version":1,"chan');
+    fs.writeFileSync(`${s.file}.tmp.${process.pid}`, '{}');
+    const ngx = await start(s.file);
+    try {
+        assertSeededState(await stateOf(ngx));
+        assert.ok(!fs.existsSync(`${s.file}.tmp.${dead}`), 'the dead writer\'s file is gone');
+        assert.ok(fs.existsSync(`${s.file}.tmp.${process.pid}`), 'a living process\'s file stays');
+        assert.match(ngx.errorLog(), new RegExp(`removed ".*\\.tmp\\.${dead}", a state file process ${dead} did not finish writing`));
+    } finally {
+        await ngx.stop();
+    }
 });
 
 test('without a state file yet nginx starts with an empty state', T, async () => {
