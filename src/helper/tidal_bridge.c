@@ -25,6 +25,8 @@
 #include <openssl/ssl.h>
 #include <openssl/x509.h>
 
+#include <jansson.h>
+
 #include "tidal_helper.h"
 #include "tidal_bridge.h"
 #include "tidal_lines.h"
@@ -38,40 +40,65 @@
 #define TIDAL_BRIDGE_CLOSE_TIME    3000        /* ms for the server's close */
 #define TIDAL_BRIDGE_FLUSH_TIME    1000        /* ms for a last close frame */
 #define TIDAL_BRIDGE_READ          65536
+#define TIDAL_BRIDGE_RETRY_MIN     1000        /* ms, the first wait */
+#define TIDAL_BRIDGE_RETRY_MAX     30000       /* ms, the longest wait */
+#define TIDAL_BRIDGE_PENDING_MAX   1024        /* requests awaiting answers */
+
+#define TIDAL_BRIDGE_UNREACHABLE                                              \
+    "the room is unreachable; tidal-helper is reconnecting"
 
 
 typedef struct {
-    int                      fd;
-    volatile sig_atomic_t   *quit;
-    tidal_ws_parser_t        parser;
+    int                         fd;
+    const tidal_bridge_conf_t  *conf;
+    volatile sig_atomic_t      *quit;
+    tidal_ws_parser_t           parser;
 
     /* wss:// */
-    SSL_CTX                 *ssl_ctx;
-    SSL                     *ssl;
-    char                     ssl_error[128];  /* why it failed, for logs */
+    SSL_CTX                    *ssl_ctx;
+    SSL                        *ssl;
+    char                        ssl_error[128];  /* why it failed, for logs */
 
     /* what the socket waits for; TLS may read to write and vice versa */
-    short                    read_events;
-    short                    write_events;
+    short                       read_events;
+    short                       write_events;
 
-    tidal_lines_t            in;              /* stdin */
+    tidal_lines_t               in;              /* stdin */
 
     /* frames not yet taken by the socket */
-    uint8_t                 *out;
-    size_t                   out_pos;
-    size_t                   out_len;
-    size_t                   out_size;
+    uint8_t                    *out;
+    size_t                      out_pos;
+    size_t                      out_len;
+    size_t                      out_size;
 
-    int64_t                  close_deadline;
-    int                      status;          /* the exit status */
+    int64_t                     close_deadline;
+    int                         status;          /* the exit status */
 
-    unsigned                 stdin_done:1;
-    unsigned                 close_sent:1;    /* queued, in fact */
-    unsigned                 done:1;
-    unsigned                 ssl_broken:1;    /* no close_notify then */
+    /* --reconnect: what resuming the session takes */
+    json_t                     *init_params;     /* the client's initialize */
+    char                       *init_id;         /* its id, as JSON text */
+    json_t                     *session;         /* the server's session id */
+    json_int_t                  last_seq;        /* the last event's */
+    unsigned                    resume_n;
+    char                        resume_id[32];   /* our initialize, awaited */
+
+    /* the ids (JSON text) of requests sent and not yet answered */
+    char                       *pending[TIDAL_BRIDGE_PENDING_MAX];
+    unsigned                    npending;
+
+    unsigned                    stdin_done:1;
+    unsigned                    close_sent:1;    /* queued, in fact */
+    unsigned                    done:1;
+    unsigned                    ssl_broken:1;    /* no close_notify then */
+    unsigned                    lost:1;          /* worth connecting again */
+    unsigned                    ready:1;         /* resumed, or nothing to */
 } tidal_bridge_t;
 
 
+static void tidal_bridge_reset(tidal_bridge_t *b);
+static int tidal_bridge_backoff(tidal_bridge_t *b, unsigned attempt,
+    int64_t delay);
+static int tidal_bridge_retryable(uint16_t code);
 static int tidal_bridge_connect(const tidal_bridge_conf_t *conf,
     int64_t deadline);
 static int tidal_bridge_tls(tidal_bridge_t *b,
@@ -94,6 +121,18 @@ static void tidal_bridge_frames(tidal_bridge_t *b, const uint8_t *p,
     size_t n);
 static void tidal_bridge_read_stdin(tidal_bridge_t *b);
 static void tidal_bridge_line(void *data, char *line, size_t len);
+static void tidal_bridge_offline(tidal_bridge_t *b, char *line, size_t len);
+static void tidal_bridge_track_out(tidal_bridge_t *b, char *line,
+    size_t len);
+static int tidal_bridge_track_in(tidal_bridge_t *b, const uint8_t *p,
+    size_t len);
+static int tidal_bridge_take_session(tidal_bridge_t *b, json_t *result);
+static void tidal_bridge_resumed(tidal_bridge_t *b, json_t *msg);
+static int tidal_bridge_resume(tidal_bridge_t *b);
+static char *tidal_bridge_id_text(json_t *id);
+static void tidal_bridge_answered(tidal_bridge_t *b, const char *id);
+static void tidal_bridge_fail_pending(tidal_bridge_t *b);
+static void tidal_bridge_unreachable(const char *id);
 static int tidal_bridge_send(tidal_bridge_t *b, unsigned opcode,
     const void *payload, size_t len);
 static void tidal_bridge_close(tidal_bridge_t *b, uint16_t code,
@@ -293,48 +332,220 @@ int
 tidal_bridge_run(const tidal_bridge_conf_t *conf,
     volatile sig_atomic_t *quit)
 {
-    int64_t          deadline;
+    unsigned         i, attempt;
+    int64_t          deadline, delay;
     tidal_bridge_t   b;
 
     memset(&b, 0, sizeof(b));
+    b.conf = conf;
     b.quit = quit;
-    b.read_events = POLLIN;
-    b.write_events = POLLOUT;
-    tidal_ws_parser_init_client(&b.parser, TIDAL_BRIDGE_MESSAGE_MAX);
     b.in.max = TIDAL_BRIDGE_MESSAGE_MAX;
 
     tidal_helper_log(TIDAL_LOG_INFO, "stdio bridge to %s, no GHCi",
                      conf->url);
 
-    deadline = tidal_helper_msec() + TIDAL_BRIDGE_CONNECT_TIME;
+    attempt = 0;
+    delay = TIDAL_BRIDGE_RETRY_MIN;
 
-    b.fd = tidal_bridge_connect(conf, deadline);
+    for ( ;; ) {
+        tidal_bridge_reset(&b);
 
-    if (b.fd != -1) {
-        if ((!conf->tls || tidal_bridge_tls(&b, conf, deadline) == 0)
-            && tidal_bridge_handshake(&b, conf, deadline) == 0)
-        {
-            tidal_bridge_loop(&b);
-            tidal_bridge_flush(&b);
+        deadline = tidal_helper_msec() + TIDAL_BRIDGE_CONNECT_TIME;
+
+        b.fd = tidal_bridge_connect(conf, deadline);
+
+        if (b.fd != -1) {
+            if ((!conf->tls || tidal_bridge_tls(&b, conf, deadline) == 0)
+                && tidal_bridge_handshake(&b, conf, deadline) == 0)
+            {
+                if (attempt == 0 || b.init_params == NULL) {
+                    b.ready = 1;
+
+                } else if (tidal_bridge_resume(&b) != 0) {
+                    b.done = 1;
+                }
+
+                tidal_bridge_loop(&b);
+                tidal_bridge_flush(&b);
+
+            } else {
+                b.status = 1;
+
+                /* a refusal at the start is the user's to fix, not later */
+                b.lost = (attempt > 0);
+            }
+
+            tidal_bridge_tls_end(&b);
+            close(b.fd);
+            b.fd = -1;
 
         } else {
             b.status = 1;
+            b.lost = (attempt > 0);
         }
 
-        tidal_bridge_tls_end(&b);
-        close(b.fd);
+        tidal_ws_parser_free(&b.parser);
 
-    } else {
-        b.status = 1;
+        if (!conf->reconnect || !b.lost || *quit || b.stdin_done) {
+            break;
+        }
+
+        /* the answers will not come over this connection */
+        tidal_bridge_fail_pending(&b);
+
+        if (b.ready) {
+            attempt = 0;
+            delay = TIDAL_BRIDGE_RETRY_MIN;
+        }
+
+        attempt++;
+
+        if (tidal_bridge_backoff(&b, attempt, delay) != 0) {
+            break;
+        }
+
+        delay = (delay * 2 < TIDAL_BRIDGE_RETRY_MAX) ? delay * 2
+                                                     : TIDAL_BRIDGE_RETRY_MAX;
     }
 
-    tidal_ws_parser_free(&b.parser);
+    for (i = 0; i < b.npending; i++) {
+        free(b.pending[i]);
+    }
+
+    json_decref(b.init_params);
+    json_decref(b.session);
+    free(b.init_id);
     tidal_lines_free(&b.in);
     free(b.out);
 
     tidal_helper_log(TIDAL_LOG_INFO, "exiting");
 
     return b.status;
+}
+
+
+/* the state of one connection, fresh for the next */
+
+static void
+tidal_bridge_reset(tidal_bridge_t *b)
+{
+    tidal_ws_parser_init_client(&b->parser, TIDAL_BRIDGE_MESSAGE_MAX);
+
+    b->read_events = POLLIN;
+    b->write_events = POLLOUT;
+    b->ssl_error[0] = '\0';
+    b->out_pos = 0;
+    b->out_len = 0;
+    b->status = 0;
+    b->resume_id[0] = '\0';
+
+    b->close_sent = 0;
+    b->done = 0;
+    b->ssl_broken = 0;
+    b->lost = 0;
+    b->ready = 0;
+}
+
+
+/*
+ * Waits before the next attempt, from half to all of delay so that the
+ * bridges of a room do not all come back at once; a request from stdin
+ * meanwhile is answered with an error at once.  0, or -1 to stop (stdin's
+ * end or a signal) with b->status set.
+ */
+
+static int
+tidal_bridge_backoff(tidal_bridge_t *b, unsigned attempt, int64_t delay)
+{
+    int            rc;
+    int64_t        wait, until, left;
+    uint32_t       r;
+    struct pollfd  pfd;
+
+    if (RAND_bytes((unsigned char *) &r, sizeof(r)) != 1) {
+        r = 0;
+    }
+
+    wait = delay / 2 + (int64_t) (r % (uint32_t) (delay / 2 + 1));
+
+    tidal_helper_log(TIDAL_LOG_INFO, "reconnecting to %s in %lld ms "
+                     "(attempt %u)", b->conf->url, (long long) wait,
+                     attempt);
+
+    until = tidal_helper_msec() + wait;
+
+    for ( ;; ) {
+        if (*b->quit) {
+            tidal_helper_log(TIDAL_LOG_INFO, "signal %d", (int) *b->quit);
+            b->status = 0;
+            return -1;
+        }
+
+        left = until - tidal_helper_msec();
+
+        if (left <= 0) {
+            return 0;
+        }
+
+        pfd.fd = 0;
+        pfd.events = POLLIN;
+        pfd.revents = 0;
+
+        rc = poll(&pfd, 1, (int) left);
+
+        if (rc == -1) {
+            if (errno == EINTR) {
+                continue;
+            }
+
+            tidal_helper_log(TIDAL_LOG_ERR, "poll() failed: %s",
+                             strerror(errno));
+            b->status = 1;
+            return -1;
+        }
+
+        if (rc == 0) {
+            continue;
+        }
+
+        rc = tidal_lines_read(&b->in, 0, "stdin", tidal_bridge_line, b);
+
+        if (rc == -1) {
+            tidal_helper_log(TIDAL_LOG_INFO, "stdin closed");
+            b->stdin_done = 1;
+            b->status = 0;
+            return -1;
+        }
+
+        if (rc == -2) {
+            b->status = 1;
+            return -1;
+        }
+    }
+}
+
+
+/*
+ * A close code the server sends when it goes away or fails by itself;
+ * the others (1002, 1007, 1008, 1009...) blame the client: again would
+ * fail again.
+ */
+
+static int
+tidal_bridge_retryable(uint16_t code)
+{
+    switch (code) {
+
+    case TIDAL_WS_CLOSE_GOING_AWAY:
+    case TIDAL_WS_CLOSE_INTERNAL:
+    case 1012:                                /* service restart */
+    case 1013:                                /* try again later */
+    case 1014:                                /* bad gateway */
+        return 1;
+
+    default:
+        return 0;
+    }
 }
 
 
@@ -913,11 +1124,15 @@ tidal_bridge_loop(tidal_bridge_t *b)
             pfd[0].events |= b->write_events;
         }
 
-        /* stdin waits while the server does not take what we have */
+        /*
+         * stdin waits while the server does not take what we have, and
+         * while the session is being resumed: the client's messages come
+         * after our initialize is answered
+         */
         pfd[1].fd = 0;
         pfd[1].events = POLLIN;
         pfd[1].revents = 0;
-        n = (!b->stdin_done && !b->close_sent
+        n = (!b->stdin_done && !b->close_sent && b->resume_id[0] == '\0'
              && b->out_len - b->out_pos < TIDAL_BRIDGE_OUT_HIGH) ? 2 : 1;
 
         if (poll(pfd, (nfds_t) n, timeout) == -1) {
@@ -984,6 +1199,7 @@ tidal_bridge_read_socket(tidal_bridge_t *b)
     }
 
     b->status = 1;
+    b->lost = b->conf->reconnect;
 
     tidal_helper_log(TIDAL_LOG_ERR, "the connection was lost without a "
                      "close frame (1006): %s",
@@ -1009,6 +1225,12 @@ tidal_bridge_frames(tidal_bridge_t *b, const uint8_t *p, size_t n)
             return;
 
         case TIDAL_WS_TEXT:
+            if (b->conf->reconnect
+                && tidal_bridge_track_in(b, ev.data, ev.len))
+            {
+                break;
+            }
+
             if (tidal_bridge_stdout(ev.data, ev.len) != 0
                 && !b->close_sent)
             {
@@ -1043,6 +1265,7 @@ tidal_bridge_frames(tidal_bridge_t *b, const uint8_t *p, size_t n)
             /* the echo, as RFC 6455 5.5.1 asks; 1005 echoes as no code */
             tidal_bridge_close(b, ev.code, NULL);
             b->status = 1;
+            b->lost = b->conf->reconnect && tidal_bridge_retryable(ev.code);
             return;
 
         case TIDAL_WS_FAIL:
@@ -1086,6 +1309,11 @@ tidal_bridge_line(void *data, char *line, size_t len)
 
     tidal_utf8_t  utf8;
 
+    if (b->fd == -1) {
+        tidal_bridge_offline(b, line, len);
+        return;
+    }
+
     /* the server would end the connection with 1007 for the whole room */
     tidal_utf8_init(&utf8);
 
@@ -1097,7 +1325,360 @@ tidal_bridge_line(void *data, char *line, size_t len)
         return;
     }
 
+    if (b->conf->reconnect) {
+        tidal_bridge_track_out(b, line, len);
+    }
+
     (void) tidal_bridge_send(b, TIDAL_WS_OP_TEXT, line, len);
+}
+
+
+/* a line from stdin while there is no connection to send it over */
+
+static void
+tidal_bridge_offline(tidal_bridge_t *b, char *line, size_t len)
+{
+    char    *id;
+    json_t  *msg;
+
+    msg = json_loadb(line, len, 0, NULL);
+
+    id = NULL;
+
+    if (json_is_string(json_object_get(msg, "method"))) {
+        id = tidal_bridge_id_text(json_object_get(msg, "id"));
+    }
+
+    json_decref(msg);
+
+    if (id == NULL) {
+        tidal_helper_log(TIDAL_LOG_DEBUG, "a message that is no request "
+                         "was dropped while reconnecting");
+        return;
+    }
+
+    /* the client would wait for an answer the room cannot give */
+    tidal_bridge_unreachable(id);
+    free(id);
+}
+
+
+/* what resuming needs of a message from stdin, sent as it is */
+
+static void
+tidal_bridge_track_out(tidal_bridge_t *b, char *line, size_t len)
+{
+    char        *id;
+    json_t      *msg, *params;
+    const char  *method;
+
+    msg = json_loadb(line, len, 0, NULL);
+
+    method = json_string_value(json_object_get(msg, "method"));
+    id = tidal_bridge_id_text(json_object_get(msg, "id"));
+
+    if (method == NULL || id == NULL) {
+        free(id);
+        json_decref(msg);
+        return;
+    }
+
+    if (strcmp(method, "initialize") == 0 && b->init_params == NULL) {
+        params = json_object_get(msg, "params");
+
+        b->init_params = json_is_object(params) ? json_deep_copy(params)
+                                                : json_object();
+        b->init_id = strdup(id);
+    }
+
+    if (b->npending == TIDAL_BRIDGE_PENDING_MAX) {
+        /* the oldest is the likeliest to have been answered unseen */
+        tidal_helper_log(TIDAL_LOG_DEBUG, "%d requests unanswered; "
+                         "forgetting %s", TIDAL_BRIDGE_PENDING_MAX,
+                         b->pending[0]);
+        free(b->pending[0]);
+        memmove(&b->pending[0], &b->pending[1],
+                (TIDAL_BRIDGE_PENDING_MAX - 1) * sizeof(char *));
+        b->npending--;
+    }
+
+    b->pending[b->npending++] = id;
+
+    json_decref(msg);
+}
+
+
+/*
+ * What resuming needs of a message from the server: the session id in
+ * the answer to initialize, the seq of each event, the answer to our own
+ * initialize (1: swallowed, not for stdout).
+ */
+
+static int
+tidal_bridge_track_in(tidal_bridge_t *b, const uint8_t *p, size_t len)
+{
+    int          swallow;
+    char        *id;
+    json_t      *msg, *seq;
+    const char  *method;
+
+    msg = json_loadb((const char *) p, len, 0, NULL);
+
+    if (!json_is_object(msg)) {
+        json_decref(msg);
+        return 0;
+    }
+
+    swallow = 0;
+    method = json_string_value(json_object_get(msg, "method"));
+
+    if (method != NULL) {
+        if (strncmp(method, "notifications/tidal/", 20) == 0) {
+            seq = json_object_get(json_object_get(msg, "params"), "seq");
+
+            /* events come in seq order; a new session may start lower */
+            if (json_is_integer(seq)) {
+                b->last_seq = json_integer_value(seq);
+            }
+        }
+
+    } else if (b->resume_id[0] != '\0'
+               && json_is_string(json_object_get(msg, "id"))
+               && strcmp(json_string_value(json_object_get(msg, "id")),
+                         b->resume_id) == 0)
+    {
+        tidal_bridge_resumed(b, msg);
+        swallow = 1;
+
+    } else {
+        id = tidal_bridge_id_text(json_object_get(msg, "id"));
+
+        if (id != NULL) {
+            if (b->init_id != NULL && strcmp(id, b->init_id) == 0) {
+                (void) tidal_bridge_take_session(b,
+                                            json_object_get(msg, "result"));
+            }
+
+            tidal_bridge_answered(b, id);
+            free(id);
+        }
+    }
+
+    json_decref(msg);
+
+    return swallow;
+}
+
+
+/* from initialize's result; 1 when the server resumed the session */
+
+static int
+tidal_bridge_take_session(tidal_bridge_t *b, json_t *result)
+{
+    int      resumed;
+    json_t  *meta, *sid, *seq;
+
+    meta = json_object_get(result, "_meta");
+    sid = json_object_get(meta, "tidal/session");
+    seq = json_object_get(meta, "tidal/seq");
+    resumed = json_is_true(json_object_get(meta, "tidal/resumed"));
+
+    if (sid != NULL) {
+        json_decref(b->session);
+        b->session = json_incref(sid);
+    }
+
+    /* a new session starts at the room's seq of the moment */
+    if (!resumed && json_is_integer(seq)) {
+        b->last_seq = json_integer_value(seq);
+    }
+
+    return resumed;
+}
+
+
+/* the answer to our initialize after a reconnect */
+
+static void
+tidal_bridge_resumed(tidal_bridge_t *b, json_t *msg)
+{
+    json_t       *result;
+    const char   *why;
+    static char   initialized[] =
+        "{\"jsonrpc\":\"2.0\",\"method\":\"notifications/initialized\"}";
+
+    b->resume_id[0] = '\0';
+
+    result = json_object_get(msg, "result");
+
+    if (!json_is_object(result)) {
+        why = json_string_value(json_object_get(json_object_get(msg,
+                                                                "error"),
+                                                "message"));
+        tidal_helper_log(TIDAL_LOG_ERR, "initialize after reconnecting "
+                         "failed: %s", why ? why : "no result");
+
+        /* as if the connection were lost: the next one may do better */
+        tidal_bridge_close(b, TIDAL_WS_CLOSE_NORMAL, NULL);
+        b->status = 1;
+        b->lost = 1;
+        return;
+    }
+
+    if (tidal_bridge_take_session(b, result)) {
+        tidal_helper_log(TIDAL_LOG_INFO, "the session was resumed");
+
+    } else {
+        tidal_helper_log(TIDAL_LOG_WARN, "the session was not resumed: "
+                         "events while disconnected are lost");
+    }
+
+    (void) tidal_bridge_send(b, TIDAL_WS_OP_TEXT, initialized,
+                             sizeof(initialized) - 1);
+    b->ready = 1;
+}
+
+
+/*
+ * Our own initialize on a new connection: the client's params with the
+ * session to resume; an id of ours, so that its answer is not the
+ * client's.
+ */
+
+static int
+tidal_bridge_resume(tidal_bridge_t *b)
+{
+    int      rc;
+    char    *text;
+    json_t  *params, *meta, *msg;
+
+    params = json_deep_copy(b->init_params);
+    if (params == NULL) {
+        goto failed;
+    }
+
+    meta = json_object_get(params, "_meta");
+
+    if (!json_is_object(meta)) {
+        meta = json_object();
+
+        if (json_object_set_new(params, "_meta", meta) != 0) {
+            json_decref(params);
+            goto failed;
+        }
+    }
+
+    if (b->session != NULL
+        && (json_object_set(meta, "tidal/session", b->session) != 0
+            || json_object_set_new(meta, "tidal/last_seq",
+                                   json_integer(b->last_seq))
+               != 0))
+    {
+        json_decref(params);
+        goto failed;
+    }
+
+    snprintf(b->resume_id, sizeof(b->resume_id), "tidal-bridge:%u",
+             ++b->resume_n);
+
+    msg = json_pack("{s:s, s:s, s:s, s:o}", "jsonrpc", "2.0",
+                    "id", b->resume_id, "method", "initialize",
+                    "params", params);
+
+    text = msg ? json_dumps(msg, JSON_COMPACT) : NULL;
+    json_decref(msg);
+
+    if (text == NULL) {
+        goto failed;
+    }
+
+    tidal_helper_log(TIDAL_LOG_INFO, "resuming the session after seq %lld",
+                     (long long) b->last_seq);
+
+    rc = tidal_bridge_send(b, TIDAL_WS_OP_TEXT, text, strlen(text));
+    free(text);
+
+    return rc;
+
+failed:
+
+    tidal_helper_log(TIDAL_LOG_ERR, "out of memory for initialize");
+    b->status = 1;
+
+    return -1;
+}
+
+
+/* a JSON-RPC id as JSON text (a string keeps its quotes), or NULL */
+
+static char *
+tidal_bridge_id_text(json_t *id)
+{
+    if (!json_is_string(id) && !json_is_number(id)) {
+        return NULL;
+    }
+
+    return json_dumps(id, JSON_ENCODE_ANY | JSON_COMPACT);
+}
+
+
+static void
+tidal_bridge_answered(tidal_bridge_t *b, const char *id)
+{
+    unsigned  i;
+
+    for (i = 0; i < b->npending; i++) {
+        if (strcmp(b->pending[i], id) == 0) {
+            free(b->pending[i]);
+            b->pending[i] = b->pending[--b->npending];
+            return;
+        }
+    }
+}
+
+
+/* the requests the lost connection took with it get an error each */
+
+static void
+tidal_bridge_fail_pending(tidal_bridge_t *b)
+{
+    unsigned  i;
+
+    for (i = 0; i < b->npending; i++) {
+        tidal_bridge_unreachable(b->pending[i]);
+        free(b->pending[i]);
+    }
+
+    b->npending = 0;
+}
+
+
+static void
+tidal_bridge_unreachable(const char *id)
+{
+    int     n;
+    char   *line;
+    size_t  size;
+
+    size = strlen(id) + sizeof(TIDAL_BRIDGE_UNREACHABLE) + 128;
+
+    line = malloc(size);
+    if (line == NULL) {
+        tidal_helper_log(TIDAL_LOG_ERR, "out of memory for an error "
+                         "response");
+        return;
+    }
+
+    n = snprintf(line, size, "{\"jsonrpc\":\"2.0\",\"id\":%s,\"error\":"
+                 "{\"code\":-32000,\"message\":\"%s\"}}", id,
+                 TIDAL_BRIDGE_UNREACHABLE);
+
+    if (tidal_bridge_stdout((uint8_t *) line, (size_t) n) != 0) {
+        tidal_helper_log(TIDAL_LOG_INFO, "writing stdout failed: %s",
+                         strerror(errno));
+    }
+
+    free(line);
 }
 
 
@@ -1222,6 +1803,7 @@ tidal_bridge_write_socket(tidal_bridge_t *b)
         if (!b->done) {
             b->done = 1;
             b->status = 1;
+            b->lost = b->conf->reconnect;
         }
 
         return;

@@ -21,6 +21,7 @@ typedef struct {
     const char   *path;                 /* points into url */
     int           tls;                  /* wss:// */
     const char   *ca_file;              /* trusted instead of the system's */
+    int           reconnect;            /* --reconnect */
 
     /* "Name: value" lines from --header, as given */
     const char   *headers[TIDAL_BRIDGE_HEADERS_MAX];
@@ -35,7 +36,9 @@ int tidal_bridge_add_header(tidal_bridge_conf_t *conf, const char *header);
 /*
  * Connects, relays until stdin ends (then closes with 1000) or the
  * connection does, or *quit is set by a signal; the exit status: 0 after
- * a normal close, 1 on any failure, said on stderr.
+ * a normal close, 1 on any failure, said on stderr.  With conf->reconnect
+ * a connection the server ended or lost is made again, and the session
+ * resumed, until stdin ends or a signal.
  */
 int tidal_bridge_run(const tidal_bridge_conf_t *conf,
     volatile sig_atomic_t *quit);

@@ -166,6 +166,7 @@ tidal_helper_usage(FILE *f)
         "usage: tidal-helper --stdio [options]\n"
         "       tidal-helper --stdio --connect ws[s]://HOST[:PORT]/PATH\n"
         "                    [--header \"Name: value\"]... [--ca-file FILE]\n"
+        "                    [--reconnect]\n"
         "       tidal-helper --socket PATH --master-pid PID [options]\n"
         "\n"
         "A TidalCycles MCP server on stdin/stdout with its own GHCi; with\n"
@@ -185,6 +186,11 @@ tidal_helper_usage(FILE *f)
         "                          ps; repeatable\n"
         "  --ca-file FILE          with wss://: trust the CA certificates\n"
         "                          in FILE (PEM) instead of the system's\n"
+        "  --reconnect             with --connect: when the server goes\n"
+        "                          away or the connection is lost, connect\n"
+        "                          again (1 s doubling to 30 s) and resume\n"
+        "                          the session; requests meanwhile get an\n"
+        "                          error (-32000)\n"
         "  --socket PATH           serve nginx's workers on this unix socket\n"
         "  --master-pid PID        exit when this process (nginx's master)\n"
         "                          is gone\n"
@@ -254,6 +260,11 @@ tidal_helper_options(int argc, char **argv, tidal_ghci_conf_t *conf,
 
         if (strcmp(arg, "--allow-raw") == 0) {
             *allow_raw = 1;
+            continue;
+        }
+
+        if (strcmp(arg, "--reconnect") == 0) {
+            bridge->reconnect = 1;
             continue;
         }
 
@@ -453,6 +464,11 @@ tidal_helper_options(int argc, char **argv, tidal_ghci_conf_t *conf,
 
     if (bridge->nheaders > 0 && bridge->url == NULL) {
         fprintf(stderr, "tidal-helper: --header goes with --connect\n");
+        goto usage;
+    }
+
+    if (bridge->reconnect && bridge->url == NULL) {
+        fprintf(stderr, "tidal-helper: --reconnect goes with --connect\n");
         goto usage;
     }
 
