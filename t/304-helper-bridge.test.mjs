@@ -7,30 +7,23 @@
 
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { spawn } from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';
-import { Client } from '@modelcontextprotocol/sdk/client/index.js';
-import { StdioClientTransport } from '@modelcontextprotocol/sdk/client/stdio.js';
 import { CallToolResultSchema } from '@modelcontextprotocol/sdk/types.js';
 import {
-    startNginx, freePort, makeTempDir, childPids, pidAlive, waitFor, SLOW,
+    startNginx, freePort, makeTempDir, childPids, SLOW,
 } from './lib/nginx.mjs';
 import { TidalWs } from './lib/tidal.mjs';
-import { HELPER_BIN } from './lib/helper.mjs';
-import { INIT_PARAMS } from './lib/ws.mjs';
-import { until } from './lib/until.mjs';
+import { Bridge, sdkClient, gone, killBridges } from './lib/bridge.mjs';
 
 const T = { timeout: 30000 * SLOW };
 
 const USER = 'dj';
 const PASSWORD = 'hunter2-secret-value';
-const SANITIZER = /AddressSanitizer|LeakSanitizer|runtime error:/;
 const BASIC = Buffer.from(`${USER}:${PASSWORD}`).toString('base64');
 
 let ngx;
 let authDir;
-const live = new Set();
 
 before(async () => {
     // nginx workers (nobody) read the password file
@@ -61,174 +54,16 @@ before(async () => {
 });
 
 after(async () => {
-    for (const b of [...live]) {
-        b.kill();
-    }
+    killBridges();
     await ngx?.stop();
     if (authDir) {
         fs.rmSync(authDir, { recursive: true, force: true });
     }
 });
 
-process.on('exit', () => {
-    for (const b of [...live]) {
-        b.kill();
-    }
-});
-
 
 function url(p = '/mcp') {
     return `ws://127.0.0.1:${ngx.port}${p}`;
-}
-
-
-// the bridge spawned directly: its exit status, stderr and stdout lines
-class Bridge {
-    constructor(args) {
-        this.log = '';
-        this.lines = [];
-        this.partial = '';
-        this.waiters = new Set();
-        this.proc = spawn(HELPER_BIN, ['--stdio', ...args], { stdio: ['pipe', 'pipe', 'pipe'] });
-        this.pid = this.proc.pid;
-        live.add(this);
-        this.exited = new Promise((resolve) => {
-            this.proc.once('exit', (code, signal) => {
-                live.delete(this);
-                this.exit = { code, signal };
-                this._wake();
-                resolve(this.exit);
-            });
-        });
-        this.proc.stdin.on('error', () => {});   // EPIPE once it is gone
-        this.proc.stderr.on('data', (d) => {
-            this.log += d.toString();
-            this._wake();
-        });
-        this.proc.stdout.on('data', (d) => {
-            const parts = (this.partial + d.toString()).split('\n');
-            this.partial = parts.pop();
-            this.lines.push(...parts.map((l) => JSON.parse(l)));
-            this._wake();
-        });
-    }
-
-    _wake() {
-        for (const w of [...this.waiters]) {
-            w();
-        }
-    }
-
-    send(obj) {
-        this.proc.stdin.write(`${typeof obj === 'string' ? obj : JSON.stringify(obj)}\n`);
-    }
-
-    until(fn, what, timeout = 10000 * SLOW) {
-        return new Promise((resolve, reject) => {
-            const check = () => {
-                const v = fn();
-                if (v) {
-                    clearTimeout(timer);
-                    this.waiters.delete(check);
-                    resolve(v);
-                } else if (this.exit && !fn()) {
-                    clearTimeout(timer);
-                    this.waiters.delete(check);
-                    reject(new Error(`the bridge exited (${JSON.stringify(this.exit)}) before ${what}; log:\n${this.log}`));
-                }
-            };
-            const timer = setTimeout(() => {
-                this.waiters.delete(check);
-                reject(new Error(`timed out waiting for ${what}; log:\n${this.log}`));
-            }, timeout);
-            this.waiters.add(check);
-            check();
-        });
-    }
-
-    reply(id) {
-        return this.until(() => this.lines.find((m) => m.id === id), `the reply to ${id}`);
-    }
-
-    async initialize() {
-        this.send({ jsonrpc: '2.0', id: 'init', method: 'initialize', params: INIT_PARAMS });
-        const r = await this.reply('init');
-        assert.ok(r.result, JSON.stringify(r));
-        this.send({ jsonrpc: '2.0', method: 'notifications/initialized' });
-        return r.result;
-    }
-
-    // the exit, bounded in time; stdin stays open unless the test ends it
-    async exitStatus(timeout = 10000 * SLOW) {
-        let timer;
-        const r = await Promise.race([
-            this.exited,
-            new Promise((resolve) => { timer = setTimeout(() => resolve(null), timeout); }),
-        ]);
-        clearTimeout(timer);
-        assert.ok(r, `the bridge did not exit within ${timeout} ms; log:\n${this.log}`);
-        // a build with sanitizers (TIDAL_HELPER_BIN) reports at exit
-        assert.doesNotMatch(this.log, SANITIZER, this.log);
-        return r;
-    }
-
-    kill() {
-        if (!this.exit && pidAlive(this.pid)) {
-            this.proc.kill('SIGKILL');
-        }
-        live.delete(this);
-    }
-}
-
-
-// the SDK's stdio client with the bridge as its server
-async function sdkClient(args, name = 'bridge-test', env = undefined) {
-    const transport = new StdioClientTransport({
-        command: HELPER_BIN,
-        args: ['--stdio', ...args],
-        stderr: 'pipe',
-        env,
-    });
-    const c = {
-        transport, log: '', notes: [], waiters: new Set(), closed: false,
-        client: new Client({ name, version: '1.0.0' }),
-    };
-    const wake = () => c.waiters.forEach((w) => w());
-    transport.stderr.on('data', (d) => {
-        c.log += d.toString();
-        wake();
-    });
-    c.client.fallbackNotificationHandler = async (n) => {
-        c.notes.push(n);
-        wake();
-    };
-    c.client.onclose = () => {
-        c.closed = true;
-        wake();
-    };
-    c.until = (fn, what, timeout = 10000 * SLOW) => until(c.waiters, fn, timeout,
-        () => `${what}; bridge log:\n${c.log}`);
-    const kill = () => {
-        const pid = transport.pid;
-        if (pid && pidAlive(pid)) {
-            process.kill(pid, 'SIGKILL');
-        }
-    };
-    live.add({ kill });
-    try {
-        await c.client.connect(transport);
-    } catch (e) {
-        kill();
-        throw new Error(`${e.message}\nbridge log:\n${c.log}`);
-    }
-    c.pid = transport.pid;
-    return c;
-}
-
-
-async function gone(c) {
-    await waitFor(() => !pidAlive(c.pid), { timeout: 10000, what: `the bridge (pid ${c.pid}) to exit` });
-    assert.doesNotMatch(c.log, SANITIZER, c.log);
 }
 
 
