@@ -353,10 +353,12 @@ class Nginx {
             buildConf({ dir: this.dir, port: this.port, ...this.opts }));
     }
 
+    // opts.port: that port (e.g. a server started again where another
+    // stopped), else a free one
     async start() {
         // the free port may be taken between probe and bind: try again
         for (let attempt = 1; ; attempt++) {
-            this.port = await freePort();
+            this.port = this.opts.port || await freePort();
             this.writeConf();
             try {
                 await this.spawnAndWait(0);
