@@ -1630,7 +1630,11 @@ tidal_bridge_answered(tidal_bridge_t *b, const char *id)
     for (i = 0; i < b->npending; i++) {
         if (strcmp(b->pending[i], id) == 0) {
             free(b->pending[i]);
-            b->pending[i] = b->pending[--b->npending];
+
+            /* in the order sent: the first is the one to forget first */
+            b->npending--;
+            memmove(&b->pending[i], &b->pending[i + 1],
+                    (b->npending - i) * sizeof(char *));
             return;
         }
     }
