@@ -8,36 +8,19 @@
 
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { spawn } from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';
-import { Client } from '@modelcontextprotocol/sdk/client/index.js';
-import { StdioClientTransport } from '@modelcontextprotocol/sdk/client/stdio.js';
 import { CallToolResultSchema, EmptyResultSchema } from '@modelcontextprotocol/sdk/types.js';
-import { startNginx, makeTempDir, pidAlive, waitFor, SLOW } from './lib/nginx.mjs';
-import { HELPER_BIN } from './lib/helper.mjs';
+import { startNginx, makeTempDir, SLOW } from './lib/nginx.mjs';
 import { makeCertificates } from './lib/tls.mjs';
-import { until } from './lib/until.mjs';
+import { Bridge, sdkClient, gone, killBridges } from './lib/bridge.mjs';
 
 const T = { timeout: 30000 * SLOW };
-
-const SANITIZER = /AddressSanitizer|LeakSanitizer|runtime error:/;
 
 let certDir;
 let certs;                   // { ca, certificate, key }
 let ca;
 let ngx;
-const live = new Set();      // the bridges' pids
-
-
-function killLive() {
-    for (const pid of [...live]) {
-        if (pidAlive(pid)) {
-            process.kill(pid, 'SIGKILL');
-        }
-        live.delete(pid);
-    }
-}
 
 
 before(async () => {
@@ -51,76 +34,34 @@ before(async () => {
 });
 
 after(async () => {
-    killLive();
+    killBridges();
     await ngx?.stop();
     if (certDir) {
         fs.rmSync(certDir, { recursive: true, force: true });
     }
 });
 
-process.on('exit', killLive);
 
-
-// the bridge spawned with stdin open; r.exited: its exit status, stderr
-// and stdout, once it ends by itself; r.until(re): a line of stderr
-function spawnBridge(args) {
-    const r = { log: '', out: '', waiters: new Set() };
-    const proc = spawn(HELPER_BIN, ['--stdio', ...args], { stdio: ['pipe', 'pipe', 'pipe'] });
-    live.add(proc.pid);
-    proc.stdin.on('error', () => {});   // EPIPE once it is gone
-    proc.stderr.on('data', (d) => {
-        r.log += d.toString();
-        r.waiters.forEach((w) => w());
-    });
-    proc.stdout.on('data', (d) => { r.out += d.toString(); });
-    r.until = (re) => until(r.waiters, () => re.test(r.log), 10000 * SLOW, () => `${re}; log:\n${r.log}`);
-    r.exited = new Promise((resolve, reject) => {
-        const timer = setTimeout(() => {
-            proc.kill('SIGKILL');
-            reject(new Error(`the bridge did not exit within ${10000 * SLOW} ms; log:\n${r.log}`));
-        }, 10000 * SLOW);
-        proc.once('close', (code, signal) => {
-            clearTimeout(timer);
-            live.delete(proc.pid);
-            if (SANITIZER.test(r.log)) {
-                reject(new Error(`a sanitizer report:\n${r.log}`));
-                return;
-            }
-            resolve({ code, signal, log: r.log, out: r.out });
-        });
-    });
-    return r;
-}
-
-
-function runBridge(args) {
-    return spawnBridge(args).exited;
+// the bridge run to its end, stdin open: its status, stderr and stdout
+async function runBridge(args) {
+    const b = new Bridge(args);
+    try {
+        const { code, signal } = await b.exitStatus();
+        return { code, signal, log: b.log, out: b.partial + b.lines.map((m) => JSON.stringify(m)).join('\n') };
+    } finally {
+        b.kill();
+    }
 }
 
 
 test('with --ca-file the SDK\'s stdio client reaches the room through wss://: tools, a tool call, chat back and a 3 MiB message', T, async () => {
     assert.match(ngx.url, /^wss:\/\/127\.0\.0\.1:\d+\/mcp$/);
-    const transport = new StdioClientTransport({
-        command: HELPER_BIN,
-        args: ['--stdio', '--connect', ngx.url, '--ca-file', ca, '--verbose'],
-        stderr: 'pipe',
-    });
-    const client = new Client({ name: 'over-tls', version: '1.0.0' });
-    const notes = [];
-    const waiters = new Set();
-    let log = '';
-    transport.stderr.on('data', (d) => {
-        log += d.toString();
-    });
-    client.fallbackNotificationHandler = async (n) => {
-        notes.push(n);
-        waiters.forEach((w) => w());
-    };
+    const c = await sdkClient(['--connect', ngx.url, '--ca-file', ca, '--verbose'], 'over-tls');
+    const { client } = c;
     try {
-        await client.connect(transport);
         assert.equal(client.getServerVersion().name, 'ngx_tidal', 'initialize went through nginx');
-        assert.match(log, /connected to wss:\/\/127\.0\.0\.1:\d+\/mcp/);
-        assert.match(log, /debug: TLSv1\.[23], /, log);
+        assert.match(c.log, /connected to wss:\/\/127\.0\.0\.1:\d+\/mcp/);
+        assert.match(c.log, /debug: TLSv1\.[23], /, c.log);
 
         const { tools } = await client.listTools();
         assert.ok(tools.some((t) => t.name === 'tidal_get_state'), tools.map((t) => t.name).join(' '));
@@ -131,8 +72,8 @@ test('with --ca-file the SDK\'s stdio client reaches the room through wss://: to
         const text = 'over TLS \u{1F512}';
         const r = await client.callTool({ name: 'tidal_say', arguments: { text } }, CallToolResultSchema);
         assert.notEqual(r.isError, true, JSON.stringify(r));
-        const heard = await until(waiters, () => notes.find((n) => n.method === 'notifications/tidal/chat'
-            && n.params.text === text), 10000 * SLOW, () => `the chat back; log:\n${log}`);
+        const heard = await c.until(() => c.notes.find((n) => n.method === 'notifications/tidal/chat'
+            && n.params.text === text), 'the chat back');
         assert.equal(heard.params.who, 'over-tls');
 
         // more than the socket takes at once: TLS writes that must wait
@@ -140,18 +81,11 @@ test('with --ca-file the SDK\'s stdio client reaches the room through wss://: to
         assert.deepEqual(await client.request({ method: 'ping', params: { pad } }, EmptyResultSchema), {});
         assert.deepEqual(await client.ping(), {});
     } finally {
-        const pid = transport.pid;
-        if (pid) {
-            live.add(pid);
-        }
         await client.close().catch(() => {});
-        if (pid) {
-            await waitFor(() => !pidAlive(pid), { timeout: 10000, what: `the bridge (pid ${pid}) to exit` });
-        }
     }
-    assert.doesNotMatch(log, SANITIZER, log);
-    assert.match(log, /stdin closed/);
-    assert.match(log, /closed \(1000\)/, log);
+    await gone(c);
+    assert.match(c.log, /stdin closed/);
+    assert.match(c.log, /closed \(1000\)/, c.log);
 });
 
 test('a certificate the bridge cannot verify ends it with status 1 and OpenSSL\'s reason: no --ca-file, or another host name', T, async () => {
@@ -196,12 +130,16 @@ test('no TLS where wss:// expects it, and TLS where ws:// does not: status 1 and
 test('nginx -s quit over TLS: the bridge reports the server\'s close 1001 and exits 1', T, async () => {
     const other = await startNginx({ ssl: certs });
     try {
-        const b = spawnBridge(['--connect', other.url, '--ca-file', ca]);
-        await b.until(/connected to wss:/);
-        await other.quit();
-        const r = await b.exited;
-        assert.equal(r.code, 1, r.log);
-        assert.match(r.log, /error: the server closed the connection: 1001/, r.log);
+        const b = new Bridge(['--connect', other.url, '--ca-file', ca]);
+        try {
+            await b.until(() => /connected to wss:/.test(b.log), 'the connection');
+            await other.quit();
+            const r = await b.exitStatus();
+            assert.equal(r.code, 1, b.log);
+            assert.match(b.log, /error: the server closed the connection: 1001/, b.log);
+        } finally {
+            b.kill();
+        }
     } finally {
         await other.stop().catch(() => {});
     }
