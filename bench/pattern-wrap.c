@@ -22,7 +22,7 @@ int
 main(int argc, char **argv)
 {
     int     channel;
-    char    err[512], *text;
+    char    err[512], head[8], *text;
     size_t  len;
 
     if (argc != 3) {
@@ -40,7 +40,9 @@ main(int argc, char **argv)
         return 1;
     }
 
-    text = tidal_pattern_wrap(channel, argv[2], len, &len);
+    snprintf(head, sizeof(head), "d%d", channel);
+
+    text = tidal_pattern_wrap(head, channel, argv[2], len, &len);
     if (text == NULL) {
         fprintf(stderr, "pattern-wrap: channel %d is not 1..16\n", channel);
         return 2;

@@ -725,8 +725,8 @@ tidal_pattern_refuse(tidal_pattern_lex_t *lx, const unsigned char *at,
 
 
 char *
-tidal_pattern_wrap(int channel, const char *pattern, size_t len,
-    size_t *outlen)
+tidal_pattern_wrap(const char *head, int channel, const char *pattern,
+    size_t len, size_t *outlen)
 {
     char        *out, *o;
     size_t       i, lines, size;
@@ -744,15 +744,15 @@ tidal_pattern_wrap(int channel, const char *pattern, size_t len,
         }
     }
 
-    size = len + lines * TIDAL_PATTERN_INDENT + 128;
+    size = len + lines * TIDAL_PATTERN_INDENT + strlen(head) + 128;
 
     out = malloc(size);
     if (out == NULL) {
         return NULL;
     }
 
-    o = out + snprintf(out, size, ":{\nd%d ((\n{-# LINE 1 \"d%d\" #-}\n",
-                       channel, channel);
+    o = out + snprintf(out, size, ":{\n%s ((\n{-# LINE 1 \"d%d\" #-}\n",
+                       head, channel);
 
     p = pattern;
     end = pattern + len;

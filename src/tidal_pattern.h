@@ -45,10 +45,12 @@ int tidal_pattern_check(const char *pattern, size_t len, char *err,
     size_t errlen);
 
 /*
- * The GHCi input that plays a checked pattern on channel dN (N 1..16):
+ * The GHCi input that applies head (a function of a ControlPattern, e.g.
+ * "d1" or "tidalPlay 7 1") to a checked pattern for channel dN (N
+ * 1..16):
  *
  *     :{
- *     dN ((
+ *     HEAD ((
  *     {-# LINE 1 "dN" #-}
  *             <each line of the pattern, after TIDAL_PATTERN_INDENT spaces>
  *      ) :: ControlPattern)
@@ -62,8 +64,8 @@ int tidal_pattern_check(const char *pattern, size_t len, char *err,
  * every layout block the pattern opened.  malloc'ed and
  * NUL-terminated; NULL for another channel or without memory.
  */
-char *tidal_pattern_wrap(int channel, const char *pattern, size_t len,
-    size_t *outlen);
+char *tidal_pattern_wrap(const char *head, int channel, const char *pattern,
+    size_t len, size_t *outlen);
 
 /*
  * GHCi's message about channel dN with every position in the wrapped

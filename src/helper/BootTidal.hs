@@ -1,14 +1,28 @@
 -- ngx_tidal's GHCi boot script for Tidal 1.7 (read by tidal-helper).
 --
 -- The helper sends this file to GHCi's stdin line by line, then checks it
--- with `tidalMarker`.  Ports and addresses come from the environment the
--- helper gives GHCi:
+-- with `tidalMarker`.  Ports, addresses and secrets come from the
+-- environment the helper gives GHCi:
 --   TIDAL_DIRT_HOST, TIDAL_DIRT_PORT  where OSC goes: the helper's relay,
 --                     which forwards it to SuperDirt (127.0.0.1:57120)
 --   TIDAL_TEMPO_PORT  Tidal's tempo server (UDP); give every instance its
 --                     own, or instances share (and change) one tempo
 --   TIDAL_CTRL_PORT   Tidal's OSC control listener on 127.0.0.1; 0 or
 --                     unset turns it (and the SuperDirt handshake) off
+--   TIDAL_BEAT        this GHCi's secret: its heartbeat's sound is
+--                     "tidal-helper-heartbeat-SECRET", which a pattern
+--                     cannot know, so the relay can tell its packets
+--   TIDAL_REPORT_FD   a pipe to the helper (below)
+--
+-- What the helper decides on never comes from text a pattern controls:
+-- every statement the helper sends ends with `tidalDone TOKEN`, which
+-- writes "ok TOKEN" to the report pipe, and a pattern that fails while
+-- playing is reported there by the channel's own guard as
+-- "fail TOKEN CHANNEL CYCLE MESSAGE", the message escaped onto one line.
+-- Patterns cannot run IO, so they cannot write to the pipe; the guard's
+-- machinery is local to the `do` block that makes the channel functions,
+-- so no pattern can name it.
+--
 -- Everything a pattern may not reach is imported qualified under a name
 -- the helper's sandbox refuses, and `:set -XSafe` comes last: from then
 -- on GHCi refuses unsafe modules and qualified names of modules that were
@@ -21,10 +35,18 @@
 :set prompt-cont ""
 
 import qualified System.IO as TidalIO
+import qualified System.IO.Unsafe as TidalUnsafe
 import qualified System.Environment as TidalEnv
+import qualified System.Timeout as TidalTimeout
+import qualified System.Posix.IO as TidalPosix
+import qualified System.Posix.Types as TidalPosixTypes
 import qualified Control.Exception as TidalExc
+import qualified Control.DeepSeq as TidalDeep
+import qualified Control.Concurrent as TidalConc
 import qualified Control.Concurrent.MVar as TidalMVar
+import qualified Data.IORef as TidalRef
 import qualified Data.Map.Strict as TidalMap
+import qualified Sound.Tidal.Tempo as TidalTempo
 import qualified Data.List
 import qualified Data.Maybe
 import qualified Data.Char
@@ -52,6 +74,8 @@ tidalDirtHost <- Data.Maybe.fromMaybe "127.0.0.1" <$> TidalEnv.lookupEnv "TIDAL_
 tidalDirtPort <- tidalEnvInt "TIDAL_DIRT_PORT" 57120
 tidalTempoPort <- (\n -> if n == 0 then 9160 else n) <$> tidalEnvInt "TIDAL_TEMPO_PORT" 9160
 tidalCtrlPort <- tidalEnvInt "TIDAL_CTRL_PORT" 0
+tidalBeatName <- ("tidal-helper-heartbeat-" ++) . Data.Maybe.fromMaybe "" <$> TidalEnv.lookupEnv "TIDAL_BEAT"
+tidalReportFd <- tidalEnvInt "TIDAL_REPORT_FD" 0
 
 :{
 tidal <- startTidal
@@ -68,20 +92,137 @@ tidal <- startTidal
                     cVerbose = False})
 :}
 
--- The scheduler's heartbeat: 8 events a cycle with s "tidal-helper-heartbeat"
+-- The scheduler's heartbeat: 8 events a cycle with the secret sound name
 -- on a pattern of its own.  The helper's OSC relay counts them instead of
--- forwarding them, and restarts Tidal when they stop while GHCi still
--- answers (a pattern that diverges while playing holds the scheduler).
--- hush, solo and unsolo below do what Tidal's do to d1 .. d16 and leave
--- the heartbeat playing; mute and silence only ever name d1 .. d16.  Its
--- history never ends: a pattern that fails while playing sends every
--- pattern back to its previous one (or silence), the heartbeat to itself.
+-- forwarding them; they stop when the scheduler does, and their `cycle`,
+-- `cps` and time tell the helper where the room is in time.  hush, solo
+-- and unsolo below do what Tidal's do to d1 .. d16 and leave the
+-- heartbeat playing; mute and silence only ever name d1 .. d16.
 :{
 TidalMVar.modifyMVar_ (sPMapMV tidal) (return . TidalMap.insert
     "tidal-helper-heartbeat"
-    (let beat = fast 8 $ s (pure "tidal-helper-heartbeat")
+    (let beat = fast 8 $ pS "s" (pure tidalBeatName)
      in PlayState {pattern = beat, mute = False, solo = False,
                    history = repeat beat}))
+:}
+
+-- The channel functions.  A channel plays its pattern behind a guard: each
+-- query of the scheduler is computed in full (every value forced) within
+-- 200 ms; an exception or a longer computation silences that channel at
+-- once (the others play on, nothing reaches Tidal's own error handling)
+-- and is reported once.  The guard also drops what would let one channel
+-- change the others: `cps` (the room's tempo is set by the helper),
+-- stateful and nested values, bus controls that are not integers; and it
+-- stamps each event with the channel's number as `tidalch`.
+-- tidalCheck computes CYCLES whole cycles from FROM the same way, in a
+-- GHCi that plays nothing, before the helper lets a pattern near the
+-- playing one.
+:{
+(tidalPlay, tidalCheck, tidalDone) <- do
+    let fd = TidalPosixTypes.Fd (fromIntegral tidalReportFd)
+    pipe <- if tidalReportFd > 2
+                then TidalPosix.fdToHandle fd
+                else return TidalIO.stderr
+    TidalIO.hSetEncoding pipe TidalIO.utf8
+    lock <- TidalMVar.newMVar ()
+    let report :: String -> IO ()
+        report line = TidalMVar.withMVar lock (\_ -> do
+            TidalIO.hPutStrLn pipe line
+            TidalIO.hFlush pipe)
+        escape :: String -> String
+        escape = concatMap (\c -> if c == '\\' then "\\\\"
+                                  else if c < ' ' || c == '\DEL'
+                                  then '\\' : 'x' : hex (fromEnum c)
+                                  else [c])
+        hex n = [Data.Char.intToDigit (div n 16), Data.Char.intToDigit (mod n 16)]
+        -- an exception's text, as far as it can be shown in time
+        describe :: TidalExc.SomeException -> IO String
+        describe e = do
+            r <- TidalExc.try (TidalTimeout.timeout 100000
+                     (TidalExc.evaluate (TidalDeep.force (take 8192 (show e)))))
+            return (case r of
+                        Right (Just t) -> t
+                        Right Nothing -> "(the error's text took too long to show)"
+                        Left other -> const "(the error's text could not be shown)"
+                                          (other :: TidalExc.SomeException))
+        keep :: String -> Value -> Bool
+        keep k v = case v of
+            VState _ -> False
+            VPattern _ -> False
+            VList _ -> False
+            VI _ -> True
+            _ -> k /= "cps" && take 1 k /= "^"
+        clean :: Int -> ValueMap -> ValueMap
+        clean ch = TidalMap.insert "tidalch" (VI ch) . TidalMap.filterWithKey keep
+        -- the events of one query, fully computed within us microseconds
+        compute :: Int -> Int -> ControlPattern -> State -> IO (Either String [Event ValueMap])
+        compute us ch pat st = do
+            r <- TidalExc.try (TidalTimeout.timeout us (TidalExc.evaluate
+                     (TidalDeep.force (map (fmap (clean ch)) (query pat st)))))
+            case r of
+                Right (Just es) -> return (Right es)
+                Right Nothing -> return (Left ("computing cycle "
+                    ++ show (floor (start (arc st)) :: Integer)
+                    ++ " took longer than " ++ show (div us 1000) ++ " ms"))
+                Left e -> Left <$> describe e
+        failed :: Integer -> Int -> Rational -> String -> String
+        failed token ch c msg = "fail " ++ show token ++ " " ++ show ch ++ " "
+            ++ show (floor c :: Integer) ++ " " ++ escape msg
+        guarded :: Integer -> Int -> TidalRef.IORef Bool -> ControlPattern -> ControlPattern
+        guarded token ch dead pat = Pattern (\st -> TidalUnsafe.unsafePerformIO (do
+            stopped <- TidalRef.readIORef dead
+            if stopped then return [] else do
+                r <- compute 200000 ch pat st
+                case r of
+                    Right es -> return es
+                    Left msg -> do
+                        first <- TidalRef.atomicModifyIORef' dead (\d -> (True, not d))
+                        if first then report (failed token ch (start (arc st)) msg)
+                                 else return ()
+                        return []))
+        play :: Integer -> Int -> ControlPattern -> IO ()
+        play token ch pat = do
+            dead <- TidalRef.newIORef False
+            let pat' = if ch <= 12 then pat |< orbit (pure (ch - 1)) else pat
+            streamReplace tidal (fromIntegral ch) (guarded token ch dead pat')
+            report ("ok " ++ show token)
+        check :: Integer -> Int -> Rational -> Int -> Int -> ControlPattern -> IO ()
+        check token ch from cycles us pat = go 0
+          where
+            go i | i >= cycles = report ("ok " ++ show token)
+                 | otherwise = do
+                       let c = from + fromIntegral i
+                       r <- compute us ch pat (State (Arc c (c + 1)) TidalMap.empty)
+                       case r of
+                           Right _ -> go (i + 1)
+                           Left msg -> report (failed token ch c msg)
+        done :: Integer -> IO ()
+        done token = report ("ok " ++ show token)
+    return (play, check, done)
+:}
+
+-- A spare GHCi waits unsynchronized; tidalContinue makes it take over the
+-- room's timeline where the last one left it: the cycle CYCLE was due at
+-- the OSC time TIME (seconds since the epoch, latency included) at CPS
+-- cycles a second.  Tidal's clock jumps to a new tempo without playing
+-- the cycles in between only on the first frame after it was
+-- unsynchronized, so a GHCi that was not waiting so is made to, for two
+-- frames, first.
+:{
+let tidalStandby :: IO ()
+    tidalStandby = TidalMVar.modifyMVar_ (sTempoMV tidal)
+                       (\t -> return t {TidalTempo.synched = False})
+    tidalContinue :: Double -> Rational -> Double -> IO ()
+    tidalContinue time cyc rate = do
+        now <- TidalMVar.readMVar (sTempoMV tidal)
+        if TidalTempo.synched now
+            then tidalStandby >> TidalConc.threadDelay 120000
+            else return ()
+        TidalMVar.modifyMVar_ (sTempoMV tidal)
+            (\t -> return t {TidalTempo.atTime = time - 0.1 - 1/20,
+                             TidalTempo.atCycle = cyc,
+                             TidalTempo.cps = rate,
+                             TidalTempo.synched = True})
 :}
 
 :{
@@ -95,15 +236,8 @@ let tidalIsBeat :: PatId -> Bool
     tidalSoloed = solo
 :}
 
--- A channel function computes the first cycle of its pattern before it
--- replaces the playing one: an error or a loop there stays in the eval
--- (reported, or interrupted at the helper's timeout) and the previous
--- pattern keeps playing.
 :{
-let tidalPlay i pat = do
-        _ <- TidalExc.evaluate (length (show (queryArc pat (Arc 0 1))))
-        streamReplace tidal i pat
-    p = streamReplace tidal
+let p = streamReplace tidal
     hush = TidalMVar.modifyMVar_ (sPMapMV tidal)
                (return . TidalMap.mapWithKey tidalHush)
     list = streamList tidal
@@ -125,7 +259,7 @@ let tidalPlay i pat = do
     nudgeAll = streamNudgeAll tidal
     all = streamAll tidal
     resetCycles = streamResetCycles tidal
-    setcps = asap . cps
+    setcps r = TidalTempo.setCps (sTempoMV tidal) r >> return ()
     getcps = streamGetcps tidal
     getnow = streamGetnow tidal
     setI = streamSetI tidal
@@ -133,22 +267,22 @@ let tidalPlay i pat = do
     setS = streamSetS tidal
     setR = streamSetR tidal
     setB = streamSetB tidal
-    d1 = tidalPlay 1 . (|< orbit 0)
-    d2 = tidalPlay 2 . (|< orbit 1)
-    d3 = tidalPlay 3 . (|< orbit 2)
-    d4 = tidalPlay 4 . (|< orbit 3)
-    d5 = tidalPlay 5 . (|< orbit 4)
-    d6 = tidalPlay 6 . (|< orbit 5)
-    d7 = tidalPlay 7 . (|< orbit 6)
-    d8 = tidalPlay 8 . (|< orbit 7)
-    d9 = tidalPlay 9 . (|< orbit 8)
-    d10 = tidalPlay 10 . (|< orbit 9)
-    d11 = tidalPlay 11 . (|< orbit 10)
-    d12 = tidalPlay 12 . (|< orbit 11)
-    d13 = tidalPlay 13
-    d14 = tidalPlay 14
-    d15 = tidalPlay 15
-    d16 = tidalPlay 16
+    d1 = tidalPlay 0 1
+    d2 = tidalPlay 0 2
+    d3 = tidalPlay 0 3
+    d4 = tidalPlay 0 4
+    d5 = tidalPlay 0 5
+    d6 = tidalPlay 0 6
+    d7 = tidalPlay 0 7
+    d8 = tidalPlay 0 8
+    d9 = tidalPlay 0 9
+    d10 = tidalPlay 0 10
+    d11 = tidalPlay 0 11
+    d12 = tidalPlay 0 12
+    d13 = tidalPlay 0 13
+    d14 = tidalPlay 0 14
+    d15 = tidalPlay 0 15
+    d16 = tidalPlay 0 16
 :}
 
 :set -XSafe

@@ -3,7 +3,10 @@
  * block goes a statement that prints a marker with a fresh number on
  * stderr and then on stdout; a block is finished when both streams have
  * shown its number (or a later one).  The marker carries a random nonce,
- * so a pattern cannot print a marker of its own.
+ * so a pattern cannot print a marker of its own.  Whether a block did
+ * what it was for is not read from GHCi's output either: the statements
+ * the helper sends end with `tidalDone TOKEN`, which writes "ok TOKEN"
+ * to a pipe (fd 3 in GHCi) that only the boot file's code can write to.
  */
 
 
@@ -32,14 +35,8 @@
 #define TIDAL_GHCI_OUTPUT_MAX    (64 * 1024)   /* kept per job */
 #define TIDAL_GHCI_BOOT_MAX      (1024 * 1024) /* boot file size */
 #define TIDAL_GHCI_GRACE         1000          /* ms after an interrupt */
-#define TIDAL_GHCI_PROBES        3             /* markers sent after it */
-#define TIDAL_GHCI_BACKOFF_MAX   30000         /* ms between boots */
-#define TIDAL_GHCI_STABLE        60000         /* ms up: restarts reset */
 #define TIDAL_GHCI_WARN_EVERY    10000         /* ms between send warnings */
-#define TIDAL_GHCI_ASYNC_LINES   40
-#define TIDAL_GHCI_STALL_BEATS   4             /* heartbeats missed: stall */
-#define TIDAL_GHCI_BEAT_FIRST    10000         /* ms to the first one */
-#define TIDAL_GHCI_CPS           0.5625        /* Tidal's at boot */
+#define TIDAL_GHCI_REPORT_FD     3             /* in GHCi */
 
 #define TIDAL_GHCI_MARK          "@@tidal:"
 
@@ -50,14 +47,14 @@
 #define TIDAL_GHCI_BOOT_CHECK                                                 \
     ":t (d1, d2, d3, d4, d5, d6, d7, d8, d9, d10, d11, d12, d13, d14, d15, "  \
     "d16, hush, mute 1, unmute 1, solo 1, unsolo 1, setcps 1, "               \
-    "tidalMarker)\n"
+    "tidalMarker, tidalPlay, tidalCheck, tidalDone, tidalContinue, "          \
+    "tidalStandby)\n"
 
 
 typedef enum {
     TIDAL_GHCI_DOWN = 0,
     TIDAL_GHCI_BOOTING,
-    TIDAL_GHCI_READY,
-    TIDAL_GHCI_BROKEN
+    TIDAL_GHCI_READY
 } tidal_ghci_state_e;
 
 
@@ -72,19 +69,23 @@ struct tidal_ghci_s {
     tidal_ghci_conf_t      conf;
     tidal_ghci_handler_t   handler;
     tidal_ghci_state_e     state;
+    const char            *name;
 
     pid_t                  pid;
     int                    in;
     int                    out;
     int                    err;
+    int                    rep;          /* the report pipe */
     int64_t                started;
 
     tidal_ghci_buf_t       wbuf;         /* not yet written to stdin */
     size_t                 wpos;
     tidal_ghci_buf_t       oline;        /* partial lines */
     tidal_ghci_buf_t       eline;
+    tidal_ghci_buf_t       rline;
 
     char                   nonce[17];
+    char                   secret[TIDAL_RELAY_SECRET_LEN + 1];
     uint64_t               next_id;
     uint64_t               out_id;       /* last marker seen on stdout */
     uint64_t               err_id;       /* ... and on stderr */
@@ -97,111 +98,75 @@ struct tidal_ghci_s {
     unsigned               interrupted:1;
     unsigned               own_err:1;        /* cur's marker on stderr */
     unsigned               interrupt_seen:1; /* "Interrupted." before it */
-    unsigned               booted_once:1;
-    unsigned               dotick:1;         /* in an async error */
-    int                    probes;
     tidal_ghci_buf_t       cur_out;
+    tidal_ghci_buf_t       cur_fail;     /* the report of a failed check */
 
     tidal_ghci_job_t      *head;
     tidal_ghci_job_t      *tail;
     tidal_ghci_job_t      *urgent_tail;
 
     int64_t                next_health;
-    int64_t                restart_at;   /* 0: none planned */
-    int                    restarts;     /* in a row */
-    char                  *restart_reason;
     char                   why[1024];    /* why it is not running */
-
-    tidal_ghci_buf_t       async;
-    int                    async_lines;
     int64_t                send_warned;
-
-    tidal_relay_t         *relay;
-    int64_t                booted_at;
-    double                 cps;          /* set by the owner ... */
-    int64_t                cps_at;       /* ... then */
-    tidal_ghci_job_t      *stall_probe;  /* does GHCi still answer? */
-    int64_t                stall_beat;   /* the last beat when asked */
-    unsigned               stall_answered:1;
-    unsigned               beat_warned:1;
 };
 
 
 static int tidal_ghci_spawn(tidal_ghci_t *g);
 static int tidal_ghci_exec_env(tidal_ghci_t *g, char ***envp);
 static int tidal_ghci_free_port(void);
-static void tidal_ghci_child(tidal_ghci_t *g, char **argv, char **envp,
-    int in[2], int out[2], int err[2]);
+static void tidal_ghci_child(char **argv, char **envp, int in[2],
+    int out[2], int err[2], int rep[2]);
 static char **tidal_ghci_argv(tidal_ghci_t *g);
 static char *tidal_ghci_read_file(const char *path, size_t *len,
     char *err, size_t errlen);
 static void tidal_ghci_next(tidal_ghci_t *g);
+static void tidal_ghci_expire(tidal_ghci_t *g, int64_t now);
 static void tidal_ghci_send_marker(tidal_ghci_t *g, uint64_t id);
 static int tidal_ghci_write(tidal_ghci_t *g, const char *p, size_t n);
 static void tidal_ghci_flush(tidal_ghci_t *g);
 static void tidal_ghci_read(tidal_ghci_t *g, int fd);
 static void tidal_ghci_line(tidal_ghci_t *g, int err, char *line,
     size_t len);
+static void tidal_ghci_report(tidal_ghci_t *g, char *line, size_t len);
 static int tidal_ghci_marker(tidal_ghci_t *g, const char *line, size_t len,
     uint64_t *id);
-static int tidal_ghci_async(tidal_ghci_t *g, const char *line, size_t len);
-static void tidal_ghci_async_end(tidal_ghci_t *g);
 static void tidal_ghci_check(tidal_ghci_t *g);
 static void tidal_ghci_finish(tidal_ghci_t *g);
 static void tidal_ghci_booted(tidal_ghci_t *g);
-static void tidal_ghci_boot_failed(tidal_ghci_t *g, const char *why);
-static void tidal_ghci_lost(tidal_ghci_t *g, const char *why);
+static void tidal_ghci_lost(tidal_ghci_t *g, tidal_ghci_loss_e how,
+    const char *why);
 static void tidal_ghci_kill(tidal_ghci_t *g, char *status, size_t len);
-static void tidal_ghci_fail_queue(tidal_ghci_t *g);
-static void tidal_ghci_watch(tidal_ghci_t *g, int64_t now);
-static int64_t tidal_ghci_watch_at(tidal_ghci_t *g);
-static int64_t tidal_ghci_stall_after(tidal_ghci_t *g);
-static void tidal_ghci_job_free(tidal_ghci_job_t *job);
+static void tidal_ghci_fail_all(tidal_ghci_t *g, const char *why);
 static int tidal_ghci_buf_add(tidal_ghci_buf_t *b, const char *p, size_t n,
     size_t max);
 static void tidal_ghci_buf_free(tidal_ghci_buf_t *b);
 static int tidal_ghci_has(const char *text, size_t len, const char *what);
+static int tidal_ghci_random_hex(char *out, size_t bytes);
 
 
 tidal_ghci_t *
 tidal_ghci_create(const tidal_ghci_conf_t *conf,
-    const tidal_ghci_handler_t *handler)
+    const tidal_ghci_handler_t *handler, const char *name)
 {
-    size_t          i;
-    char            err[512];
-    tidal_ghci_t   *g;
-    unsigned char   rnd[8];
-
-    if (getrandom(rnd, sizeof(rnd), 0) != sizeof(rnd)) {
-        tidal_helper_log(TIDAL_LOG_ERR, "getrandom() failed: %s",
-                         strerror(errno));
-        return NULL;
-    }
+    tidal_ghci_t  *g;
 
     g = calloc(1, sizeof(tidal_ghci_t));
     if (g == NULL) {
         return NULL;
     }
 
-    g->conf = *conf;
-    g->handler = *handler;
-    g->in = -1;
-    g->out = -1;
-    g->err = -1;
-
-    /* Tidal sends to the relay, which sends to SuperDirt */
-
-    g->relay = tidal_relay_create(conf->dirt_host, conf->dirt_port, err,
-                                  sizeof(err));
-    if (g->relay == NULL) {
-        tidal_helper_log(TIDAL_LOG_ERR, "%s", err);
+    if (tidal_ghci_random_hex(g->nonce, 8) != 0) {
         free(g);
         return NULL;
     }
 
-    for (i = 0; i < sizeof(rnd); i++) {
-        sprintf(g->nonce + 2 * i, "%02x", rnd[i]);
-    }
+    g->conf = *conf;
+    g->handler = *handler;
+    g->name = name;
+    g->in = -1;
+    g->out = -1;
+    g->err = -1;
+    g->rep = -1;
 
     snprintf(g->why, sizeof(g->why), "not started");
 
@@ -213,6 +178,20 @@ int
 tidal_ghci_start(tidal_ghci_t *g)
 {
     return tidal_ghci_spawn(g);
+}
+
+
+void
+tidal_ghci_stop(tidal_ghci_t *g, const char *why)
+{
+    char  status[128];
+
+    tidal_ghci_kill(g, status, sizeof(status));
+
+    g->state = TIDAL_GHCI_DOWN;
+    snprintf(g->why, sizeof(g->why), "%s", why);
+
+    tidal_ghci_fail_all(g, why);
 }
 
 
@@ -243,19 +222,18 @@ tidal_ghci_job(const char *text, size_t len, tidal_ghci_done_pt done,
 }
 
 
-int
+void
+tidal_ghci_job_free(tidal_ghci_job_t *job)
+{
+    free(job->text);
+    free(job);
+}
+
+
+void
 tidal_ghci_submit(tidal_ghci_t *g, tidal_ghci_job_t *job, int urgent)
 {
     job->next = NULL;
-
-    if (g->state == TIDAL_GHCI_BROKEN) {
-        if (job->done) {
-            job->done(g, job, TIDAL_GHCI_GONE, g->why, strlen(g->why));
-        }
-
-        tidal_ghci_job_free(job);
-        return 0;
-    }
 
     if (urgent) {
         if (g->urgent_tail == NULL) {
@@ -285,8 +263,6 @@ tidal_ghci_submit(tidal_ghci_t *g, tidal_ghci_job_t *job, int urgent)
     }
 
     tidal_ghci_next(g);
-
-    return 0;
 }
 
 
@@ -309,13 +285,17 @@ tidal_ghci_pollfds(tidal_ghci_t *g, struct pollfd *pfd)
         pfd[n++].revents = 0;
     }
 
+    if (g->rep >= 0) {
+        pfd[n].fd = g->rep;
+        pfd[n].events = POLLIN;
+        pfd[n++].revents = 0;
+    }
+
     if (g->in >= 0 && g->wpos < g->wbuf.len) {
         pfd[n].fd = g->in;
         pfd[n].events = POLLOUT;
         pfd[n++].revents = 0;
     }
-
-    n += tidal_relay_pollfds(g->relay, pfd + n);
 
     return n;
 }
@@ -324,7 +304,8 @@ tidal_ghci_pollfds(tidal_ghci_t *g, struct pollfd *pfd)
 int
 tidal_ghci_timeout(tidal_ghci_t *g)
 {
-    int64_t  now, at, watch;
+    int64_t            now, at;
+    tidal_ghci_job_t  *job;
 
     at = 0;
 
@@ -342,16 +323,18 @@ tidal_ghci_timeout(tidal_ghci_t *g)
             at = g->next_health;
         }
 
-        watch = tidal_ghci_watch_at(g);
-
-        if (watch && (at == 0 || watch < at)) {
-            at = watch;
-        }
-
         break;
 
     default:
-        at = g->restart_at;
+        break;
+    }
+
+    /* jobs waiting for a GHCi that boots, or for the one that runs */
+
+    for (job = g->head; job; job = job->next) {
+        if (job->expires && (at == 0 || job->expires < at)) {
+            at = job->expires;
+        }
     }
 
     if (at == 0) {
@@ -367,9 +350,9 @@ tidal_ghci_timeout(tidal_ghci_t *g)
 void
 tidal_ghci_process(tidal_ghci_t *g, struct pollfd *pfd, int n)
 {
-    int              i;
-    int64_t          now;
-    char             why[128];
+    int               i, grace;
+    int64_t           now;
+    char              why[160];
     tidal_ghci_job_t *probe;
 
     for (i = 0; i < n; i++) {
@@ -380,11 +363,11 @@ tidal_ghci_process(tidal_ghci_t *g, struct pollfd *pfd, int n)
         if (pfd[i].fd == g->in && (pfd[i].revents & (POLLOUT | POLLERR))) {
             tidal_ghci_flush(g);
 
-        } else if (pfd[i].fd == g->out || pfd[i].fd == g->err) {
+        } else if (pfd[i].fd >= 0
+                   && (pfd[i].fd == g->out || pfd[i].fd == g->err
+                       || pfd[i].fd == g->rep))
+        {
             tidal_ghci_read(g, pfd[i].fd);
-
-        } else {
-            tidal_relay_process(g->relay, &pfd[i], 1);
         }
     }
 
@@ -396,7 +379,7 @@ tidal_ghci_process(tidal_ghci_t *g, struct pollfd *pfd, int n)
         if (now >= g->deadline) {
             snprintf(why, sizeof(why), "GHCi did not finish booting within "
                      "%d ms", g->conf.boot_timeout);
-            tidal_ghci_boot_failed(g, why);
+            tidal_ghci_lost(g, TIDAL_GHCI_BOOT, why);
         }
 
         break;
@@ -407,31 +390,36 @@ tidal_ghci_process(tidal_ghci_t *g, struct pollfd *pfd, int n)
             if (g->cur->done == NULL) {
                 snprintf(why, sizeof(why), "GHCi did not answer a health "
                          "check within %d ms", g->conf.eval_timeout);
-                tidal_ghci_lost(g, why);
+                tidal_ghci_lost(g, TIDAL_GHCI_HUNG, why);
 
             } else if (!g->interrupted) {
                 tidal_helper_log(TIDAL_LOG_WARN, "an evaluation ran past "
-                                 "%d ms, interrupting GHCi (pid %d)",
-                                 g->conf.eval_timeout, (int) g->pid);
+                                 "%d ms, interrupting %s (GHCi pid %d)",
+                                 g->cur->timeout ? g->cur->timeout
+                                                 : g->conf.eval_timeout,
+                                 g->name, (int) g->pid);
                 if (kill(g->pid, SIGINT) == -1) {
                     tidal_helper_log(TIDAL_LOG_ERR, "kill(%d, SIGINT) "
                                      "failed: %s", (int) g->pid,
                                      strerror(errno));
                 }
 
-                g->interrupted = 1;
-                g->probes = 1;
-                tidal_ghci_send_marker(g, ++g->next_id);
-                g->deadline = now + TIDAL_GHCI_GRACE;
+                /* a job with a short timeout of its own: a short grace */
 
-            } else if (g->probes < TIDAL_GHCI_PROBES) {
-                g->probes++;
+                grace = TIDAL_GHCI_GRACE;
+
+                if (g->cur->timeout && g->cur->timeout / 2 < grace) {
+                    grace = g->cur->timeout / 2;
+                }
+
+                g->interrupted = 1;
                 tidal_ghci_send_marker(g, ++g->next_id);
-                g->deadline = now + TIDAL_GHCI_GRACE;
+                g->deadline = now + grace;
 
             } else {
-                tidal_ghci_lost(g, "GHCi did not recover from an "
-                                "interrupt");
+                snprintf(why, sizeof(why), "GHCi did not recover from an "
+                         "interrupt (a loop it cannot interrupt)");
+                tidal_ghci_lost(g, TIDAL_GHCI_HUNG, why);
             }
 
         } else if (g->cur == NULL && g->head == NULL
@@ -447,40 +435,20 @@ tidal_ghci_process(tidal_ghci_t *g, struct pollfd *pfd, int n)
             }
         }
 
-        if (g->state == TIDAL_GHCI_READY) {
-            tidal_ghci_watch(g, now);
-        }
-
         break;
 
     default:
-        if (g->restart_at && now >= g->restart_at) {
-            g->restart_at = 0;
-            tidal_ghci_spawn(g);
-        }
+        break;
     }
+
+    tidal_ghci_expire(g, now);
 }
 
 
-void
-tidal_ghci_tempo(tidal_ghci_t *g, double cps)
+int
+tidal_ghci_ready(tidal_ghci_t *g)
 {
-    g->cps = cps;
-    g->cps_at = tidal_helper_msec();
-}
-
-
-void
-tidal_ghci_heartbeat(tidal_ghci_t *g, uint64_t *beats, int64_t *age,
-    int64_t *deadline)
-{
-    *beats = g->relay->beats;
-    *age = -1;
-    *deadline = g->conf.stall_after ? tidal_ghci_stall_after(g) : 0;
-
-    if (g->state == TIDAL_GHCI_READY && g->relay->beat >= g->booted_at) {
-        *age = tidal_helper_msec() - g->relay->beat;
-    }
+    return g->state == TIDAL_GHCI_READY;
 }
 
 
@@ -493,14 +461,25 @@ tidal_ghci_status(tidal_ghci_t *g)
         return "running";
 
     case TIDAL_GHCI_BOOTING:
-        return g->booted_once ? "restarting" : "booting";
-
-    case TIDAL_GHCI_DOWN:
-        return g->restart_at ? "restarting" : g->why;
+        return "booting";
 
     default:
         return g->why;
     }
+}
+
+
+void
+tidal_ghci_rename(tidal_ghci_t *g, const char *name)
+{
+    g->name = name;
+}
+
+
+const char *
+tidal_ghci_secret(tidal_ghci_t *g)
+{
+    return g->secret;
 }
 
 
@@ -518,12 +497,48 @@ tidal_ghci_pid(tidal_ghci_t *g)
 }
 
 
+/* "T" (stopped) or "t" (traced) in /proc/PID/stat's third field */
+
+int
+tidal_ghci_stopped(tidal_ghci_t *g)
+{
+    int      fd;
+    char     path[64], buf[512], *p;
+    ssize_t  n;
+
+    if (g->pid <= 0) {
+        return 0;
+    }
+
+    snprintf(path, sizeof(path), "/proc/%d/stat", (int) g->pid);
+
+    fd = open(path, O_RDONLY | O_CLOEXEC);
+    if (fd == -1) {
+        return 0;
+    }
+
+    n = read(fd, buf, sizeof(buf) - 1);
+    close(fd);
+
+    if (n <= 0) {
+        return 0;
+    }
+
+    buf[n] = '\0';
+
+    /* the command in parentheses may hold anything: after its last ')' */
+
+    p = strrchr(buf, ')');
+
+    return p != NULL && p[1] == ' ' && (p[2] == 'T' || p[2] == 't');
+}
+
+
 void
 tidal_ghci_destroy(tidal_ghci_t *g)
 {
     int      i;
     pid_t    rc;
-    char     status[128];
 
     if (g->pid > 0) {
 
@@ -544,33 +559,17 @@ tidal_ghci_destroy(tidal_ghci_t *g)
 
             usleep(10000);
         }
-
-        tidal_ghci_kill(g, status, sizeof(status));
     }
 
-    g->state = TIDAL_GHCI_BROKEN;
-    snprintf(g->why, sizeof(g->why), "the helper is exiting");
-
-    if (g->cur) {
-        if (g->cur->done) {
-            g->cur->done(g, g->cur, TIDAL_GHCI_GONE, g->why,
-                         strlen(g->why));
-        }
-
-        tidal_ghci_job_free(g->cur);
-        g->cur = NULL;
-    }
-
-    tidal_ghci_fail_queue(g);
+    tidal_ghci_stop(g, "the helper is exiting");
 
     tidal_ghci_buf_free(&g->wbuf);
     tidal_ghci_buf_free(&g->oline);
     tidal_ghci_buf_free(&g->eline);
+    tidal_ghci_buf_free(&g->rline);
     tidal_ghci_buf_free(&g->boot_out);
     tidal_ghci_buf_free(&g->cur_out);
-    tidal_ghci_buf_free(&g->async);
-    tidal_relay_destroy(g->relay);
-    free(g->restart_reason);
+    tidal_ghci_buf_free(&g->cur_fail);
     free(g);
 }
 
@@ -606,19 +605,29 @@ tidal_ghci_channel(const char *name)
 static int
 tidal_ghci_spawn(tidal_ghci_t *g)
 {
-    int      in[2], out[2], err[2], i;
+    int      in[2], out[2], err[2], rep[2], i;
     char    *boot, **argv, **envp, msg[512];
     size_t   boot_len;
 
-    in[0] = in[1] = out[0] = out[1] = err[0] = err[1] = -1;
+    in[0] = in[1] = out[0] = out[1] = err[0] = err[1] = rep[0] = rep[1] = -1;
     argv = NULL;
     envp = NULL;
+    boot = NULL;
+
+    if (g->pid > 0) {
+        tidal_ghci_stop(g, "GHCi was started anew");
+    }
+
+    if (tidal_ghci_random_hex(g->secret, TIDAL_RELAY_SECRET_LEN / 2) != 0) {
+        snprintf(msg, sizeof(msg), "getrandom() failed: %s",
+                 strerror(errno));
+        goto failed;
+    }
 
     boot = tidal_ghci_read_file(g->conf.boot_file, &boot_len, msg,
                                 sizeof(msg));
     if (boot == NULL) {
-        tidal_ghci_boot_failed(g, msg);
-        return -1;
+        goto failed;
     }
 
     argv = tidal_ghci_argv(g);
@@ -629,7 +638,7 @@ tidal_ghci_spawn(tidal_ghci_t *g)
     }
 
     if (pipe2(in, O_CLOEXEC) == -1 || pipe2(out, O_CLOEXEC) == -1
-        || pipe2(err, O_CLOEXEC) == -1)
+        || pipe2(err, O_CLOEXEC) == -1 || pipe2(rep, O_CLOEXEC) == -1)
     {
         snprintf(msg, sizeof(msg), "pipe() failed: %s", strerror(errno));
         goto failed;
@@ -644,25 +653,29 @@ tidal_ghci_spawn(tidal_ghci_t *g)
     }
 
     if (g->pid == 0) {
-        tidal_ghci_child(g, argv, envp, in, out, err);
+        tidal_ghci_child(argv, envp, in, out, err, rep);
         _exit(127);
     }
 
     close(in[0]);
     close(out[1]);
     close(err[1]);
+    close(rep[1]);
 
     g->in = in[1];
     g->out = out[0];
     g->err = err[0];
+    g->rep = rep[0];
 
-    if (fcntl(g->in, F_SETFL, O_NONBLOCK) == -1) {
+    if (fcntl(g->in, F_SETFL, O_NONBLOCK) == -1
+        || fcntl(g->rep, F_SETFL, O_NONBLOCK) == -1)
+    {
         tidal_helper_log(TIDAL_LOG_WARN, "fcntl(O_NONBLOCK) failed: %s",
                          strerror(errno));
     }
 
-    tidal_helper_log(TIDAL_LOG_INFO, "started GHCi (pid %d): %s ...",
-                     (int) g->pid, argv[0]);
+    tidal_helper_log(TIDAL_LOG_INFO, "started %s: GHCi pid %d, %s ...",
+                     g->name, (int) g->pid, argv[0]);
 
     free(argv);
 
@@ -678,7 +691,6 @@ tidal_ghci_spawn(tidal_ghci_t *g)
     g->out_id = 0;
     g->err_id = 0;
     g->boot_out.len = 0;
-    g->dotick = 0;
     g->boot_id = ++g->next_id;
 
     if (tidal_ghci_write(g, boot, boot_len) == 0
@@ -708,6 +720,10 @@ failed:
         if (err[i] >= 0) {
             close(err[i]);
         }
+
+        if (rep[i] >= 0) {
+            close(rep[i]);
+        }
     }
 
     if (envp) {
@@ -721,7 +737,13 @@ failed:
     free(argv);
     free(boot);
 
-    tidal_ghci_boot_failed(g, msg);
+    g->state = TIDAL_GHCI_DOWN;
+    snprintf(g->why, sizeof(g->why), "Tidal did not boot: %s", msg);
+    tidal_ghci_fail_all(g, g->why);
+
+    if (g->handler.lost) {
+        g->handler.lost(g, TIDAL_GHCI_BOOT, msg);
+    }
 
     return -1;
 }
@@ -766,7 +788,8 @@ tidal_ghci_argv(tidal_ghci_t *g)
 
 /*
  * An explicit environment: nginx workers have none, and GHCi's messages
- * depend on the locale.
+ * depend on the locale.  The heartbeat's secret and the report pipe are
+ * this GHCi's own.
  */
 
 static int
@@ -791,7 +814,7 @@ tidal_ghci_exec_env(tidal_ghci_t *g, char ***envp)
 
     tempo = g->conf.tempo_port ? g->conf.tempo_port : tidal_ghci_free_port();
 
-    env = calloc(8, sizeof(char *));
+    env = calloc(10, sizeof(char *));
     if (env == NULL) {
         return -1;
     }
@@ -802,9 +825,13 @@ tidal_ghci_exec_env(tidal_ghci_t *g, char ***envp)
         || asprintf(&env[i++], "HOME=%s", home) == -1
         || asprintf(&env[i++], "LANG=C.UTF-8") == -1
         || asprintf(&env[i++], "TIDAL_DIRT_HOST=127.0.0.1") == -1
-        || asprintf(&env[i++], "TIDAL_DIRT_PORT=%d", g->relay->port) == -1
+        || asprintf(&env[i++], "TIDAL_DIRT_PORT=%d", g->conf.relay_port)
+           == -1
         || asprintf(&env[i++], "TIDAL_TEMPO_PORT=%d", tempo) == -1
-        || asprintf(&env[i++], "TIDAL_CTRL_PORT=%d", g->conf.ctrl_port) == -1)
+        || asprintf(&env[i++], "TIDAL_CTRL_PORT=%d", g->conf.ctrl_port) == -1
+        || asprintf(&env[i++], "TIDAL_BEAT=%s", g->secret) == -1
+        || asprintf(&env[i++], "TIDAL_REPORT_FD=%d", TIDAL_GHCI_REPORT_FD)
+           == -1)
     {
         env[i - 1] = NULL;
 
@@ -860,22 +887,27 @@ tidal_ghci_free_port(void)
 }
 
 
-/* in the child: its own session, clean signals, only fds 0 1 2, exec */
+/*
+ * In the child: its own session, clean signals, fds 0 1 2 and the
+ * report pipe as 3, exec.
+ */
 
 static void
-tidal_ghci_child(tidal_ghci_t *g, char **argv, char **envp, int in[2],
-    int out[2], int err[2])
+tidal_ghci_child(char **argv, char **envp, int in[2], int out[2],
+    int err[2], int rep[2])
 {
-    int          sig;
+    int          sig, fd;
     char         file[4096], msg[512];
     size_t       n;
     sigset_t     set;
     const char  *path, *p, *end;
 
-    (void) g;
+    /* out of the way of 0 .. 3 first */
 
-    if (dup2(in[0], 0) == -1 || dup2(out[1], 1) == -1
-        || dup2(err[1], 2) == -1)
+    fd = fcntl(rep[1], F_DUPFD, 10);
+
+    if (fd == -1 || dup2(in[0], 0) == -1 || dup2(out[1], 1) == -1
+        || dup2(err[1], 2) == -1 || dup2(fd, TIDAL_GHCI_REPORT_FD) == -1)
     {
         _exit(127);
     }
@@ -891,8 +923,8 @@ tidal_ghci_child(tidal_ghci_t *g, char **argv, char **envp, int in[2],
         signal(sig, SIG_DFL);
     }
 
-    if (close_range(3, ~0U, 0) == -1) {
-        for (sig = 3; sig < 1024; sig++) {
+    if (close_range(TIDAL_GHCI_REPORT_FD + 1, ~0U, 0) == -1) {
+        for (sig = TIDAL_GHCI_REPORT_FD + 1; sig < 1024; sig++) {
             close(sig);
         }
     }
@@ -999,6 +1031,7 @@ done:
 static void
 tidal_ghci_next(tidal_ghci_t *g)
 {
+    int64_t            now;
     tidal_ghci_job_t  *job;
 
     if (g->state != TIDAL_GHCI_READY || g->cur != NULL || g->head == NULL) {
@@ -1023,9 +1056,17 @@ tidal_ghci_next(tidal_ghci_t *g)
     g->interrupted = 0;
     g->own_err = 0;
     g->interrupt_seen = 0;
-    g->probes = 0;
     g->cur_out.len = 0;
-    g->deadline = tidal_helper_msec() + g->conf.eval_timeout;
+    g->cur_fail.len = 0;
+
+    /* a job that waited runs only until its expiry, or half a second */
+
+    now = tidal_helper_msec();
+    g->deadline = now + (job->timeout ? job->timeout : g->conf.eval_timeout);
+
+    if (job->expires && g->deadline > job->expires) {
+        g->deadline = job->expires > now + 500 ? job->expires : now + 500;
+    }
 
     if (job->len) {
         if (tidal_ghci_write(g, job->text, job->len) != 0) {
@@ -1040,6 +1081,53 @@ tidal_ghci_next(tidal_ghci_t *g)
     }
 
     tidal_ghci_send_marker(g, job->id);
+}
+
+
+/* jobs that waited past their expiry are answered without running */
+
+static void
+tidal_ghci_expire(tidal_ghci_t *g, int64_t now)
+{
+    char               why[256];
+    tidal_ghci_job_t  *job, **prev;
+
+    prev = &g->head;
+
+    while (*prev) {
+        job = *prev;
+
+        if (job->expires == 0 || now < job->expires) {
+            prev = &job->next;
+            continue;
+        }
+
+        *prev = job->next;
+
+        if (g->urgent_tail == job) {
+            g->urgent_tail = NULL;
+        }
+
+        snprintf(why, sizeof(why), "%s %s, so nothing was changed",
+                 g->name, g->state == TIDAL_GHCI_READY
+                          ? "was busy for too long"
+                          : "was not ready in time");
+
+        if (job->done) {
+            job->done(g, job, TIDAL_GHCI_GONE, why, strlen(why));
+        }
+
+        tidal_ghci_job_free(job);
+    }
+
+    /* the tails again: cheaper than keeping them right above */
+
+    g->tail = NULL;
+    g->urgent_tail = NULL;
+
+    for (job = g->head; job; job = job->next) {
+        g->tail = job;
+    }
 }
 
 
@@ -1071,7 +1159,7 @@ tidal_ghci_write(tidal_ghci_t *g, const char *p, size_t n)
     }
 
     if (tidal_ghci_buf_add(&g->wbuf, p, n, (size_t) -1) != 0) {
-        tidal_ghci_lost(g, "out of memory writing to GHCi");
+        tidal_ghci_lost(g, TIDAL_GHCI_HUNG, "out of memory writing to GHCi");
         return -1;
     }
 
@@ -1109,7 +1197,9 @@ tidal_ghci_flush(tidal_ghci_t *g)
                  errno == EPIPE ? "GHCi exited, writing to it failed"
                                 : "writing to GHCi failed",
                  strerror(errno));
-        tidal_ghci_lost(g, why);
+        tidal_ghci_lost(g, g->state == TIDAL_GHCI_BOOTING ? TIDAL_GHCI_BOOT
+                                                          : TIDAL_GHCI_EXITED,
+                        why);
         return;
     }
 }
@@ -1121,13 +1211,13 @@ tidal_ghci_flush(tidal_ghci_t *g)
 static void
 tidal_ghci_read(tidal_ghci_t *g, int fd)
 {
-    int                err;
+    int                which;
     char               buf[65536], why[128], *nl, *p;
     size_t             n;
     ssize_t            got;
     tidal_ghci_buf_t  *line;
 
-    err = (fd == g->err);
+    which = (fd == g->rep) ? 2 : (fd == g->err);
 
     got = read(fd, buf, sizeof(buf));
 
@@ -1139,11 +1229,13 @@ tidal_ghci_read(tidal_ghci_t *g, int fd)
         snprintf(why, sizeof(why), "GHCi exited%s%s",
                  got ? ", reading its output failed: " : "",
                  got ? strerror(errno) : "");
-        tidal_ghci_lost(g, why);
+        tidal_ghci_lost(g, g->state == TIDAL_GHCI_BOOTING ? TIDAL_GHCI_BOOT
+                                                          : TIDAL_GHCI_EXITED,
+                        why);
         return;
     }
 
-    line = err ? &g->eline : &g->oline;
+    line = (which == 2) ? &g->rline : (which ? &g->eline : &g->oline);
     p = buf;
     n = (size_t) got;
 
@@ -1155,7 +1247,7 @@ tidal_ghci_read(tidal_ghci_t *g, int fd)
                 /* cut an endless line */
                 tidal_ghci_buf_add(line, p, TIDAL_GHCI_LINE_MAX - line->len,
                                    TIDAL_GHCI_LINE_MAX + 1);
-                tidal_ghci_line(g, err, line->data, line->len);
+                tidal_ghci_line(g, which, line->data, line->len);
                 line->len = 0;
 
             } else if (tidal_ghci_buf_add(line, p, n, TIDAL_GHCI_LINE_MAX + 1)
@@ -1170,36 +1262,38 @@ tidal_ghci_read(tidal_ghci_t *g, int fd)
         if (line->len) {
             tidal_ghci_buf_add(line, p, (size_t) (nl - p),
                                TIDAL_GHCI_LINE_MAX + 1);
-            tidal_ghci_line(g, err, line->data, line->len);
+            tidal_ghci_line(g, which, line->data, line->len);
             line->len = 0;
 
         } else {
-            tidal_ghci_line(g, err, p, (size_t) (nl - p));
+            tidal_ghci_line(g, which, p, (size_t) (nl - p));
         }
 
         n -= (size_t) (nl - p) + 1;
         p = nl + 1;
 
-        if ((err ? g->err : g->out) < 0) {
+        if (g->pid == 0) {
             return;     /* lost meanwhile */
         }
     }
 }
 
 
+/* which: 0 stdout, 1 stderr, 2 the report pipe */
+
 static void
-tidal_ghci_line(tidal_ghci_t *g, int err, char *line, size_t len)
+tidal_ghci_line(tidal_ghci_t *g, int which, char *line, size_t len)
 {
     uint64_t  id;
     int64_t   now;
 
+    if (which == 2) {
+        tidal_ghci_report(g, line, len);
+        return;
+    }
+
     if (tidal_ghci_marker(g, line, len, &id)) {
-
-        if (g->dotick) {
-            tidal_ghci_async_end(g);
-        }
-
-        if (err) {
+        if (which) {
             if (g->cur && id == g->cur->id) {
                 g->own_err = 1;
             }
@@ -1221,22 +1315,17 @@ tidal_ghci_line(tidal_ghci_t *g, int err, char *line, size_t len)
             || now - g->send_warned >= TIDAL_GHCI_WARN_EVERY)
         {
             g->send_warned = now;
-            tidal_helper_log(TIDAL_LOG_WARN, "Tidal cannot send to %s:%d "
-                             "(is SuperDirt running?): %.*s",
-                             g->conf.dirt_host, g->conf.dirt_port,
-                             (int) (len > 300 ? 300 : len), line);
+            tidal_helper_log(TIDAL_LOG_WARN, "Tidal cannot send to the OSC "
+                             "relay: %.*s", (int) (len > 300 ? 300 : len),
+                             line);
         }
 
         return;
     }
 
-    if (!err) {
+    if (!which) {
         tidal_helper_log(TIDAL_LOG_DEBUG, "ghci stdout: %.*s",
                          (int) (len > 300 ? 300 : len), line);
-        return;
-    }
-
-    if (tidal_ghci_async(g, line, len)) {
         return;
     }
 
@@ -1246,8 +1335,8 @@ tidal_ghci_line(tidal_ghci_t *g, int err, char *line, size_t len)
 
         if (tidal_ghci_has(line, len, "Variable not in scope: tidalMarker")) {
             /* its markers will never come */
-            tidal_ghci_boot_failed(g, "the boot file does not define "
-                                   "tidalMarker");
+            tidal_ghci_lost(g, TIDAL_GHCI_BOOT, "the boot file does not "
+                            "define tidalMarker");
         }
 
         return;
@@ -1263,8 +1352,67 @@ tidal_ghci_line(tidal_ghci_t *g, int err, char *line, size_t len)
         return;
     }
 
-    tidal_helper_log(TIDAL_LOG_INFO, "ghci: %.*s",
+    /* nothing is decided on it: the guard keeps patterns from Tidal's
+     * own error handling, and text may be a pattern's */
+
+    tidal_helper_log(TIDAL_LOG_INFO, "%s says: %.*s", g->name,
                      (int) (len > 300 ? 300 : len), line);
+}
+
+
+/*
+ * A line the boot file's code wrote to the report pipe: "ok TOKEN" ends
+ * the job of that token well; "fail TOKEN ..." is a guard's or a check's
+ * verdict, for the job of that token (its output) and for the owner.
+ */
+
+static void
+tidal_ghci_report(tidal_ghci_t *g, char *line, size_t len)
+{
+    char      *p, *end;
+    uint64_t   token;
+
+    line[len] = '\0';
+    p = line;
+
+    if (len > 3 && memcmp(p, "ok ", 3) == 0) {
+        p += 3;
+
+    } else if (len > 5 && memcmp(p, "fail ", 5) == 0) {
+        p += 5;
+
+    } else {
+        tidal_helper_log(TIDAL_LOG_WARN, "%s reported something unknown: "
+                         "%.*s", g->name, (int) (len > 100 ? 100 : len),
+                         line);
+        return;
+    }
+
+    errno = 0;
+    token = strtoull(p, &end, 10);
+
+    if (end == p || errno != 0 || (*end != ' ' && *end != '\0')) {
+        tidal_helper_log(TIDAL_LOG_WARN, "%s reported a bad token: %.*s",
+                         g->name, (int) (len > 100 ? 100 : len), line);
+        return;
+    }
+
+    if (line[0] == 'o') {
+        if (g->cur && token != 0 && g->cur->token == token) {
+            g->cur->reported = 1;
+        }
+
+        return;
+    }
+
+    if (g->cur && token != 0 && g->cur->token == token) {
+        g->cur_fail.len = 0;
+        tidal_ghci_buf_add(&g->cur_fail, line, len, TIDAL_GHCI_OUTPUT_MAX);
+    }
+
+    if (g->handler.report) {
+        g->handler.report(g, line, len);
+    }
 }
 
 
@@ -1318,74 +1466,10 @@ tidal_ghci_marker(tidal_ghci_t *g, const char *line, size_t len,
 
 
 /*
- * Tidal's scheduler reports a pattern that fails while playing with
- * "Failed to Stream.doTick: ..." (older: "Error in pattern: ...") up to
- * "Return to previous pattern.", at any time; it has then put every
- * channel back to its previous pattern.
+ * Both streams have shown the marker of what is running: it is over.
+ * What the block reported was written before its marker, so it is in
+ * the pipe now: read it first.
  */
-
-static int
-tidal_ghci_async(tidal_ghci_t *g, const char *line, size_t len)
-{
-    if (!g->dotick) {
-        if (!(len >= 24 && memcmp(line, "Failed to Stream.doTick:", 24) == 0)
-            && !(len >= 16 && memcmp(line, "Error in pattern", 16) == 0))
-        {
-            return 0;
-        }
-
-        g->dotick = 1;
-        g->async.len = 0;
-        g->async_lines = 0;
-    }
-
-    if (len == 27 && memcmp(line, "Return to previous pattern.", 27) == 0) {
-        tidal_ghci_async_end(g);
-        return 1;
-    }
-
-    if (g->async_lines++ < TIDAL_GHCI_ASYNC_LINES) {
-        if (g->async.len) {
-            tidal_ghci_buf_add(&g->async, "\n", 1, TIDAL_GHCI_OUTPUT_MAX);
-        }
-
-        tidal_ghci_buf_add(&g->async, line, len, TIDAL_GHCI_OUTPUT_MAX);
-    }
-
-    return 1;
-}
-
-
-static void
-tidal_ghci_async_end(tidal_ghci_t *g)
-{
-    int   channel;
-    char *text;
-
-    g->dotick = 0;
-
-    text = malloc(g->async.len + 1);
-    if (text == NULL) {
-        return;
-    }
-
-    memcpy(text, g->async.data, g->async.len);
-    text[g->async.len] = '\0';
-
-    channel = tidal_pattern_channel_of(text, g->async.len);
-
-    tidal_helper_log(TIDAL_LOG_WARN, "runtime error in %s%.0d: %s",
-                     channel ? "d" : "a pattern", channel, text);
-
-    if (g->handler.error) {
-        g->handler.error(g, channel, text, 0);
-    }
-
-    free(text);
-}
-
-
-/* both streams have shown the marker of what is running: it is over */
 
 static void
 tidal_ghci_check(tidal_ghci_t *g)
@@ -1400,6 +1484,25 @@ tidal_ghci_check(tidal_ghci_t *g)
     }
 
     if (g->state == TIDAL_GHCI_READY && g->cur && seen >= g->cur->id) {
+
+        while (g->rep >= 0 && g->pid != 0 && g->cur != NULL) {
+            struct pollfd  pfd;
+
+            pfd.fd = g->rep;
+            pfd.events = POLLIN;
+            pfd.revents = 0;
+
+            if (poll(&pfd, 1, 0) != 1) {
+                break;
+            }
+
+            tidal_ghci_read(g, g->rep);
+        }
+
+        if (g->cur == NULL || g->pid == 0) {
+            return;
+        }
+
         tidal_ghci_finish(g);
         tidal_ghci_next(g);
     }
@@ -1418,11 +1521,6 @@ tidal_ghci_finish(tidal_ghci_t *g)
     g->cur = NULL;
     g->next_health = tidal_helper_msec() + g->conf.health_interval;
 
-    if (job == g->stall_probe) {
-        g->stall_probe = NULL;
-        g->stall_answered = 1;
-    }
-
     out = g->cur_out.data ? g->cur_out.data : "";
     len = g->cur_out.len;
 
@@ -1437,15 +1535,26 @@ tidal_ghci_finish(tidal_ghci_t *g)
         }
     }
 
-    if (g->interrupted && g->own_err && g->interrupt_seen) {
+    if (job->token && job->reported) {
+        status = TIDAL_GHCI_OK;
+
+    } else if (g->interrupted && g->own_err && g->interrupt_seen) {
         status = TIDAL_GHCI_TIMEOUT;
+
+    } else if (job->token) {
+        status = TIDAL_GHCI_FAILED;
+
+        if (g->cur_fail.len) {
+            out = g->cur_fail.data;
+            len = g->cur_fail.len;
+        }
 
     } else {
         status = tidal_pattern_failed(out, len) ? TIDAL_GHCI_FAILED
                                                 : TIDAL_GHCI_OK;
     }
 
-    if (g->cur_out.data) {
+    if (out == g->cur_out.data && g->cur_out.data) {
         g->cur_out.data[len] = '\0';
     }
 
@@ -1460,7 +1569,6 @@ tidal_ghci_finish(tidal_ghci_t *g)
 static void
 tidal_ghci_booted(tidal_ghci_t *g)
 {
-    char   *reason;
     char    first[600];
     size_t  n;
 
@@ -1476,73 +1584,32 @@ tidal_ghci_booted(tidal_ghci_t *g)
             first[--n] = '\0';
         }
 
-        tidal_ghci_boot_failed(g, first[0] == '\n' ? first + 1 : first);
+        tidal_ghci_lost(g, TIDAL_GHCI_BOOT,
+                        first[0] == '\n' ? first + 1 : first);
         return;
     }
 
     g->state = TIDAL_GHCI_READY;
-    g->booted_once = 1;
     g->next_health = tidal_helper_msec() + g->conf.health_interval;
-    g->booted_at = tidal_helper_msec();
-    g->beat_warned = 0;
 
-    tidal_helper_log(TIDAL_LOG_INFO, "Tidal is ready (GHCi pid %d, %lld ms)",
-                     (int) g->pid,
+    tidal_helper_log(TIDAL_LOG_INFO, "%s is ready (GHCi pid %d, %lld ms)",
+                     g->name, (int) g->pid,
                      (long long) (tidal_helper_msec() - g->started));
 
-    reason = g->restart_reason;
-    g->restart_reason = NULL;
-
     if (g->handler.ready) {
-        g->handler.ready(g, reason);
+        g->handler.ready(g);
     }
-
-    free(reason);
 
     tidal_ghci_next(g);
 }
 
 
-static void
-tidal_ghci_boot_failed(tidal_ghci_t *g, const char *why)
-{
-    int      delay;
-    char     status[128];
-
-    snprintf(g->why, sizeof(g->why), "Tidal did not boot: %s", why);
-
-    tidal_helper_log(TIDAL_LOG_ERR, "%s", g->why);
-
-    tidal_ghci_kill(g, status, sizeof(status));
-
-    g->state = TIDAL_GHCI_BROKEN;
-
-    delay = 1000 << (g->restarts < 5 ? g->restarts : 5);
-    g->restarts++;
-    g->restart_at = tidal_helper_msec()
-                    + (delay < TIDAL_GHCI_BACKOFF_MAX
-                       ? delay : TIDAL_GHCI_BACKOFF_MAX);
-
-    if (g->restart_reason == NULL && g->booted_once) {
-        g->restart_reason = strdup(g->why);
-    }
-
-    if (g->handler.error) {
-        g->handler.error(g, 0, g->why, 1);
-    }
-
-    tidal_ghci_fail_queue(g);
-}
-
-
-/* GHCi died, hung or broke: end it and plan a restart */
+/* GHCi died, hung, broke or did not boot: end it, answer, say so */
 
 static void
-tidal_ghci_lost(tidal_ghci_t *g, const char *why)
+tidal_ghci_lost(tidal_ghci_t *g, tidal_ghci_loss_e how, const char *why)
 {
-    int                delay;
-    char               status[128], reason[600];
-    tidal_ghci_job_t  *job;
+    char   status[128], reason[900];
 
     if (g->pid == 0) {
         return;
@@ -1550,48 +1617,34 @@ tidal_ghci_lost(tidal_ghci_t *g, const char *why)
 
     tidal_ghci_kill(g, status, sizeof(status));
 
-    if (g->state == TIDAL_GHCI_BOOTING) {
-        snprintf(reason, sizeof(reason), "%s (%s)%s%.400s", why, status,
-                 g->boot_out.len ? ": " : "",
-                 g->boot_out.len ? g->boot_out.data : "");
-        tidal_ghci_boot_failed(g, reason);
-        return;
+    if (how == TIDAL_GHCI_BOOT && g->boot_out.len
+        && strstr(why, g->boot_out.data) == NULL)
+    {
+        snprintf(reason, sizeof(reason), "%s (%s): %.400s", why, status,
+                 g->boot_out.data);
+
+    } else {
+        snprintf(reason, sizeof(reason), "%s (%s)", why, status);
     }
 
-    snprintf(reason, sizeof(reason), "%s (%s)", why, status);
-    tidal_helper_log(TIDAL_LOG_ERR, "restarting GHCi: %s", reason);
-
-    if (g->started && tidal_helper_msec() - g->started > TIDAL_GHCI_STABLE) {
-        g->restarts = 0;
-    }
-
-    delay = g->restarts ? 500 << (g->restarts < 6 ? g->restarts : 6) : 0;
-    g->restarts++;
+    tidal_helper_log(how == TIDAL_GHCI_EXITED ? TIDAL_LOG_WARN
+                                              : TIDAL_LOG_ERR,
+                     "%s lost: %s", g->name, reason);
 
     g->state = TIDAL_GHCI_DOWN;
-    g->restart_at = tidal_helper_msec()
-                    + (delay < TIDAL_GHCI_BACKOFF_MAX
-                       ? delay : TIDAL_GHCI_BACKOFF_MAX);
-    if (g->restart_at == 0) {
-        g->restart_at = 1;
+
+    if (how == TIDAL_GHCI_BOOT) {
+        snprintf(g->why, sizeof(g->why), "Tidal did not boot: %s", reason);
+
+    } else {
+        snprintf(g->why, sizeof(g->why), "GHCi stopped (%s); nothing was "
+                 "changed", reason);
     }
 
-    snprintf(g->why, sizeof(g->why), "restarting: %s", reason);
+    tidal_ghci_fail_all(g, g->why);
 
-    free(g->restart_reason);
-    g->restart_reason = strdup(reason);
-
-    job = g->cur;
-    g->cur = NULL;
-
-    if (job) {
-        if (job->done) {
-            snprintf(reason, sizeof(reason), "GHCi stopped during the "
-                     "evaluation (%s); nothing was changed", why);
-            job->done(g, job, TIDAL_GHCI_GONE, reason, strlen(reason));
-        }
-
-        tidal_ghci_job_free(job);
+    if (g->handler.lost) {
+        g->handler.lost(g, how, reason);
     }
 }
 
@@ -1664,27 +1717,43 @@ tidal_ghci_kill(tidal_ghci_t *g, char *status, size_t len)
         g->err = -1;
     }
 
+    if (g->rep >= 0) {
+        close(g->rep);
+        g->rep = -1;
+    }
+
     g->wbuf.len = 0;
     g->wpos = 0;
     g->oline.len = 0;
     g->eline.len = 0;
-    g->dotick = 0;
-    g->stall_probe = NULL;
-    g->stall_answered = 0;
+    g->rline.len = 0;
 }
 
 
+/* the running job and every waiting one: GONE, with why */
+
 static void
-tidal_ghci_fail_queue(tidal_ghci_t *g)
+tidal_ghci_fail_all(tidal_ghci_t *g, const char *why)
 {
     tidal_ghci_job_t  *job;
+
+    job = g->cur;
+    g->cur = NULL;
+
+    if (job) {
+        if (job->done) {
+            job->done(g, job, TIDAL_GHCI_GONE, why, strlen(why));
+        }
+
+        tidal_ghci_job_free(job);
+    }
 
     while (g->head) {
         job = g->head;
         g->head = job->next;
 
         if (job->done) {
-            job->done(g, job, TIDAL_GHCI_GONE, g->why, strlen(g->why));
+            job->done(g, job, TIDAL_GHCI_GONE, why, strlen(why));
         }
 
         tidal_ghci_job_free(job);
@@ -1692,153 +1761,6 @@ tidal_ghci_fail_queue(tidal_ghci_t *g)
 
     g->tail = NULL;
     g->urgent_tail = NULL;
-}
-
-
-/* -- the scheduler's heartbeat ----------------------------------------- */
-
-
-/*
- * The boot file plays TIDAL_RELAY_BEATS_A_CYCLE heartbeats a cycle on a
- * pattern of its own that hush, silence, mute and solo leave alone, and
- * the relay counts them.  When none came for TIDAL_GHCI_STALL_BEATS of
- * their periods (at least --stall-after ms), a marker round trip tells
- * GHCi from the scheduler: no answer is a hung GHCi (the health check's
- * verdict); an answer with still no heartbeat is a stalled scheduler.
- */
-
-static void
-tidal_ghci_watch(tidal_ghci_t *g, int64_t now)
-{
-    char               why[160];
-    int64_t            last;
-    tidal_ghci_job_t  *probe;
-
-    if (g->conf.stall_after == 0) {
-        return;
-    }
-
-    if (g->relay->beat < g->booted_at) {
-        if (!g->beat_warned && now - g->booted_at >= TIDAL_GHCI_BEAT_FIRST) {
-            g->beat_warned = 1;
-            tidal_helper_log(TIDAL_LOG_WARN, "no heartbeat from Tidal's "
-                             "scheduler within %d ms of the boot (a boot "
-                             "file without \"%s\"?): a stalled scheduler "
-                             "will go unnoticed", TIDAL_GHCI_BEAT_FIRST,
-                             TIDAL_RELAY_BEAT);
-        }
-
-        return;
-    }
-
-    if (g->stall_answered) {
-        g->stall_answered = 0;
-
-        if (g->relay->beat != g->stall_beat) {
-            tidal_helper_log(TIDAL_LOG_INFO, "the heartbeat of Tidal's "
-                             "scheduler came back after %lld ms",
-                             (long long) (g->relay->beat - g->stall_beat));
-            return;
-        }
-
-        snprintf(why, sizeof(why), "Tidal's scheduler stalled: no heartbeat "
-                 "for %lld ms while GHCi answered",
-                 (long long) (now - g->relay->beat));
-
-        tidal_helper_log(TIDAL_LOG_ERR, "%s", why);
-
-        if (g->handler.stalled) {
-            g->handler.stalled(g, why);
-        }
-
-        tidal_ghci_lost(g, why);
-        return;
-    }
-
-    last = g->relay->beat > g->cps_at ? g->relay->beat : g->cps_at;
-
-    if (g->stall_probe != NULL || now < last + tidal_ghci_stall_after(g)) {
-        return;
-    }
-
-    probe = tidal_ghci_job("", 0, NULL, NULL);
-    if (probe == NULL) {
-        return;
-    }
-
-    tidal_helper_log(TIDAL_LOG_WARN, "no heartbeat from Tidal's scheduler "
-                     "for %lld ms, asking GHCi",
-                     (long long) (now - g->relay->beat));
-
-    g->stall_probe = probe;
-    g->stall_beat = g->relay->beat;
-
-    tidal_ghci_submit(g, probe, 1);
-}
-
-
-/* when tidal_ghci_watch() has to look again; 0: not before an event */
-
-static int64_t
-tidal_ghci_watch_at(tidal_ghci_t *g)
-{
-    int64_t  last;
-
-    if (g->conf.stall_after == 0) {
-        return 0;
-    }
-
-    if (g->relay->beat < g->booted_at) {
-        return g->beat_warned ? 0 : g->booted_at + TIDAL_GHCI_BEAT_FIRST;
-    }
-
-    if (g->stall_answered) {
-        return 1;
-    }
-
-    if (g->stall_probe) {
-        return 0;
-    }
-
-    last = g->relay->beat > g->cps_at ? g->relay->beat : g->cps_at;
-
-    return last + tidal_ghci_stall_after(g);
-}
-
-
-/*
- * TIDAL_GHCI_STALL_BEATS heartbeat periods at the tempo of the last
- * event the relay saw, or of a slower tempo set since.
- */
-
-static int64_t
-tidal_ghci_stall_after(tidal_ghci_t *g)
-{
-    double   cps;
-    int64_t  ms;
-
-    cps = g->relay->cps > 0 ? g->relay->cps : TIDAL_GHCI_CPS;
-
-    if (g->cps > 0 && g->cps_at >= g->relay->cps_at && g->cps < cps) {
-        cps = g->cps;
-    }
-
-    if (cps < 0.001) {
-        cps = 0.001;
-    }
-
-    ms = (int64_t) (TIDAL_GHCI_STALL_BEATS * 1000.0
-                    / (TIDAL_RELAY_BEATS_A_CYCLE * cps));
-
-    return ms > g->conf.stall_after ? ms : g->conf.stall_after;
-}
-
-
-static void
-tidal_ghci_job_free(tidal_ghci_job_t *job)
-{
-    free(job->text);
-    free(job);
 }
 
 
@@ -1896,4 +1818,27 @@ static int
 tidal_ghci_has(const char *text, size_t len, const char *what)
 {
     return memmem(text, len, what, strlen(what)) != NULL;
+}
+
+/* bytes random bytes as 2 * bytes hex digits */
+
+static int
+tidal_ghci_random_hex(char *out, size_t bytes)
+{
+    size_t         i;
+    unsigned char  rnd[32];
+
+    if (bytes > sizeof(rnd)
+        || getrandom(rnd, bytes, 0) != (ssize_t) bytes)
+    {
+        tidal_helper_log(TIDAL_LOG_ERR, "getrandom() failed: %s",
+                         strerror(errno));
+        return -1;
+    }
+
+    for (i = 0; i < bytes; i++) {
+        sprintf(out + 2 * i, "%02x", rnd[i]);
+    }
+
+    return 0;
 }

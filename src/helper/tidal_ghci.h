@@ -1,8 +1,10 @@
 /*
- * The GHCi driver: runs GHCi with Tidal, knows when each block it sent
- * is finished (markers on stdout and stderr), interrupts evaluations that
- * run too long, checks GHCi's health and restarts it.  Single-threaded:
- * the owner polls the descriptors it asks for and calls back in.
+ * One GHCi running Tidal: started, fed blocks whose end it knows
+ * (markers on stdout and stderr) and whose verdict it reads from the
+ * boot file's report pipe, interrupted when a block runs too long,
+ * checked for health.  It never restarts itself: when GHCi is lost it
+ * says so and the owner (the supervisor) decides.  Single-threaded: the
+ * owner polls the descriptors it asks for and calls back in.
  */
 
 #ifndef _TIDAL_GHCI_H_INCLUDED_
@@ -14,7 +16,7 @@
 #include <stdint.h>
 
 
-#define TIDAL_GHCI_NFDS  5     /* descriptors it may ask to poll */
+#define TIDAL_GHCI_NFDS  4     /* descriptors it may ask to poll */
 
 
 typedef struct tidal_ghci_s      tidal_ghci_t;
@@ -22,16 +24,26 @@ typedef struct tidal_ghci_job_s  tidal_ghci_job_t;
 
 
 typedef enum {
-    TIDAL_GHCI_OK = 0,     /* GHCi ran it and reported no error */
-    TIDAL_GHCI_FAILED,     /* GHCi reported an error (the output) */
-    TIDAL_GHCI_TIMEOUT,    /* interrupted at the eval timeout */
-    TIDAL_GHCI_GONE        /* GHCi is not running, or died meanwhile */
+    TIDAL_GHCI_OK = 0,     /* done: its token was reported, or no error */
+    TIDAL_GHCI_FAILED,     /* not done: the output says why */
+    TIDAL_GHCI_TIMEOUT,    /* interrupted at its timeout */
+    TIDAL_GHCI_GONE        /* GHCi is not running, died or hung meanwhile,
+                              or the job waited past its expiry */
 } tidal_ghci_status_e;
 
 
+/* how a GHCi was lost */
+typedef enum {
+    TIDAL_GHCI_EXITED = 0, /* it exited or was killed from outside */
+    TIDAL_GHCI_HUNG,       /* it stopped answering */
+    TIDAL_GHCI_BOOT        /* it did not boot */
+} tidal_ghci_loss_e;
+
+
 /*
- * Called once per job with what GHCi wrote to stderr for it (NUL-
- * terminated; for GONE, why).  The job is freed after the call.
+ * Called once per job with what GHCi wrote to stderr for it, or the
+ * guard's report of a failed check (NUL-terminated; for GONE, why).  The
+ * job is freed after the call.
  */
 typedef void (*tidal_ghci_done_pt)(tidal_ghci_t *g, tidal_ghci_job_t *job,
     tidal_ghci_status_e status, const char *output, size_t len);
@@ -44,30 +56,31 @@ struct tidal_ghci_job_s {
     tidal_ghci_done_pt   done;
     void                *data;      /* the owner's */
     uint64_t             id;        /* its marker */
+
+    /*
+     * The job is done when the report pipe says "ok TOKEN"; 0: when
+     * GHCi's output shows no error (input as typed, for admins).
+     */
+    uint64_t             token;
+    int                  timeout;   /* ms to run; 0: the eval timeout */
+    int64_t              expires;   /* not started by then: GONE; 0: never */
+    unsigned             reported:1;
 };
 
 
 typedef struct {
-    /*
-     * After every successful boot; reason is NULL for the first, else
-     * why GHCi was restarted.  Jobs the owner submits here as urgent run
-     * before every job that was waiting (to re-apply the state).
-     */
-    void    (*ready)(tidal_ghci_t *g, const char *reason);
+    /* booted and ready for jobs */
+    void    (*ready)(tidal_ghci_t *g);
 
     /*
-     * An error outside any job: a failed boot (channel 0) or a runtime
-     * error Tidal printed after an evaluation was over (channel: the one
-     * its message points into, 0 when it does not say).
+     * GHCi is gone (killed if it was not): every job was answered GONE
+     * before this; nothing restarts it but tidal_ghci_start().
      */
-    void    (*error)(tidal_ghci_t *g, int channel, const char *message,
-                     int boot);
+    void    (*lost)(tidal_ghci_t *g, tidal_ghci_loss_e how,
+                    const char *why);
 
-    /*
-     * Tidal's scheduler stopped (no heartbeat) while GHCi still answers:
-     * why, before GHCi is restarted (ready follows as for any restart).
-     */
-    void    (*stalled)(tidal_ghci_t *g, const char *why);
+    /* a line of the report pipe no job took ("fail ..."), without \n */
+    void    (*report)(tidal_ghci_t *g, const char *line, size_t len);
 
     void     *data;
 } tidal_ghci_handler_t;
@@ -78,34 +91,43 @@ typedef struct {
     const char      *boot_file;
     const char      *dirt_host;       /* SuperDirt, behind the relay */
     int              dirt_port;
+    int              relay_port;      /* where Tidal sends: the relay */
     int              tempo_port;      /* 0: a free one at every start */
     int              ctrl_port;       /* 0: Tidal's listener off */
     int              eval_timeout;    /* ms */
     int              health_interval; /* ms; 0: no health checks */
     int              boot_timeout;    /* ms */
     int              stall_after;     /* ms without a heartbeat; 0: off */
+    int              check_cycles;    /* a new pattern's cycles checked */
     const char      *memory;          /* GHCi's heap cap (+RTS -M) */
 } tidal_ghci_conf_t;
 
 
+/* name says what it is for in the logs ("the player", ...) */
 tidal_ghci_t *tidal_ghci_create(const tidal_ghci_conf_t *conf,
-    const tidal_ghci_handler_t *handler);
+    const tidal_ghci_handler_t *handler, const char *name);
 
-/* starts GHCi and its boot; 0, or -1 when it could not be started */
+/*
+ * Starts GHCi and its boot with a new secret; 0, or -1 when it could
+ * not be started (lost has been called).
+ */
 int tidal_ghci_start(tidal_ghci_t *g);
+
+/* kills GHCi if it runs; every job is answered GONE with why */
+void tidal_ghci_stop(tidal_ghci_t *g, const char *why);
 
 /*
  * Queues a job (owned by the driver from now on, freed after its done
- * callback, which may run before this returns when GHCi is broken).
- * Urgent jobs go after the other urgent ones, before the rest.
- * Returns -1 only without memory (the job is then freed, done not
- * called).
+ * callback).  Urgent jobs go after the other urgent ones, before the
+ * rest.  A job may wait while GHCi boots, until it expires.
  */
-int tidal_ghci_submit(tidal_ghci_t *g, tidal_ghci_job_t *job, int urgent);
+void tidal_ghci_submit(tidal_ghci_t *g, tidal_ghci_job_t *job, int urgent);
 
 /* a job for text (copied), or NULL without memory */
 tidal_ghci_job_t *tidal_ghci_job(const char *text, size_t len,
     tidal_ghci_done_pt done, void *data);
+
+void tidal_ghci_job_free(tidal_ghci_job_t *job);
 
 /* fills pfd with what to poll (at most TIDAL_GHCI_NFDS); returns n */
 int tidal_ghci_pollfds(tidal_ghci_t *g, struct pollfd *pfd);
@@ -116,28 +138,25 @@ int tidal_ghci_timeout(tidal_ghci_t *g);
 /* handles the revents of the n descriptors it asked for, and timers */
 void tidal_ghci_process(tidal_ghci_t *g, struct pollfd *pfd, int n);
 
-/*
- * The tempo was set to cps: the heartbeat slows down or speeds up with
- * it, so the stall deadline follows.
- */
-void tidal_ghci_tempo(tidal_ghci_t *g, double cps);
+/* 1 when booted and not lost */
+int tidal_ghci_ready(tidal_ghci_t *g);
 
-/*
- * The scheduler's heartbeat: beats seen since the helper started, ms
- * since the last one (-1: none since GHCi booted), and after how many ms
- * without one the scheduler counts as stalled now.
- */
-void tidal_ghci_heartbeat(tidal_ghci_t *g, uint64_t *beats, int64_t *age,
-    int64_t *deadline);
-
-/* "running", "booting", "restarting" or "not running: why" */
+/* "running", "booting", "not running" */
 const char *tidal_ghci_status(tidal_ghci_t *g);
 
-/* the handler's data */
+/* what it is for now, in the logs */
+void tidal_ghci_rename(tidal_ghci_t *g, const char *name);
+
+/* the secret of the running GHCi's heartbeat (hex) */
+const char *tidal_ghci_secret(tidal_ghci_t *g);
+
 void *tidal_ghci_data(tidal_ghci_t *g);
 
 /* GHCi's pid, 0 when none */
 int tidal_ghci_pid(tidal_ghci_t *g);
+
+/* 1 when GHCi's process is stopped (SIGSTOP), as /proc says */
+int tidal_ghci_stopped(tidal_ghci_t *g);
 
 /* ends GHCi (EOF on its stdin, then SIGKILL) and frees everything */
 void tidal_ghci_destroy(tidal_ghci_t *g);

@@ -22,6 +22,7 @@
 
 #include "tidal_helper.h"
 #include "tidal_ghci.h"
+#include "tidal_super.h"
 #include "tidal_lines.h"
 #include "tidal_bridge.h"
 
@@ -44,7 +45,7 @@ static int tidal_helper_options(int argc, char **argv,
 static char **tidal_helper_split(const char *cmd);
 static int tidal_helper_number(const char *text, int min, int max,
     int *value);
-static int tidal_helper_stdio(tidal_helper_t *h, tidal_ghci_t *g);
+static int tidal_helper_stdio(tidal_helper_t *h, tidal_super_t *g);
 static void tidal_helper_stdin_line(void *data, char *line, size_t len);
 static void tidal_helper_stdout(tidal_helper_t *h, const char *text,
     size_t len);
@@ -63,11 +64,11 @@ main(int argc, char **argv)
 {
     int                    rc, allow_raw;
     tidal_role_e           role;
-    tidal_ghci_t          *g;
+    tidal_super_t         *g;
     tidal_helper_t         h;
     struct sigaction       sa;
     tidal_ghci_conf_t            conf;
-    tidal_ghci_handler_t         handler;
+    tidal_super_handler_t        handler;
     tidal_bridge_conf_t          bridge;
     tidal_helper_socket_conf_t   sock;
 
@@ -120,10 +121,11 @@ main(int argc, char **argv)
 
     handler.ready = tidal_helper_ghci_ready;
     handler.error = tidal_helper_ghci_error;
-    handler.stalled = tidal_helper_ghci_stalled;
+    handler.failed = tidal_helper_ghci_failed;
+    handler.audible = tidal_helper_ghci_audible;
     handler.data = &h;
 
-    g = tidal_ghci_create(&conf, &handler);
+    g = tidal_super_create(&conf, &handler);
     if (g == NULL) {
         tidal_helper_free(&h);
         return 1;
@@ -141,15 +143,15 @@ main(int argc, char **argv)
                      tidal_mcp_role_name(role), conf.dirt_host,
                      conf.dirt_port, conf.boot_file);
 
-    /* a failed start is retried by the driver and reported to clients */
+    /* a failed start is retried and reported to clients */
 
-    (void) tidal_ghci_start(g);
+    tidal_super_start(g);
 
     rc = tidal_helper_stdio(&h, g);
 
 done:
 
-    tidal_ghci_destroy(g);
+    tidal_super_destroy(g);
     tidal_helper_free(&h);
     free(conf.argv);
 
@@ -247,7 +249,8 @@ tidal_helper_options(int argc, char **argv, tidal_ghci_conf_t *conf,
     conf->eval_timeout = 5000;
     conf->health_interval = 5000;
     conf->boot_timeout = 60000;
-    conf->stall_after = 2000;
+    conf->stall_after = 1000;
+    conf->check_cycles = 16;
     conf->memory = "-M2g";
 
     for (i = 1; i < argc; i++) {
@@ -575,10 +578,10 @@ tidal_helper_number(const char *text, int min, int max, int *value)
 
 
 static int
-tidal_helper_stdio(tidal_helper_t *h, tidal_ghci_t *g)
+tidal_helper_stdio(tidal_helper_t *h, tidal_super_t *g)
 {
     int                    n, timeout, rc;
-    struct pollfd          pfd[1 + TIDAL_GHCI_NFDS];
+    struct pollfd          pfd[1 + TIDAL_SUPER_NFDS];
     tidal_lines_t          in;
 
     memset(&in, 0, sizeof(in));
@@ -590,8 +593,8 @@ tidal_helper_stdio(tidal_helper_t *h, tidal_ghci_t *g)
         pfd[0].events = POLLIN;
         pfd[0].revents = 0;
 
-        n = tidal_ghci_pollfds(g, pfd + 1);
-        timeout = tidal_ghci_timeout(g);
+        n = tidal_super_pollfds(g, pfd + 1);
+        timeout = tidal_super_timeout(g);
 
         if (poll(pfd, (nfds_t) n + 1, timeout) == -1) {
             if (errno == EINTR) {
@@ -612,7 +615,7 @@ tidal_helper_stdio(tidal_helper_t *h, tidal_ghci_t *g)
             break;
         }
 
-        tidal_ghci_process(g, pfd + 1, n);
+        tidal_super_process(g, pfd + 1, n);
     }
 
     if (tidal_helper_quit) {

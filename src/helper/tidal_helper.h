@@ -28,7 +28,7 @@
 
 
 typedef struct tidal_helper_s  tidal_helper_t;
-typedef struct tidal_ghci_s    tidal_helper_ghci_t;
+typedef struct tidal_super_s   tidal_helper_super_t;
 
 
 /* --socket: the helper nginx runs */
@@ -45,12 +45,12 @@ struct tidal_helper_s {
     tidal_mcp_server_t     server;
     tidal_mcp_tool_t       tools[TIDAL_HELPER_TOOLS_MAX];
 
-    tidal_helper_ghci_t   *ghci;
+    tidal_helper_super_t  *ghci;              /* the supervisor */
     int                    eval_timeout;      /* ms, for messages */
 
     json_t                *state;             /* the tidal_state document */
     char                  *prev[17];          /* dN's previous pattern */
-    int64_t                evaluated[17];     /* when dN's pattern was set */
+    char                   who_set[17][64];   /* who set dN's pattern */
     int                    last_channel;      /* the last one evaluated */
     uint64_t               seq;               /* of the last event */
 
@@ -73,11 +73,12 @@ int tidal_helper_init(tidal_helper_t *h, tidal_role_e role, int allow_raw);
 /* handles one incoming JSON-RPC message */
 void tidal_helper_message(tidal_helper_t *h, const char *msg, size_t len);
 
-/* the GHCi driver's callbacks; their data is the helper */
-void tidal_helper_ghci_ready(tidal_helper_ghci_t *g, const char *reason);
-void tidal_helper_ghci_error(tidal_helper_ghci_t *g, int channel,
-    const char *message, int boot);
-void tidal_helper_ghci_stalled(tidal_helper_ghci_t *g, const char *why);
+/* the supervisor's callbacks; their data is the helper */
+void tidal_helper_ghci_ready(tidal_helper_super_t *s, const char *reason);
+void tidal_helper_ghci_error(tidal_helper_super_t *s, const char *message);
+void tidal_helper_ghci_failed(tidal_helper_super_t *s, int channel,
+    const char *why);
+const char *tidal_helper_ghci_audible(tidal_helper_super_t *s, int channel);
 
 void tidal_helper_free(tidal_helper_t *h);
 
@@ -89,7 +90,7 @@ int tidal_helper_adopt(tidal_helper_t *h, const char *text, size_t len,
     char *err, size_t errlen);
 
 /* serves nginx's workers on conf->path until *quit or the master exits */
-int tidal_helper_socket(tidal_helper_t *h, tidal_helper_ghci_t *g,
+int tidal_helper_socket(tidal_helper_t *h, tidal_helper_super_t *g,
     const tidal_helper_socket_conf_t *conf, volatile sig_atomic_t *quit);
 
 

@@ -25,6 +25,7 @@
 
 #include "tidal_helper.h"
 #include "tidal_ghci.h"
+#include "tidal_super.h"
 #include "tidal_state.h"
 #include "tidal_lines.h"
 
@@ -52,7 +53,7 @@ typedef struct {
 
 typedef struct {
     tidal_helper_t                *h;
-    tidal_ghci_t                  *ghci;
+    tidal_super_t                 *ghci;
     const tidal_helper_socket_conf_t  *conf;
 
     int                            listen;
@@ -111,12 +112,12 @@ static const char  tidal_helper_socket_initialized[] =
 
 
 int
-tidal_helper_socket(tidal_helper_t *h, tidal_ghci_t *g,
+tidal_helper_socket(tidal_helper_t *h, tidal_super_t *g,
     const tidal_helper_socket_conf_t *conf, volatile sig_atomic_t *quit)
 {
     int                     i, n, nfds, base, nc, timeout, rc;
     struct pollfd           pfd[2 + TIDAL_HELPER_CONNS_MAX
-                                + TIDAL_GHCI_NFDS];
+                                + TIDAL_SUPER_NFDS];
     tidal_helper_server_t   srv;
 
     memset(&srv, 0, sizeof(srv));
@@ -147,7 +148,7 @@ tidal_helper_socket(tidal_helper_t *h, tidal_ghci_t *g,
         goto done;
     }
 
-    (void) tidal_ghci_start(g);
+    tidal_super_start(g);
 
     while (!*quit) {
         nfds = 0;
@@ -172,8 +173,8 @@ tidal_helper_socket(tidal_helper_t *h, tidal_ghci_t *g,
             nfds++;
         }
 
-        n = tidal_ghci_pollfds(g, pfd + nfds);
-        timeout = tidal_ghci_timeout(g);
+        n = tidal_super_pollfds(g, pfd + nfds);
+        timeout = tidal_super_timeout(g);
 
         if (srv.pidfd == -1
             && (timeout == -1 || timeout > TIDAL_HELPER_MASTER_POLL))
@@ -236,7 +237,7 @@ tidal_helper_socket(tidal_helper_t *h, tidal_ghci_t *g,
             tidal_helper_socket_accept(&srv);
         }
 
-        tidal_ghci_process(g, pfd + nfds, n);
+        tidal_super_process(g, pfd + nfds, n);
 
         tidal_helper_socket_state(&srv);
 
@@ -712,7 +713,7 @@ tidal_helper_socket_state(tidal_helper_server_t *srv)
     json_t      *msg;
     const char  *status;
 
-    status = tidal_ghci_status(srv->ghci);
+    status = tidal_super_status(srv->ghci);
 
     if ((srv->state_seq == srv->h->seq && strcmp(srv->status, status) == 0)
         || srv->nconns == 0)
@@ -734,7 +735,7 @@ tidal_helper_socket_state(tidal_helper_server_t *srv)
                     "channels", json_object_get(srv->h->state, "channels"),
                     "history",
                     "ghci", status,
-                    "ghci_pid", tidal_ghci_pid(srv->ghci));
+                    "ghci_pid", tidal_super_pid(srv->ghci));
     if (msg == NULL) {
         tidal_helper_log(TIDAL_LOG_ERR, "out of memory sending the state");
         return;

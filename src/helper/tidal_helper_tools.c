@@ -13,6 +13,7 @@
 
 #include "tidal_helper.h"
 #include "tidal_ghci.h"
+#include "tidal_super.h"
 #include "tidal_mcp.h"
 #include "tidal_pattern.h"
 #include "tidal_state.h"
@@ -35,7 +36,8 @@ typedef enum {
     TIDAL_HELPER_UNSOLO,
     TIDAL_HELPER_TEMPO,
     TIDAL_HELPER_RAW,          /* tidal_eval_raw */
-    TIDAL_HELPER_REPLAY        /* re-applying the state: no reply */
+    TIDAL_HELPER_REPLAY,       /* re-applying the state: no reply */
+    TIDAL_HELPER_REPLAY_DO     /* ... its tempo, mute and solo */
 } tidal_helper_op_e;
 
 
@@ -65,6 +67,13 @@ static const char  *tidal_helper_commands[] = {
     "unsolo %d"
 };
 
+/* how each operation reaches GHCi */
+static const tidal_super_op_e  tidal_helper_super_ops[] = {
+    TIDAL_SUPER_CHECK_PLAY, TIDAL_SUPER_DO, TIDAL_SUPER_DO, TIDAL_SUPER_DO,
+    TIDAL_SUPER_DO, TIDAL_SUPER_DO, TIDAL_SUPER_DO, TIDAL_SUPER_DO,
+    TIDAL_SUPER_RAW, TIDAL_SUPER_PLAY, TIDAL_SUPER_DO
+};
+
 
 static void tidal_helper_call(tidal_helper_t *h, const tidal_mcp_tool_t *tool,
     json_t *args, json_t *id);
@@ -88,7 +97,7 @@ static json_t *tidal_helper_submit(tidal_helper_t *h,
 static tidal_helper_call_t *tidal_helper_call_new(tidal_helper_t *h,
     json_t *id, tidal_helper_op_e op, int channel);
 static void tidal_helper_call_free(tidal_helper_call_t *call);
-static void tidal_helper_done(tidal_ghci_t *g, tidal_ghci_job_t *job,
+static void tidal_helper_done(tidal_super_t *s, void *data,
     tidal_ghci_status_e status, const char *output, size_t len);
 static json_t *tidal_helper_applied(tidal_helper_t *h,
     tidal_helper_call_t *call);
@@ -98,7 +107,6 @@ static char *tidal_helper_failure(tidal_helper_t *h,
 static void tidal_helper_replay(tidal_helper_t *h);
 static void tidal_helper_replay_channel(tidal_helper_t *h, int channel,
     int urgent);
-static int tidal_helper_stall_culprit(tidal_helper_t *h);
 static json_t *tidal_helper_channel_get(tidal_helper_t *h, int channel);
 static void tidal_helper_channel_set(tidal_helper_t *h, int channel,
     const char *pattern, int muted, int soloed);
@@ -292,9 +300,9 @@ static json_t *
 tidal_helper_eval(tidal_helper_t *h, json_t *args, json_t *id)
 {
     int                   channel;
-    char                  err[512], *text;
+    char                  err[512];
     size_t                len;
-    json_t               *pattern, *fields, *result;
+    json_t               *pattern, *fields;
     const char           *bad;
     tidal_helper_call_t  *call;
     static const char    *allowed[] = { "channel", "pattern", NULL };
@@ -339,26 +347,16 @@ tidal_helper_eval(tidal_helper_t *h, json_t *args, json_t *id)
                                    "error", err));
     }
 
-    text = tidal_pattern_wrap(channel, json_string_value(pattern), len,
-                              &len);
-    if (text == NULL) {
-        return NULL;
-    }
-
     call = tidal_helper_call_new(h, id, TIDAL_HELPER_EVAL, channel);
 
     if (call == NULL
         || (call->pattern = strdup(json_string_value(pattern))) == NULL)
     {
         tidal_helper_call_free(call);
-        free(text);
         return NULL;
     }
 
-    result = tidal_helper_submit(h, call, text, len, 0);
-    free(text);
-
-    return result;
+    return tidal_helper_submit(h, call, call->pattern, len, 0);
 }
 
 
@@ -514,17 +512,18 @@ tidal_helper_raw(tidal_helper_t *h, json_t *args, json_t *id)
 static json_t *
 tidal_helper_get_state(tidal_helper_t *h)
 {
+    double    cps;
     int64_t   age, deadline;
     uint64_t  beats;
 
-    tidal_ghci_heartbeat(h->ghci, &beats, &age, &deadline);
+    tidal_super_heartbeat(h->ghci, &beats, &age, &deadline, &cps);
 
     return tidal_tools_result_structured(
                json_pack("{s:O, s:o, s:I, s:s, s:{s:I, s:o, s:o}}",
                          "channels", json_object_get(h->state, "channels"),
                          "tempo", tidal_state_tempo(h->state),
                          "seq", (json_int_t) h->seq,
-                         "ghci", tidal_ghci_status(h->ghci),
+                         "ghci", tidal_super_status(h->ghci),
                          "scheduler",
                              "heartbeats", (json_int_t) beats,
                              "heartbeat_age_ms",
@@ -659,12 +658,13 @@ static json_t *
 tidal_helper_submit(tidal_helper_t *h, tidal_helper_call_t *call,
     const char *text, size_t len, int urgent)
 {
-    int                reply;
-    tidal_ghci_job_t  *job;
+    int  reply;
 
-    job = tidal_ghci_job(text, len, tidal_helper_done, call);
-
-    if (job == NULL || tidal_ghci_submit(h->ghci, job, urgent) != 0) {
+    if (tidal_super_submit(h->ghci, tidal_helper_super_ops[call->op],
+                           call->channel, text, len, urgent,
+                           tidal_helper_done, call)
+        != 0)
+    {
         reply = (call->id != NULL);
         tidal_helper_call_free(call);
         tidal_helper_log(TIDAL_LOG_ERR, "out of memory queueing a job");
@@ -677,16 +677,16 @@ tidal_helper_submit(tidal_helper_t *h, tidal_helper_call_t *call,
 
 
 static void
-tidal_helper_done(tidal_ghci_t *g, tidal_ghci_job_t *job,
-    tidal_ghci_status_e status, const char *output, size_t len)
+tidal_helper_done(tidal_super_t *s, void *data, tidal_ghci_status_e status,
+    const char *output, size_t len)
 {
     char                 *msg, name[8];
     json_t               *result, *structured;
     tidal_helper_t       *h;
     tidal_helper_call_t  *call;
 
-    call = job->data;
-    h = tidal_ghci_data(g);
+    call = data;
+    h = call->h;
     result = NULL;
 
     if (status == TIDAL_GHCI_OK) {
@@ -747,7 +747,7 @@ tidal_helper_applied(tidal_helper_t *h, tidal_helper_call_t *call)
         tidal_helper_set_prev(h, ch, pattern);
         tidal_helper_channel_set(h, ch, call->pattern, muted, soloed);
         h->last_channel = ch;
-        h->evaluated[ch] = tidal_helper_msec();
+        snprintf(h->who_set[ch], sizeof(h->who_set[ch]), "%s", call->who);
 
         fields = json_pack("{s:s, s:s, s:s}", "channel", name,
                            "pattern", call->pattern, "who", call->who);
@@ -773,6 +773,7 @@ tidal_helper_applied(tidal_helper_t *h, tidal_helper_call_t *call)
                                              (json_int_t) seq));
 
     case TIDAL_HELPER_REPLAY:
+    case TIDAL_HELPER_REPLAY_DO:
         return NULL;
 
     case TIDAL_HELPER_RAW:
@@ -828,8 +829,6 @@ tidal_helper_applied(tidal_helper_t *h, tidal_helper_call_t *call)
         break;
 
     case TIDAL_HELPER_TEMPO:
-        tidal_ghci_tempo(h->ghci, call->cps);
-
         if (json_object_set_new(json_object_get(h->state, "tempo"), "cps",
                                 json_real(call->cps))
             != 0)
@@ -946,12 +945,12 @@ tidal_helper_failure(tidal_helper_t *h, tidal_helper_call_t *call,
 
 
 void
-tidal_helper_ghci_ready(tidal_ghci_t *g, const char *reason)
+tidal_helper_ghci_ready(tidal_super_t *s, const char *reason)
 {
     json_t          *fields;
     tidal_helper_t  *h;
 
-    h = tidal_ghci_data(g);
+    h = tidal_super_data(s);
 
     /* a first boot has nothing to play, unless nginx gave a state */
 
@@ -1000,7 +999,7 @@ tidal_helper_adopt(tidal_helper_t *h, const char *text, size_t len,
         tidal_helper_set_prev(h, ch, NULL);
     }
 
-    if (strcmp(tidal_ghci_status(h->ghci), "running") == 0) {
+    if (strcmp(tidal_super_status(h->ghci), "running") == 0) {
         tidal_helper_replay(h);
     }
 
@@ -1019,14 +1018,13 @@ tidal_helper_replay(tidal_helper_t *h)
     json_t               *cur;
     tidal_helper_call_t  *call;
 
-    call = tidal_helper_call_new(h, NULL, TIDAL_HELPER_REPLAY, 0);
+    call = tidal_helper_call_new(h, NULL, TIDAL_HELPER_REPLAY_DO, 0);
 
     if (call) {
         cps = json_number_value(json_object_get(
                   json_object_get(h->state, "tempo"), "cps"));
         n = snprintf(text, sizeof(text), "setcps (%.17g)", cps);
         tidal_helper_submit(h, call, text, (size_t) n, 1);
-        tidal_ghci_tempo(h->ghci, cps);
     }
 
     for (ch = 1; ch <= TIDAL_STATE_CHANNELS; ch++) {
@@ -1037,7 +1035,8 @@ tidal_helper_replay(tidal_helper_t *h)
         cur = tidal_helper_channel_get(h, ch);
 
         if (json_is_true(json_object_get(cur, "muted"))) {
-            call = tidal_helper_call_new(h, NULL, TIDAL_HELPER_REPLAY, ch);
+            call = tidal_helper_call_new(h, NULL, TIDAL_HELPER_REPLAY_DO,
+                                         ch);
             if (call) {
                 n = snprintf(text, sizeof(text), "mute %d", ch);
                 tidal_helper_submit(h, call, text, (size_t) n, 1);
@@ -1045,7 +1044,8 @@ tidal_helper_replay(tidal_helper_t *h)
         }
 
         if (json_is_true(json_object_get(cur, "soloed"))) {
-            call = tidal_helper_call_new(h, NULL, TIDAL_HELPER_REPLAY, ch);
+            call = tidal_helper_call_new(h, NULL, TIDAL_HELPER_REPLAY_DO,
+                                         ch);
             if (call) {
                 n = snprintf(text, sizeof(text), "solo %d", ch);
                 tidal_helper_submit(h, call, text, (size_t) n, 1);
@@ -1060,8 +1060,6 @@ tidal_helper_replay(tidal_helper_t *h)
 static void
 tidal_helper_replay_channel(tidal_helper_t *h, int channel, int urgent)
 {
-    char                 *text;
-    size_t                len;
     json_t               *cur;
     const char           *pattern;
     tidal_helper_call_t  *call;
@@ -1073,156 +1071,82 @@ tidal_helper_replay_channel(tidal_helper_t *h, int channel, int urgent)
         return;
     }
 
-    text = tidal_pattern_wrap(channel, pattern, strlen(pattern), &len);
     call = tidal_helper_call_new(h, NULL, TIDAL_HELPER_REPLAY, channel);
 
-    if (text == NULL || call == NULL
-        || (call->pattern = strdup(pattern)) == NULL)
-    {
+    if (call == NULL || (call->pattern = strdup(pattern)) == NULL) {
         tidal_helper_log(TIDAL_LOG_ERR, "out of memory re-applying d%d",
                          channel);
         tidal_helper_call_free(call);
-        free(text);
         return;
     }
 
-    tidal_helper_submit(h, call, text, len, urgent);
-    free(text);
+    tidal_helper_submit(h, call, call->pattern, strlen(pattern), urgent);
 }
 
 
-/*
- * An error outside any tool call.  A runtime error of a pattern: Tidal
- * has put every channel back to its previous pattern; the culprit keeps
- * its previous one (as Tidal does), the others are re-applied so that
- * what plays is what the state says.
- */
+/* the player could not be booted: everyone hears it */
 
 void
-tidal_helper_ghci_error(tidal_ghci_t *g, int channel, const char *message,
-    int boot)
+tidal_helper_ghci_error(tidal_super_t *s, const char *message)
 {
-    int              ch;
-    char             name[8], *mapped;
-    json_t          *fields, *cur;
+    json_t          *fields;
     tidal_helper_t  *h;
 
-    h = tidal_ghci_data(g);
+    h = tidal_super_data(s);
 
-    /* its call stack may point into the pattern: "d2:1:19" */
-
-    mapped = channel ? tidal_pattern_map_errors(channel, message,
-                                                strlen(message), NULL)
-                     : NULL;
-
-    fields = json_pack("{s:s}", "message", mapped ? mapped : message);
-    free(mapped);
-
-    if (fields == NULL) {
-        return;
-    }
-
-    if (boot) {
+    fields = json_pack("{s:s}", "message", message);
+    if (fields) {
         tidal_helper_event(h, "error", fields, 1);
-        return;
-    }
-
-    if (channel == 0) {
-        channel = h->last_channel;
-    }
-
-    if (channel == 0) {
-        tidal_helper_event(h, "error", fields, 1);
-        return;
-    }
-
-    snprintf(name, sizeof(name), "d%d", channel);
-    json_object_set_new(fields, "channel", json_string(name));
-    tidal_helper_event(h, "error", fields, 1);
-
-    cur = tidal_helper_channel_get(h, channel);
-    tidal_helper_channel_set(h, channel, h->prev[channel],
-                             json_is_true(json_object_get(cur, "muted")),
-                             json_is_true(json_object_get(cur, "soloed")));
-    tidal_helper_set_prev(h, channel, NULL);
-    tidal_helper_channel_event(h, channel, "tidal-helper");
-
-    for (ch = 1; ch <= TIDAL_STATE_CHANNELS; ch++) {
-        if (ch != channel) {
-            tidal_helper_replay_channel(h, ch, 1);
-        }
     }
 }
 
 
 /*
- * Tidal's scheduler stalled while GHCi answers: a pattern that passed
- * its first cycle diverges in a later one.  Since a stalled scheduler
- * holds Tidal's play map, no pattern can have replaced another after the
- * stall began: the culprit is the playing channel set most recently.  It
- * goes silent (and leaves solo) before GHCi restarts, so the replay
- * brings back every other channel but not it.
+ * A channel's pattern failed while playing (its guard caught it), or
+ * hung the scheduler: it is silent now and stays so; mute is kept, solo
+ * is not (a silent solo would silence the room).  The event names the
+ * channel and who set the pattern, as the supervisor found them, never
+ * from the error's text.
  */
 
 void
-tidal_helper_ghci_stalled(tidal_ghci_t *g, const char *why)
+tidal_helper_ghci_failed(tidal_super_t *s, int channel, const char *why)
 {
-    int              ch;
-    char             name[16];
+    char             name[8];
     json_t          *cur, *fields;
     tidal_helper_t  *h;
 
-    h = tidal_ghci_data(g);
+    h = tidal_super_data(s);
 
-    ch = tidal_helper_stall_culprit(h);
+    snprintf(name, sizeof(name), "d%d", channel);
 
-    if (ch == 0) {
-        fields = json_pack("{s:s}", "message", "");
-        if (fields) {
-            json_object_set_new(fields, "message",
-                json_sprintf("%s; no channel was playing, Tidal is being "
-                             "restarted", why));
-            tidal_helper_event(h, "error", fields, 1);
-        }
-
-        return;
-    }
-
-    snprintf(name, sizeof(name), "d%d", ch);
-
-    tidal_helper_log(TIDAL_LOG_ERR, "%s stalled Tidal's scheduler, stopping "
-                     "it", name);
-
-    cur = tidal_helper_channel_get(h, ch);
-    tidal_helper_channel_set(h, ch, NULL,
+    cur = tidal_helper_channel_get(h, channel);
+    tidal_helper_channel_set(h, channel, NULL,
                              json_is_true(json_object_get(cur, "muted")), 0);
-    tidal_helper_set_prev(h, ch, NULL);
-    h->evaluated[ch] = 0;
+    tidal_helper_set_prev(h, channel, NULL);
 
-    fields = json_pack("{s:s, s:s}", "channel", name, "message", "");
+    fields = json_pack("{s:s, s:s, s:s}", "channel", name, "message", why,
+                       "who", h->who_set[channel][0] ? h->who_set[channel]
+                                                     : "unknown");
     if (fields) {
-        json_object_set_new(fields, "message",
-            json_sprintf("%s stalled Tidal's scheduler and was stopped; the "
-                         "other channels were restarted (%s)", name, why));
         tidal_helper_event(h, "error", fields, 1);
     }
 
-    tidal_helper_channel_event(h, ch, "tidal-helper");
+    tidal_helper_channel_event(h, channel, "tidal-helper");
 }
 
 
-/*
- * The channel whose pattern the scheduler plays (not silent, not muted,
- * soloed when any is) that was set last; 0 when none plays.
- */
+/* what the scheduler plays on a channel: its pattern, unless silenced */
 
-static int
-tidal_helper_stall_culprit(tidal_helper_t *h)
+const char *
+tidal_helper_ghci_audible(tidal_super_t *s, int channel)
 {
-    int          ch, best, solo;
-    json_t      *cur;
-    const char  *pattern;
+    int              ch, solo;
+    json_t          *cur;
+    const char      *pattern;
+    tidal_helper_t  *h;
 
+    h = tidal_super_data(s);
     solo = 0;
 
     for (ch = 1; ch <= TIDAL_STATE_CHANNELS; ch++) {
@@ -1230,25 +1154,17 @@ tidal_helper_stall_culprit(tidal_helper_t *h)
         solo |= json_is_true(json_object_get(cur, "soloed"));
     }
 
-    best = 0;
+    cur = tidal_helper_channel_get(h, channel);
+    pattern = json_string_value(json_object_get(cur, "pattern"));
 
-    for (ch = 1; ch <= TIDAL_STATE_CHANNELS; ch++) {
-        cur = tidal_helper_channel_get(h, ch);
-        pattern = json_string_value(json_object_get(cur, "pattern"));
-
-        if (pattern == NULL || strcmp(pattern, "silence") == 0
-            || json_is_true(json_object_get(cur, "muted"))
-            || (solo && !json_is_true(json_object_get(cur, "soloed"))))
-        {
-            continue;
-        }
-
-        if (best == 0 || h->evaluated[ch] >= h->evaluated[best]) {
-            best = ch;
-        }
+    if (pattern == NULL || strcmp(pattern, "silence") == 0
+        || json_is_true(json_object_get(cur, "muted"))
+        || (solo && !json_is_true(json_object_get(cur, "soloed"))))
+    {
+        return NULL;
     }
 
-    return best;
+    return pattern;
 }
 
 

@@ -1,8 +1,8 @@
 /*
  * OSC 1.0 packets as Tidal sends them to SuperDirt, read as far as the
- * relay needs: how many messages, how many /dirt/play with a given sound,
- * the tempo they carry, whether one is a handshake.  Pure: bytes in,
- * counts out.
+ * relay needs: how many messages, how many /dirt/play whose sound starts
+ * with a given prefix, and the tempo, cycle and time of the last of them,
+ * whether one is a handshake.  Pure: bytes in, counts out.
  */
 
 
@@ -16,9 +16,10 @@
 
 
 static int tidal_osc_bundle(const unsigned char *p, size_t n,
-    const char *sound, size_t slen, tidal_osc_t *osc, int depth);
+    const char *sound, size_t slen, tidal_osc_t *osc, uint64_t time,
+    int depth);
 static int tidal_osc_message(const unsigned char *p, size_t n,
-    const char *sound, size_t slen, tidal_osc_t *osc);
+    const char *sound, size_t slen, tidal_osc_t *osc, uint64_t time);
 static int tidal_osc_string(const unsigned char *p, size_t n, size_t *off,
     const char **s, size_t *len);
 
@@ -28,24 +29,30 @@ tidal_osc_scan(const unsigned char *p, size_t n, const char *sound,
     tidal_osc_t *osc)
 {
     memset(osc, 0, sizeof(tidal_osc_t));
+    osc->cycle = -1;
 
-    return tidal_osc_bundle(p, n, sound, strlen(sound), osc, 0);
+    return tidal_osc_bundle(p, n, sound, strlen(sound), osc, 0, 0);
 }
 
 
 static int
 tidal_osc_bundle(const unsigned char *p, size_t n, const char *sound,
-    size_t slen, tidal_osc_t *osc, int depth)
+    size_t slen, tidal_osc_t *osc, uint64_t time, int depth)
 {
+    int       i;
     size_t    off;
     uint32_t  size;
 
     if (n < 16 || memcmp(p, "#bundle", 8) != 0) {
-        return tidal_osc_message(p, n, sound, slen, osc);
+        return tidal_osc_message(p, n, sound, slen, osc, time);
     }
 
     if (depth == TIDAL_OSC_DEPTH) {
         return -1;
+    }
+
+    for (time = 0, i = 8; i < 16; i++) {
+        time = time << 8 | p[i];
     }
 
     /* "#bundle\0", the timetag, then elements, each with its size */
@@ -60,7 +67,8 @@ tidal_osc_bundle(const unsigned char *p, size_t n, const char *sound,
         off += 4;
 
         if (size == 0 || size > n - off
-            || tidal_osc_bundle(p + off, size, sound, slen, osc, depth + 1)
+            || tidal_osc_bundle(p + off, size, sound, slen, osc, time,
+                                depth + 1)
                != 0)
         {
             return -1;
@@ -73,16 +81,19 @@ tidal_osc_bundle(const unsigned char *p, size_t n, const char *sound,
 
 /*
  * A message: its address, its type tags, its arguments.  /dirt/play's
- * arguments are name, value pairs: `s` names the sound, `cps` the tempo.
+ * arguments are name, value pairs: `s` names the sound, `cps` the tempo,
+ * `cycle` the cycle its event starts in.
  */
 
 static int
 tidal_osc_message(const unsigned char *p, size_t n, const char *sound,
-    size_t slen, tidal_osc_t *osc)
+    size_t slen, tidal_osc_t *osc, uint64_t time)
 {
-    int          play;
+    int          play, match;
     float        f;
-    double       d;
+    double       d, cps, cycle;
+    const char  *rest;
+    size_t       rest_len;
     size_t       off, len, tlen, klen, i;
     uint32_t     u32, blob;
     uint64_t     u64;
@@ -116,6 +127,11 @@ tidal_osc_message(const unsigned char *p, size_t n, const char *sound,
 
     key = NULL;
     klen = 0;
+    match = 0;
+    rest = NULL;
+    rest_len = 0;
+    cps = 0;
+    cycle = -1;
 
     for (i = 1; i < tlen; i++) {
         s = NULL;
@@ -216,13 +232,27 @@ tidal_osc_message(const unsigned char *p, size_t n, const char *sound,
         }
 
         if (klen == 1 && key[0] == 's' && s != NULL
-            && len == slen && memcmp(s, sound, len) == 0)
+            && len >= slen && memcmp(s, sound, slen) == 0)
         {
-            osc->sounds++;
+            match = 1;
+            rest = s + slen;
+            rest_len = len - slen;
 
         } else if (klen == 3 && memcmp(key, "cps", 3) == 0 && d > 0) {
-            osc->cps = d;
+            cps = d;
+
+        } else if (klen == 5 && memcmp(key, "cycle", 5) == 0 && d >= 0) {
+            cycle = d;
         }
+    }
+
+    if (match) {
+        osc->sounds++;
+        osc->rest = rest;
+        osc->rest_len = rest_len;
+        osc->cps = cps;
+        osc->cycle = cycle;
+        osc->time = time;
     }
 
     return 0;

@@ -8,21 +8,29 @@
 
 
 #include <stddef.h>
+#include <stdint.h>
 
 
 typedef struct {
-    unsigned    messages;     /* OSC messages in the packet */
-    unsigned    plays;        /* of them /dirt/play */
-    unsigned    sounds;       /* of them with s = the sound asked about */
-    unsigned    handshake:1;  /* a /dirt/handshake among them */
-    double      cps;          /* the last play's tempo, 0: none */
+    unsigned     messages;    /* OSC messages in the packet */
+    unsigned     plays;       /* of them /dirt/play */
+    unsigned     sounds;      /* of them with s = the prefix asked about */
+    unsigned     handshake:1; /* a /dirt/handshake among them */
+
+    /* of the last play counted in sounds: */
+    const char  *rest;        /* its s after the prefix (in the packet) */
+    size_t       rest_len;
+    double       cps;         /* its tempo, 0: none */
+    double       cycle;       /* its cycle, -1: none */
+    uint64_t     time;        /* its bundle's timetag, 0: none */
 } tidal_osc_t;
 
 
 /*
  * What a packet (a message, or bundles nested at most 8 deep) holds:
  * 0, or -1 when it is not OSC as far as it could be read (osc then
- * counts what was read before).
+ * counts what was read before).  Only the plays whose sound starts with
+ * the prefix `sound` say their tempo, cycle and time.
  */
 int tidal_osc_scan(const unsigned char *p, size_t n, const char *sound,
     tidal_osc_t *osc);

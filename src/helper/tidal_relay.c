@@ -1,7 +1,7 @@
 /*
  * The OSC relay between Tidal and SuperDirt.  OSC timetags are absolute,
  * so forwarding adds no timing error; what the relay gains is the sight
- * of every event, and with it the scheduler's heartbeat, which it counts
+ * of every event, and with it each scheduler's heartbeat, which it counts
  * and drops instead of forwarding.
  */
 
@@ -17,6 +17,8 @@
 #include <sys/types.h>
 #include <unistd.h>
 
+#include <openssl/crypto.h>
+
 #include "tidal_helper.h"
 #include "tidal_osc.h"
 #include "tidal_relay.h"
@@ -26,9 +28,15 @@
 #define TIDAL_RELAY_READS        256       /* datagrams per wakeup */
 #define TIDAL_RELAY_RCVBUF       (1024 * 1024)
 #define TIDAL_RELAY_WARN_EVERY   10000     /* ms between send warnings */
+#define TIDAL_RELAY_NTP_EPOCH    2208988800.0  /* 1900 to 1970, seconds */
 
 
 static void tidal_relay_from_tidal(tidal_relay_t *r);
+static int tidal_relay_beat(tidal_relay_t *r, tidal_osc_t *osc,
+    struct sockaddr_in *from, int64_t now);
+static int tidal_relay_source(tidal_relay_t *r, struct sockaddr_in *from);
+static void tidal_relay_foreign(tidal_relay_t *r, struct sockaddr_in *from,
+    int64_t now);
 static void tidal_relay_from_dirt(tidal_relay_t *r);
 static void tidal_relay_warn(tidal_relay_t *r, const char *what, int err);
 
@@ -51,6 +59,7 @@ tidal_relay_create(const char *host, int port, char *err, size_t len)
 
     r->in = -1;
     r->out = -1;
+    r->playing = -1;
     snprintf(r->dirt, sizeof(r->dirt), "%s:%d", host, port);
 
     memset(&hints, 0, sizeof(hints));
@@ -160,6 +169,25 @@ tidal_relay_process(tidal_relay_t *r, struct pollfd *pfd, int n)
 
 
 void
+tidal_relay_watch(tidal_relay_t *r, int n, const char *secret)
+{
+    tidal_relay_source_t  *src;
+
+    src = &r->sources[n];
+
+    memset(src, 0, sizeof(tidal_relay_source_t));
+    snprintf(src->secret, sizeof(src->secret), "%s", secret);
+}
+
+
+void
+tidal_relay_play(tidal_relay_t *r, int n)
+{
+    r->playing = n;
+}
+
+
+void
 tidal_relay_destroy(tidal_relay_t *r)
 {
     if (r == NULL) {
@@ -179,27 +207,29 @@ tidal_relay_destroy(tidal_relay_t *r)
 
 
 /*
- * Every datagram goes on unchanged, except one holding only heartbeats:
- * that one is counted and dropped.
+ * The datagrams of the playing GHCi go on unchanged, except one holding
+ * only heartbeats: heartbeats are counted and dropped.  A datagram from
+ * anywhere else (another GHCi of the helper's, or any local process) is
+ * dropped.
  */
 
 static void
 tidal_relay_from_tidal(tidal_relay_t *r)
 {
-    int                      i;
-    int64_t                  now;
-    ssize_t                  n;
-    socklen_t                slen;
-    tidal_osc_t              osc;
-    unsigned char            buf[TIDAL_RELAY_PACKET_MAX];
-    struct sockaddr_storage  from;
+    int                  i, beat, n;
+    int64_t              now;
+    ssize_t              len;
+    socklen_t            slen;
+    tidal_osc_t          osc;
+    unsigned char        buf[TIDAL_RELAY_PACKET_MAX];
+    struct sockaddr_in   from;
 
     for (i = 0; i < TIDAL_RELAY_READS; i++) {
         slen = sizeof(from);
-        n = recvfrom(r->in, buf, sizeof(buf), 0, (struct sockaddr *) &from,
-                     &slen);
+        len = recvfrom(r->in, buf, sizeof(buf), 0, (struct sockaddr *) &from,
+                       &slen);
 
-        if (n == -1) {
+        if (len == -1) {
             if (errno != EAGAIN && errno != EINTR) {
                 tidal_helper_log(TIDAL_LOG_WARN, "OSC relay: recvfrom() "
                                  "failed: %s", strerror(errno));
@@ -208,32 +238,143 @@ tidal_relay_from_tidal(tidal_relay_t *r)
             return;
         }
 
-        (void) tidal_osc_scan(buf, (size_t) n, TIDAL_RELAY_BEAT, &osc);
         now = tidal_helper_msec();
 
-        if (osc.cps > 0) {
-            r->cps = osc.cps;
-            r->cps_at = now;
-        }
-
-        if (osc.handshake) {
-            memcpy(&r->back, &from, slen);
-            r->back_len = slen;
-        }
-
-        if (osc.sounds && osc.sounds == osc.messages) {
-            r->beat = now;
-            r->beats++;
+        if (slen != sizeof(from) || from.sin_family != AF_INET) {
+            tidal_relay_foreign(r, NULL, now);
             continue;
         }
 
-        if (send(r->out, buf, (size_t) n, 0) == -1) {
+        (void) tidal_osc_scan(buf, (size_t) len, TIDAL_RELAY_BEAT, &osc);
+
+        beat = osc.sounds ? tidal_relay_beat(r, &osc, &from, now) : 0;
+
+        if (beat && osc.sounds == osc.messages) {
+            continue;
+        }
+
+        n = tidal_relay_source(r, &from);
+
+        if (n == -1) {
+            tidal_relay_foreign(r, &from, now);
+            continue;
+        }
+
+        if (n != r->playing) {
+            continue;       /* a spare's: it plays nothing of the room's */
+        }
+
+        if (osc.handshake) {
+            memcpy(&r->back, &from, sizeof(from));
+            r->back_len = sizeof(from);
+        }
+
+        if (send(r->out, buf, (size_t) len, 0) == -1) {
             tidal_relay_warn(r, "send", errno);
             continue;
         }
 
         r->forwarded++;
     }
+}
+
+
+/*
+ * A heartbeat with a GHCi's secret: that GHCi is alive, and its address
+ * is the one its datagrams come from.  1 when the secret was one's.
+ */
+
+static int
+tidal_relay_beat(tidal_relay_t *r, tidal_osc_t *osc, struct sockaddr_in *from,
+    int64_t now)
+{
+    int                    n;
+    tidal_relay_source_t  *src;
+
+    if (osc->rest_len != TIDAL_RELAY_SECRET_LEN) {
+        return 0;
+    }
+
+    for (n = 0; n < TIDAL_RELAY_SOURCES; n++) {
+        src = &r->sources[n];
+
+        if (src->secret[0] != '\0'
+            && CRYPTO_memcmp(src->secret, osc->rest,
+                             TIDAL_RELAY_SECRET_LEN) == 0)
+        {
+            break;
+        }
+    }
+
+    if (n == TIDAL_RELAY_SOURCES) {
+        return 0;
+    }
+
+    if (!src->known || src->addr.sin_port != from->sin_port
+        || src->addr.sin_addr.s_addr != from->sin_addr.s_addr)
+    {
+        tidal_helper_log(TIDAL_LOG_DEBUG, "OSC relay: GHCi %d sends from "
+                         "%s:%d", n, inet_ntoa(from->sin_addr),
+                         ntohs(from->sin_port));
+        src->addr = *from;
+        src->known = 1;
+    }
+
+    src->beats++;
+    src->beat = now;
+    r->beats++;
+
+    if (osc->time && osc->cycle >= 0 && osc->cps > 0) {
+        src->time = (double) (osc->time >> 32) - TIDAL_RELAY_NTP_EPOCH
+                    + (double) (osc->time & 0xffffffff) / 4294967296.0;
+        src->cycle = osc->cycle;
+        src->cps = osc->cps;
+    }
+
+    return 1;
+}
+
+
+static int
+tidal_relay_source(tidal_relay_t *r, struct sockaddr_in *from)
+{
+    int                    n;
+    tidal_relay_source_t  *src;
+
+    for (n = 0; n < TIDAL_RELAY_SOURCES; n++) {
+        src = &r->sources[n];
+
+        if (src->known && src->addr.sin_port == from->sin_port
+            && src->addr.sin_addr.s_addr == from->sin_addr.s_addr)
+        {
+            return n;
+        }
+    }
+
+    return -1;
+}
+
+
+/* not a GHCi's: dropped, and said now and then */
+
+static void
+tidal_relay_foreign(tidal_relay_t *r, struct sockaddr_in *from, int64_t now)
+{
+    r->foreign++;
+
+    if (r->foreign_warned && now - r->foreign_warned < TIDAL_RELAY_WARN_EVERY)
+    {
+        return;
+    }
+
+    tidal_helper_log(TIDAL_LOG_WARN, "OSC relay: dropped %llu datagram(s) "
+                     "that no GHCi of the helper's sent, the last from %s:%d",
+                     (unsigned long long) (r->foreign - r->foreign_told),
+                     from ? inet_ntoa(from->sin_addr) : "?",
+                     from ? ntohs(from->sin_port) : 0);
+
+    r->foreign_told = r->foreign;
+    r->foreign_warned = now;
 }
 
 

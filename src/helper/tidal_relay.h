@@ -1,8 +1,9 @@
 /*
- * The OSC relay between Tidal and SuperDirt: Tidal sends to a UDP port
- * the helper holds on 127.0.0.1, the relay forwards every datagram
- * unchanged to the dirt address and keeps the scheduler's heartbeat
- * (events whose `s` is TIDAL_RELAY_BEAT) for itself.
+ * The OSC relay between Tidal and SuperDirt: every GHCi the helper runs
+ * sends to a UDP port the helper holds on 127.0.0.1; the relay forwards
+ * the datagrams of the one that plays unchanged to the dirt address and
+ * keeps each one's heartbeat (events whose `s` is TIDAL_RELAY_BEAT and
+ * that GHCi's secret) for itself.
  */
 
 #ifndef _TIDAL_RELAY_H_INCLUDED_
@@ -13,13 +14,36 @@
 #include <stddef.h>
 #include <stdint.h>
 #include <sys/socket.h>
+#include <netinet/in.h>
 
 
 #define TIDAL_RELAY_NFDS            2
+#define TIDAL_RELAY_SOURCES         3          /* GHCis at most */
+#define TIDAL_RELAY_SECRET_LEN      32         /* hex digits */
 
-/* the boot file's heartbeat: s "tidal-helper-heartbeat", 8 a cycle */
-#define TIDAL_RELAY_BEAT            "tidal-helper-heartbeat"
+/* the boot file's heartbeat: s "tidal-helper-heartbeat-SECRET", 8 a cycle */
+#define TIDAL_RELAY_BEAT            "tidal-helper-heartbeat-"
 #define TIDAL_RELAY_BEATS_A_CYCLE   8
+
+
+/*
+ * One GHCi as the relay knows it: a datagram is its when it comes from
+ * the address its heartbeat came from.  The heartbeat's sound carries
+ * the GHCi's secret, which only the helper and that GHCi know (patterns
+ * cannot read the environment), so no other process, and no pattern, can
+ * pass for it.
+ */
+typedef struct {
+    char                     secret[TIDAL_RELAY_SECRET_LEN + 1];
+    struct sockaddr_in       addr;       /* where its heartbeats came from */
+    unsigned                 known:1;    /* addr is set */
+
+    uint64_t                 beats;
+    int64_t                  beat;       /* ms of the last heartbeat */
+    double                   time;       /* its OSC time (epoch seconds) */
+    double                   cycle;      /* its cycle */
+    double                   cps;        /* the tempo it was played at */
+} tidal_relay_source_t;
 
 
 typedef struct {
@@ -27,16 +51,18 @@ typedef struct {
     int                      out;        /* connected to the dirt address */
     int                      port;
 
+    tidal_relay_source_t     sources[TIDAL_RELAY_SOURCES];
+    int                      playing;    /* whose datagrams go on; -1 */
+
     /* where SuperDirt's answers to a handshake go back to */
     struct sockaddr_storage  back;
     socklen_t                back_len;
 
-    int64_t                  beat;       /* ms of the last heartbeat */
-    uint64_t                 beats;
-    double                   cps;        /* of the last /dirt/play */
-    int64_t                  cps_at;
-
+    uint64_t                 beats;      /* every heartbeat seen */
     uint64_t                 forwarded;
+    uint64_t                 foreign;    /* dropped: not a GHCi's */
+    uint64_t                 foreign_told;
+    int64_t                  foreign_warned;
     int64_t                  warned;
     char                     dirt[300];  /* "host:port", for messages */
 } tidal_relay_t;
@@ -51,6 +77,15 @@ int tidal_relay_pollfds(tidal_relay_t *r, struct pollfd *pfd);
 
 /* reads and forwards what the descriptors it asked for have */
 void tidal_relay_process(tidal_relay_t *r, struct pollfd *pfd, int n);
+
+/*
+ * Source n (0 .. TIDAL_RELAY_SOURCES - 1) is a GHCi started anew with
+ * this secret: what was known of it is forgotten.
+ */
+void tidal_relay_watch(tidal_relay_t *r, int n, const char *secret);
+
+/* the datagrams of source n go to SuperDirt from now on (-1: none's) */
+void tidal_relay_play(tidal_relay_t *r, int n);
 
 void tidal_relay_destroy(tidal_relay_t *r);
 

@@ -28,9 +28,14 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 
     memcpy(copy, data, size);
 
-    (void) tidal_osc_scan(copy, size, "tidal-helper-heartbeat", &osc);
+    (void) tidal_osc_scan(copy, size, "tidal-helper-heartbeat-", &osc);
 
-    if (osc.sounds > osc.plays || osc.plays > osc.messages || osc.cps < 0) {
+    if (osc.sounds > osc.plays || osc.plays > osc.messages || osc.cps < 0
+        || (osc.rest != NULL
+            && ((const uint8_t *) osc.rest < copy
+                || (const uint8_t *) osc.rest + osc.rest_len
+                   > copy + size)))
+    {
         fprintf(stderr, "fuzz_osc: %u sounds, %u plays, %u messages, "
                 "cps %g\n", osc.sounds, osc.plays, osc.messages, osc.cps);
         abort();

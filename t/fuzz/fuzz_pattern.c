@@ -367,7 +367,7 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 
         ch = 1 + (size ? data[0] % 16 : 0);
 
-        w = tidal_pattern_wrap(ch, copy, size, &len);
+        w = tidal_pattern_wrap("tidalPlay 1 1", ch, copy, size, &len);
         if (w == NULL) {
             fuzz_fail("wrap failed", data, size);
         }

@@ -11,7 +11,8 @@
 #include "tidal_osc.h"
 
 
-#define BEAT  "tidal-helper-heartbeat"
+#define BEAT    "tidal-helper-heartbeat-"
+#define SECRET  "0123456789abcdef"
 
 
 typedef struct {
@@ -66,18 +67,20 @@ put_f32(packet_t *pk, float f)
 }
 
 
-/* /dirt/play s=<sound> cps=<cps> orbit=0, as Tidal sends it */
+/* /dirt/play s=<sound> cps=<cps> orbit=0 cycle=12.5, as Tidal sends it */
 static void
 dirt_play(packet_t *pk, const char *sound, float cps)
 {
     put_str(pk, "/dirt/play");
-    put_str(pk, ",sssfsi");
+    put_str(pk, ",sssfsisf");
     put_str(pk, "s");
     put_str(pk, sound);
     put_str(pk, "cps");
     put_f32(pk, cps);
     put_str(pk, "orbit");
     put_u32(pk, 0);
+    put_str(pk, "cycle");
+    put_f32(pk, 12.5f);
 }
 
 
@@ -118,7 +121,12 @@ UNIT_TEST(tidal_play)
     CHECK_EQ(osc.plays, 1);
     CHECK_EQ(osc.sounds, 0);
     CHECK_EQ(osc.handshake, 0);
-    CHECK(osc.cps == 2.0);
+
+    /* a pattern's own tempo and cycle are not read: they are its to say */
+
+    CHECK(osc.cps == 0);
+    CHECK(osc.cycle == -1);
+    CHECK(osc.time == 0);
 }
 
 
@@ -128,16 +136,26 @@ UNIT_TEST(heartbeat)
     tidal_osc_t  osc;
 
     memset(&pk, 0, sizeof(pk));
-    tidal_bundle(&pk, BEAT, 0.5625f);
+    tidal_bundle(&pk, BEAT SECRET, 0.5625f);
 
     CHECK_EQ(tidal_osc_scan(pk.data, pk.len, BEAT, &osc), 0);
     CHECK_EQ(osc.messages, 1);
     CHECK_EQ(osc.sounds, 1);
     CHECK(osc.cps == 0.5625);
+    CHECK(osc.cycle == 12.5);
+    CHECK(osc.time == 0xe800000012345678ULL);
+    CHECK_EQ(osc.rest_len, sizeof(SECRET) - 1);
+    CHECK(memcmp(osc.rest, SECRET, sizeof(SECRET) - 1) == 0);
 
-    /* another sound, and the name as a prefix, are not it */
+    /* a sound that is not the prefix (or is shorter) is not it */
 
-    CHECK_EQ(tidal_osc_scan(pk.data, pk.len, "tidal-helper", &osc), 0);
+    CHECK_EQ(tidal_osc_scan(pk.data, pk.len, BEAT "x", &osc), 0);
+    CHECK_EQ(osc.sounds, 0);
+    CHECK(osc.rest == NULL);
+
+    memset(&pk, 0, sizeof(pk));
+    tidal_bundle(&pk, "tidal-helper", 0.5625f);
+    CHECK_EQ(tidal_osc_scan(pk.data, pk.len, BEAT, &osc), 0);
     CHECK_EQ(osc.sounds, 0);
 }
 
@@ -151,7 +169,7 @@ UNIT_TEST(mixed_bundle)
     memset(&a, 0, sizeof(a));
     memset(&b, 0, sizeof(b));
 
-    dirt_play(&a, BEAT, 1.0f);
+    dirt_play(&a, BEAT SECRET, 1.0f);
     tidal_bundle(&b, "sn", 1.5f);   /* a nested bundle */
 
     bundle_head(&pk);
@@ -164,7 +182,8 @@ UNIT_TEST(mixed_bundle)
     CHECK_EQ(osc.messages, 2);
     CHECK_EQ(osc.plays, 2);
     CHECK_EQ(osc.sounds, 1);
-    CHECK(osc.cps == 1.5);
+    CHECK(osc.cps == 1.0);
+    CHECK(osc.time == 0xe800000012345678ULL);
 }
 
 
@@ -195,7 +214,7 @@ UNIT_TEST(handshake_and_other_messages)
     put_str(&pk, "/other");
     put_str(&pk, ",ss");
     put_str(&pk, "s");
-    put_str(&pk, BEAT);
+    put_str(&pk, BEAT SECRET);
     CHECK_EQ(tidal_osc_scan(pk.data, pk.len, BEAT, &osc), 0);
     CHECK_EQ(osc.messages, 1);
     CHECK_EQ(osc.sounds, 0);
@@ -243,11 +262,12 @@ UNIT_TEST(every_argument_type)
     put_u32(&pk, 0);
     put_u32(&pk, 1);
     put_str(&pk, "s");
-    put_str(&pk, BEAT);
+    put_str(&pk, BEAT SECRET);
 
     CHECK_EQ(tidal_osc_scan(pk.data, pk.len, BEAT, &osc), 0);
     CHECK_EQ(osc.sounds, 1);
     CHECK(osc.cps == 0.75);
+    CHECK(osc.time == 0);           /* a message alone has no time */
 }
 
 

@@ -279,20 +279,21 @@ UNIT_TEST(wrap_is_the_exact_ghci_block)
     char    *w;
     size_t   n;
 
-    w = tidal_pattern_wrap(1, "sound \"bd\"", 10, &n);
+    w = tidal_pattern_wrap("d1", 1, "sound \"bd\"", 10, &n);
     CHECK_STR(w, ":{\nd1 ((\n{-# LINE 1 \"d1\" #-}\n        sound \"bd\"\n"
                  " ) :: ControlPattern)\n:}\n");
     CHECK_EQ(n, strlen(w));
     free(w);
 
-    w = tidal_pattern_wrap(16, "stack [a,\n\n\tb]\n", 15, &n);
-    CHECK_STR(w, ":{\nd16 ((\n{-# LINE 1 \"d16\" #-}\n        stack [a,\n\n"
+    w = tidal_pattern_wrap("tidalPlay 7 16", 16, "stack [a,\n\n\tb]\n", 15,
+                           &n);
+    CHECK_STR(w, ":{\ntidalPlay 7 16 ((\n{-# LINE 1 \"d16\" #-}\n        stack [a,\n\n"
                  "        \tb]\n\n ) :: ControlPattern)\n:}\n");
     CHECK_EQ(n, strlen(w));
     free(w);
 
-    CHECK(tidal_pattern_wrap(0, "x", 1, &n) == NULL);
-    CHECK(tidal_pattern_wrap(17, "x", 1, &n) == NULL);
+    CHECK(tidal_pattern_wrap("d1", 0, "x", 1, &n) == NULL);
+    CHECK(tidal_pattern_wrap("d1", 17, "x", 1, &n) == NULL);
 }
 
 
