@@ -18,6 +18,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/prctl.h>
 #include <sys/random.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
@@ -114,8 +115,8 @@ struct tidal_ghci_s {
 static int tidal_ghci_spawn(tidal_ghci_t *g);
 static int tidal_ghci_exec_env(tidal_ghci_t *g, char ***envp);
 static int tidal_ghci_free_port(void);
-static void tidal_ghci_child(char **argv, char **envp, int in[2],
-    int out[2], int err[2], int rep[2]);
+static void tidal_ghci_child(char **argv, char **envp, pid_t parent,
+    int in[2], int out[2], int err[2], int rep[2]);
 static char **tidal_ghci_argv(tidal_ghci_t *g);
 static char *tidal_ghci_read_file(const char *path, size_t *len,
     char *err, size_t errlen);
@@ -607,6 +608,7 @@ tidal_ghci_spawn(tidal_ghci_t *g)
 {
     int      in[2], out[2], err[2], rep[2], i;
     char    *boot, **argv, **envp, msg[512];
+    pid_t    parent;
     size_t   boot_len;
 
     in[0] = in[1] = out[0] = out[1] = err[0] = err[1] = rep[0] = rep[1] = -1;
@@ -644,6 +646,7 @@ tidal_ghci_spawn(tidal_ghci_t *g)
         goto failed;
     }
 
+    parent = getpid();
     g->pid = fork();
 
     if (g->pid == -1) {
@@ -653,7 +656,7 @@ tidal_ghci_spawn(tidal_ghci_t *g)
     }
 
     if (g->pid == 0) {
-        tidal_ghci_child(argv, envp, in, out, err, rep);
+        tidal_ghci_child(argv, envp, parent, in, out, err, rep);
         _exit(127);
     }
 
@@ -674,8 +677,8 @@ tidal_ghci_spawn(tidal_ghci_t *g)
                          strerror(errno));
     }
 
-    tidal_helper_log(TIDAL_LOG_INFO, "started %s: GHCi pid %d, %s ...",
-                     g->name, (int) g->pid, argv[0]);
+    tidal_helper_log(TIDAL_LOG_INFO, "started GHCi (pid %d) as %s: %s ...",
+                     (int) g->pid, g->name, argv[0]);
 
     free(argv);
 
@@ -739,6 +742,7 @@ failed:
 
     g->state = TIDAL_GHCI_DOWN;
     snprintf(g->why, sizeof(g->why), "Tidal did not boot: %s", msg);
+    tidal_helper_log(TIDAL_LOG_ERR, "%s: %s", g->name, g->why);
     tidal_ghci_fail_all(g, g->why);
 
     if (g->handler.lost) {
@@ -888,19 +892,25 @@ tidal_ghci_free_port(void)
 
 
 /*
- * In the child: its own session, clean signals, fds 0 1 2 and the
- * report pipe as 3, exec.
+ * In the child: it dies with the helper (a GHCi whose output pipes broke
+ * can loop writing errors instead of exiting at the end of its input),
+ * its own session, clean signals, fds 0 1 2 and the report pipe as 3,
+ * exec.
  */
 
 static void
-tidal_ghci_child(char **argv, char **envp, int in[2], int out[2],
-    int err[2], int rep[2])
+tidal_ghci_child(char **argv, char **envp, pid_t parent, int in[2],
+    int out[2], int err[2], int rep[2])
 {
     int          sig, fd;
     char         file[4096], msg[512];
     size_t       n;
     sigset_t     set;
     const char  *path, *p, *end;
+
+    if (prctl(PR_SET_PDEATHSIG, SIGKILL) == -1 || getppid() != parent) {
+        _exit(127);
+    }
 
     /* out of the way of 0 .. 3 first */
 
@@ -1592,7 +1602,7 @@ tidal_ghci_booted(tidal_ghci_t *g)
     g->state = TIDAL_GHCI_READY;
     g->next_health = tidal_helper_msec() + g->conf.health_interval;
 
-    tidal_helper_log(TIDAL_LOG_INFO, "%s is ready (GHCi pid %d, %lld ms)",
+    tidal_helper_log(TIDAL_LOG_INFO, "%s booted (GHCi pid %d, %lld ms)",
                      g->name, (int) g->pid,
                      (long long) (tidal_helper_msec() - g->started));
 
@@ -1629,7 +1639,9 @@ tidal_ghci_lost(tidal_ghci_t *g, tidal_ghci_loss_e how, const char *why)
 
     tidal_helper_log(how == TIDAL_GHCI_EXITED ? TIDAL_LOG_WARN
                                               : TIDAL_LOG_ERR,
-                     "%s lost: %s", g->name, reason);
+                     "%s: %s%s", g->name,
+                     how == TIDAL_GHCI_BOOT ? "Tidal did not boot: " : "",
+                     reason);
 
     g->state = TIDAL_GHCI_DOWN;
 

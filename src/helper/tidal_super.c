@@ -65,6 +65,7 @@ struct tidal_super_s {
     unsigned               beat_warned:1;
     unsigned               cold:1;       /* the player boots as one */
     unsigned               first:1;      /* the first player was ready */
+    unsigned               announced:1;  /* "Tidal is ready" was said */
     char                  *reason;       /* why a player is replaced */
 
     /* the room's timeline, as the player's last heartbeat gave it */
@@ -182,16 +183,15 @@ tidal_super_create(const tidal_ghci_conf_t *conf,
 }
 
 
+/* the player and the checker first; the spare once the player is up */
+
 void
 tidal_super_start(tidal_super_t *s)
 {
-    int  i;
-
     s->since = tidal_helper_msec();
 
-    for (i = 0; i < TIDAL_RELAY_SOURCES; i++) {
-        tidal_super_restart(s, i, 0);
-    }
+    tidal_super_restart(s, s->player, 0);
+    tidal_super_restart(s, s->checker, 0);
 }
 
 
@@ -384,6 +384,12 @@ tidal_super_status(tidal_super_t *s)
 
     if (s->identifying || (s->first && !tidal_ghci_ready(g))) {
         return "restarting";
+    }
+
+    /* new patterns need the checker too */
+
+    if (!s->announced && tidal_ghci_ready(g)) {
+        return "booting";
     }
 
     return tidal_ghci_status(g);
@@ -701,6 +707,14 @@ tidal_super_ready(tidal_ghci_t *g)
 
     s->restarts[slot] = 0;
 
+    if (!s->announced && tidal_ghci_ready(s->g[s->player])
+        && tidal_ghci_ready(s->g[s->checker]))
+    {
+        s->announced = 1;
+        tidal_helper_log(TIDAL_LOG_INFO, "Tidal is ready: the player is GHCi "
+                         "pid %d", tidal_super_pid(s));
+    }
+
     if (slot != s->player) {
 
         /* it waits unsynchronized, to take over a timeline later */
@@ -713,6 +727,10 @@ tidal_super_ready(tidal_ghci_t *g)
 
     if (!s->first) {
         s->first = 1;
+
+        if (!tidal_ghci_pid(s->g[s->spare]) && !s->restart_at[s->spare]) {
+            tidal_super_restart(s, s->spare, 0);
+        }
 
         if (s->handler.ready) {
             s->handler.ready(s, NULL);
@@ -728,6 +746,8 @@ tidal_super_ready(tidal_ghci_t *g)
     /* a player booted to replace one, with no spare ready */
 
     s->cold = 0;
+    tidal_helper_log(TIDAL_LOG_INFO, "Tidal is ready: the player is GHCi pid "
+                     "%d", tidal_super_pid(s));
     tidal_super_continue(s);
 
     reason = s->reason;
@@ -752,7 +772,7 @@ tidal_super_lost(tidal_ghci_t *g, tidal_ghci_loss_e how, const char *why)
     slot = tidal_super_slot(s, g);
 
     if (slot != s->player) {
-        tidal_super_restart(s, slot, 1);
+        tidal_super_restart(s, slot, how == TIDAL_GHCI_BOOT ? 2 : 1);
         return;
     }
 
@@ -768,7 +788,7 @@ tidal_super_lost(tidal_ghci_t *g, tidal_ghci_loss_e how, const char *why)
 
         } else {
             s->cold = s->first;
-            tidal_super_restart(s, slot, 1);
+            tidal_super_restart(s, slot, 2);
         }
 
         return;
@@ -1217,8 +1237,8 @@ tidal_super_switch(tidal_super_t *s, const char *reason)
     tidal_super_name(s);
     tidal_relay_play(s->relay, s->player);
 
-    tidal_helper_log(TIDAL_LOG_INFO, "the spare GHCi (pid %d) plays now: %s",
-                     tidal_super_pid(s), reason);
+    tidal_helper_log(TIDAL_LOG_INFO, "the player is GHCi pid %d now, the "
+                     "spare: %s", tidal_super_pid(s), reason);
 
     tidal_super_continue(s);
 
@@ -1268,21 +1288,31 @@ tidal_super_keep_timeline(tidal_super_t *s)
 }
 
 
+/*
+ * backoff: 0 now; 1 after a loss (now the first time, then 1, 2, 4 ...
+ * s); 2 after a failed boot (1, 2, 4 ... s): a GHCi that cannot boot is
+ * not run in a loop.
+ */
+
 static void
 tidal_super_restart(tidal_super_t *s, int slot, int backoff)
 {
-    int      delay;
+    int      delay, n;
     int64_t  now;
 
     now = tidal_helper_msec();
     delay = 0;
+    n = s->restarts[slot] < 6 ? s->restarts[slot] : 6;
 
-    if (backoff && s->restarts[slot]) {
-        delay = 500 << (s->restarts[slot] < 6 ? s->restarts[slot] : 6);
+    if (backoff == 2) {
+        delay = 1000 << n;
 
-        if (delay > TIDAL_SUPER_BACKOFF_MAX) {
-            delay = TIDAL_SUPER_BACKOFF_MAX;
-        }
+    } else if (backoff == 1 && n) {
+        delay = 500 << n;
+    }
+
+    if (delay > TIDAL_SUPER_BACKOFF_MAX) {
+        delay = TIDAL_SUPER_BACKOFF_MAX;
     }
 
     if (backoff) {

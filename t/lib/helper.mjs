@@ -145,9 +145,9 @@ export class Helper {
             .map((n) => n.params);
     }
 
-    // the pid of the GHCi that runs now, from the helper's log
+    // the pid of the GHCi that plays now, from the helper's log
     ghciPid() {
-        const all = [...this.log.matchAll(/started GHCi \(pid (\d+)\)/g)];
+        const all = [...this.log.matchAll(/the player is GHCi pid (\d+)/g)];
         return all.length ? Number(all[all.length - 1][1]) : null;
     }
 

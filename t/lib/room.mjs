@@ -158,9 +158,10 @@ export class Room {
         return all.length ? all[all.length - 1] : null;
     }
 
+    // the GHCi that plays now
     ghciPid() {
-        const all = ghciPids(this.log);
-        return all.length ? all[all.length - 1] : null;
+        const all = [...this.log.matchAll(/the player is GHCi pid (\d+)/g)];
+        return all.length ? Number(all[all.length - 1][1]) : null;
     }
 
     get pid() {
