@@ -14,6 +14,7 @@
 #include "tidal_ws.h"
 #include "tidal_mcp.h"
 #include "tidal_state.h"
+#include "tidal_utf8.h"
 
 
 #define NGX_TIDAL_VERSION              "0.2.0"
@@ -22,6 +23,9 @@
 #define NGX_HTTP_TIDAL_ZONE_LAYOUT     3
 #define NGX_HTTP_TIDAL_WORKER_SLOTS    128
 #define NGX_HTTP_TIDAL_SESSION_ID_LEN  32
+
+/* a client's text in error_log, escaped (tidal_utf8_escape) and cut */
+#define NGX_HTTP_TIDAL_LOG_TEXT        256
 
 
 /* a worker's share of the connection count, reclaimed when it dies */

@@ -762,6 +762,7 @@ static void
 ngx_http_tidal_helper_message(ngx_http_tidal_helper_t *hp, u_char *msg,
     size_t len)
 {
+    char           shown[NGX_HTTP_TIDAL_LOG_TEXT];
     json_t        *root, *result;
     const char    *method;
     json_error_t   err;
@@ -769,8 +770,14 @@ ngx_http_tidal_helper_message(ngx_http_tidal_helper_t *hp, u_char *msg,
     root = json_loadb((char *) msg, len, 0, &err);
 
     if (root == NULL) {
+
+        /* jansson quotes the text near the error */
+
+        (void) tidal_utf8_escape(shown, sizeof(shown), err.text,
+                                 ngx_strlen(err.text));
+
         ngx_log_error(NGX_LOG_ALERT, hp->log, 0,
-                      "tidal: the helper sent bad JSON: %s", err.text);
+                      "tidal: the helper sent bad JSON: %s", shown);
         return;
     }
 

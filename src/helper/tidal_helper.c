@@ -24,6 +24,7 @@
 #include "tidal_ghci.h"
 #include "tidal_lines.h"
 #include "tidal_bridge.h"
+#include "tidal_utf8.h"
 
 
 #define TIDAL_HELPER_LINE_MAX      (4 * 1024 * 1024)  /* one message */
@@ -657,10 +658,17 @@ tidal_helper_signal(int sig)
 /* -- shared ------------------------------------------------------------ */
 
 
+/*
+ * A message often quotes a pattern or GHCi's words about one, which the
+ * performer wrote: escaped, it stays one line of the log (nginx's
+ * error_log in socket mode) and cannot forge one of nginx's.
+ */
+
 void
 tidal_helper_log(int level, const char *fmt, ...)
 {
-    char                 msg[2048];
+    int                  n;
+    char                 msg[2048], line[4 * sizeof(msg)];
     va_list              args;
     static const char   *names[] = { "error", "warn", "info", "debug" };
 
@@ -669,13 +677,20 @@ tidal_helper_log(int level, const char *fmt, ...)
     }
 
     va_start(args, fmt);
-    vsnprintf(msg, sizeof(msg), fmt, args);
+    n = vsnprintf(msg, sizeof(msg), fmt, args);
     va_end(args);
+
+    if (n < 0) {
+        return;
+    }
+
+    (void) tidal_utf8_escape(line, sizeof(line), msg,
+                             strnlen(msg, sizeof(msg) - 1));
 
     tidal_helper_log_follow();
 
     fprintf(stderr, "tidal-helper[%d]: %s: %s\n", (int) getpid(),
-            names[level], msg);
+            names[level], line);
 }
 
 
