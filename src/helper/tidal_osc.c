@@ -1,8 +1,8 @@
 /*
  * OSC 1.0 packets as Tidal sends them to SuperDirt, read as far as the
- * relay needs: how many messages, how many /dirt/play with a given sound,
- * the tempo they carry, whether one is a handshake.  Pure: bytes in,
- * counts out.
+ * relay needs: how many messages, how many /dirt/play with a given sound
+ * and from which channel, the tempo they carry, whether one is a
+ * handshake.  Pure: bytes in, counts out.
  */
 
 
@@ -73,14 +73,15 @@ tidal_osc_bundle(const unsigned char *p, size_t n, const char *sound,
 
 /*
  * A message: its address, its type tags, its arguments.  /dirt/play's
- * arguments are name, value pairs: `s` names the sound, `cps` the tempo.
+ * arguments are name, value pairs: `s` names the sound, `cps` the tempo,
+ * an integer `tidalch` the channel (the first one counts).
  */
 
 static int
 tidal_osc_message(const unsigned char *p, size_t n, const char *sound,
     size_t slen, tidal_osc_t *osc)
 {
-    int          play;
+    int          play, channel;
     float        f;
     double       d;
     size_t       off, len, tlen, klen, i;
@@ -100,7 +101,10 @@ tidal_osc_message(const unsigned char *p, size_t n, const char *sound,
 
     if (play) {
         osc->plays++;
+        osc->channel_plays[0]++;
     }
+
+    channel = 0;
 
     if (len >= 15 && memcmp(addr, "/dirt/handshake", 15) == 0) {
         osc->handshake = 1;
@@ -222,6 +226,14 @@ tidal_osc_message(const unsigned char *p, size_t n, const char *sound,
 
         } else if (klen == 3 && memcmp(key, "cps", 3) == 0 && d > 0) {
             osc->cps = d;
+
+        } else if (klen == 7 && memcmp(key, "tidalch", 7) == 0
+                   && tags[i] == 'i' && channel == 0
+                   && d >= 1 && d <= TIDAL_OSC_CHANNELS)
+        {
+            channel = (int) d;
+            osc->channel_plays[0]--;
+            osc->channel_plays[channel]++;
         }
     }
 
