@@ -116,6 +116,7 @@ typedef struct {
     ngx_str_t                   boot;
     ngx_str_t                   dirt_address;
     ngx_str_t                   ghci_memory;
+    ngx_int_t                   dirt_rate;      /* /dirt/play a second */
     ngx_msec_t                  eval_timeout;
     ngx_msec_t                  health_interval;
     ngx_flag_t                  allow_raw;

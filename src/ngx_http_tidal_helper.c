@@ -471,6 +471,9 @@ ngx_http_tidal_helper_exec(ngx_http_tidal_main_conf_t *tmcf,
     argv[i++] = (char *) tmcf->ghci.data;
     argv[i++] = "--dirt";
     argv[i++] = (char *) tmcf->dirt_address.data;
+    argv[i++] = "--dirt-rate";
+    argv[i++] = p;
+    p = (char *) ngx_slprintf((u_char *) p, last, "%i%Z", tmcf->dirt_rate);
     argv[i++] = "--eval-timeout";
     argv[i++] = p;
     p = (char *) ngx_slprintf((u_char *) p, last, "%M%Z", tmcf->eval_timeout);

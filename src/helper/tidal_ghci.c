@@ -199,6 +199,9 @@ tidal_ghci_create(const tidal_ghci_conf_t *conf,
         return NULL;
     }
 
+    tidal_relay_limit(g->relay, conf->dirt_rate, handler->dropped,
+                      handler->data);
+
     for (i = 0; i < sizeof(rnd); i++) {
         sprintf(g->nonce + 2 * i, "%02x", rnd[i]);
     }

@@ -69,6 +69,13 @@ typedef struct {
      */
     void    (*stalled)(tidal_ghci_t *g, const char *why);
 
+    /*
+     * The OSC relay began to drop /dirt/play over conf->dirt_rate a
+     * second, most of them channel's (0: not known); once a burst.  Its
+     * first argument is data.
+     */
+    void    (*dropped)(void *data, int channel, unsigned rate);
+
     void     *data;
 } tidal_ghci_handler_t;
 
@@ -85,6 +92,7 @@ typedef struct {
     int              boot_timeout;    /* ms */
     int              stall_after;     /* ms without a heartbeat; 0: off */
     const char      *memory;          /* GHCi's heap cap (+RTS -M) */
+    unsigned         dirt_rate;       /* /dirt/play a second; 0: no cap */
 } tidal_ghci_conf_t;
 
 

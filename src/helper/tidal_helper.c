@@ -122,6 +122,7 @@ main(int argc, char **argv)
     handler.ready = tidal_helper_ghci_ready;
     handler.error = tidal_helper_ghci_error;
     handler.stalled = tidal_helper_ghci_stalled;
+    handler.dropped = tidal_helper_dirt_dropped;
     handler.data = &h;
 
     g = tidal_ghci_create(&conf, &handler);
@@ -211,6 +212,9 @@ tidal_helper_usage(FILE *f)
         "  --stall-after MS        restart Tidal when its scheduler sent no\n"
         "                          heartbeat for MS (at least 4 heartbeats,\n"
         "                          half a cycle), 0: never (default: 2000)\n"
+        "  --dirt-rate N           relay at most N /dirt/play a second to\n"
+        "                          SuperDirt and drop the excess, 0: no cap\n"
+        "                          (default: 1000)\n"
         "  --ghci-memory SIZE      GHCi's heap cap, e.g. 1g, or off\n"
         "                          (default: 2g)\n"
         "  --tempo-port PORT       Tidal's tempo server port (default: a\n"
@@ -233,7 +237,7 @@ tidal_helper_options(int argc, char **argv, tidal_ghci_conf_t *conf,
     tidal_role_e *role, tidal_helper_socket_conf_t *sock, int *allow_raw,
     tidal_bridge_conf_t *bridge)
 {
-    int          i, stdio, port, master;
+    int          i, stdio, port, master, number;
     char        *colon, *end;
     const char  *ghci, *arg, *val, *header;
     static char  host[256];
@@ -250,6 +254,7 @@ tidal_helper_options(int argc, char **argv, tidal_ghci_conf_t *conf,
     conf->boot_timeout = 60000;
     conf->stall_after = 2000;
     conf->memory = "-M2g";
+    conf->dirt_rate = 1000;
 
     for (i = 1; i < argc; i++) {
         arg = argv[i];
@@ -341,6 +346,15 @@ tidal_helper_options(int argc, char **argv, tidal_ghci_conf_t *conf,
                         "500 .. 600000 ms\n");
                 goto usage;
             }
+
+        } else if (strcmp(arg, "--dirt-rate") == 0) {
+            if (tidal_helper_number(val, 0, 1000000, &number) != 0) {
+                fprintf(stderr, "tidal-helper: --dirt-rate wants 0 .. "
+                        "1000000 a second\n");
+                goto usage;
+            }
+
+            conf->dirt_rate = (unsigned) number;
 
         } else if (strcmp(arg, "--tempo-port") == 0) {
             if (tidal_helper_number(val, 1, 65535, &conf->tempo_port) != 0) {

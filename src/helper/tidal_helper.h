@@ -79,6 +79,9 @@ void tidal_helper_ghci_error(tidal_helper_ghci_t *g, int channel,
     const char *message, int boot);
 void tidal_helper_ghci_stalled(tidal_helper_ghci_t *g, const char *why);
 
+/* the relay's: it began to drop /dirt/play over its cap; data is h */
+void tidal_helper_dirt_dropped(void *data, int channel, unsigned rate);
+
 void tidal_helper_free(tidal_helper_t *h);
 
 /*

@@ -1271,6 +1271,47 @@ tidal_helper_ghci_stalled(tidal_ghci_t *g, const char *why)
 
 
 /*
+ * The relay holds back a flood of /dirt/play (a pattern at a huge tempo):
+ * everyone hears of it once a burst, with the channel that played the
+ * most, when the boot file's stamp says which.
+ */
+
+void
+tidal_helper_dirt_dropped(void *data, int channel, unsigned rate)
+{
+    char             name[8];
+    json_t          *fields;
+    tidal_helper_t  *h;
+
+    h = data;
+
+    name[0] = '\0';
+
+    if (channel >= 1 && channel <= TIDAL_STATE_CHANNELS) {
+        snprintf(name, sizeof(name), "d%d", channel);
+    }
+
+    fields = json_pack("{s:o}", "message",
+                       tidal_helper_event_text("More than %u sounds a "
+                           "second went to SuperDirt%s%s%s: the excess is "
+                           "dropped until there are fewer", rate,
+                           name[0] ? ", most of them " : "", name,
+                           name[0] ? "'s" : ""));
+
+    if (fields && name[0]
+        && json_object_set_new(fields, "channel", json_string(name)) != 0)
+    {
+        json_decref(fields);
+        fields = NULL;
+    }
+
+    if (fields) {
+        tidal_helper_event(h, "error", fields, 1);
+    }
+}
+
+
+/*
  * The channel whose pattern the scheduler plays (not silent, not muted,
  * soloed when any is) that was set last; 0 when none plays.
  */
