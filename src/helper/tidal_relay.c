@@ -27,6 +27,7 @@
 #define TIDAL_RELAY_RCVBUF       (1024 * 1024)
 #define TIDAL_RELAY_WARN_EVERY   10000     /* ms between send warnings */
 #define TIDAL_RELAY_DROPS_END    1000      /* ms without drops: over */
+#define TIDAL_RELAY_WHOSE_MS     250       /* who played what, counted */
 
 
 static void tidal_relay_from_tidal(tidal_relay_t *r);
@@ -294,8 +295,10 @@ tidal_relay_from_dirt(tidal_relay_t *r)
  * The cap on /dirt/play.  A pattern at a huge tempo (# cps 10000) would
  * send SuperDirt more than it can play; over the rate a packet is dropped
  * whole.  A burst of drops is reported once, as it begins, naming the
- * channel that played the most in the last second or two (its tidalch);
- * its end, a second without drops, is logged with the count.
+ * channel that played the most lately (its tidalch), counted over the
+ * last quarter to half second so that a flood before, which ended a
+ * second ago, is forgotten; its end, a second without drops, is logged
+ * with the count.
  */
 
 static int
@@ -304,8 +307,8 @@ tidal_relay_admit(tidal_relay_t *r, const tidal_osc_t *osc, int64_t now)
     int   ch, most;
     char  whose[32];
 
-    if (now - r->recent_at >= 1000) {
-        if (now - r->recent_at >= 2000) {
+    if (now - r->recent_at >= TIDAL_RELAY_WHOSE_MS) {
+        if (now - r->recent_at >= 2 * TIDAL_RELAY_WHOSE_MS) {
             memset(r->before, 0, sizeof(r->before));
 
         } else {
