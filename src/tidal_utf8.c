@@ -1,5 +1,6 @@
 /*
- * Incremental UTF-8 validation: a DFA over byte classes, fed piece by piece.
+ * Incremental UTF-8 validation: a DFA over byte classes, fed piece by
+ * piece; on the same tables, text escaped for a log line.
  */
 
 

@@ -1279,24 +1279,24 @@ tidal_helper_ghci_stalled(tidal_ghci_t *g, const char *why)
 void
 tidal_helper_dirt_dropped(void *data, int channel, unsigned rate)
 {
-    char             name[8];
+    char             name[8], whose[32];
     json_t          *fields;
     tidal_helper_t  *h;
 
     h = data;
 
     name[0] = '\0';
+    whose[0] = '\0';
 
     if (channel >= 1 && channel <= TIDAL_STATE_CHANNELS) {
         snprintf(name, sizeof(name), "d%d", channel);
+        snprintf(whose, sizeof(whose), ", most of them %s's", name);
     }
 
     fields = json_pack("{s:o}", "message",
                        tidal_helper_event_text("More than %u sounds a "
-                           "second went to SuperDirt%s%s%s: the excess is "
-                           "dropped until there are fewer", rate,
-                           name[0] ? ", most of them " : "", name,
-                           name[0] ? "'s" : ""));
+                           "second went to SuperDirt%s: the excess is "
+                           "dropped until there are fewer", rate, whose));
 
     if (fields && name[0]
         && json_object_set_new(fields, "channel", json_string(name)) != 0)

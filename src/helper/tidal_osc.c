@@ -104,8 +104,6 @@ tidal_osc_message(const unsigned char *p, size_t n, const char *sound,
         osc->channel_plays[0]++;
     }
 
-    channel = 0;
-
     if (len >= 15 && memcmp(addr, "/dirt/handshake", 15) == 0) {
         osc->handshake = 1;
     }
@@ -120,6 +118,7 @@ tidal_osc_message(const unsigned char *p, size_t n, const char *sound,
 
     key = NULL;
     klen = 0;
+    channel = 0;
 
     for (i = 1; i < tlen; i++) {
         s = NULL;
