@@ -179,3 +179,9 @@ $(BUILD)/fuzz/fuzz_osc: t/fuzz/fuzz_osc.c src/helper/tidal_osc.c \
                         src/helper/tidal_osc.h
 	@mkdir -p $(@D)
 	clang $(FUZZ_CFLAGS) -Isrc/helper -o $@ $< src/helper/tidal_osc.c
+
+# and so is its cap on /dirt/play (src/helper/tidal_rate.c)
+$(BUILD)/unit/test_rate: t/unit/test_rate.c t/unit/unit.h \
+                         src/helper/tidal_rate.c src/helper/tidal_rate.h
+	@mkdir -p $(@D)
+	$(CC) $(UNIT_CFLAGS) -Isrc/helper -o $@ $< src/helper/tidal_rate.c

@@ -37,6 +37,8 @@ static char *ngx_http_tidal_check_dirt(ngx_conf_t *cf, void *post,
     void *data);
 static char *ngx_http_tidal_check_memory(ngx_conf_t *cf, void *post,
     void *data);
+static char *ngx_http_tidal_check_dirt_rate(ngx_conf_t *cf, void *post,
+    void *data);
 static char *ngx_http_tidal_check_msec(ngx_conf_t *cf, void *post,
     void *data);
 static char *ngx_http_tidal_init_helper_conf(ngx_conf_t *cf,
@@ -83,6 +85,10 @@ static ngx_conf_post_t  ngx_http_tidal_dirt_post = {
 
 static ngx_conf_post_t  ngx_http_tidal_memory_post = {
     ngx_http_tidal_check_memory
+};
+
+static ngx_conf_post_t  ngx_http_tidal_dirt_rate_post = {
+    ngx_http_tidal_check_dirt_rate
 };
 
 
@@ -255,6 +261,13 @@ static ngx_command_t  ngx_http_tidal_commands[] = {
       offsetof(ngx_http_tidal_main_conf_t, dirt_address),
       &ngx_http_tidal_dirt_post },
 
+    { ngx_string("tidal_dirt_rate"),
+      NGX_HTTP_MAIN_CONF|NGX_CONF_TAKE1,
+      ngx_conf_set_num_slot,
+      NGX_HTTP_MAIN_CONF_OFFSET,
+      offsetof(ngx_http_tidal_main_conf_t, dirt_rate),
+      &ngx_http_tidal_dirt_rate_post },
+
     { ngx_string("tidal_eval_timeout"),
       NGX_HTTP_MAIN_CONF|NGX_CONF_TAKE1,
       ngx_conf_set_msec_slot,
@@ -376,6 +389,7 @@ ngx_http_tidal_create_main_conf(ngx_conf_t *cf)
 
     conf->max_connections = NGX_CONF_UNSET_UINT;
     conf->session_timeout = NGX_CONF_UNSET_MSEC;
+    conf->dirt_rate = NGX_CONF_UNSET;
     conf->eval_timeout = NGX_CONF_UNSET_MSEC;
     conf->health_interval = NGX_CONF_UNSET_MSEC;
     conf->allow_raw = NGX_CONF_UNSET;
@@ -420,6 +434,7 @@ ngx_http_tidal_init_helper_conf(ngx_conf_t *cf,
     uint32_t     crc;
     ngx_time_t  *tp;
 
+    ngx_conf_init_value(tmcf->dirt_rate, 1000);
     ngx_conf_init_msec_value(tmcf->eval_timeout, 5000);
     ngx_conf_init_msec_value(tmcf->health_interval, 5000);
     ngx_conf_init_value(tmcf->allow_raw, 0);
@@ -464,18 +479,18 @@ ngx_http_tidal_init_helper_conf(ngx_conf_t *cf,
 
     len = tmcf->helper.len + tmcf->helper_socket.len + tmcf->ghci.len
           + tmcf->boot.len + tmcf->dirt_address.len + tmcf->ghci_memory.len
-          + 3 * NGX_INT_T_LEN + 16;
+          + 4 * NGX_INT_T_LEN + 16;
 
     buf = ngx_pnalloc(cf->temp_pool, len);
     if (buf == NULL) {
         return NGX_CONF_ERROR;
     }
 
-    p = ngx_snprintf(buf, len, "%V|%V|%V|%V|%V|%V|%M|%M|%i",
+    p = ngx_snprintf(buf, len, "%V|%V|%V|%V|%V|%V|%i|%M|%M|%i",
                      &tmcf->helper, &tmcf->helper_socket, &tmcf->ghci,
                      &tmcf->boot, &tmcf->dirt_address, &tmcf->ghci_memory,
-                     tmcf->eval_timeout, tmcf->health_interval,
-                     tmcf->allow_raw);
+                     tmcf->dirt_rate, tmcf->eval_timeout,
+                     tmcf->health_interval, tmcf->allow_raw);
 
     crc = ngx_crc32_long(buf, p - buf);
     ngx_sprintf(tmcf->helper_config, "%08xD%Z", crc);
@@ -592,6 +607,19 @@ ngx_http_tidal_check_memory(ngx_conf_t *cf, void *post, void *data)
                            "tidal_ghci_memory \"%V\" is neither a size such "
                            "as 512m or 2g nor \"off\"", size);
         return NGX_CONF_ERROR;
+    }
+
+    return NGX_CONF_OK;
+}
+
+
+static char *
+ngx_http_tidal_check_dirt_rate(ngx_conf_t *cf, void *post, void *data)
+{
+    ngx_int_t *np = data;
+
+    if (*np > 1000000) {
+        return "must be at most 1000000 a second (0: no cap)";
     }
 
     return NGX_CONF_OK;

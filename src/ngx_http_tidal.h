@@ -14,6 +14,7 @@
 #include "tidal_ws.h"
 #include "tidal_mcp.h"
 #include "tidal_state.h"
+#include "tidal_utf8.h"
 
 
 #define NGX_TIDAL_VERSION              "0.2.0"
@@ -22,6 +23,9 @@
 #define NGX_HTTP_TIDAL_ZONE_LAYOUT     3
 #define NGX_HTTP_TIDAL_WORKER_SLOTS    128
 #define NGX_HTTP_TIDAL_SESSION_ID_LEN  32
+
+/* a client's text in error_log, escaped (tidal_utf8_escape) and cut */
+#define NGX_HTTP_TIDAL_LOG_TEXT        256
 
 
 /* a worker's share of the connection count, reclaimed when it dies */
@@ -112,6 +116,7 @@ typedef struct {
     ngx_str_t                   boot;
     ngx_str_t                   dirt_address;
     ngx_str_t                   ghci_memory;
+    ngx_int_t                   dirt_rate;      /* /dirt/play a second */
     ngx_msec_t                  eval_timeout;
     ngx_msec_t                  health_interval;
     ngx_flag_t                  allow_raw;

@@ -42,6 +42,7 @@ static ngx_str_t  ngx_http_tidal_mcp_protocol = ngx_string("mcp");
 ngx_int_t
 ngx_http_tidal_handler(ngx_http_request_t *r)
 {
+    char                        shown[NGX_HTTP_TIDAL_LOG_TEXT];
     u_char                     *accept;
     ngx_int_t                   rc;
     tidal_role_e                role;
@@ -98,8 +99,12 @@ ngx_http_tidal_handler(ngx_http_request_t *r)
     if (origin != NULL
         && ngx_http_tidal_origin_allowed(r, tlcf, &origin->value) != NGX_OK)
     {
+        (void) tidal_utf8_escape(shown, sizeof(shown),
+                                 (char *) origin->value.data,
+                                 origin->value.len);
+
         ngx_log_error(NGX_LOG_INFO, r->connection->log, 0,
-                      "tidal: origin \"%V\" not allowed", &origin->value);
+                      "tidal: origin \"%s\" not allowed", shown);
 
         return ngx_http_tidal_reject(r, NGX_HTTP_FORBIDDEN, NULL, NULL,
                    "this origin is not allowed; see tidal_allow_origin\n");
@@ -139,9 +144,15 @@ ngx_http_tidal_handler(ngx_http_request_t *r)
         }
 
         if (ngx_http_tidal_role_parse(&value, &role) != NGX_OK) {
+
+            /* the value may come from a request header */
+
+            (void) tidal_utf8_escape(shown, sizeof(shown),
+                                     (char *) value.data, value.len);
+
             ngx_log_error(NGX_LOG_ERR, r->connection->log, 0,
-                          "tidal: tidal_role gave \"%V\", not listener, "
-                          "performer or admin; upgrade refused", &value);
+                          "tidal: tidal_role gave \"%s\", not listener, "
+                          "performer or admin; upgrade refused", shown);
 
             return ngx_http_tidal_reject(r, NGX_HTTP_FORBIDDEN, NULL, NULL,
                        "no role for this client; see tidal_role\n");

@@ -471,6 +471,9 @@ ngx_http_tidal_helper_exec(ngx_http_tidal_main_conf_t *tmcf,
     argv[i++] = (char *) tmcf->ghci.data;
     argv[i++] = "--dirt";
     argv[i++] = (char *) tmcf->dirt_address.data;
+    argv[i++] = "--dirt-rate";
+    argv[i++] = p;
+    p = (char *) ngx_slprintf((u_char *) p, last, "%i%Z", tmcf->dirt_rate);
     argv[i++] = "--eval-timeout";
     argv[i++] = p;
     p = (char *) ngx_slprintf((u_char *) p, last, "%M%Z", tmcf->eval_timeout);
@@ -762,6 +765,7 @@ static void
 ngx_http_tidal_helper_message(ngx_http_tidal_helper_t *hp, u_char *msg,
     size_t len)
 {
+    char           shown[NGX_HTTP_TIDAL_LOG_TEXT];
     json_t        *root, *result;
     const char    *method;
     json_error_t   err;
@@ -769,8 +773,14 @@ ngx_http_tidal_helper_message(ngx_http_tidal_helper_t *hp, u_char *msg,
     root = json_loadb((char *) msg, len, 0, &err);
 
     if (root == NULL) {
+
+        /* jansson quotes the text near the error */
+
+        (void) tidal_utf8_escape(shown, sizeof(shown), err.text,
+                                 ngx_strlen(err.text));
+
         ngx_log_error(NGX_LOG_ALERT, hp->log, 0,
-                      "tidal: the helper sent bad JSON: %s", err.text);
+                      "tidal: the helper sent bad JSON: %s", shown);
         return;
     }
 

@@ -126,7 +126,7 @@ ngx_http_tidal_state_clean(ngx_str_t *path, ngx_log_t *log)
 static json_t *
 ngx_http_tidal_state_read_file(ngx_str_t *path, ngx_log_t *log)
 {
-    char             err[256];
+    char             err[256], shown[NGX_HTTP_TIDAL_LOG_TEXT];
     u_char          *buf;
     json_t          *state;
     ssize_t          n;
@@ -181,9 +181,14 @@ ngx_http_tidal_state_read_file(ngx_str_t *path, ngx_log_t *log)
     state = tidal_state_parse((char *) buf, (size_t) n, err, sizeof(err));
 
     if (state == NULL) {
+
+        /* jansson quotes the file near the error */
+
+        (void) tidal_utf8_escape(shown, sizeof(shown), err, ngx_strlen(err));
+
         ngx_log_error(NGX_LOG_ERR, log, 0,
                       "tidal: state file \"%V\" is corrupt (%s), starting "
-                      "with an empty state", path, err);
+                      "with an empty state", path, shown);
     } else {
         ngx_log_error(NGX_LOG_NOTICE, log, 0,
                       "tidal: state restored from \"%V\"", path);

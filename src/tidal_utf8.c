@@ -1,7 +1,10 @@
 /*
- * Incremental UTF-8 validation: a DFA over byte classes, fed piece by piece.
+ * Incremental UTF-8 validation: a DFA over byte classes, fed piece by
+ * piece; on the same tables, text escaped for a log line.
  */
 
+
+#include <string.h>
 
 #include "tidal_utf8.h"
 
@@ -119,4 +122,114 @@ tidal_utf8_feed(tidal_utf8_t *u, const uint8_t *p, size_t n)
     size_t  used;
 
     return tidal_utf8_scan(u, p, n, &used);
+}
+
+
+/*
+ * A log line is read by people and by tools that split on newlines: a
+ * control character could end the line early and let the text after it
+ * pass for a line of its own (C1's NEL is a newline to some).
+ */
+
+size_t
+tidal_utf8_escape(char *dst, size_t size, const char *src, size_t len)
+{
+    int                   c1;
+    char                  piece[8];
+    size_t                i, j, k, n, out;
+    uint32_t              s;
+    const unsigned char  *p;
+    static const char     hex[] = "0123456789abcdef";
+
+    if (size == 0) {
+        return 0;
+    }
+
+    p = (const unsigned char *) src;
+    out = 0;
+
+    for (i = 0; i < len; i += k) {
+
+        /* k: how many bytes of src this piece stands for */
+
+        s = tidal_utf8_next[TIDAL_UTF8_ACCEPT][tidal_utf8_class[p[i]]];
+
+        for (k = 1; s != TIDAL_UTF8_ACCEPT && s != TIDAL_UTF8_REJECT
+                    && i + k < len;
+             k++)
+        {
+            s = tidal_utf8_next[s][tidal_utf8_class[p[i + k]]];
+        }
+
+        if (s != TIDAL_UTF8_ACCEPT) {
+            k = 1;          /* not UTF-8: this byte alone, escaped */
+        }
+
+        /* a C1 control is the pair C2 80 .. C2 9F */
+
+        c1 = (s == TIDAL_UTF8_ACCEPT && k == 2 && p[i] == 0xc2
+              && p[i + 1] < 0xa0);
+
+        n = 0;
+
+        if (p[i] == '\n' || p[i] == '\r' || p[i] == '\t') {
+            piece[n++] = '\\';
+            piece[n++] = p[i] == '\n' ? 'n' : (p[i] == '\r' ? 'r' : 't');
+
+        } else if (s != TIDAL_UTF8_ACCEPT || p[i] < 0x20 || p[i] == 0x7f
+                   || c1)
+        {
+            for (j = 0; j < k; j++) {
+                piece[n++] = '\\';
+                piece[n++] = 'x';
+                piece[n++] = hex[p[i + j] >> 4];
+                piece[n++] = hex[p[i + j] & 0x0f];
+            }
+
+        } else {
+            memcpy(piece, p + i, k);
+            n = k;
+        }
+
+        if (out + n >= size) {
+            break;
+        }
+
+        memcpy(dst + out, piece, n);
+        out += n;
+    }
+
+    dst[out] = '\0';
+
+    return out;
+}
+
+
+size_t
+tidal_utf8_cut(const char *s, size_t len, size_t max)
+{
+    size_t  n;
+
+    if (len <= max) {
+        return len;
+    }
+
+    /*
+     * s[n], the first byte left out, must not continue a sequence; none
+     * has more than three continuation bytes
+     */
+
+    n = max;
+
+    while (n > 0 && max - n < 3 && ((unsigned char) s[n] & 0xc0) == 0x80) {
+        n--;
+    }
+
+    /* not UTF-8 there anyway */
+
+    if (((unsigned char) s[n] & 0xc0) == 0x80) {
+        return max;
+    }
+
+    return n;
 }

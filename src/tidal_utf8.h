@@ -1,7 +1,8 @@
 /*
  * Incremental UTF-8 validator that fails as soon as the bytes seen so far
  * cannot start a valid sequence (RFC 3629: no overlongs, no surrogates,
- * nothing above U+10FFFF).  Pure C.
+ * nothing above U+10FFFF), and what is built on it: text made safe for a
+ * log line, text cut short on a character boundary.  Pure C.
  */
 
 #ifndef _TIDAL_UTF8_H_INCLUDED_
@@ -30,6 +31,23 @@ int tidal_utf8_feed(tidal_utf8_t *u, const uint8_t *p, size_t n);
  */
 int tidal_utf8_scan(tidal_utf8_t *u, const uint8_t *p, size_t n,
     size_t *used);
+
+/*
+ * src (len bytes) as one line of a log, in dst (size bytes, NUL-
+ * terminated): valid UTF-8 stays as it is; \n, \r and \t become those
+ * two characters, other control characters (C0, DEL, C1) and bytes that
+ * are not UTF-8 become \xNN, so that no text can start a line of its
+ * own.  What does not fit is left out, never half an escape or a
+ * character.  Returns the length written.
+ */
+size_t tidal_utf8_escape(char *dst, size_t size, const char *src,
+    size_t len);
+
+/*
+ * The length of the longest prefix of s (len bytes) of at most max bytes
+ * that does not end inside a UTF-8 sequence.
+ */
+size_t tidal_utf8_cut(const char *s, size_t len, size_t max);
 
 
 #endif /* _TIDAL_UTF8_H_INCLUDED_ */

@@ -14,6 +14,7 @@ const DOCUMENTED = `tidal_helper ${HELPER_BIN};
     tidal_ghci ghci;
     tidal_boot ${BOOT_FILE};
     tidal_dirt_address 127.0.0.1:57120;
+    tidal_dirt_rate 1000;
     tidal_eval_timeout 5s;
     tidal_health_interval 5s;
     tidal_ghci_memory 2g;
@@ -29,7 +30,8 @@ function emerg(r) {
 
 
 test('the documented helper settings are accepted, and so is tidal_helper off', T, () => {
-    for (const helper of [DOCUMENTED, 'tidal_helper off;', 'tidal_ghci_memory off; tidal_health_interval 0;']) {
+    for (const helper of [DOCUMENTED, 'tidal_helper off;', 'tidal_ghci_memory off; tidal_health_interval 0;',
+        'tidal_dirt_rate 0;']) {
         const r = nginxT({ helper });
         assert.equal(r.code, 0, `nginx -t should accept:\n${helper}\n${r.output}`);
     }
@@ -40,6 +42,9 @@ const REJECTED = [
     ['tidal_dirt_address :57120;', /tidal_dirt_address ":57120" is not HOST:PORT/],
     ['tidal_dirt_address 127.0.0.1:70000;', /is not HOST:PORT/],
     ['tidal_ghci_memory lots;', /tidal_ghci_memory "lots" is neither a size/],
+    ['tidal_dirt_rate 2000000;', /"tidal_dirt_rate" directive must be at most 1000000 a second \(0: no cap\)/],
+    ['tidal_dirt_rate lots;', /"tidal_dirt_rate" directive invalid number/],
+    ['tidal_dirt_rate -1;', /"tidal_dirt_rate" directive invalid number/],
     ['tidal_eval_timeout 10ms;', /"tidal_eval_timeout" directive must be 100ms \.\. 10m/],
     ['tidal_eval_timeout soon;', /"tidal_eval_timeout" directive invalid value/],
     ['tidal_health_interval 2h;', /"tidal_health_interval" directive must be at most 1h/],

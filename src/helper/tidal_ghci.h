@@ -100,6 +100,7 @@ typedef struct {
     int              stall_after;     /* ms without a heartbeat; 0: off */
     int              check_cycles;    /* a new pattern's cycles checked */
     const char      *memory;          /* GHCi's heap cap (+RTS -M) */
+    unsigned         dirt_rate;       /* /dirt/play a second; 0: no cap */
 } tidal_ghci_conf_t;
 
 

@@ -25,6 +25,7 @@
 #include "tidal_super.h"
 #include "tidal_lines.h"
 #include "tidal_bridge.h"
+#include "tidal_utf8.h"
 
 
 #define TIDAL_HELPER_LINE_MAX      (4 * 1024 * 1024)  /* one message */
@@ -123,6 +124,7 @@ main(int argc, char **argv)
     handler.error = tidal_helper_ghci_error;
     handler.failed = tidal_helper_ghci_failed;
     handler.audible = tidal_helper_ghci_audible;
+    handler.dropped = tidal_helper_dirt_dropped;
     handler.data = &h;
 
     g = tidal_super_create(&conf, &handler);
@@ -212,6 +214,9 @@ tidal_helper_usage(FILE *f)
         "  --stall-after MS        restart Tidal when its scheduler sent no\n"
         "                          heartbeat for MS (at least 4 heartbeats,\n"
         "                          half a cycle), 0: never (default: 2000)\n"
+        "  --dirt-rate N           relay at most N /dirt/play a second to\n"
+        "                          SuperDirt and drop the excess, 0: no cap\n"
+        "                          (default: 1000)\n"
         "  --ghci-memory SIZE      GHCi's heap cap, e.g. 1g, or off\n"
         "                          (default: 2g)\n"
         "  --tempo-port PORT       Tidal's tempo server port (default: a\n"
@@ -234,7 +239,7 @@ tidal_helper_options(int argc, char **argv, tidal_ghci_conf_t *conf,
     tidal_role_e *role, tidal_helper_socket_conf_t *sock, int *allow_raw,
     tidal_bridge_conf_t *bridge)
 {
-    int          i, stdio, port, master;
+    int          i, stdio, port, master, number;
     char        *colon, *end;
     const char  *ghci, *arg, *val, *header;
     static char  host[256];
@@ -252,6 +257,7 @@ tidal_helper_options(int argc, char **argv, tidal_ghci_conf_t *conf,
     conf->stall_after = 1000;
     conf->check_cycles = 16;
     conf->memory = "-M2g";
+    conf->dirt_rate = 1000;
 
     for (i = 1; i < argc; i++) {
         arg = argv[i];
@@ -343,6 +349,15 @@ tidal_helper_options(int argc, char **argv, tidal_ghci_conf_t *conf,
                         "500 .. 600000 ms\n");
                 goto usage;
             }
+
+        } else if (strcmp(arg, "--dirt-rate") == 0) {
+            if (tidal_helper_number(val, 0, 1000000, &number) != 0) {
+                fprintf(stderr, "tidal-helper: --dirt-rate wants 0 .. "
+                        "1000000 a second\n");
+                goto usage;
+            }
+
+            conf->dirt_rate = (unsigned) number;
 
         } else if (strcmp(arg, "--tempo-port") == 0) {
             if (tidal_helper_number(val, 1, 65535, &conf->tempo_port) != 0) {
@@ -660,10 +675,17 @@ tidal_helper_signal(int sig)
 /* -- shared ------------------------------------------------------------ */
 
 
+/*
+ * A message often quotes a pattern or GHCi's words about one, which the
+ * performer wrote: escaped, it stays one line of the log (nginx's
+ * error_log in socket mode) and cannot forge one of nginx's.
+ */
+
 void
 tidal_helper_log(int level, const char *fmt, ...)
 {
-    char                 msg[2048];
+    int                  n;
+    char                 msg[2048], line[4 * sizeof(msg)];
     va_list              args;
     static const char   *names[] = { "error", "warn", "info", "debug" };
 
@@ -672,13 +694,20 @@ tidal_helper_log(int level, const char *fmt, ...)
     }
 
     va_start(args, fmt);
-    vsnprintf(msg, sizeof(msg), fmt, args);
+    n = vsnprintf(msg, sizeof(msg), fmt, args);
     va_end(args);
+
+    if (n < 0) {
+        return;
+    }
+
+    (void) tidal_utf8_escape(line, sizeof(line), msg,
+                             strnlen(msg, sizeof(msg) - 1));
 
     tidal_helper_log_follow();
 
     fprintf(stderr, "tidal-helper[%d]: %s: %s\n", (int) getpid(),
-            names[level], msg);
+            names[level], line);
 }
 
 

@@ -80,6 +80,9 @@ void tidal_helper_ghci_failed(tidal_helper_super_t *s, int channel,
     const char *why);
 const char *tidal_helper_ghci_audible(tidal_helper_super_t *s, int channel);
 
+/* the relay's: it began to drop /dirt/play over its cap; data is h */
+void tidal_helper_dirt_dropped(void *data, int channel, unsigned rate);
+
 void tidal_helper_free(tidal_helper_t *h);
 
 /*

@@ -7,6 +7,7 @@
 
 
 #include <math.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -18,9 +19,11 @@
 #include "tidal_pattern.h"
 #include "tidal_state.h"
 #include "tidal_tools.h"
+#include "tidal_utf8.h"
 
 
-#define TIDAL_HELPER_CPS_MAX  1000
+#define TIDAL_HELPER_CPS_MAX         1000
+#define TIDAL_HELPER_EVENT_TEXT_MAX  4096      /* bytes of an error event */
 
 /* what a tool returns when GHCi answers later (never dereferenced) */
 #define TIDAL_HELPER_DEFERRED  ((json_t *) &tidal_helper_deferred)
@@ -104,6 +107,7 @@ static json_t *tidal_helper_applied(tidal_helper_t *h,
 static char *tidal_helper_failure(tidal_helper_t *h,
     tidal_helper_call_t *call, tidal_ghci_status_e status,
     const char *output, size_t len);
+static void tidal_helper_adopt_check(tidal_helper_t *h, int channel);
 static void tidal_helper_replay(tidal_helper_t *h);
 static void tidal_helper_replay_channel(tidal_helper_t *h, int channel,
     int urgent);
@@ -116,6 +120,8 @@ static void tidal_helper_channel_event(tidal_helper_t *h, int channel,
     const char *who);
 static uint64_t tidal_helper_event(tidal_helper_t *h, const char *type,
     json_t *fields, int history);
+static json_t *tidal_helper_event_text(const char *fmt, ...)
+    __attribute__((format(printf, 1, 2)));
 static void tidal_helper_notify(tidal_helper_t *h, char *text, size_t len);
 static void tidal_helper_reply(tidal_helper_t *h, json_t *id,
     json_t *result);
@@ -904,9 +910,13 @@ tidal_helper_failure(tidal_helper_t *h, tidal_helper_call_t *call,
     }
 
     if (call->op == TIDAL_HELPER_EVAL) {
-        fields = json_pack("{s:s, s:s, s:s, s:b, s:s}", "channel", name,
+        tidal_helper_log(TIDAL_LOG_INFO, "%s: %s's pattern failed: %s", name,
+                         call->who, msg ? msg : "out of memory");
+
+        fields = json_pack("{s:s, s:s, s:s, s:b, s:o}", "channel", name,
                            "pattern", call->pattern, "who", call->who,
-                           "ok", 0, "error", msg ? msg : "");
+                           "ok", 0, "error",
+                           tidal_helper_event_text("%s", msg ? msg : ""));
         if (fields) {
             tidal_helper_event(h, "pattern_eval", fields, 1);
         }
@@ -921,12 +931,11 @@ tidal_helper_failure(tidal_helper_t *h, tidal_helper_call_t *call,
 
         tidal_helper_channel_set(h, call->channel, NULL, 0, 0);
 
-        fields = json_pack("{s:s, s:s}", "channel", name, "message", "");
+        fields = json_pack("{s:s, s:o}", "channel", name, "message",
+                           tidal_helper_event_text("%s could not be "
+                               "re-applied after GHCi restarted and is "
+                               "silent now: %s", name, msg ? msg : ""));
         if (fields) {
-            json_object_set_new(fields, "message",
-                json_sprintf("%s could not be re-applied after GHCi "
-                             "restarted and is silent now: %s", name,
-                             msg ? msg : ""));
             tidal_helper_event(h, "error", fields, 1);
         }
 
@@ -999,11 +1008,59 @@ tidal_helper_adopt(tidal_helper_t *h, const char *text, size_t len,
         tidal_helper_set_prev(h, ch, NULL);
     }
 
+    for (ch = 1; ch <= TIDAL_STATE_CHANNELS; ch++) {
+        tidal_helper_adopt_check(h, ch);
+    }
+
     if (strcmp(tidal_super_status(h->ghci), "running") == 0) {
         tidal_helper_replay(h);
     }
 
     return 0;
+}
+
+
+/*
+ * A saved pattern passes the sandbox as a new one does: the state file
+ * may have been written by hand, or by a version whose sandbox let more
+ * through.  One it refuses leaves the state, and everyone is told; the
+ * other channels play.
+ */
+
+static void
+tidal_helper_adopt_check(tidal_helper_t *h, int channel)
+{
+    char     name[8], why[512];
+    json_t  *pattern, *fields;
+
+    pattern = json_object_get(tidal_helper_channel_get(h, channel),
+                              "pattern");
+
+    if (pattern == NULL
+        || tidal_pattern_check(json_string_value(pattern),
+                               json_string_length(pattern), why,
+                               sizeof(why))
+           == 0)
+    {
+        return;
+    }
+
+    snprintf(name, sizeof(name), "d%d", channel);
+
+    tidal_helper_log(TIDAL_LOG_WARN, "%s is not restored: the sandbox "
+                     "refuses its saved pattern: %s", name, why);
+
+    json_object_del(json_object_get(h->state, "channels"), name);
+
+    fields = json_pack("{s:s, s:o}", "channel", name, "message",
+                       tidal_helper_event_text("%s was not restored and is "
+                           "silent: the sandbox refuses its saved pattern "
+                           "(%s)", name, why));
+    if (fields) {
+        tidal_helper_event(h, "error", fields, 1);
+    }
+
+    tidal_helper_channel_event(h, channel, "tidal-helper");
 }
 
 
@@ -1094,7 +1151,8 @@ tidal_helper_ghci_error(tidal_super_t *s, const char *message)
 
     h = tidal_super_data(s);
 
-    fields = json_pack("{s:s}", "message", message);
+    fields = json_pack("{s:o}", "message",
+                       tidal_helper_event_text("%s", message));
     if (fields) {
         tidal_helper_event(h, "error", fields, 1);
     }
@@ -1133,6 +1191,47 @@ tidal_helper_ghci_failed(tidal_super_t *s, int channel, const char *why)
     }
 
     tidal_helper_channel_event(h, channel, "tidal-helper");
+}
+
+
+/*
+ * The relay holds back a flood of /dirt/play (a pattern at a huge tempo):
+ * everyone hears of it once a burst, with the channel that played the
+ * most, when the boot file's stamp says which.
+ */
+
+void
+tidal_helper_dirt_dropped(void *data, int channel, unsigned rate)
+{
+    char             name[8], whose[32];
+    json_t          *fields;
+    tidal_helper_t  *h;
+
+    h = data;
+
+    name[0] = '\0';
+    whose[0] = '\0';
+
+    if (channel >= 1 && channel <= TIDAL_STATE_CHANNELS) {
+        snprintf(name, sizeof(name), "d%d", channel);
+        snprintf(whose, sizeof(whose), ", most of them %s's", name);
+    }
+
+    fields = json_pack("{s:o}", "message",
+                       tidal_helper_event_text("More than %u sounds a "
+                           "second went to SuperDirt%s: the excess is "
+                           "dropped until there are fewer", rate, whose));
+
+    if (fields && name[0]
+        && json_object_set_new(fields, "channel", json_string(name)) != 0)
+    {
+        json_decref(fields);
+        fields = NULL;
+    }
+
+    if (fields) {
+        tidal_helper_event(h, "error", fields, 1);
+    }
 }
 
 
@@ -1354,6 +1453,47 @@ tidal_helper_notify(tidal_helper_t *h, char *text, size_t len)
 
     h->send(h, text, len);
     free(text);
+}
+
+
+/*
+ * The text of an error event, formatted.  It often quotes a pattern or
+ * GHCi's words about one, and an event goes to everyone and stays in the
+ * history and the state file: cut to TIDAL_HELPER_EVENT_TEXT_MAX bytes,
+ * on a character, saying how much is left out.  The caller's answer has
+ * all of it.  NULL without memory or when the text is not UTF-8.
+ */
+
+static json_t *
+tidal_helper_event_text(const char *fmt, ...)
+{
+    int       n;
+    char     *text;
+    size_t    cut;
+    json_t   *s;
+    va_list   args;
+
+    va_start(args, fmt);
+    n = vasprintf(&text, fmt, args);
+    va_end(args);
+
+    if (n == -1) {
+        return NULL;
+    }
+
+    cut = tidal_utf8_cut(text, (size_t) n, TIDAL_HELPER_EVENT_TEXT_MAX);
+
+    if (cut == (size_t) n) {
+        s = json_stringn(text, cut);
+
+    } else {
+        s = json_sprintf("%.*s \xe2\x80\xa6 (%zu more bytes)", (int) cut,
+                         text, (size_t) n - cut);
+    }
+
+    free(text);
+
+    return s;
 }
 
 

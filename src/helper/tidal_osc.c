@@ -1,8 +1,9 @@
 /*
  * OSC 1.0 packets as Tidal sends them to SuperDirt, read as far as the
  * relay needs: how many messages, how many /dirt/play whose sound starts
- * with a given prefix, and the tempo, cycle and time of the last of them,
- * whether one is a handshake.  Pure: bytes in, counts out.
+ * with a given prefix and from which channel, and the tempo, cycle and
+ * time of the last of them, whether one is a handshake.  Pure: bytes in,
+ * counts out.
  */
 
 
@@ -82,14 +83,15 @@ tidal_osc_bundle(const unsigned char *p, size_t n, const char *sound,
 /*
  * A message: its address, its type tags, its arguments.  /dirt/play's
  * arguments are name, value pairs: `s` names the sound, `cps` the tempo,
- * `cycle` the cycle its event starts in.
+ * `cycle` the cycle its event starts in, an integer `tidalch` the
+ * channel (the first one counts).
  */
 
 static int
 tidal_osc_message(const unsigned char *p, size_t n, const char *sound,
     size_t slen, tidal_osc_t *osc, uint64_t time)
 {
-    int          play, match;
+    int          play, match, channel;
     float        f;
     double       d, cps, cycle;
     const char  *rest;
@@ -111,6 +113,7 @@ tidal_osc_message(const unsigned char *p, size_t n, const char *sound,
 
     if (play) {
         osc->plays++;
+        osc->channel_plays[0]++;
     }
 
     if (len >= 15 && memcmp(addr, "/dirt/handshake", 15) == 0) {
@@ -132,6 +135,7 @@ tidal_osc_message(const unsigned char *p, size_t n, const char *sound,
     rest_len = 0;
     cps = 0;
     cycle = -1;
+    channel = 0;
 
     for (i = 1; i < tlen; i++) {
         s = NULL;
@@ -243,6 +247,14 @@ tidal_osc_message(const unsigned char *p, size_t n, const char *sound,
 
         } else if (klen == 5 && memcmp(key, "cycle", 5) == 0 && d >= 0) {
             cycle = d;
+
+        } else if (klen == 7 && memcmp(key, "tidalch", 7) == 0
+                   && tags[i] == 'i' && channel == 0
+                   && d >= 1 && d <= TIDAL_OSC_CHANNELS)
+        {
+            channel = (int) d;
+            osc->channel_plays[0]--;
+            osc->channel_plays[channel]++;
         }
     }
 

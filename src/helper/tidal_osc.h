@@ -11,10 +11,20 @@
 #include <stdint.h>
 
 
+#define TIDAL_OSC_CHANNELS  16
+
+
 typedef struct {
     unsigned     messages;    /* OSC messages in the packet */
     unsigned     plays;       /* of them /dirt/play */
     unsigned     sounds;      /* of them with s = the prefix asked about */
+
+    /*
+     * the plays by the channel their integer argument tidalch names
+     * (1 .. 16, the boot file's stamp); [0]: without one
+     */
+    unsigned     channel_plays[TIDAL_OSC_CHANNELS + 1];
+
     unsigned     handshake:1; /* a /dirt/handshake among them */
 
     /* of the last play counted in sounds: */

@@ -2,7 +2,7 @@
  * The OSC relay between Tidal and SuperDirt.  OSC timetags are absolute,
  * so forwarding adds no timing error; what the relay gains is the sight
  * of every event, and with it each scheduler's heartbeat, which it counts
- * and drops instead of forwarding.
+ * and drops instead of forwarding, and the power to hold back a flood.
  */
 
 
@@ -29,6 +29,8 @@
 #define TIDAL_RELAY_RCVBUF       (1024 * 1024)
 #define TIDAL_RELAY_WARN_EVERY   10000     /* ms between send warnings */
 #define TIDAL_RELAY_NTP_EPOCH    2208988800.0  /* 1900 to 1970, seconds */
+#define TIDAL_RELAY_DROPS_END    1000      /* ms without drops: over */
+#define TIDAL_RELAY_WHOSE_MS     250       /* who played what, counted */
 
 
 static void tidal_relay_from_tidal(tidal_relay_t *r);
@@ -38,6 +40,8 @@ static int tidal_relay_source(tidal_relay_t *r, struct sockaddr_in *from);
 static void tidal_relay_foreign(tidal_relay_t *r, struct sockaddr_in *from,
     int64_t now);
 static void tidal_relay_from_dirt(tidal_relay_t *r);
+static int tidal_relay_admit(tidal_relay_t *r, const tidal_osc_t *osc,
+    int64_t now);
 static void tidal_relay_warn(tidal_relay_t *r, const char *what, int err);
 
 
@@ -130,6 +134,16 @@ failed:
     tidal_relay_destroy(r);
 
     return NULL;
+}
+
+
+void
+tidal_relay_limit(tidal_relay_t *r, unsigned rate,
+    tidal_relay_dropped_pt on_drop, void *data)
+{
+    tidal_rate_init(&r->rate, rate, tidal_helper_msec());
+    r->on_drop = on_drop;
+    r->data = data;
 }
 
 
@@ -267,6 +281,10 @@ tidal_relay_from_tidal(tidal_relay_t *r)
         if (osc.handshake) {
             memcpy(&r->back, &from, sizeof(from));
             r->back_len = sizeof(from);
+        }
+
+        if (osc.plays && !tidal_relay_admit(r, &osc, now)) {
+            continue;
         }
 
         if (send(r->out, buf, (size_t) len, 0) == -1) {
@@ -411,6 +429,91 @@ tidal_relay_from_dirt(tidal_relay_t *r)
                              strerror(errno));
         }
     }
+}
+
+
+/*
+ * The cap on /dirt/play.  A pattern at a huge tempo (# cps 10000) would
+ * send SuperDirt more than it can play; over the rate a packet is dropped
+ * whole.  A burst of drops is reported once, as it begins, naming the
+ * channel that played the most lately (its tidalch), counted over the
+ * last quarter to half second so that a flood before, which ended a
+ * second ago, is forgotten; its end, a second without drops, is logged
+ * with the count.
+ */
+
+static int
+tidal_relay_admit(tidal_relay_t *r, const tidal_osc_t *osc, int64_t now)
+{
+    int   ch, most;
+    char  whose[32];
+
+    if (now - r->recent_at >= TIDAL_RELAY_WHOSE_MS) {
+        if (now - r->recent_at >= 2 * TIDAL_RELAY_WHOSE_MS) {
+            memset(r->before, 0, sizeof(r->before));
+
+        } else {
+            memcpy(r->before, r->recent, sizeof(r->before));
+        }
+
+        memset(r->recent, 0, sizeof(r->recent));
+        r->recent_at = now;
+    }
+
+    for (ch = 0; ch <= TIDAL_OSC_CHANNELS; ch++) {
+        r->recent[ch] += osc->channel_plays[ch];
+    }
+
+    if (tidal_rate_take(&r->rate, osc->plays, now)) {
+
+        if (r->drop_first && now - r->drop_last >= TIDAL_RELAY_DROPS_END) {
+            tidal_helper_log(TIDAL_LOG_INFO, "OSC relay: %llu /dirt/play "
+                             "dropped in %lld ms over %u a second",
+                             (unsigned long long) r->dropped,
+                             (long long) (r->drop_last - r->drop_first),
+                             (unsigned) r->rate.rate);
+            r->drop_first = 0;
+        }
+
+        return 1;
+    }
+
+    r->drop_last = now;
+
+    if (r->drop_first) {
+        r->dropped += osc->plays;
+        return 0;
+    }
+
+    r->drop_first = now;
+    r->dropped = osc->plays;
+
+    /* plays without a tidalch (most = 0) leave the channel unknown */
+
+    most = 0;
+
+    for (ch = 1; ch <= TIDAL_OSC_CHANNELS; ch++) {
+        if (r->recent[ch] + r->before[ch] > r->recent[most] + r->before[most])
+        {
+            most = ch;
+        }
+    }
+
+    whose[0] = '\0';
+
+    if (most) {
+        snprintf(whose, sizeof(whose), ", most of them d%d's", most);
+    }
+
+    tidal_helper_log(TIDAL_LOG_WARN, "OSC relay: more than %u /dirt/play a "
+                     "second%s: the excess is dropped",
+                     (unsigned) r->rate.rate, whose);
+
+    if (r->on_drop) {
+        r->on_drop(r->data, most, (unsigned) r->rate.rate);
+    }
+
+    return 0;
 }
 
 

@@ -159,6 +159,9 @@ tidal_super_create(const tidal_ghci_conf_t *conf,
 
     s->conf.relay_port = s->relay->port;
 
+    tidal_relay_limit(s->relay, conf->dirt_rate, handler->dropped,
+                      handler->data);
+
     gh.ready = tidal_super_ready;
     gh.lost = tidal_super_lost;
     gh.report = tidal_super_report;

@@ -62,6 +62,13 @@ typedef struct {
     /* channel N's pattern when the scheduler plays it now, else NULL */
     const char  *(*audible)(tidal_super_t *s, int channel);
 
+    /*
+     * The OSC relay began to drop /dirt/play over conf->dirt_rate a
+     * second, most of them channel's (0: not known); once a burst.  Its
+     * first argument is data.
+     */
+    void         (*dropped)(void *data, int channel, unsigned rate);
+
     void          *data;
 } tidal_super_handler_t;
 

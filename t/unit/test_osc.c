@@ -1,6 +1,7 @@
 /*
  * The relay's OSC reader: Tidal's bundles are counted right (plays, the
- * heartbeat's sound, the tempo, a handshake), every argument type is
+ * heartbeat's sound, the tempo, a handshake, the channel a play's tidalch
+ * names), every argument type is
  * stepped over, and cut or malformed packets are refused without reading
  * past their end.
  */
@@ -90,6 +91,40 @@ bundle_head(packet_t *pk)
     put_bytes(pk, "#bundle", 8);
     put_u32(pk, 0xe8000000);
     put_u32(pk, 0x12345678);
+}
+
+
+/* /dirt/play s=<sound> then tidalch=<ch> with the type tag given */
+static void
+dirt_play_ch(packet_t *pk, const char *sound, char tag, int32_t ch)
+{
+    char  tags[8];
+
+    snprintf(tags, sizeof(tags), ",sssss%c", tag);
+
+    put_str(pk, "/dirt/play");
+    put_str(pk, tags);
+    put_str(pk, "s");
+    put_str(pk, sound);
+    put_str(pk, "orbit");
+    put_str(pk, "not a number");
+    put_str(pk, "tidalch");
+
+    if (tag == 'f') {
+        put_f32(pk, (float) ch);
+
+    } else {
+        put_u32(pk, (uint32_t) ch);
+    }
+}
+
+
+/* elements, each with its size, after a bundle's head */
+static void
+put_element(packet_t *pk, const packet_t *el)
+{
+    put_u32(pk, (uint32_t) el->len);
+    put_bytes(pk, el->data, el->len);
 }
 
 
@@ -271,6 +306,70 @@ UNIT_TEST(every_argument_type)
 }
 
 
+UNIT_TEST(channel_stamp)
+{
+    size_t       i;
+    unsigned     sum;
+    packet_t     pk, el[8];
+    tidal_osc_t  osc;
+
+    memset(&pk, 0, sizeof(pk));
+    memset(el, 0, sizeof(el));
+
+    dirt_play_ch(&el[0], "bd", 'i', 3);
+    dirt_play_ch(&el[1], "sn", 'i', 16);
+    dirt_play_ch(&el[2], "hh", 'i', 16);
+    dirt_play_ch(&el[3], "cp", 'i', 17);       /* not a channel */
+    dirt_play_ch(&el[4], "cp", 'i', 0);
+    dirt_play_ch(&el[5], "cp", 'f', 2);        /* not an integer */
+    dirt_play(&el[6], "arpy", 1.0f);           /* no stamp */
+
+    /* two stamps: the first counts */
+    dirt_play_ch(&el[7], "bd", 'i', 1);
+    el[7].len = 0;
+    put_str(&el[7], "/dirt/play");
+    put_str(&el[7], ",sisi");
+    put_str(&el[7], "tidalch");
+    put_u32(&el[7], 1);
+    put_str(&el[7], "tidalch");
+    put_u32(&el[7], 2);
+
+    bundle_head(&pk);
+
+    for (i = 0; i < 8; i++) {
+        put_element(&pk, &el[i]);
+    }
+
+    CHECK_EQ(tidal_osc_scan(pk.data, pk.len, BEAT, &osc), 0);
+    CHECK_EQ(osc.plays, 8);
+    CHECK_EQ(osc.channel_plays[0], 4);
+    CHECK_EQ(osc.channel_plays[1], 1);
+    CHECK_EQ(osc.channel_plays[2], 0);
+    CHECK_EQ(osc.channel_plays[3], 1);
+    CHECK_EQ(osc.channel_plays[16], 2);
+
+    sum = 0;
+
+    for (i = 0; i <= TIDAL_OSC_CHANNELS; i++) {
+        sum += osc.channel_plays[i];
+    }
+
+    CHECK_EQ(sum, osc.plays);
+
+    /* outside /dirt/play a tidalch names nothing */
+
+    memset(&pk, 0, sizeof(pk));
+    put_str(&pk, "/other");
+    put_str(&pk, ",si");
+    put_str(&pk, "tidalch");
+    put_u32(&pk, 5);
+
+    CHECK_EQ(tidal_osc_scan(pk.data, pk.len, BEAT, &osc), 0);
+    CHECK_EQ(osc.channel_plays[0], 0);
+    CHECK_EQ(osc.channel_plays[5], 0);
+}
+
+
 UNIT_TEST(malformed)
 {
     size_t       i;
@@ -358,6 +457,7 @@ main(void)
     UNIT_RUN(mixed_bundle);
     UNIT_RUN(handshake_and_other_messages);
     UNIT_RUN(every_argument_type);
+    UNIT_RUN(channel_stamp);
     UNIT_RUN(malformed);
 
     return unit_done("osc");

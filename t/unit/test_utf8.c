@@ -502,6 +502,231 @@ UNIT_TEST(random_strings_against_reference)
 }
 
 
+/* -- tidal_utf8_escape, tidal_utf8_cut --------------------------------- */
+
+
+/* in: a string literal, NULs and all */
+#define check_escape(in, want)  check_escape_n(in, sizeof(in) - 1, want)
+
+static void
+check_escape_n(const char *in, size_t len, const char *want)
+{
+    char    out[256];
+    size_t  n;
+
+    n = tidal_utf8_escape(out, sizeof(out), in, len);
+
+    CHECK_STR(out, want);
+    CHECK_EQ(n, strlen(want));
+}
+
+
+UNIT_TEST(escape_keeps_text_on_one_line)
+{
+    check_escape("plain text", "plain text");
+    check_escape("a\nb\rc\td", "a\\nb\\rc\\td");
+    check_escape("x\n2026/01/01 00:00:00 [emerg] 1#1: forged",
+                 "x\\n2026/01/01 00:00:00 [emerg] 1#1: forged");
+    check_escape("\x1b[31mred\x7f", "\\x1b[31mred\\x7f");
+    check_escape("nul\0here", "nul\\x00here");
+    check_escape("back\\slash", "back\\slash");
+}
+
+
+UNIT_TEST(escape_keeps_utf8_but_not_c1_or_bad_bytes)
+{
+    /* é, €, an emoji: kept */
+    check_escape("caf\xc3\xa9 \xe2\x82\xac \xf0\x9f\x98\x80",
+                 "caf\xc3\xa9 \xe2\x82\xac \xf0\x9f\x98\x80");
+
+    /* NEL (U+0085) and CSI (U+009B) are controls; U+00A0 is not */
+    check_escape("a\xc2\x85" "b\xc2\x9b" "c\xc2\xa0",
+                 "a\\xc2\\x85b\\xc2\\x9bc\xc2\xa0");
+
+    /* never UTF-8, a lone continuation, an overlong, a surrogate */
+    check_escape("\xff\x80\xc0\xaf\xed\xa0\x80",
+                 "\\xff\\x80\\xc0\\xaf\\xed\\xa0\\x80");
+
+    /* a sequence cut short, in the middle and at the end */
+    check_escape("\xe2\x82z\xe2\x82", "\\xe2\\x82z\\xe2\\x82");
+}
+
+
+UNIT_TEST(escape_leaves_out_what_does_not_fit_whole)
+{
+    char    out[8];
+    size_t  n;
+
+    n = tidal_utf8_escape(out, 4, "ab\ncd", 5);
+    CHECK_STR(out, "ab");
+    CHECK_EQ(n, 2);
+
+    n = tidal_utf8_escape(out, 5, "ab\ncd", 5);
+    CHECK_STR(out, "ab\\n");
+    CHECK_EQ(n, 4);
+
+    n = tidal_utf8_escape(out, 4, "a\xe2\x82\xac", 4);
+    CHECK_STR(out, "a");
+
+    n = tidal_utf8_escape(out, 5, "\xff\xff", 2);
+    CHECK_STR(out, "\\xff");
+
+    n = tidal_utf8_escape(out, 1, "abc", 3);
+    CHECK_STR(out, "");
+    CHECK_EQ(n, 0);
+
+    CHECK_EQ(tidal_utf8_escape(out, 0, "abc", 3), 0);
+}
+
+
+/* the escapes read back: the bytes, with nothing lost or added */
+
+static size_t
+unescape(const char *s, size_t len, uint8_t *out)
+{
+    size_t  i, n;
+
+    n = 0;
+
+    for (i = 0; i < len; i++) {
+        if (s[i] != '\\') {
+            out[n++] = (uint8_t) s[i];
+
+        } else if (s[i + 1] == 'x') {
+            out[n++] = (uint8_t) strtoul((char []) { s[i + 2], s[i + 3], 0 },
+                                         NULL, 16);
+            i += 3;
+
+        } else {
+            out[n++] = s[i + 1] == 'n' ? '\n' : (s[i + 1] == 'r' ? '\r'
+                                                                  : '\t');
+            i++;
+        }
+    }
+
+    return n;
+}
+
+
+UNIT_TEST(escape_random_bytes_is_one_valid_line_that_reads_back)
+{
+    long          wrong;
+    size_t        n, len, i, out_len, back;
+    uint8_t       s[64], again[256];
+    char          out[4 * 64 + 1];
+    tidal_utf8_t  u;
+
+    wrong = 0;
+
+    for (n = 0; n < 200000; n++) {
+        len = rng() % sizeof(s);
+
+        for (i = 0; i < len; i++) {
+            s[i] = (uint8_t) rng();
+
+            if (s[i] == '\\') {
+                s[i] = 'a';         /* a backslash reads back ambiguously */
+            }
+        }
+
+        out_len = tidal_utf8_escape(out, sizeof(out), (char *) s, len);
+
+        tidal_utf8_init(&u);
+
+        if (out_len != strlen(out)
+            || tidal_utf8_feed(&u, (uint8_t *) out, out_len) != 0
+            || !tidal_utf8_complete(&u))
+        {
+            wrong++;
+            continue;
+        }
+
+        for (i = 0; i < out_len; i++) {
+            if ((uint8_t) out[i] < 0x20 || out[i] == 0x7f
+                || ((uint8_t) out[i] == 0xc2 && (uint8_t) out[i + 1] < 0xa0))
+            {
+                wrong++;
+                break;
+            }
+        }
+
+        back = unescape(out, out_len, again);
+
+        if (back != len || memcmp(again, s, len) != 0) {
+            wrong++;
+        }
+    }
+
+    CHECK_EQ(wrong, 0);
+}
+
+
+UNIT_TEST(cut_ends_on_a_character)
+{
+    /* "aé€😀": 1 + 2 + 3 + 4 bytes */
+    static const char  s[] = "a\xc3\xa9\xe2\x82\xac\xf0\x9f\x98\x80";
+
+    CHECK_EQ(tidal_utf8_cut(s, 10, 100), 10);
+    CHECK_EQ(tidal_utf8_cut(s, 10, 10), 10);
+    CHECK_EQ(tidal_utf8_cut(s, 10, 0), 0);
+    CHECK_EQ(tidal_utf8_cut(s, 10, 1), 1);
+    CHECK_EQ(tidal_utf8_cut(s, 10, 2), 1);
+    CHECK_EQ(tidal_utf8_cut(s, 10, 3), 3);
+    CHECK_EQ(tidal_utf8_cut(s, 10, 4), 3);
+    CHECK_EQ(tidal_utf8_cut(s, 10, 5), 3);
+    CHECK_EQ(tidal_utf8_cut(s, 10, 6), 6);
+    CHECK_EQ(tidal_utf8_cut(s, 10, 7), 6);
+    CHECK_EQ(tidal_utf8_cut(s, 10, 8), 6);
+    CHECK_EQ(tidal_utf8_cut(s, 10, 9), 6);
+
+    /* not UTF-8: a cut anyway, at most where asked */
+    CHECK_EQ(tidal_utf8_cut("\x80\x80\x80\x80\x80\x80", 6, 5), 5);
+    CHECK_EQ(tidal_utf8_cut("\x80\x80\x80", 3, 1), 1);
+}
+
+
+UNIT_TEST(cut_of_random_text_is_valid_and_long)
+{
+    long          wrong;
+    size_t        n, len, k, max, cut;
+    uint8_t       s[80], b[4];
+    uint32_t      cp;
+    tidal_utf8_t  u;
+
+    wrong = 0;
+
+    for (n = 0; n < 100000; n++) {
+        len = 0;
+
+        while (len < 60 && rng() % 16 != 0) {
+            cp = rng() % 0x110000;
+
+            if (cp >= 0xd800 && cp <= 0xdfff) {
+                cp = 0x41;
+            }
+
+            k = ref_encode(cp, b);
+            memcpy(&s[len], b, k);
+            len += k;
+        }
+
+        max = rng() % (len + 2);
+        cut = tidal_utf8_cut((char *) s, len, max);
+
+        tidal_utf8_init(&u);
+
+        if (cut > max || cut > len || (max >= len && cut != len)
+            || (max < len && cut + 3 < max)
+            || tidal_utf8_feed(&u, s, cut) != 0 || !tidal_utf8_complete(&u))
+        {
+            wrong++;
+        }
+    }
+
+    CHECK_EQ(wrong, 0);
+}
+
+
 int
 main(void)
 {
@@ -516,6 +741,12 @@ main(void)
     UNIT_RUN(scan_stops_past_the_bad_byte);
     UNIT_RUN(exhaustive_up_to_three_bytes);
     UNIT_RUN(random_strings_against_reference);
+    UNIT_RUN(escape_keeps_text_on_one_line);
+    UNIT_RUN(escape_keeps_utf8_but_not_c1_or_bad_bytes);
+    UNIT_RUN(escape_leaves_out_what_does_not_fit_whole);
+    UNIT_RUN(escape_random_bytes_is_one_valid_line_that_reads_back);
+    UNIT_RUN(cut_ends_on_a_character);
+    UNIT_RUN(cut_of_random_text_is_valid_and_long);
 
     free(ref_complete[1]);
     free(ref_complete[2]);
