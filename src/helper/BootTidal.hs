@@ -114,9 +114,9 @@ TidalMVar.modifyMVar_ (sPMapMV tidal) (return . TidalMap.insert
 -- change the others: `cps` (the room's tempo is set by the helper),
 -- stateful and nested values, bus controls that are not integers; and it
 -- stamps each event with the channel's number as `tidalch`.
--- tidalCheck computes CYCLES whole cycles from FROM the same way, in a
--- GHCi that plays nothing, before the helper lets a pattern near the
--- playing one.
+-- tidalCheck computes CYCLES whole cycles from FROM the same way (with
+-- the controls the scheduler gives: `_cps`, the tempo), in a GHCi that
+-- plays nothing, before the helper lets a pattern near the playing one.
 :{
 (tidalPlay, tidalCheck, tidalDone) <- do
     let fd = TidalPosixTypes.Fd (fromIntegral tidalReportFd)
@@ -186,13 +186,14 @@ TidalMVar.modifyMVar_ (sPMapMV tidal) (return . TidalMap.insert
             let pat' = if ch <= 12 then pat |< orbit (pure (ch - 1)) else pat
             streamReplace tidal (fromIntegral ch) (guarded token ch dead pat')
             report ("ok " ++ show token)
-        check :: Integer -> Int -> Rational -> Int -> Int -> ControlPattern -> IO ()
-        check token ch from cycles us pat = go 0
+        check :: Integer -> Int -> Rational -> Int -> Int -> Double -> ControlPattern -> IO ()
+        check token ch from cycles us rate pat = go 0
           where
+            controls = TidalMap.singleton "_cps" (VF rate)
             go i | i >= cycles = report ("ok " ++ show token)
                  | otherwise = do
                        let c = from + fromIntegral i
-                       r <- compute us ch pat (State (Arc c (c + 1)) TidalMap.empty)
+                       r <- compute us ch pat (State (Arc c (c + 1)) controls)
                        case r of
                            Right _ -> go (i + 1)
                            Left msg -> report (failed token ch c msg)

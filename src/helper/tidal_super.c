@@ -533,14 +533,14 @@ tidal_super_check(tidal_super_t *s, tidal_super_job_t *job, double from,
     int cycles, int us, int timeout, int urgent)
 {
     int      rc;
-    char    *text, head[128];
+    char    *text, head[160];
     size_t   len;
 
     job->token = ++s->token;
 
-    snprintf(head, sizeof(head), "tidalCheck %llu %d (%.0f) %d %d",
+    snprintf(head, sizeof(head), "tidalCheck %llu %d (%.0f) %d %d (%.17g)",
              (unsigned long long) job->token, job->channel, from, cycles,
-             us);
+             us, s->timeline ? s->cps : TIDAL_SUPER_CPS);
 
     text = tidal_pattern_wrap(head, job->channel, job->pattern, job->len,
                               &len);
