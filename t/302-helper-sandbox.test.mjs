@@ -9,6 +9,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { BOOT_FILE, Helper, SKIP, escapePath, exists, freeUdpPort } from './lib/helper.mjs';
 import { sandboxTests } from './lib/sandbox-tests.mjs';
+import { DirtListener } from './lib/osc.mjs';
 
 const T = { timeout: 180000, skip: SKIP };
 
@@ -20,6 +21,9 @@ test('the boot file alone: after it, Safe Haskell refuses unsafe modules even wi
     const { spawnSync } = await import('node:child_process');
     const fs = await import('node:fs');
     const f = escapePath();
+    // somewhere for Tidal's OSC to go, so it prints no "Failed to send"
+    // into the errors this test reads
+    const dirt = await DirtListener.start();
     const input = fs.readFileSync(BOOT_FILE, 'utf8') + [
         'd1 (sound "bd" :: ControlPattern)',
         `d1 (System.IO.Unsafe.unsafePerformIO (writeFile "${f}" "x" >> return silence) :: ControlPattern)`,
@@ -35,7 +39,7 @@ test('the boot file alone: after it, Safe Haskell refuses unsafe modules even wi
         timeout: 120000,
         env: {
             PATH: process.env.PATH, HOME: process.env.HOME, LANG: 'C.UTF-8',
-            TIDAL_DIRT_PORT: String(await freeUdpPort()), TIDAL_TEMPO_PORT: String(await freeUdpPort()),
+            TIDAL_DIRT_PORT: String(dirt.port), TIDAL_TEMPO_PORT: String(await freeUdpPort()),
             TIDAL_CTRL_PORT: '0',
         },
     });
@@ -49,4 +53,5 @@ test('the boot file alone: after it, Safe Haskell refuses unsafe modules even wi
     assert.equal(errors.filter((l) => /^<no location info>: error/.test(l)).length, 1);
     assert.match(r.stdout, /the boot's own qualified names stay usable/);
     assert.equal(exists(f), false);
+    dirt.close();
 });

@@ -230,7 +230,7 @@ test('a reload that changes a helper setting restarts the helper with it and rep
 test('the helper and GHCi leave with nginx: on stop, on quit, and when the master is killed', T, async () => {
     let room = await Room.start();
     let pids = [...helperPids(room.log), ...ghciPids(room.log)].filter(alive);
-    assert.equal(pids.length, 2);
+    assert.ok(pids.length >= 3, `the helper, its player and its checker: ${pids}`);
     await room.stop();
     assert.deepEqual(pids.filter(alive), []);
 

@@ -139,7 +139,7 @@ TidalMVar.modifyMVar_ (sPMapMV tidal) (return . TidalMap.insert
         describe :: TidalExc.SomeException -> IO String
         describe e = do
             r <- TidalExc.try (TidalTimeout.timeout 100000
-                     (TidalExc.evaluate (TidalDeep.force (take 8192 (show e)))))
+                     (TidalExc.evaluate (TidalDeep.force (take 60000 (show e)))))
             return (case r of
                         Right (Just t) -> t
                         Right Nothing -> "(the error's text took too long to show)"

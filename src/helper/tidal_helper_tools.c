@@ -835,6 +835,8 @@ tidal_helper_applied(tidal_helper_t *h, tidal_helper_call_t *call)
         break;
 
     case TIDAL_HELPER_TEMPO:
+        tidal_super_tempo(h->ghci, call->cps);
+
         if (json_object_set_new(json_object_get(h->state, "tempo"), "cps",
                                 json_real(call->cps))
             != 0)
@@ -1082,6 +1084,7 @@ tidal_helper_replay(tidal_helper_t *h)
                   json_object_get(h->state, "tempo"), "cps"));
         n = snprintf(text, sizeof(text), "setcps (%.17g)", cps);
         tidal_helper_submit(h, call, text, (size_t) n, 1);
+        tidal_super_tempo(h->ghci, cps);
     }
 
     for (ch = 1; ch <= TIDAL_STATE_CHANNELS; ch++) {

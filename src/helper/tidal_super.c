@@ -26,7 +26,7 @@
 #define TIDAL_SUPER_IN_A_ROW     60000     /* ms: hangs further apart are
                                               not in a row */
 #define TIDAL_SUPER_BACKOFF_MAX  30000
-#define TIDAL_SUPER_MESSAGE_MAX  8192
+#define TIDAL_SUPER_MESSAGE_MAX  65536
 
 
 typedef struct {
@@ -61,6 +61,8 @@ struct tidal_super_s {
     char                  *early[17];    /* its failure, before it was done */
 
     int64_t                since;        /* the player plays since */
+    double                 tempo;        /* set by the helper's tools ... */
+    int64_t                tempo_at;     /* ... then */
     uint64_t               beats;        /* of the players before */
     unsigned               beat_warned:1;
     unsigned               cold:1;       /* the player boots as one */
@@ -260,6 +262,14 @@ tidal_super_submit(tidal_super_t *s, tidal_super_op_e op, int channel,
                                 job->deadline, urgent, tidal_super_answer,
                                 job);
     }
+}
+
+
+void
+tidal_super_tempo(tidal_super_t *s, double cps)
+{
+    s->tempo = cps;
+    s->tempo_at = tidal_helper_msec();
 }
 
 
@@ -869,8 +879,9 @@ tidal_super_report(tidal_ghci_t *g, const char *line, size_t len)
 /*
  * The player's heartbeat comes TIDAL_RELAY_BEATS_A_CYCLE times a cycle
  * at the tempo it really plays (its own `cps`: patterns cannot change
- * it).  None for TIDAL_SUPER_STALL_BEATS of its periods, at least
- * --stall-after: the player hangs, whatever GHCi still answers.
+ * it), or at a slower one the helper has just set.  None for
+ * TIDAL_SUPER_STALL_BEATS of its periods, at least --stall-after: the
+ * player hangs, whatever GHCi still answers.
  */
 
 static void
@@ -904,6 +915,7 @@ tidal_super_watch(tidal_super_t *s, int64_t now)
     tidal_super_keep_timeline(s);
 
     last = src->beat > s->since ? src->beat : s->since;
+    last = last > s->tempo_at ? last : s->tempo_at;
 
     if (now < last + tidal_super_stall_after(s)) {
         return;
@@ -935,6 +947,7 @@ tidal_super_watch_at(tidal_super_t *s)
     }
 
     last = src->beat > s->since ? src->beat : s->since;
+    last = last > s->tempo_at ? last : s->tempo_at;
 
     return last + tidal_super_stall_after(s);
 }
@@ -943,13 +956,15 @@ tidal_super_watch_at(tidal_super_t *s)
 static int64_t
 tidal_super_stall_after(tidal_super_t *s)
 {
-    double   cps;
-    int64_t  ms;
+    double                 cps;
+    int64_t                ms;
+    tidal_relay_source_t  *src;
 
-    cps = s->relay->sources[s->player].cps;
+    src = &s->relay->sources[s->player];
+    cps = src->cps > 0 ? src->cps : TIDAL_SUPER_CPS;
 
-    if (cps <= 0) {
-        cps = TIDAL_SUPER_CPS;
+    if (s->tempo > 0 && s->tempo_at >= src->beat && s->tempo < cps) {
+        cps = s->tempo;
     }
 
     ms = (int64_t) (TIDAL_SUPER_STALL_BEATS * 1000.0

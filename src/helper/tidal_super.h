@@ -88,6 +88,12 @@ int tidal_super_submit(tidal_super_t *s, tidal_super_op_e op, int channel,
     const char *text, size_t len, int urgent, tidal_super_done_pt done,
     void *data);
 
+/*
+ * The room's tempo was set to cps (tidal_set_tempo, a replay): until a
+ * heartbeat at that tempo comes, the stall deadline allows for it.
+ */
+void tidal_super_tempo(tidal_super_t *s, double cps);
+
 int tidal_super_pollfds(tidal_super_t *s, struct pollfd *pfd);
 int tidal_super_timeout(tidal_super_t *s);
 void tidal_super_process(tidal_super_t *s, struct pollfd *pfd, int n);

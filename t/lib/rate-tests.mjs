@@ -70,8 +70,8 @@ export function rateTests({ start, skip = false }) {
         assert.equal(reports(from).length, 1, 'one report for the burst');
         assert.equal(h.log.match(/OSC relay: more than \d+ \/dirt\/play a second/g).length, 1);
 
-        // a second without drops ends the burst; the next flood, without a
-        // stamp, is reported anew and names no channel
+        // a second without drops ends the burst; the next flood is
+        // reported anew, with its own channel
         await h.ok('tidal_hush');
         await h.ok('tidal_eval', { channel: 'd4', pattern: 'sound "hh"' });
         await h.waitLog(/OSC relay: \d+ \/dirt\/play dropped in \d+ ms over 50 a second/);
@@ -81,7 +81,7 @@ export function rateTests({ start, skip = false }) {
         { from, what: 'the second burst reported' });
         const both = reports(from);
         assert.equal(both.length, 2);
-        assert.equal(both[1].channel, undefined, 'no channel without a stamp');
+        assert.equal(both[1].channel, 'd4', 'the stamp names the new channel');
         await h.ok('tidal_hush');
         await h.ok('tidal_set_tempo', { cps: 0.5625 });
     });
