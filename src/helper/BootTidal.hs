@@ -162,12 +162,13 @@ TidalMVar.modifyMVar_ (sPMapMV tidal) (return . TidalMap.insert
             case r of
                 Right (Just es) -> return (Right es)
                 Right Nothing -> return (Left ("computing cycle "
-                    ++ show (floor (start (arc st)) :: Integer)
+                    ++ show (ceiling (stop (arc st)) - 1 :: Integer)
                     ++ " took longer than " ++ show (div us 1000) ++ " ms"))
                 Left e -> Left <$> describe e
+        -- the last cycle the query's arc touches
         failed :: Integer -> Int -> Rational -> String -> String
         failed token ch c msg = "fail " ++ show token ++ " " ++ show ch ++ " "
-            ++ show (floor c :: Integer) ++ " " ++ escape msg
+            ++ show (ceiling c - 1 :: Integer) ++ " " ++ escape msg
         guarded :: Integer -> Int -> TidalRef.IORef Bool -> ControlPattern -> ControlPattern
         guarded token ch dead pat = Pattern (\st -> TidalUnsafe.unsafePerformIO (do
             stopped <- TidalRef.readIORef dead
@@ -177,7 +178,7 @@ TidalMVar.modifyMVar_ (sPMapMV tidal) (return . TidalMap.insert
                     Right es -> return es
                     Left msg -> do
                         first <- TidalRef.atomicModifyIORef' dead (\d -> (True, not d))
-                        if first then report (failed token ch (start (arc st)) msg)
+                        if first then report (failed token ch (stop (arc st)) msg)
                                  else return ()
                         return []))
         play :: Integer -> Int -> ControlPattern -> IO ()
@@ -196,7 +197,7 @@ TidalMVar.modifyMVar_ (sPMapMV tidal) (return . TidalMap.insert
                        r <- compute us ch pat (State (Arc c (c + 1)) controls)
                        case r of
                            Right _ -> go (i + 1)
-                           Left msg -> report (failed token ch c msg)
+                           Left msg -> report (failed token ch (c + 1) msg)
         done :: Integer -> IO ()
         done token = report ("ok " ++ show token)
     return (play, check, done)

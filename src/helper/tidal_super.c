@@ -127,7 +127,7 @@ static void tidal_super_restart(tidal_super_t *s, int slot, int backoff);
 static void tidal_super_name(tidal_super_t *s);
 static int tidal_super_slot(tidal_super_t *s, tidal_ghci_t *g);
 static char *tidal_super_failure(int channel, const char *report,
-    size_t len, const char *what);
+    size_t len, const char *what, const char *then);
 static int tidal_super_parse(const char *line, size_t len,
     uint64_t *token, int *channel, long long *cycle, const char **msg);
 
@@ -391,9 +391,18 @@ tidal_super_heartbeat(tidal_super_t *s, uint64_t *beats, int64_t *age,
 const char *
 tidal_super_status(tidal_super_t *s)
 {
-    tidal_ghci_t  *g;
+    tidal_ghci_t  *g, *c;
 
     g = s->g[s->player];
+    c = s->g[s->checker];
+
+    /* the first boot failed in the checker: that is why nothing plays */
+
+    if (!s->announced && !tidal_ghci_ready(c) && tidal_ghci_pid(c) == 0
+        && strncmp(tidal_ghci_status(c), "Tidal did not boot", 18) == 0)
+    {
+        return tidal_ghci_status(c);
+    }
 
     if (s->identifying || (s->first && !tidal_ghci_ready(g))) {
         return "restarting";
@@ -628,8 +637,8 @@ tidal_super_checked(tidal_ghci_t *g, tidal_ghci_job_t *gjob,
     if (status == TIDAL_GHCI_FAILED && len > 5
         && memcmp(output, "fail ", 5) == 0)
     {
-        msg = tidal_super_failure(job->channel, output, len,
-                                  "fails to compute and was not played");
+        msg = tidal_super_failure(job->channel, output, len, "fails",
+                                  "and was not played");
 
     } else if (status == TIDAL_GHCI_GONE) {
         if (asprintf(&msg, "d%d: the pattern was not played: it could not "
@@ -845,8 +854,8 @@ tidal_super_report(tidal_ghci_t *g, const char *line, size_t len)
         return;
     }
 
-    msg = tidal_super_failure(ch, line, len, "failed while playing and "
-                              "was silenced");
+    msg = tidal_super_failure(ch, line, len, "failed while playing",
+                              "and was silenced");
     if (msg == NULL) {
         return;
     }
@@ -1126,11 +1135,11 @@ tidal_super_suspected(tidal_ghci_t *g, tidal_ghci_job_t *gjob,
         && memcmp(output, "fail ", 5) == 0)
     {
         msg = tidal_super_failure(ch, output, len, "stopped Tidal's "
-                                  "scheduler and was silenced");
+                                  "scheduler", "and was silenced");
 
-    } else if (asprintf(&msg, "d%d stopped Tidal's scheduler and was "
-                        "silenced: its pattern computes for ever near cycle "
-                        "%.0f", ch, floor(s->cycle))
+    } else if (asprintf(&msg, "d%d stopped Tidal's scheduler at cycle %.0f "
+                        "and was silenced: its pattern computes for ever "
+                        "there", ch, floor(s->cycle))
                == -1)
     {
         msg = NULL;
@@ -1373,14 +1382,14 @@ tidal_super_slot(tidal_super_t *s, tidal_ghci_t *g)
 
 
 /*
- * "dN WHAT at cycle C: MESSAGE", malloc'ed, from a report line; the
+ * "dN WHAT at cycle C THEN: MESSAGE", malloc'ed, from a report line; the
  * message unescaped (the boot file wrote \\ and \xNN for control
  * characters) and cut at TIDAL_SUPER_MESSAGE_MAX bytes.
  */
 
 static char *
 tidal_super_failure(int channel, const char *report, size_t len,
-    const char *what)
+    const char *what, const char *then)
 {
     int          ch, hi, lo;
     char        *out, *o;
@@ -1401,8 +1410,8 @@ tidal_super_failure(int channel, const char *report, size_t len,
         return NULL;
     }
 
-    o = out + snprintf(out, 200, "d%d %s at cycle %lld: ", channel, what,
-                       cycle);
+    o = out + snprintf(out, 200, "d%d %s at cycle %lld %s: ", channel, what,
+                       cycle, then);
 
     while (p < end && o < out + TIDAL_SUPER_MESSAGE_MAX + 190) {
         if (*p != '\\' || end - p < 2) {
