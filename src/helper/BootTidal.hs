@@ -205,8 +205,8 @@ TidalMVar.modifyMVar_ (sPMapMV tidal) (return . TidalMap.insert
 
 -- A spare GHCi waits unsynchronized; tidalContinue makes it take over the
 -- room's timeline where the last one left it: the cycle CYCLE was due at
--- the OSC time TIME (seconds since the epoch, latency included) at CPS
--- cycles a second.  Tidal's clock jumps to a new tempo without playing
+-- the OSC time TIME (NTP seconds, as Tidal's clock counts, latency
+-- included) at CPS cycles a second.  Tidal's clock jumps to a new tempo without playing
 -- the cycles in between only on the first frame after it was
 -- unsynchronized, so a GHCi that was not waiting so is made to, for two
 -- frames, first.

@@ -28,7 +28,6 @@
 #define TIDAL_RELAY_READS        256       /* datagrams per wakeup */
 #define TIDAL_RELAY_RCVBUF       (1024 * 1024)
 #define TIDAL_RELAY_WARN_EVERY   10000     /* ms between send warnings */
-#define TIDAL_RELAY_NTP_EPOCH    2208988800.0  /* 1900 to 1970, seconds */
 #define TIDAL_RELAY_DROPS_END    1000      /* ms without drops: over */
 #define TIDAL_RELAY_WHOSE_MS     250       /* who played what, counted */
 
@@ -343,7 +342,7 @@ tidal_relay_beat(tidal_relay_t *r, tidal_osc_t *osc, struct sockaddr_in *from,
     r->beats++;
 
     if (osc->time && osc->cycle >= 0 && osc->cps > 0) {
-        src->time = (double) (osc->time >> 32) - TIDAL_RELAY_NTP_EPOCH
+        src->time = (double) (osc->time >> 32)
                     + (double) (osc->time & 0xffffffff) / 4294967296.0;
         src->cycle = osc->cycle;
         src->cps = osc->cps;

@@ -43,7 +43,7 @@ typedef struct {
 
     uint64_t                 beats;
     int64_t                  beat;       /* ms of the last heartbeat */
-    double                   time;       /* its OSC time (epoch seconds) */
+    double                   time;       /* its OSC time (NTP seconds) */
     double                   cycle;      /* its cycle */
     double                   cps;        /* the tempo it was played at */
 } tidal_relay_source_t;

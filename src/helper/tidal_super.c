@@ -976,8 +976,8 @@ tidal_super_stall_after(tidal_super_t *s)
         cps = s->tempo;
     }
 
-    ms = (int64_t) (TIDAL_SUPER_STALL_BEATS * 1000.0
-                    / (TIDAL_RELAY_BEATS_A_CYCLE * cps));
+    ms = llround(TIDAL_SUPER_STALL_BEATS * 1000.0
+                 / (TIDAL_RELAY_BEATS_A_CYCLE * cps));
 
     return ms > s->conf.stall_after ? ms : s->conf.stall_after;
 }
