@@ -1484,7 +1484,8 @@ tidal_ghci_marker(tidal_ghci_t *g, const char *line, size_t len,
 static void
 tidal_ghci_check(tidal_ghci_t *g)
 {
-    uint64_t  seen;
+    uint64_t       seen;
+    struct pollfd  pfd;
 
     seen = g->out_id < g->err_id ? g->out_id : g->err_id;
 
@@ -1496,8 +1497,6 @@ tidal_ghci_check(tidal_ghci_t *g)
     if (g->state == TIDAL_GHCI_READY && g->cur && seen >= g->cur->id) {
 
         while (g->rep >= 0 && g->pid != 0 && g->cur != NULL) {
-            struct pollfd  pfd;
-
             pfd.fd = g->rep;
             pfd.events = POLLIN;
             pfd.revents = 0;

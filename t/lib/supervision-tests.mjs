@@ -13,6 +13,7 @@
 
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
+import dgram from 'node:dgram';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
@@ -303,6 +304,91 @@ export function supervisionTests({ start, only = null, skip = false }) {
                 if (alive(pid)) {
                     process.kill(pid, 'SIGCONT');
                 }
+            }
+            await h.stop();
+        }
+    });
+
+    run('datagrams from another local process never pass for a GHCi\'s: not forwarded, not a heartbeat', async () => {
+        const h = await room();
+        const sock = dgram.createSocket('udp4');
+        try {
+            const port = Number(h.log.match(/OSC relay: 127\.0\.0\.1:(\d+) ->/)[1]);
+            const before = (await h.ok('tidal_get_state')).structuredContent.scheduler;
+            const str = (v) => {
+                const b = Buffer.alloc(Math.ceil((Buffer.byteLength(v) + 1) / 4) * 4);
+                b.write(v);
+                return b;
+            };
+            const f32 = (v) => {
+                const b = Buffer.alloc(4);
+                b.writeFloatBE(v);
+                return b;
+            };
+            // a heartbeat with a made-up secret at 0.001 cps, and a sound
+            const play = (sound, cps) => Buffer.concat([str('/dirt/play'), str(',sssf'),
+                str('s'), str(sound), str('cps'), f32(cps)]);
+            const forged = [
+                play(`tidal-helper-heartbeat-${'0'.repeat(32)}`, 0.001),
+                play('tidal-helper-heartbeat-', 0.001),
+                play('forged', 2),
+            ];
+            for (let i = 0; i < 20; i++) {
+                for (const p of forged) {
+                    await new Promise((r) => sock.send(p, port, '127.0.0.1', r));
+                }
+            }
+            await h.waitLog(/OSC relay: dropped \d+ datagram\(s\) that no GHCi of the helper's sent/);
+            await sleep(500);
+            assert.deepEqual(h.dirt.events.filter((e) => e.s === 'forged' || String(e.s).startsWith('tidal-helper')), [],
+                'nothing forged reached SuperDirt');
+            const after = (await h.ok('tidal_get_state')).structuredContent.scheduler;
+            assert.equal(after.stall_after_ms, before.stall_after_ms, 'the deadline did not move');
+            await d1PlaysOn(h, 'the forged datagrams');
+        } finally {
+            sock.close();
+            await h.stop();
+        }
+    });
+
+    run('every tool answers within the eval timeout and a second while the player hangs, and says what happened', async () => {
+        const h = await room({ evalTimeout: 2000 });
+        let pid;
+        try {
+            await h.ok('tidal_eval', { channel: 'd2', pattern: 'sound "hh*2"' });
+            await h.ok('tidal_mute', { channel: 'd2' });
+            await sleep(3000);              // a spare is ready
+            pid = h.ghciPid();
+            process.kill(pid, 'SIGSTOP');
+            const calls = [
+                ['tidal_unmute', { channel: 'd2' }],
+                ['tidal_set_tempo', { cps: 3 }],
+                ['tidal_eval', { channel: 'd3', pattern: 'sound "cp"' }],
+                ['tidal_solo', { channel: 'd1' }],
+            ];
+            const answers = await Promise.all(calls.map(async ([name, args]) => {
+                const t0 = Date.now();
+                const r = await h.call(name, args);
+                return { name, r, took: Date.now() - t0 };
+            }));
+            for (const { name, r, took } of answers) {
+                assert.ok(took <= (2000 + 1000) * SLOW + 500, `${name} answered after ${took} ms`);
+                if (r.isError) {
+                    assert.match(r.text, /nothing was changed|not played|not ready|busy/, `${name}: ${r.text}`);
+                }
+            }
+            // what the answers said is what the state says
+            await waitFor(async () => (await h.ok('tidal_get_state')).structuredContent.ghci === 'running',
+                { what: 'running again' });
+            const st = (await h.ok('tidal_get_state')).structuredContent;
+            const said = Object.fromEntries(answers.map((a) => [a.name, !a.r.isError]));
+            assert.equal(st.channels.d2.muted, !said.tidal_unmute);
+            assert.equal(st.tempo.cps, said.tidal_set_tempo ? 3 : CPS);
+            assert.equal(st.channels.d3?.pattern === 'sound "cp"', said.tidal_eval);
+            assert.equal(st.channels.d1.soloed, said.tidal_solo);
+        } finally {
+            if (pid && alive(pid)) {
+                process.kill(pid, 'SIGCONT');
             }
             await h.stop();
         }
