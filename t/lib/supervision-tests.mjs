@@ -415,6 +415,9 @@ export function supervisionTests({ start, only = null, skip = false }) {
             const err = await h.waitNote((n) => n.method === 'notifications/tidal/error'
                 && n.params.channel === 'd2', { from, timeout: 60000, what: 'd2 silenced' });
             assert.match(err.params.message, /two hangs of Tidal's scheduler in a row/);
+            // the silenced are told first, then the restart without them
+            await h.waitNote((n) => n.method === 'notifications/tidal/ghci_restarted'
+                && n.params.seq > err.params.seq, { from, what: 'the second restart' });
             const restarts = h.events('ghci_restarted', from);
             assert.ok(restarts.length >= 2, `${restarts.length} restarts`);
             assert.match(restarts[0].reason, /no channel's pattern was found/);
