@@ -228,16 +228,14 @@ tidal_super_submit(tidal_super_t *s, tidal_super_op_e op, int channel,
         job->pattern[len] = '\0';
         job->len = len;
 
-        if (op == TIDAL_SUPER_PLAY) {
-            return tidal_super_play(s, job, urgent);
-        }
+        /* a new one from the room's cycle now, as far as the horizon */
 
-        /* from the room's cycle now, as far as the check's horizon */
-
-        return tidal_super_check(s, job,
-                                 s->timeline ? floor(s->cycle) : 0,
+        rc = (op == TIDAL_SUPER_PLAY)
+             ? tidal_super_play(s, job, urgent)
+             : tidal_super_check(s, job, s->timeline ? floor(s->cycle) : 0,
                                  s->conf.check_cycles, TIDAL_SUPER_CHECK_US,
                                  0, urgent);
+        break;
 
     case TIDAL_SUPER_DO:
         job->token = ++s->token;
@@ -254,14 +252,18 @@ tidal_super_submit(tidal_super_t *s, tidal_super_op_e op, int channel,
                               0, job->deadline, urgent, tidal_super_answer,
                               job);
         free(stmt);
-
-        return rc;
+        break;
 
     default:
-        return tidal_super_send(s, s->player, text, len, 0, 0,
-                                job->deadline, urgent, tidal_super_answer,
-                                job);
+        rc = tidal_super_send(s, s->player, text, len, 0, 0, job->deadline,
+                              urgent, tidal_super_answer, job);
     }
+
+    if (rc != 0) {
+        tidal_super_job_free(job);
+    }
+
+    return rc;
 }
 
 
@@ -486,7 +488,7 @@ tidal_super_job_free(tidal_super_job_t *job)
 }
 
 
-/* a GHCi job for slot; -1 without memory (job freed, done not called) */
+/* a GHCi job for slot; -1 without memory (the caller still owns job) */
 
 static int
 tidal_super_send(tidal_super_t *s, int slot, const char *text, size_t len,
@@ -499,7 +501,6 @@ tidal_super_send(tidal_super_t *s, int slot, const char *text, size_t len,
 
     if (gjob == NULL) {
         tidal_helper_log(TIDAL_LOG_ERR, "out of memory queueing a job");
-        tidal_super_job_free(job);
         return -1;
     }
 
@@ -536,8 +537,13 @@ tidal_super_do(tidal_super_t *s, int slot, const char *stmt, int urgent)
         return;
     }
 
-    (void) tidal_super_send(s, slot, text, strlen(text), job->token, 0,
-                            job->deadline, urgent, tidal_super_answer, job);
+    if (tidal_super_send(s, slot, text, strlen(text), job->token, 0,
+                         job->deadline, urgent, tidal_super_answer, job)
+        != 0)
+    {
+        tidal_super_job_free(job);
+    }
+
     free(text);
 }
 
@@ -564,7 +570,6 @@ tidal_super_check(tidal_super_t *s, tidal_super_job_t *job, double from,
     text = tidal_pattern_wrap(head, job->channel, job->pattern, job->len,
                               &len);
     if (text == NULL) {
-        tidal_super_job_free(job);
         return -1;
     }
 
@@ -595,13 +600,17 @@ tidal_super_play(tidal_super_t *s, tidal_super_job_t *job, int urgent)
     text = tidal_pattern_wrap(head, job->channel, job->pattern, job->len,
                               &len);
     if (text == NULL) {
-        tidal_super_job_free(job);
+        s->starting[job->channel] = 0;
         return -1;
     }
 
     rc = tidal_super_send(s, s->player, text, len, job->token, 0,
                           job->deadline, urgent, tidal_super_played, job);
     free(text);
+
+    if (rc != 0) {
+        s->starting[job->channel] = 0;
+    }
 
     return rc;
 }
@@ -628,8 +637,13 @@ tidal_super_checked(tidal_ghci_t *g, tidal_ghci_job_t *gjob,
             job->deadline = now + TIDAL_SUPER_PLAY_MIN;
         }
 
-        (void) tidal_super_play(s, job, 0);
-        return;
+        if (tidal_super_play(s, job, 0) == 0) {
+            return;
+        }
+
+        status = TIDAL_GHCI_GONE;
+        output = "out of memory";
+        len = strlen(output);
     }
 
     msg = NULL;
@@ -1099,6 +1113,7 @@ tidal_super_suspect(tidal_super_t *s)
                               TIDAL_SUPER_SUSPECT_MS, 1)
             != 0)
         {
+            tidal_super_job_free(job);
             break;
         }
 
