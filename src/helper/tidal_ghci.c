@@ -1099,7 +1099,7 @@ tidal_ghci_next(tidal_ghci_t *g)
 static void
 tidal_ghci_expire(tidal_ghci_t *g, int64_t now)
 {
-    char               why[256];
+    char               why[512];
     tidal_ghci_job_t  *job, **prev;
 
     prev = &g->head;
@@ -1118,10 +1118,18 @@ tidal_ghci_expire(tidal_ghci_t *g, int64_t now)
             g->urgent_tail = NULL;
         }
 
-        snprintf(why, sizeof(why), "%s %s, so nothing was changed",
-                 g->name, g->state == TIDAL_GHCI_READY
-                          ? "was busy for too long"
-                          : "was not ready in time");
+        if (g->state == TIDAL_GHCI_READY) {
+            snprintf(why, sizeof(why), "%s was busy for longer than the "
+                     "eval timeout; nothing was changed", g->name);
+
+        } else if (g->state == TIDAL_GHCI_BOOTING) {
+            snprintf(why, sizeof(why), "%s is still booting; nothing was "
+                     "changed", g->name);
+
+        } else {
+            snprintf(why, sizeof(why), "%s is not running (%.300s); nothing "
+                     "was changed", g->name, g->why);
+        }
 
         if (job->done) {
             job->done(g, job, TIDAL_GHCI_GONE, why, strlen(why));

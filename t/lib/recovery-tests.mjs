@@ -18,9 +18,10 @@ export function recoveryTests({ start, skip = false }) {
     test('an evaluation that never finishes is refused by the checker; the old pattern plays on in the same GHCi', T, async () => {
         const h = await start({ evalTimeout: 1500 });
         try {
+            // a call while Tidal boots would be answered at the timeout
+            const pid = await h.waitGhci();
             await h.ok('tidal_set_tempo', { cps: 2 });
             await h.ok('tidal_eval', { channel: 'd1', pattern: 'sound "bd*2"' });
-            const pid = await h.waitGhci();
 
             // type-checks, and never finishes computing its first cycle
             const start = Date.now();
@@ -87,8 +88,8 @@ export function recoveryTests({ start, skip = false }) {
         const h = await start({ healthInterval: 300, evalTimeout: 1000 });
         let pid;
         try {
-            await h.ok('tidal_eval', { channel: 'd1', pattern: 'sound "bd*4"' });
             pid = await h.waitGhci();
+            await h.ok('tidal_eval', { channel: 'd1', pattern: 'sound "bd*4"' });
             const from = h.notes.length;
 
             process.kill(pid, 'SIGSTOP');
