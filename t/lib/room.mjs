@@ -174,7 +174,7 @@ export class Room {
 
     async waitGhci() {
         await this.ready();
-        return this.ghciPid();
+        return waitFor(() => this.ghciPid(), { what: `the player's pid in the log:\n${this.log.slice(-2000)}` });
     }
 
     // every helper and GHCi this room ever started

@@ -56,7 +56,7 @@ export function stallTests({ start, skip = false }) {
         try {
             await h.ok('tidal_set_tempo', { cps: 2 });
             await heartbeatWatched(h);
-            const pid = h.ghciPid();
+            const pid = await h.waitGhci();
             const sched = await scheduler(h);
             assert.equal(sched.stall_after_ms, 1000, 'at 2 cps: the floor of 1000 ms');
 
