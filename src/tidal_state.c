@@ -11,7 +11,6 @@
 #include "tidal_state.h"
 
 
-static int tidal_state_channel_name(const char *name);
 static json_t *tidal_state_channels(json_t *channels, char *err,
     size_t errlen);
 
@@ -156,7 +155,7 @@ tidal_state_channels(json_t *channels, char *err, size_t errlen)
 
     json_object_foreach(channels, name, ch) {
 
-        if (!tidal_state_channel_name(name)) {
+        if (tidal_state_channel(name) == 0) {
             snprintf(err, errlen, "unknown channel \"%.16s\"", name);
             goto failed;
         }
@@ -197,21 +196,21 @@ failed:
 }
 
 
-/* d1 .. d16 */
+/* d1 .. d16: 1 .. 16; anything else: 0 */
 
-static int
-tidal_state_channel_name(const char *name)
+int
+tidal_state_channel(const char *name)
 {
     int  n;
 
-    if (name[0] != 'd' || name[1] < '1' || name[1] > '9') {
+    if (name == NULL || name[0] != 'd' || name[1] < '1' || name[1] > '9') {
         return 0;
     }
 
     n = name[1] - '0';
 
     if (name[2] == '\0') {
-        return 1;
+        return n;
     }
 
     if (name[2] < '0' || name[2] > '9' || name[3] != '\0') {
@@ -220,39 +219,5 @@ tidal_state_channel_name(const char *name)
 
     n = n * 10 + name[2] - '0';
 
-    return n <= TIDAL_STATE_CHANNELS;
-}
-
-
-json_t *
-tidal_state_tempo(json_t *state)
-{
-    double  cps;
-
-    cps = json_number_value(json_object_get(json_object_get(state, "tempo"),
-                                            "cps"));
-
-    return json_pack("{s:f, s:f}", "cps", cps, "bpm", cps * 240);
-}
-
-
-json_t *
-tidal_state_history(json_t *state, size_t max)
-{
-    size_t   n, i;
-    json_t  *all, *tail;
-
-    all = json_object_get(state, "history");
-    n = json_array_size(all);
-
-    tail = json_array();
-
-    for (i = n > max ? n - max : 0; tail && i < n; i++) {
-        if (json_array_append(tail, json_array_get(all, i)) != 0) {
-            json_decref(tail);
-            return NULL;
-        }
-    }
-
-    return tail;
+    return n <= TIDAL_STATE_CHANNELS ? n : 0;
 }

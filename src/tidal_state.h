@@ -29,11 +29,8 @@ json_t *tidal_state_empty(void);
 json_t *tidal_state_parse(const char *text, size_t len, char *err,
     size_t errlen);
 
-/* a new array of the newest max history entries */
-json_t *tidal_state_history(json_t *state, size_t max);
-
-/* {"cps": c, "bpm": c * 240}: Tidal counts four beats to a cycle */
-json_t *tidal_state_tempo(json_t *state);
+/* d1 .. d16: 1 .. 16; anything else (or NULL): 0 */
+int tidal_state_channel(const char *name);
 
 
 #endif /* _TIDAL_STATE_H_INCLUDED_ */
