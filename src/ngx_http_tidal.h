@@ -13,14 +13,14 @@
 
 #include "tidal_ws.h"
 #include "tidal_mcp.h"
-#include "tidal_state.h"
+#include "tidal_room.h"
 #include "tidal_utf8.h"
 
 
 #define NGX_TIDAL_VERSION              "0.2.0"
 
 #define NGX_HTTP_TIDAL_ZONE_MAGIC      0x7469646c    /* "tidl" */
-#define NGX_HTTP_TIDAL_ZONE_LAYOUT     3
+#define NGX_HTTP_TIDAL_ZONE_LAYOUT     4
 #define NGX_HTTP_TIDAL_WORKER_SLOTS    128
 #define NGX_HTTP_TIDAL_SESSION_ID_LEN  32
 
@@ -37,6 +37,7 @@ typedef struct {
 
 typedef struct {
     uint64_t                    seq;
+    uint64_t                    hid;            /* the helper's, or 0 */
     uint32_t                    offset;
     uint32_t                    len;
     uint32_t                    channel;        /* 1..16 it changed, or 0 */
@@ -46,7 +47,6 @@ typedef struct {
 typedef struct {
     u_char                     *data;
     size_t                      len;
-    uint64_t                    seq;
 } ngx_http_tidal_entry_t;
 
 
@@ -83,9 +83,8 @@ typedef struct {
     ngx_uint_t                  history_first;
     ngx_uint_t                  nhistory;
 
-    /* the newest helper message taken, and the event it became */
+    /* the newest helper message taken */
     uint64_t                    helper_hid;
-    uint64_t                    helper_seq;
     u_char                      ghci[512];      /* GHCi's status */
     ngx_pid_t                   ghci_pid;
 
@@ -242,14 +241,15 @@ void ngx_http_tidal_zone_release(ngx_http_tidal_main_conf_t *tmcf,
 uint64_t ngx_http_tidal_zone_last_seq(ngx_http_tidal_main_conf_t *tmcf);
 ngx_int_t ngx_http_tidal_zone_publish_helper(
     ngx_http_tidal_main_conf_t *tmcf, const char *type, json_t *fields,
-    uint64_t hid, ngx_uint_t channel, ngx_log_t *log, uint64_t *seq);
-uint64_t ngx_http_tidal_zone_helper_seq(ngx_http_tidal_main_conf_t *tmcf);
+    uint64_t hid, ngx_log_t *log);
+uint64_t ngx_http_tidal_zone_helper_seq(ngx_http_tidal_main_conf_t *tmcf,
+    uint64_t hid);
 
 /* ngx_http_tidal_state.c */
 ngx_int_t ngx_http_tidal_state_load(ngx_http_tidal_main_conf_t *tmcf,
     ngx_log_t *log);
-json_t *ngx_http_tidal_state_get(ngx_http_tidal_main_conf_t *tmcf,
-    uint64_t *seq);
+ngx_int_t ngx_http_tidal_state_room(ngx_http_tidal_main_conf_t *tmcf,
+    tidal_room_t *room, ngx_uint_t history);
 json_t *ngx_http_tidal_state_snapshot(ngx_http_tidal_main_conf_t *tmcf,
     ngx_uint_t history);
 json_t *ngx_http_tidal_state_channel(ngx_http_tidal_main_conf_t *tmcf,
@@ -257,8 +257,9 @@ json_t *ngx_http_tidal_state_channel(ngx_http_tidal_main_conf_t *tmcf,
 ngx_int_t ngx_http_tidal_state_update(ngx_http_tidal_main_conf_t *tmcf,
     uint64_t hid, json_t *state, const char *ghci, ngx_pid_t ghci_pid,
     ngx_log_t *log);
-void ngx_http_tidal_state_history(ngx_http_tidal_main_conf_t *tmcf,
-    json_t *entry, ngx_log_t *log);
+ngx_int_t ngx_http_tidal_state_history_locked(
+    ngx_http_tidal_main_conf_t *tmcf, u_char *text, size_t len);
+void ngx_http_tidal_state_changed(ngx_http_tidal_main_conf_t *tmcf);
 
 /* ngx_http_tidal_session.c */
 ngx_int_t ngx_http_tidal_session_create(ngx_http_tidal_main_conf_t *tmcf,

@@ -3,8 +3,9 @@
  * the helper's unix socket and starts the helper when nobody serves it
  * (the helper's own lock keeps it to one per nginx); music tool calls go
  * there and their answers come back to the client that asked; the
- * helper's events and state reach the zone through whichever worker
- * brings them first.
+ * helper's events, facts without numbers, and its state reach the zone
+ * through whichever worker brings them first, and the zone numbers the
+ * events.
  */
 
 
@@ -513,16 +514,26 @@ ngx_http_tidal_helper_exec(ngx_http_tidal_main_conf_t *tmcf,
 }
 
 
-/* the zone's state goes first: a new helper plays what the room had */
+/*
+ * The zone's state goes first: a new helper plays what the room had.  The
+ * history stays: it is the zone's.
+ */
 
 static ngx_int_t
 ngx_http_tidal_helper_hello(ngx_http_tidal_helper_t *hp)
 {
-    json_t     *state, *msg;
-    uint64_t    seq;
-    ngx_int_t   rc;
+    json_t        *state, *msg;
+    ngx_int_t      rc;
+    tidal_room_t   room;
 
-    state = ngx_http_tidal_state_get(hp->tmcf, &seq);
+    if (ngx_http_tidal_state_room(hp->tmcf, &room, 0) != NGX_OK) {
+        return NGX_ERROR;
+    }
+
+    state = tidal_room_document(&room, 0);
+
+    tidal_room_free(&room);
+
     if (state == NULL) {
         return NGX_ERROR;
     }
@@ -816,7 +827,7 @@ ngx_http_tidal_helper_answer(ngx_http_tidal_helper_t *hp, json_t *msg)
 {
     char                   *text, *end;
     size_t                  len;
-    json_t                 *result, *error, *sc;
+    json_t                 *result, *error, *sc, *seq;
     ngx_uint_t              n;
     const char             *id;
     ngx_queue_t            *q;
@@ -870,14 +881,19 @@ found:
 
     } else if (json_is_object(result)) {
 
-        /* the helper counts its own events; the room's number is ours */
+        /*
+         * The helper names the event a call caused by its tidal/hid; the
+         * room's number for it is the zone's.
+         */
 
         sc = json_object_get(result, "structuredContent");
+        seq = json_object_get(sc, "seq");
 
-        if (json_object_get(sc, "seq")) {
+        if (seq) {
             json_object_set_new(sc, "seq",
                 json_integer((json_int_t) ngx_http_tidal_zone_helper_seq(
-                                                                  hp->tmcf)));
+                                 hp->tmcf,
+                                 (uint64_t) json_integer_value(seq))));
         }
 
         text = tidal_mcp_tool_reply(call->id, json_incref(result), &len);
@@ -905,19 +921,16 @@ done:
 
 
 /*
- * The helper's events go into the ring and its state into the zone, each
- * once however many workers bring it: "tidal/hid" numbers them.
+ * The helper's events go into the ring, numbered there, and its state
+ * into the zone, each once however many workers bring it: "tidal/hid"
+ * names them.  params is the parsed message's, changed in place.
  */
 
 static void
 ngx_http_tidal_helper_event(ngx_http_tidal_helper_t *hp, const char *method,
     json_t *params)
 {
-    json_t      *fields, *ghci;
-    uint64_t     hid, seq;
-    ngx_uint_t   channel;
-    ngx_time_t  *tp;
-    const char  *type, *name;
+    uint64_t  hid;
 
     hid = (uint64_t) json_integer_value(json_object_get(params, "tidal/hid"));
 
@@ -926,67 +939,29 @@ ngx_http_tidal_helper_event(ngx_http_tidal_helper_t *hp, const char *method,
     }
 
     if (ngx_strcmp(method, "tidal/state") == 0) {
-        ghci = json_object_get(params, "ghci");
-
         (void) ngx_http_tidal_state_update(hp->tmcf, hid,
-                   json_object_get(params, "state"), json_string_value(ghci),
+                   json_object_get(params, "state"),
+                   json_string_value(json_object_get(params, "ghci")),
                    (ngx_pid_t) json_integer_value(json_object_get(params,
                                                                   "ghci_pid")),
                    hp->log);
         return;
     }
 
-    if (ngx_strncmp(method, "notifications/tidal/", 20) != 0) {
+    if (ngx_strncmp(method, "notifications/tidal/",
+                    sizeof("notifications/tidal/") - 1)
+        != 0)
+    {
         return;
     }
 
-    type = method + 20;
+    /* the rest are the event's fields */
 
-    fields = json_deep_copy(params);
-    if (fields == NULL) {
-        return;
-    }
+    (void) json_object_del(params, "tidal/hid");
 
-    json_object_del(fields, "type");
-    json_object_del(fields, "seq");
-    json_object_del(fields, "timestamp");
-    json_object_del(fields, "tidal/hid");
-
-    channel = 0;
-
-    if (ngx_strcmp(type, "pattern_update") == 0
-        || ngx_strcmp(type, "channel_state") == 0)
-    {
-        name = json_string_value(json_object_get(fields, "channel"));
-
-        if (name && name[0] == 'd') {
-            channel = ngx_atoi((u_char *) name + 1, ngx_strlen(name + 1));
-            channel = (channel >= 1 && channel <= TIDAL_MCP_CHANNELS)
-                      ? channel : 0;
-        }
-    }
-
-    /* as the helper keeps them: every event but pattern_update */
-
-    if (ngx_http_tidal_zone_publish_helper(hp->tmcf, type, fields, hid,
-                                           channel, hp->log, &seq)
-        == NGX_OK
-        && ngx_strcmp(type, "pattern_update") != 0)
-    {
-        tp = ngx_timeofday();
-
-        if (json_object_set_new(fields, "type", json_string(type)) == 0
-            && json_object_set_new(fields, "seq",
-                                   json_integer((json_int_t) seq)) == 0
-            && json_object_set_new(fields, "timestamp",
-                                   json_integer((json_int_t) tp->sec * 1000
-                                                + tp->msec)) == 0)
-        {
-            ngx_http_tidal_state_history(hp->tmcf, fields, hp->log);
-        }
-    }
-
-    json_decref(fields);
+    (void) ngx_http_tidal_zone_publish_helper(hp->tmcf,
+               method + sizeof("notifications/tidal/") - 1, params, hid,
+               hp->log);
 }
 
 

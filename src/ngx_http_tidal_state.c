@@ -1,13 +1,15 @@
 /*
- * ngx_tidal: the channel state in the zone - seeded from
- * tidal_state_file when a zone is created, replaced by the helper's after
- * every change (and written back to the file), read for tidal_get_state,
- * channel resources and session_restore snapshots.
+ * ngx_tidal: the room in the zone - its channel state, seeded from
+ * tidal_state_file when a zone is created and replaced by the helper's
+ * after every change, and its history, which the zone's events fill;
+ * written back to the file, and read as a room (src/tidal_room.c) for
+ * tidal_get_state, tidal_get_history, channel resources and
+ * session_restore snapshots.
  */
 
 
 #include "ngx_http_tidal.h"
-#include "tidal_state.h"
+#include "tidal_room.h"
 
 
 #define NGX_HTTP_TIDAL_STATE_FILE_MAX  (16 * 1024 * 1024)
@@ -19,17 +21,13 @@ static void ngx_http_tidal_state_clean(ngx_str_t *path, ngx_log_t *log);
 static json_t *ngx_http_tidal_state_read_file(ngx_str_t *path,
     ngx_log_t *log);
 static char *ngx_http_tidal_state_text(json_t *state);
-static json_t *ngx_http_tidal_state_copy(ngx_http_tidal_main_conf_t *tmcf,
-    uint64_t *seq, uint64_t *version);
 static ngx_int_t ngx_http_tidal_state_set_locked(
     ngx_http_tidal_main_conf_t *tmcf, u_char *text, size_t len);
-static ngx_int_t ngx_http_tidal_state_push_locked(
-    ngx_http_tidal_main_conf_t *tmcf, u_char *text, size_t len,
-    uint64_t seq);
-static void ngx_http_tidal_state_changed(ngx_http_tidal_main_conf_t *tmcf);
+static u_char *ngx_http_tidal_state_file_text(
+    ngx_http_tidal_main_conf_t *tmcf, size_t *len, uint64_t *version);
 static void ngx_http_tidal_state_file_handler(ngx_event_t *ev);
 static void ngx_http_tidal_state_write(ngx_http_tidal_main_conf_t *tmcf,
-    const char *text, uint64_t version, ngx_log_t *log);
+    u_char *text, size_t len, uint64_t version, ngx_log_t *log);
 
 
 /* the worker's pending write of tidal_state_file, after a change */
@@ -206,7 +204,10 @@ done:
 }
 
 
-/* the state without its history, as the zone keeps it: malloc'ed text */
+/*
+ * The state without its history, as the zone keeps it, malloc'ed text:
+ * {"version":1,"tempo":{...},"channels":{...}}
+ */
 
 static char *
 ngx_http_tidal_state_text(json_t *state)
@@ -216,12 +217,11 @@ ngx_http_tidal_state_text(json_t *state)
 
     rest = json_copy(state);
 
-    if (rest == NULL
-        || json_object_set_new(rest, "history", json_array()) != 0)
-    {
-        json_decref(rest);
+    if (rest == NULL) {
         return NULL;
     }
+
+    (void) json_object_del(rest, "history");
 
     text = json_dumps(rest, JSON_COMPACT);
     json_decref(rest);
@@ -239,7 +239,6 @@ ngx_http_tidal_state_store(ngx_http_tidal_main_conf_t *tmcf, json_t *state,
     char       *text;
     size_t      i;
     json_t     *history;
-    uint64_t    seq;
     ngx_int_t   rc;
 
     history = json_object_get(state, "history");
@@ -258,11 +257,8 @@ ngx_http_tidal_state_store(ngx_http_tidal_main_conf_t *tmcf, json_t *state,
     for (i = 0; rc == NGX_OK && i < json_array_size(history); i++) {
         text = json_dumps(json_array_get(history, i), JSON_COMPACT);
 
-        seq = (uint64_t) json_integer_value(
-                  json_object_get(json_array_get(history, i), "seq"));
-
-        rc = text ? ngx_http_tidal_state_push_locked(tmcf, (u_char *) text,
-                                                     ngx_strlen(text), seq)
+        rc = text ? ngx_http_tidal_state_history_locked(tmcf,
+                        (u_char *) text, ngx_strlen(text))
                   : NGX_ERROR;
         free(text);
     }
@@ -278,38 +274,37 @@ ngx_http_tidal_state_store(ngx_http_tidal_main_conf_t *tmcf, json_t *state,
 }
 
 
-/* the state document and the number of the last event it reflects */
+/*
+ * The zone's room: its state and its newest history entries (up to
+ * history) are copied under the lock and parsed outside it; its seq is
+ * the last event's.  The room is initialized here, and empty when the
+ * zone's state is unusable.
+ */
 
-json_t *
-ngx_http_tidal_state_get(ngx_http_tidal_main_conf_t *tmcf, uint64_t *seq)
-{
-    uint64_t  version;
-
-    return ngx_http_tidal_state_copy(tmcf, seq, &version);
-}
-
-
-/* the zone's state and history, copied under the lock, parsed outside */
-
-static json_t *
-ngx_http_tidal_state_copy(ngx_http_tidal_main_conf_t *tmcf, uint64_t *seq,
-    uint64_t *version)
+ngx_int_t
+ngx_http_tidal_state_room(ngx_http_tidal_main_conf_t *tmcf,
+    tidal_room_t *room, ngx_uint_t history)
 {
     char                     err[128];
     u_char                  *copy, *p;
     size_t                   len, *lens;
-    json_t                  *state, *history, *entry;
+    json_t                  *state, *entry;
+    uint64_t                 seq;
     ngx_uint_t               i, n, k;
     ngx_http_tidal_shctx_t  *sh;
 
     sh = tmcf->sh;
 
+    if (tidal_room_init(room) != 0) {
+        return NGX_ERROR;
+    }
+
     ngx_shmtx_lock(&tmcf->shpool->mutex);
 
-    n = sh->nhistory;
+    n = ngx_min(history, sh->nhistory);
     len = sh->state_len;
 
-    for (i = 0; i < n; i++) {
+    for (i = sh->nhistory - n; i < sh->nhistory; i++) {
         len += sh->history[(sh->history_first + i)
                            % TIDAL_STATE_HISTORY_MAX].len;
     }
@@ -323,20 +318,23 @@ ngx_http_tidal_state_copy(ngx_http_tidal_main_conf_t *tmcf, uint64_t *seq,
         lens[0] = sh->state_len;
 
         for (i = 0; i < n; i++) {
-            k = (sh->history_first + i) % TIDAL_STATE_HISTORY_MAX;
+            k = (sh->history_first + sh->nhistory - n + i)
+                % TIDAL_STATE_HISTORY_MAX;
             p = ngx_cpymem(p, sh->history[k].data, sh->history[k].len);
             lens[i + 1] = sh->history[k].len;
         }
     }
 
-    *seq = sh->next_seq - 1;
-    *version = sh->state_version;
+    seq = sh->next_seq - 1;
 
     ngx_shmtx_unlock(&tmcf->shpool->mutex);
 
     if (copy == NULL) {
-        return NULL;
+        tidal_room_free(room);
+        return NGX_ERROR;
     }
+
+    room->seq = seq;
 
     lens = (size_t *) copy;
     p = copy + (n + 1) * sizeof(size_t);
@@ -348,17 +346,25 @@ ngx_http_tidal_state_copy(ngx_http_tidal_main_conf_t *tmcf, uint64_t *seq,
                       "tidal: channel state in the zone is unusable: %s",
                       err);
         ngx_free(copy);
-        return tidal_state_empty();
+        return NGX_OK;
     }
 
-    history = json_object_get(state, "history");
+    if (tidal_room_load(room, state) != 0) {
+        json_decref(state);
+        ngx_free(copy);
+        tidal_room_free(room);
+        return NGX_ERROR;
+    }
+
+    json_decref(state);
+
     p += lens[0];
 
     for (i = 0; i < n; i++) {
         entry = json_loadb((char *) p, lens[i + 1], 0, NULL);
 
-        if (entry && json_array_append_new(history, entry) != 0) {
-            json_decref(entry);
+        if (entry) {
+            (void) tidal_room_history_add(room, entry);
         }
 
         p += lens[i + 1];
@@ -366,42 +372,30 @@ ngx_http_tidal_state_copy(ngx_http_tidal_main_conf_t *tmcf, uint64_t *seq,
 
     ngx_free(copy);
 
-    return state;
+    return NGX_OK;
 }
 
 
-/*
- * session_restore params: everything a client needs to show the room
- * as it is, numbered with the last event it includes.
- */
+/* session_restore params: the room with its newest history events */
 
 json_t *
 ngx_http_tidal_state_snapshot(ngx_http_tidal_main_conf_t *tmcf,
     ngx_uint_t history)
 {
-    json_t      *state, *params, *tail;
-    uint64_t     seq;
-    ngx_time_t  *tp;
+    json_t        *params;
+    ngx_time_t    *tp;
+    tidal_room_t   room;
 
-    state = ngx_http_tidal_state_get(tmcf, &seq);
-    if (state == NULL) {
+    if (ngx_http_tidal_state_room(tmcf, &room, history) != NGX_OK) {
         return NULL;
     }
 
-    tail = tidal_state_history(state, history);
-
     tp = ngx_timeofday();
 
-    params = json_pack("{s:s, s:I, s:I, s:O, s:o, s:o*}",
-                       "type", "session_restore",
-                       "seq", (json_int_t) seq,
-                       "timestamp",
-                       (json_int_t) tp->sec * 1000 + tp->msec,
-                       "channels", json_object_get(state, "channels"),
-                       "tempo", tidal_state_tempo(state),
-                       "history", tail);
+    params = tidal_room_restore(&room, history,
+                                (int64_t) tp->sec * 1000 + tp->msec);
 
-    json_decref(state);
+    tidal_room_free(&room);
 
     return params;
 }
@@ -413,31 +407,16 @@ json_t *
 ngx_http_tidal_state_channel(ngx_http_tidal_main_conf_t *tmcf,
     ngx_uint_t channel)
 {
-    char         name[8];
-    json_t      *state, *cur, *result;
-    uint64_t     seq;
-    const char  *pattern;
+    json_t        *result;
+    tidal_room_t   room;
 
-    state = ngx_http_tidal_state_get(tmcf, &seq);
-    if (state == NULL) {
+    if (ngx_http_tidal_state_room(tmcf, &room, 0) != NGX_OK) {
         return NULL;
     }
 
-    ngx_sprintf((u_char *) name, "d%ui%Z", channel);
+    result = tidal_room_channel_state(&room, (int) channel);
 
-    cur = json_object_get(json_object_get(state, "channels"), name);
-    pattern = json_string_value(json_object_get(cur, "pattern"));
-
-    if (pattern && ngx_strcmp(pattern, "silence") == 0) {
-        pattern = NULL;
-    }
-
-    result = json_pack("{s:s?, s:b, s:b}", "pattern", pattern,
-                       "muted", json_is_true(json_object_get(cur, "muted")),
-                       "soloed",
-                       json_is_true(json_object_get(cur, "soloed")));
-
-    json_decref(state);
+    tidal_room_free(&room);
 
     return result;
 }
@@ -498,40 +477,6 @@ ngx_http_tidal_state_update(ngx_http_tidal_main_conf_t *tmcf, uint64_t hid,
 }
 
 
-/* an event the worker published, for tidal_get_history */
-
-void
-ngx_http_tidal_state_history(ngx_http_tidal_main_conf_t *tmcf, json_t *entry,
-    ngx_log_t *log)
-{
-    char       *text;
-    ngx_int_t   rc;
-
-    text = json_dumps(entry, JSON_COMPACT);
-    if (text == NULL) {
-        return;
-    }
-
-    ngx_shmtx_lock(&tmcf->shpool->mutex);
-
-    rc = ngx_http_tidal_state_push_locked(tmcf, (u_char *) text,
-              ngx_strlen(text),
-              (uint64_t) json_integer_value(json_object_get(entry, "seq")));
-
-    ngx_shmtx_unlock(&tmcf->shpool->mutex);
-
-    free(text);
-
-    if (rc != NGX_OK) {
-        ngx_log_error(NGX_LOG_ERR, log, 0,
-                      "tidal: no room for the history in the zone");
-        return;
-    }
-
-    ngx_http_tidal_state_changed(tmcf);
-}
-
-
 /* replaces the zone's state text; the caller holds the mutex */
 
 static ngx_int_t
@@ -563,16 +508,17 @@ ngx_http_tidal_state_set_locked(ngx_http_tidal_main_conf_t *tmcf,
 
 
 /*
- * Adds a history entry in seq order (two workers may publish at once),
- * the oldest goes past the limit; the caller holds the mutex.
+ * Appends an event's params to the history, the oldest leaves it past
+ * the limit; the caller holds the mutex.  The zone publishes under the
+ * same lock, so the history is in the ring's order.
  */
 
-static ngx_int_t
-ngx_http_tidal_state_push_locked(ngx_http_tidal_main_conf_t *tmcf,
-    u_char *text, size_t len, uint64_t seq)
+ngx_int_t
+ngx_http_tidal_state_history_locked(ngx_http_tidal_main_conf_t *tmcf,
+    u_char *text, size_t len)
 {
     u_char                  *p;
-    ngx_uint_t               i, k, prev;
+    ngx_uint_t               k;
     ngx_http_tidal_shctx_t  *sh;
 
     sh = tmcf->sh;
@@ -591,21 +537,9 @@ ngx_http_tidal_state_push_locked(ngx_http_tidal_main_conf_t *tmcf,
 
     ngx_memcpy(p, text, len);
 
-    for (i = sh->nhistory; i > 0; i--) {
-        k = (sh->history_first + i) % TIDAL_STATE_HISTORY_MAX;
-        prev = (sh->history_first + i - 1) % TIDAL_STATE_HISTORY_MAX;
-
-        if (sh->history[prev].seq <= seq) {
-            break;
-        }
-
-        sh->history[k] = sh->history[prev];
-    }
-
-    k = (sh->history_first + i) % TIDAL_STATE_HISTORY_MAX;
+    k = (sh->history_first + sh->nhistory) % TIDAL_STATE_HISTORY_MAX;
     sh->history[k].data = p;
     sh->history[k].len = len;
-    sh->history[k].seq = seq;
     sh->nhistory++;
     sh->state_version++;
 
@@ -618,7 +552,7 @@ ngx_http_tidal_state_push_locked(ngx_http_tidal_main_conf_t *tmcf,
  * read: several changes in a row cost one write.
  */
 
-static void
+void
 ngx_http_tidal_state_changed(ngx_http_tidal_main_conf_t *tmcf)
 {
     ngx_event_t  *ev;
@@ -641,25 +575,74 @@ ngx_http_tidal_state_changed(ngx_http_tidal_main_conf_t *tmcf)
 static void
 ngx_http_tidal_state_file_handler(ngx_event_t *ev)
 {
-    char                        *text;
-    json_t                      *state;
-    uint64_t                     seq, version;
+    u_char                      *text;
+    size_t                       len;
+    uint64_t                     version;
     ngx_http_tidal_main_conf_t  *tmcf;
 
     tmcf = ev->data;
 
-    state = ngx_http_tidal_state_copy(tmcf, &seq, &version);
-    if (state == NULL) {
-        return;
-    }
-
-    text = json_dumps(state, JSON_COMPACT);
-    json_decref(state);
+    text = ngx_http_tidal_state_file_text(tmcf, &len, &version);
 
     if (text) {
-        ngx_http_tidal_state_write(tmcf, text, version, ev->log);
-        free(text);
+        ngx_http_tidal_state_write(tmcf, text, len, version, ev->log);
+        ngx_free(text);
     }
+}
+
+
+/*
+ * The state document the file holds, put together from the zone's texts
+ * under the lock, neither parsed nor serialized again: the state without
+ * its closing brace, then "history" with every entry.
+ */
+
+static u_char *
+ngx_http_tidal_state_file_text(ngx_http_tidal_main_conf_t *tmcf, size_t *len,
+    uint64_t *version)
+{
+    u_char                  *text, *p;
+    size_t                   size;
+    ngx_uint_t               i, k;
+    ngx_http_tidal_shctx_t  *sh;
+
+    sh = tmcf->sh;
+
+    ngx_shmtx_lock(&tmcf->shpool->mutex);
+
+    size = sh->state_len + sizeof(",\"history\":[]}");
+
+    for (i = 0; i < sh->nhistory; i++) {
+        size += sh->history[(sh->history_first + i)
+                            % TIDAL_STATE_HISTORY_MAX].len + 1;
+    }
+
+    text = ngx_alloc(size, ngx_cycle->log);
+
+    if (text) {
+        p = ngx_cpymem(text, sh->state, sh->state_len - 1);
+        p = ngx_cpymem(p, ",\"history\":[", sizeof(",\"history\":[") - 1);
+
+        for (i = 0; i < sh->nhistory; i++) {
+            k = (sh->history_first + i) % TIDAL_STATE_HISTORY_MAX;
+
+            if (i) {
+                *p++ = ',';
+            }
+
+            p = ngx_cpymem(p, sh->history[k].data, sh->history[k].len);
+        }
+
+        *p++ = ']';
+        *p++ = '}';
+        *len = p - text;
+    }
+
+    *version = sh->state_version;
+
+    ngx_shmtx_unlock(&tmcf->shpool->mutex);
+
+    return text;
 }
 
 
@@ -669,11 +652,10 @@ ngx_http_tidal_state_file_handler(ngx_event_t *ev)
  */
 
 static void
-ngx_http_tidal_state_write(ngx_http_tidal_main_conf_t *tmcf, const char *text,
-    uint64_t version, ngx_log_t *log)
+ngx_http_tidal_state_write(ngx_http_tidal_main_conf_t *tmcf, u_char *text,
+    size_t len, uint64_t version, ngx_log_t *log)
 {
     u_char     *tmp;
-    size_t      len;
     ssize_t     n;
     ngx_fd_t    fd;
     ngx_str_t  *path;
@@ -691,7 +673,6 @@ ngx_http_tidal_state_write(ngx_http_tidal_main_conf_t *tmcf, const char *text,
     }
 
     path = &tmcf->state_file;
-    len = ngx_strlen(text);
 
     tmp = ngx_alloc(path->len + sizeof(".tmp.") + NGX_INT_T_LEN, log);
     if (tmp == NULL) {
@@ -711,7 +692,7 @@ ngx_http_tidal_state_write(ngx_http_tidal_main_conf_t *tmcf, const char *text,
         return;
     }
 
-    n = ngx_write_fd(fd, (void *) text, len);
+    n = ngx_write_fd(fd, text, len);
 
     if (n != (ssize_t) len || fsync(fd) == -1) {
         ngx_log_error(NGX_LOG_ERR, log, ngx_errno,

@@ -1,12 +1,13 @@
 /*
  * ngx_tidal: the MCP tools (their table is src/tidal_tools.c): a worker
- * answers state, history and chat itself from the zone; the music tools
- * go to the GHCi helper (ngx_http_tidal_helper.c).
+ * answers state and history itself from the zone's room, as
+ * tidal-helper --stdio does from its own (src/tidal_room.c), and chat;
+ * the music tools go to the GHCi helper (ngx_http_tidal_helper.c).
  */
 
 
 #include "ngx_http_tidal.h"
-#include "tidal_state.h"
+#include "tidal_room.h"
 #include "tidal_tools.h"
 
 
@@ -136,41 +137,30 @@ ngx_http_tidal_tool_say(ngx_http_tidal_ws_t *ws, json_t *args)
 json_t *
 ngx_http_tidal_tool_state(ngx_http_tidal_main_conf_t *tmcf, json_t *scheduler)
 {
-    u_char     ghci[512];
-    json_t    *state, *structured;
-    uint64_t   seq;
+    u_char         ghci[512];
+    json_t        *result;
+    tidal_room_t   room;
 
-    state = ngx_http_tidal_state_get(tmcf, &seq);
-    if (state == NULL) {
+    if (ngx_http_tidal_state_room(tmcf, &room, 0) != NGX_OK) {
         return NULL;
     }
 
     ngx_http_tidal_helper_status(tmcf, ghci, sizeof(ghci));
 
-    structured = json_pack("{s:O, s:o, s:I, s:s}",
-                           "channels", json_object_get(state, "channels"),
-                           "tempo", tidal_state_tempo(state),
-                           "seq", (json_int_t) seq,
-                           "ghci", (char *) ghci);
-    json_decref(state);
+    result = tidal_room_get_state(&room, (char *) ghci, scheduler);
 
-    if (structured && scheduler
-        && json_object_set(structured, "scheduler", scheduler) != 0)
-    {
-        json_decref(structured);
-        return NULL;
-    }
+    tidal_room_free(&room);
 
-    return tidal_tools_result_structured(structured);
+    return result;
 }
 
 
 static json_t *
 ngx_http_tidal_tool_get_history(ngx_http_tidal_ws_t *ws, json_t *args)
 {
-    json_t      *limit, *state, *tail;
-    uint64_t     seq;
-    json_int_t   max;
+    json_t        *limit, *result;
+    json_int_t     max;
+    tidal_room_t   room;
 
     limit = json_object_get(args, "limit");
     max = 50;
@@ -187,15 +177,15 @@ ngx_http_tidal_tool_get_history(ngx_http_tidal_ws_t *ws, json_t *args)
         max = json_integer_value(limit);
     }
 
-    state = ngx_http_tidal_state_get(ws->main_conf, &seq);
-    if (state == NULL) {
+    if (ngx_http_tidal_state_room(ws->main_conf, &room, (ngx_uint_t) max)
+        != NGX_OK)
+    {
         return NULL;
     }
 
-    tail = tidal_state_history(state, (size_t) max);
+    result = tidal_room_get_history(&room, (size_t) max);
 
-    json_decref(state);
+    tidal_room_free(&room);
 
-    return tidal_tools_result_structured(json_pack("{s:o*}", "history",
-                                                    tail));
+    return result;
 }

@@ -1,6 +1,7 @@
 /*
- * ngx_tidal: the shared zone - the numbered event ring every worker reads,
- * and the connection count shared by all workers.
+ * ngx_tidal: the shared zone - the event ring every worker reads, where
+ * every event of the room gets its number, and the connection count
+ * shared by all workers.
  */
 
 
@@ -11,7 +12,7 @@ static ngx_int_t ngx_http_tidal_init_zone(ngx_shm_zone_t *shm_zone,
     void *data);
 static ngx_int_t ngx_http_tidal_zone_append(
     ngx_http_tidal_main_conf_t *tmcf, const char *type, json_t *fields,
-    uint64_t hid, ngx_uint_t channel, ngx_log_t *log, uint64_t *seqp);
+    uint64_t hid, ngx_log_t *log, uint64_t *seqp);
 static size_t ngx_http_tidal_ring_reserve(ngx_http_tidal_shctx_t *sh,
     size_t len);
 static ngx_uint_t ngx_http_tidal_zone_reclaim(ngx_http_tidal_shctx_t *sh,
@@ -169,43 +170,72 @@ ngx_http_tidal_init_zone(ngx_shm_zone_t *shm_zone, void *data)
 
 
 /*
- * Appends one event as the complete JSON-RPC notification text, so that
- * readers only copy and frame it.  The number is given under the lock,
- * which makes the ring's order the order everyone sees.
+ * Numbers one event and appends it as the complete JSON-RPC notification
+ * text (tidal_room_event_write()), so that readers only copy and frame
+ * it; its params, which the history keeps if the type is kept, are the
+ * same bytes.  The number is given under the lock, which makes the
+ * ring's order the order everyone sees.  NGX_DECLINED: too large for the
+ * ring, or not a type.
  */
 
 ngx_int_t
 ngx_http_tidal_zone_publish(ngx_http_tidal_main_conf_t *tmcf,
     const char *type, json_t *fields, ngx_log_t *log, uint64_t *seqp)
 {
-    return ngx_http_tidal_zone_append(tmcf, type, fields, 0, 0, log, seqp);
+    return ngx_http_tidal_zone_append(tmcf, type, fields, 0, log, seqp);
 }
 
 
 /*
- * An event from the helper, numbered hid: published by the first worker
- * that brings it (NGX_OK), skipped by the others (NGX_DONE).
+ * An event the helper tells as a fact, named hid: numbered and published
+ * by the first worker that brings it (NGX_OK), skipped by the others
+ * (NGX_DONE).
  */
 
 ngx_int_t
 ngx_http_tidal_zone_publish_helper(ngx_http_tidal_main_conf_t *tmcf,
-    const char *type, json_t *fields, uint64_t hid, ngx_uint_t channel,
-    ngx_log_t *log, uint64_t *seq)
+    const char *type, json_t *fields, uint64_t hid, ngx_log_t *log)
 {
-    return ngx_http_tidal_zone_append(tmcf, type, fields, hid, channel, log,
-                                      seq);
+    return ngx_http_tidal_zone_append(tmcf, type, fields, hid, log, NULL);
 }
 
 
-/* the number of the newest event the helper caused */
+/*
+ * The number of the event the helper named hid, for the answer to the
+ * call that caused it: the asking worker has read that event before the
+ * answer, so it is published unless it did not fit the ring.  Else the
+ * number of the last event.
+ */
 
 uint64_t
-ngx_http_tidal_zone_helper_seq(ngx_http_tidal_main_conf_t *tmcf)
+ngx_http_tidal_zone_helper_seq(ngx_http_tidal_main_conf_t *tmcf, uint64_t hid)
 {
-    uint64_t  seq;
+    uint64_t                 seq;
+    ngx_http_tidal_index_t  *ix;
+    ngx_http_tidal_shctx_t  *sh;
+
+    sh = tmcf->sh;
 
     ngx_shmtx_lock(&tmcf->shpool->mutex);
-    seq = tmcf->sh->helper_seq;
+
+    /* the helper's numbers grow with the ring's */
+
+    for (seq = sh->next_seq - 1; hid && seq >= sh->first_seq; seq--) {
+        ix = &sh->index[seq & (sh->nindex - 1)];
+
+        if (ix->hid == hid) {
+            goto done;
+        }
+
+        if (ix->hid && ix->hid < hid) {
+            break;
+        }
+    }
+
+    seq = sh->next_seq - 1;
+
+done:
+
     ngx_shmtx_unlock(&tmcf->shpool->mutex);
 
     return seq;
@@ -214,13 +244,14 @@ ngx_http_tidal_zone_helper_seq(ngx_http_tidal_main_conf_t *tmcf)
 
 static ngx_int_t
 ngx_http_tidal_zone_append(ngx_http_tidal_main_conf_t *tmcf,
-    const char *type, json_t *fields, uint64_t hid, ngx_uint_t channel,
-    ngx_log_t *log, uint64_t *seqp)
+    const char *type, json_t *fields, uint64_t hid, ngx_log_t *log,
+    uint64_t *seqp)
 {
     char                    *text;
-    u_char                  *p, *start;
-    size_t                   len, rest, tlen, offset;
-    uint64_t                 seq, ms;
+    size_t                   len, flen, offset, params;
+    uint64_t                 seq;
+    ngx_int_t                rc;
+    ngx_uint_t               kept;
     ngx_time_t              *tp;
     ngx_http_tidal_index_t  *ix;
     ngx_http_tidal_shctx_t  *sh;
@@ -232,24 +263,18 @@ ngx_http_tidal_zone_append(ngx_http_tidal_main_conf_t *tmcf,
         return NGX_ERROR;
     }
 
-    /* the fields go inside params, after type, seq and timestamp */
+    flen = ngx_strlen(text);
+    len = tidal_room_event_size(type, flen);
 
-    rest = ngx_strlen(text) - 2;
-    tlen = ngx_strlen(type);
-
-    len = sizeof("{\"jsonrpc\":\"2.0\",\"method\":\"notifications/tidal/")
-          + tlen + sizeof("\",\"params\":{\"type\":\"") + tlen
-          + sizeof("\",\"seq\":") + NGX_INT64_LEN
-          + sizeof(",\"timestamp\":") + NGX_INT64_LEN
-          + 1 + rest + sizeof("}}");
-
-    if (len > sh->data_size / 4) {
+    if (len == 0 || len > sh->data_size / 4) {
         ngx_free(text);
         return NGX_DECLINED;
     }
 
+    kept = tidal_room_event_kept(type);
+    rc = NGX_OK;
+
     tp = ngx_timeofday();
-    ms = (uint64_t) tp->sec * 1000 + tp->msec;
 
     ngx_shmtx_lock(&tmcf->shpool->mutex);
 
@@ -261,33 +286,19 @@ ngx_http_tidal_zone_append(ngx_http_tidal_main_conf_t *tmcf,
         }
 
         sh->helper_hid = hid;
-        sh->helper_seq = sh->next_seq;
     }
 
     seq = sh->next_seq;
     offset = ngx_http_tidal_ring_reserve(sh, len);
 
-    start = sh->data + offset;
-
-    p = ngx_sprintf(start, "{\"jsonrpc\":\"2.0\","
-                           "\"method\":\"notifications/tidal/%s\","
-                           "\"params\":{\"type\":\"%s\",\"seq\":%uL,"
-                           "\"timestamp\":%uL",
-                    type, type, seq, ms);
-
-    if (rest) {
-        *p++ = ',';
-        p = ngx_cpymem(p, text + 1, rest);
-    }
-
-    *p++ = '}';
-    *p++ = '}';
-
     ix = &sh->index[seq & (sh->nindex - 1)];
     ix->seq = seq;
+    ix->hid = hid;
     ix->offset = (uint32_t) offset;
-    ix->len = (uint32_t) (p - start);
-    ix->channel = (uint32_t) channel;
+    ix->len = (uint32_t) tidal_room_event_write((char *) sh->data + offset,
+                             type, seq, (int64_t) tp->sec * 1000 + tp->msec,
+                             text, flen, &params);
+    ix->channel = (uint32_t) tidal_room_event_channel(type, fields);
 
     sh->head = ngx_align(offset + ix->len, 8);
     sh->next_seq = seq + 1;
@@ -298,12 +309,28 @@ ngx_http_tidal_zone_append(ngx_http_tidal_main_conf_t *tmcf,
         sh->rate_seq = seq;
     }
 
+    if (kept) {
+        rc = ngx_http_tidal_state_history_locked(tmcf,
+                                                 sh->data + offset + params,
+                                                 ix->len - params - 1);
+    }
+
     ngx_shmtx_unlock(&tmcf->shpool->mutex);
 
     ngx_free(text);
 
     ngx_log_debug2(NGX_LOG_DEBUG_HTTP, log, 0,
                    "tidal: published %s #%uL", type, seq);
+
+    if (kept) {
+        if (rc == NGX_OK) {
+            ngx_http_tidal_state_changed(tmcf);
+
+        } else {
+            ngx_log_error(NGX_LOG_ERR, log, 0,
+                          "tidal: no room for the history in the zone");
+        }
+    }
 
     if (seqp) {
         *seqp = seq;

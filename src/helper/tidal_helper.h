@@ -14,6 +14,7 @@
 #include <jansson.h>
 
 #include "tidal_mcp.h"
+#include "tidal_room.h"
 
 
 #define TIDAL_HELPER_VERSION  "0.1.0"
@@ -48,11 +49,11 @@ struct tidal_helper_s {
     tidal_helper_super_t  *ghci;              /* the supervisor */
     int                    eval_timeout;      /* ms, for messages */
 
-    json_t                *state;             /* the tidal_state document */
+    tidal_room_t           room;              /* history: --stdio only */
     char                  *prev[17];          /* dN's previous pattern */
     char                   who_set[17][64];   /* who set dN's pattern */
     int                    last_channel;      /* the last one evaluated */
-    uint64_t               seq;               /* of the last event */
+    uint64_t               last_event;        /* what names it in answers */
 
     const char            *who;               /* the caller nginx names */
     unsigned               adopted:1;         /* state given by nginx */
@@ -60,6 +61,14 @@ struct tidal_helper_s {
     /* sends one JSON-RPC message (NUL-terminated, no newline) */
     void                 (*send)(tidal_helper_t *h, const char *text,
                                  size_t len);
+
+    /*
+     * Socket mode: nginx's zone owns the room and numbers its events, so
+     * an event goes there as it is (fields stolen); returns the
+     * "tidal/hid" that names it.  NULL: the helper's own room numbers it.
+     */
+    uint64_t             (*publish)(tidal_helper_t *h, const char *type,
+                                    json_t *fields);
 };
 
 

@@ -3,10 +3,10 @@
  * worker connects to its unix socket and speaks newline-delimited
  * JSON-RPC: a tidal/hello first (the zone's state, the worker's
  * settings), then tools/call for the music tools.  Answers go back to the
- * worker that asked; events and the state after each change go to every
- * worker, numbered with "tidal/hid" so that exactly one of them publishes
- * each into the zone.  The helper exits, with its GHCi, when the nginx
- * master is gone.
+ * worker that asked; events, as facts the zone numbers, and the state
+ * after each change go to every worker, each message with a "tidal/hid"
+ * so that exactly one of them publishes it into the zone.  The helper
+ * exits, with its GHCi, when the nginx master is gone.
  */
 
 
@@ -26,7 +26,7 @@
 #include "tidal_helper.h"
 #include "tidal_ghci.h"
 #include "tidal_super.h"
-#include "tidal_state.h"
+#include "tidal_room.h"
 #include "tidal_lines.h"
 
 
@@ -65,8 +65,7 @@ typedef struct {
     tidal_helper_conn_t           *current;      /* whose message runs */
     tidal_helper_conn_t           *answered;     /* got an answer */
 
-    uint64_t                       hid;          /* last event number */
-    uint64_t                       state_seq;    /* h->seq last sent */
+    uint64_t                       hid;          /* the last message's */
     char                           status[128];  /* GHCi's, last sent */
     uint64_t                       generation;   /* the newest seen */
 
@@ -74,6 +73,7 @@ typedef struct {
     char                          *early[TIDAL_HELPER_EARLY_MAX];
     int                            nearly;
     unsigned                       hellos:1;     /* a worker said hello */
+    unsigned                       state_due:1;  /* events since it went */
 
     unsigned                       restart:1;    /* exit once flushed */
 } tidal_helper_server_t;
@@ -86,6 +86,8 @@ static void tidal_helper_socket_hello(tidal_helper_server_t *srv,
     tidal_helper_conn_t *c, json_t *msg);
 static void tidal_helper_socket_send(tidal_helper_t *h, const char *text,
     size_t len);
+static uint64_t tidal_helper_socket_publish(tidal_helper_t *h,
+    const char *type, json_t *fields);
 static void tidal_helper_socket_state(tidal_helper_server_t *srv);
 static uint64_t tidal_helper_socket_hid(tidal_helper_server_t *srv);
 static void tidal_helper_socket_put(tidal_helper_conn_t *c,
@@ -93,6 +95,8 @@ static void tidal_helper_socket_put(tidal_helper_conn_t *c,
 static void tidal_helper_socket_json(tidal_helper_conn_t *c, json_t *msg);
 static int tidal_helper_socket_broadcast(tidal_helper_server_t *srv,
     json_t *msg);
+static int tidal_helper_socket_broadcast_text(tidal_helper_server_t *srv,
+    const char *text, size_t len);
 static int tidal_helper_socket_flush(tidal_helper_conn_t *c);
 static void tidal_helper_socket_close(tidal_helper_server_t *srv, int i);
 static int tidal_helper_socket_master_alive(tidal_helper_server_t *srv);
@@ -135,6 +139,7 @@ tidal_helper_socket(tidal_helper_t *h, tidal_super_t *g,
 
     tidal_helper_server = &srv;
     h->send = tidal_helper_socket_send;
+    h->publish = tidal_helper_socket_publish;
 
     /* one MCP session serves every worker: open it here, answer nobody */
 
@@ -593,13 +598,14 @@ tidal_helper_socket_hello(tidal_helper_server_t *srv, tidal_helper_conn_t *c,
 
     /* the newcomer learns the state as it is */
 
-    srv->state_seq = (uint64_t) -1;
+    srv->state_due = 1;
 }
 
 
 /*
- * The helper's send(): an answer goes to the worker that asked (its id
- * is "PID:N"), anything else to every worker, numbered.
+ * The helper's send(), which only answers in socket mode (events take
+ * h->publish()): to the worker whose message runs, or to the one its id,
+ * "PID:N", names.
  */
 
 static void
@@ -608,64 +614,100 @@ tidal_helper_socket_send(tidal_helper_t *h, const char *text, size_t len)
     int                     i;
     long                    pid;
     char                   *end;
-    json_t                 *msg, *params, *id;
+    json_t                 *msg;
     const char             *sid;
     tidal_helper_server_t  *srv;
 
     srv = tidal_helper_server;
+
+    if (srv->current) {
+        tidal_helper_socket_put(srv->current, text, len);
+        srv->answered = srv->current;
+        return;
+    }
 
     msg = json_loadb(text, len, 0, NULL);
     if (msg == NULL) {
         return;
     }
 
-    if (json_object_get(msg, "method") == NULL) {
-        id = json_object_get(msg, "id");
-        sid = json_string_value(id);
-        end = NULL;
-        pid = sid ? strtol(sid, &end, 10) : 0;
+    sid = json_string_value(json_object_get(msg, "id"));
+    end = NULL;
+    pid = sid ? strtol(sid, &end, 10) : 0;
 
-        if (srv->current) {
-            tidal_helper_socket_put(srv->current, text, len);
-            srv->answered = srv->current;
-
-        } else {
-            for (i = 0; pid > 0 && end && *end == ':' && i < srv->nconns;
-                 i++)
-            {
-                if (srv->conns[i]->pid == pid) {
-                    tidal_helper_socket_put(srv->conns[i], text, len);
-                    srv->answered = srv->conns[i];
-                    break;
-                }
-            }
-        }
-
-        json_decref(msg);
-        return;
-    }
-
-    params = json_object_get(msg, "params");
-
-    if (json_is_object(params)
-        && json_object_set_new(params, "tidal/hid",
-                               json_integer((json_int_t)
-                                            tidal_helper_socket_hid(srv)))
-           == 0
-        && tidal_helper_socket_broadcast(srv, msg) == 0)
+    for (i = 0;
+         json_object_get(msg, "method") == NULL && pid > 0 && end
+         && *end == ':' && i < srv->nconns;
+         i++)
     {
-        /* nobody to tell yet: each worker gets it with its hello */
-
-        if (!srv->hellos && srv->nearly < TIDAL_HELPER_EARLY_MAX) {
-            srv->early[srv->nearly] = json_dumps(msg, JSON_COMPACT);
-
-            if (srv->early[srv->nearly]) {
-                srv->nearly++;
-            }
+        if (srv->conns[i]->pid == pid) {
+            tidal_helper_socket_put(srv->conns[i], text, len);
+            srv->answered = srv->conns[i];
+            break;
         }
     }
 
     json_decref(msg);
+}
+
+
+/*
+ * An event as a fact, not numbered: its type, fields and the tidal/hid
+ * that names it, to every worker, serialized once; the first worker to
+ * bring it numbers it in the zone.  fields is stolen.
+ */
+
+static uint64_t
+tidal_helper_socket_publish(tidal_helper_t *h, const char *type,
+    json_t *fields)
+{
+    char                   *text;
+    size_t                  len;
+    json_t                 *msg;
+    uint64_t                hid;
+    tidal_helper_server_t  *srv;
+
+    srv = tidal_helper_server;
+    hid = tidal_helper_socket_hid(srv);
+
+    if (json_object_set_new(fields, "tidal/hid", json_integer((json_int_t)
+                                                              hid))
+        != 0)
+    {
+        json_decref(fields);
+        fields = NULL;
+    }
+
+    msg = fields ? json_pack("{s:s, s:s+, s:o}", "jsonrpc", "2.0",
+                             "method", "notifications/tidal/", type,
+                             "params", fields)
+                 : NULL;
+
+    text = msg ? json_dumps(msg, JSON_COMPACT) : NULL;
+
+    json_decref(msg);
+
+    if (text == NULL) {
+        tidal_helper_log(TIDAL_LOG_ERR, "out of memory telling nginx of %s",
+                         type);
+        return hid;
+    }
+
+    len = strlen(text);
+    srv->state_due = 1;
+
+    /* nobody to tell yet: each worker gets it with its hello */
+
+    if (tidal_helper_socket_broadcast_text(srv, text, len) == 0
+        && !srv->hellos && srv->nearly < TIDAL_HELPER_EARLY_MAX)
+    {
+        srv->early[srv->nearly++] = text;
+        return hid;
+    }
+
+    free(text);
+
+    return hid;
 }
 
 
@@ -674,9 +716,8 @@ tidal_helper_socket_send(tidal_helper_t *h, const char *text, size_t len)
 static int
 tidal_helper_socket_broadcast(tidal_helper_server_t *srv, json_t *msg)
 {
-    int      i, n;
-    char    *text;
-    size_t   len;
+    int    n;
+    char  *text;
 
     text = json_dumps(msg, JSON_COMPACT);
 
@@ -686,7 +727,20 @@ tidal_helper_socket_broadcast(tidal_helper_server_t *srv, json_t *msg)
         return 0;
     }
 
-    len = strlen(text);
+    n = tidal_helper_socket_broadcast_text(srv, text, strlen(text));
+
+    free(text);
+
+    return n;
+}
+
+
+static int
+tidal_helper_socket_broadcast_text(tidal_helper_server_t *srv,
+    const char *text, size_t len)
+{
+    int  i, n;
+
     n = 0;
 
     for (i = 0; i < srv->nconns; i++) {
@@ -695,8 +749,6 @@ tidal_helper_socket_broadcast(tidal_helper_server_t *srv, json_t *msg)
             n++;
         }
     }
-
-    free(text);
 
     return n;
 }
@@ -715,25 +767,21 @@ tidal_helper_socket_state(tidal_helper_server_t *srv)
 
     status = tidal_super_status(srv->ghci);
 
-    if ((srv->state_seq == srv->h->seq && strcmp(srv->status, status) == 0)
+    if ((!srv->state_due && strcmp(srv->status, status) == 0)
         || srv->nconns == 0)
     {
         return;
     }
 
-    srv->state_seq = srv->h->seq;
+    srv->state_due = 0;
     snprintf(srv->status, sizeof(srv->status), "%s", status);
 
     /* the history is the zone's: each event is in it already */
 
-    msg = json_pack("{s:s, s:s, s:{s:I, s:{s:O, s:O, s:O, s:[]}, s:s, s:i}}",
+    msg = json_pack("{s:s, s:s, s:{s:I, s:o, s:s, s:i}}",
                     "jsonrpc", "2.0", "method", "tidal/state", "params",
                     "tidal/hid", (json_int_t) tidal_helper_socket_hid(srv),
-                    "state",
-                    "version", json_object_get(srv->h->state, "version"),
-                    "tempo", json_object_get(srv->h->state, "tempo"),
-                    "channels", json_object_get(srv->h->state, "channels"),
-                    "history",
+                    "state", tidal_room_document(&srv->h->room, 0),
                     "ghci", status,
                     "ghci_pid", tidal_super_pid(srv->ghci));
     if (msg == NULL) {

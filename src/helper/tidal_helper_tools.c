@@ -1,8 +1,8 @@
 /*
  * tidal-helper's MCP server: the music tools on top of the GHCi driver,
- * the channel state it keeps (a tidal_state document), the events it
- * sends (notifications/tidal/<type>) and the state it re-applies after
- * GHCi restarts.
+ * the room it keeps (src/tidal_room.c), the events it tells (facts for
+ * nginx's zone to number, or numbered by its own room in stdio mode) and
+ * the state it re-applies after GHCi restarts.
  */
 
 
@@ -17,7 +17,7 @@
 #include "tidal_super.h"
 #include "tidal_mcp.h"
 #include "tidal_pattern.h"
-#include "tidal_state.h"
+#include "tidal_room.h"
 #include "tidal_tools.h"
 #include "tidal_utf8.h"
 
@@ -111,15 +111,13 @@ static void tidal_helper_adopt_check(tidal_helper_t *h, int channel);
 static void tidal_helper_replay(tidal_helper_t *h);
 static void tidal_helper_replay_channel(tidal_helper_t *h, int channel,
     int urgent);
-static json_t *tidal_helper_channel_get(tidal_helper_t *h, int channel);
 static void tidal_helper_channel_set(tidal_helper_t *h, int channel,
     const char *pattern, int muted, int soloed);
-static json_t *tidal_helper_channel_state(tidal_helper_t *h, int channel);
 static json_t *tidal_helper_resource(tidal_mcp_session_t *s, int channel);
 static void tidal_helper_channel_event(tidal_helper_t *h, int channel,
     const char *who);
 static uint64_t tidal_helper_event(tidal_helper_t *h, const char *type,
-    json_t *fields, int history);
+    json_t *fields);
 static json_t *tidal_helper_event_text(const char *fmt, ...)
     __attribute__((format(printf, 1, 2)));
 static void tidal_helper_notify(tidal_helper_t *h, char *text, size_t len);
@@ -166,9 +164,7 @@ tidal_helper_init(tidal_helper_t *h, tidal_role_e role, int allow_raw)
     h->session.resource_hook = tidal_helper_resource;
     h->session.data = h;
 
-    h->state = tidal_state_empty();
-
-    return h->state ? 0 : -1;
+    return tidal_room_init(&h->room);
 }
 
 
@@ -182,8 +178,7 @@ tidal_helper_free(tidal_helper_t *h)
         h->prev[i] = NULL;
     }
 
-    json_decref(h->state);
-    h->state = NULL;
+    tidal_room_free(&h->room);
 }
 
 
@@ -343,7 +338,7 @@ tidal_helper_eval(tidal_helper_t *h, json_t *args, json_t *id)
                            "who", tidal_helper_who(h),
                            "ok", 0, "error", err);
         if (fields) {
-            tidal_helper_event(h, "pattern_eval", fields, 1);
+            tidal_helper_event(h, "pattern_eval", fields);
         }
 
         return tidal_tools_result(1, err, json_pack("{s:s, s:b, s:s, s:s}",
@@ -515,28 +510,37 @@ tidal_helper_raw(tidal_helper_t *h, json_t *args, json_t *id)
 }
 
 
+/*
+ * In socket mode nginx answers from its zone's room, with the scheduler
+ * of this answer.
+ */
+
 static json_t *
 tidal_helper_get_state(tidal_helper_t *h)
 {
-    double    cps;
-    int64_t   age, deadline;
-    uint64_t  beats;
+    double     cps;
+    json_t    *scheduler, *result;
+    int64_t    age, deadline;
+    uint64_t   beats;
 
     tidal_super_heartbeat(h->ghci, &beats, &age, &deadline, &cps);
 
-    return tidal_tools_result_structured(
-               json_pack("{s:O, s:o, s:I, s:s, s:{s:I, s:o, s:o}}",
-                         "channels", json_object_get(h->state, "channels"),
-                         "tempo", tidal_state_tempo(h->state),
-                         "seq", (json_int_t) h->seq,
-                         "ghci", tidal_super_status(h->ghci),
-                         "scheduler",
-                             "heartbeats", (json_int_t) beats,
-                             "heartbeat_age_ms",
-                                 age >= 0 ? json_integer(age) : json_null(),
-                             "stall_after_ms",
-                                 deadline ? json_integer(deadline)
-                                          : json_null()));
+    scheduler = json_pack("{s:I, s:o, s:o}",
+                          "heartbeats", (json_int_t) beats,
+                          "heartbeat_age_ms",
+                              age >= 0 ? json_integer(age) : json_null(),
+                          "stall_after_ms",
+                              deadline ? json_integer(deadline)
+                                       : json_null());
+    if (scheduler == NULL) {
+        return NULL;
+    }
+
+    result = tidal_room_get_state(&h->room, tidal_super_status(h->ghci),
+                                  scheduler);
+    json_decref(scheduler);
+
+    return result;
 }
 
 
@@ -560,9 +564,7 @@ tidal_helper_get_history(tidal_helper_t *h, json_t *args)
         max = json_integer_value(limit);
     }
 
-    return tidal_tools_result_structured(
-               json_pack("{s:o*}", "history",
-                         tidal_state_history(h->state, (size_t) max)));
+    return tidal_room_get_history(&h->room, (size_t) max);
 }
 
 
@@ -742,7 +744,7 @@ tidal_helper_applied(tidal_helper_t *h, tidal_helper_call_t *call)
     ch = call->channel;
     snprintf(name, sizeof(name), "d%d", ch);
 
-    cur = tidal_helper_channel_get(h, ch);
+    cur = tidal_room_channel(&h->room, ch);
     pattern = json_string_value(json_object_get(cur, "pattern"));
     muted = json_is_true(json_object_get(cur, "muted"));
     soloed = json_is_true(json_object_get(cur, "soloed"));
@@ -758,13 +760,13 @@ tidal_helper_applied(tidal_helper_t *h, tidal_helper_call_t *call)
         fields = json_pack("{s:s, s:s, s:s}", "channel", name,
                            "pattern", call->pattern, "who", call->who);
         if (fields) {
-            tidal_helper_event(h, "pattern_update", fields, 0);
+            tidal_helper_event(h, "pattern_update", fields);
         }
 
         fields = json_pack("{s:s, s:s, s:s, s:b, s:n}", "channel", name,
                            "pattern", call->pattern, "who", call->who,
                            "ok", 1, "error");
-        seq = fields ? tidal_helper_event(h, "pattern_eval", fields, 1) : 0;
+        seq = fields ? tidal_helper_event(h, "pattern_eval", fields) : 0;
 
         tidal_helper_channel_event(h, 0, NULL);
 
@@ -795,7 +797,7 @@ tidal_helper_applied(tidal_helper_t *h, tidal_helper_call_t *call)
 
     case TIDAL_HELPER_HUSH:
         for (ch = 1; ch <= TIDAL_STATE_CHANNELS; ch++) {
-            cur = tidal_helper_channel_get(h, ch);
+            cur = tidal_room_channel(&h->room, ch);
 
             if (cur == NULL) {
                 continue;
@@ -836,19 +838,12 @@ tidal_helper_applied(tidal_helper_t *h, tidal_helper_call_t *call)
 
     case TIDAL_HELPER_TEMPO:
         tidal_super_tempo(h->ghci, call->cps);
-
-        if (json_object_set_new(json_object_get(h->state, "tempo"), "cps",
-                                json_real(call->cps))
-            != 0)
-        {
-            tidal_helper_log(TIDAL_LOG_ERR, "out of memory keeping the "
-                             "tempo");
-        }
+        h->room.cps = call->cps;
 
         fields = json_pack("{s:f, s:f, s:s}", "cps", call->cps,
                            "bpm", call->cps * 240, "who", call->who);
         if (fields) {
-            tidal_helper_event(h, "tempo_change", fields, 1);
+            tidal_helper_event(h, "tempo_change", fields);
         }
 
         snprintf(text, sizeof(text), "The tempo is %g cps (%g bpm).",
@@ -858,19 +853,20 @@ tidal_helper_applied(tidal_helper_t *h, tidal_helper_call_t *call)
                                    json_pack("{s:f, s:f, s:I}",
                                              "cps", call->cps,
                                              "bpm", call->cps * 240,
-                                             "seq", (json_int_t) h->seq));
+                                             "seq", (json_int_t) h->last_event));
     }
 
     if (ch == 0) {
         return tidal_tools_result(0, text, json_pack("{s:I}", "seq",
-                                                      (json_int_t) h->seq));
+                                                      (json_int_t) h->last_event));
     }
 
     return tidal_tools_result(0, text,
                                json_pack("{s:s, s:o, s:I}", "channel", name,
                                          "state",
-                                         tidal_helper_channel_state(h, ch),
-                                         "seq", (json_int_t) h->seq));
+                                         tidal_room_channel_state(&h->room,
+                                                                  ch),
+                                         "seq", (json_int_t) h->last_event));
 }
 
 
@@ -920,7 +916,7 @@ tidal_helper_failure(tidal_helper_t *h, tidal_helper_call_t *call,
                            "ok", 0, "error",
                            tidal_helper_event_text("%s", msg ? msg : ""));
         if (fields) {
-            tidal_helper_event(h, "pattern_eval", fields, 1);
+            tidal_helper_event(h, "pattern_eval", fields);
         }
 
     } else if (call->op == TIDAL_HELPER_REPLAY && call->pattern
@@ -938,7 +934,7 @@ tidal_helper_failure(tidal_helper_t *h, tidal_helper_call_t *call,
                                "re-applied after GHCi restarted and is "
                                "silent now: %s", name, msg ? msg : ""));
         if (fields) {
-            tidal_helper_event(h, "error", fields, 1);
+            tidal_helper_event(h, "error", fields);
         }
 
         tidal_helper_channel_event(h, call->channel, "tidal-helper");
@@ -975,7 +971,7 @@ tidal_helper_ghci_ready(tidal_super_t *s, const char *reason)
 
         /* a new helper (the last one died) brought the room back */
 
-        if (json_object_size(json_object_get(h->state, "channels")) == 0) {
+        if (json_object_size(h->room.channels) == 0) {
             return;
         }
 
@@ -985,7 +981,7 @@ tidal_helper_ghci_ready(tidal_super_t *s, const char *reason)
 
     fields = json_pack("{s:s}", "reason", reason);
     if (fields) {
-        tidal_helper_event(h, "ghci_restarted", fields, 1);
+        tidal_helper_event(h, "ghci_restarted", fields);
     }
 }
 
@@ -994,7 +990,7 @@ int
 tidal_helper_adopt(tidal_helper_t *h, const char *text, size_t len,
     char *err, size_t errlen)
 {
-    int      ch;
+    int      ch, rc;
     json_t  *state;
 
     state = tidal_state_parse(text, len, err, errlen);
@@ -1002,8 +998,14 @@ tidal_helper_adopt(tidal_helper_t *h, const char *text, size_t len,
         return -1;
     }
 
-    json_decref(h->state);
-    h->state = state;
+    rc = tidal_room_load(&h->room, state);
+    json_decref(state);
+
+    if (rc != 0) {
+        snprintf(err, errlen, "out of memory");
+        return -1;
+    }
+
     h->adopted = 1;
 
     for (ch = 0; ch < 17; ch++) {
@@ -1035,7 +1037,7 @@ tidal_helper_adopt_check(tidal_helper_t *h, int channel)
     char     name[8], why[512];
     json_t  *pattern, *fields;
 
-    pattern = json_object_get(tidal_helper_channel_get(h, channel),
+    pattern = json_object_get(tidal_room_channel(&h->room, channel),
                               "pattern");
 
     if (pattern == NULL
@@ -1052,14 +1054,14 @@ tidal_helper_adopt_check(tidal_helper_t *h, int channel)
     tidal_helper_log(TIDAL_LOG_WARN, "%s is not restored: the sandbox "
                      "refuses its saved pattern: %s", name, why);
 
-    json_object_del(json_object_get(h->state, "channels"), name);
+    tidal_helper_channel_set(h, channel, NULL, 0, 0);
 
     fields = json_pack("{s:s, s:o}", "channel", name, "message",
                        tidal_helper_event_text("%s was not restored and is "
                            "silent: the sandbox refuses its saved pattern "
                            "(%s)", name, why));
     if (fields) {
-        tidal_helper_event(h, "error", fields, 1);
+        tidal_helper_event(h, "error", fields);
     }
 
     tidal_helper_channel_event(h, channel, "tidal-helper");
@@ -1080,8 +1082,7 @@ tidal_helper_replay(tidal_helper_t *h)
     call = tidal_helper_call_new(h, NULL, TIDAL_HELPER_REPLAY_DO, 0);
 
     if (call) {
-        cps = json_number_value(json_object_get(
-                  json_object_get(h->state, "tempo"), "cps"));
+        cps = h->room.cps;
         n = snprintf(text, sizeof(text), "setcps (%.17g)", cps);
         tidal_helper_submit(h, call, text, (size_t) n, 1);
         tidal_super_tempo(h->ghci, cps);
@@ -1092,7 +1093,7 @@ tidal_helper_replay(tidal_helper_t *h)
     }
 
     for (ch = 1; ch <= TIDAL_STATE_CHANNELS; ch++) {
-        cur = tidal_helper_channel_get(h, ch);
+        cur = tidal_room_channel(&h->room, ch);
 
         if (json_is_true(json_object_get(cur, "muted"))) {
             call = tidal_helper_call_new(h, NULL, TIDAL_HELPER_REPLAY_DO,
@@ -1124,7 +1125,7 @@ tidal_helper_replay_channel(tidal_helper_t *h, int channel, int urgent)
     const char           *pattern;
     tidal_helper_call_t  *call;
 
-    cur = tidal_helper_channel_get(h, channel);
+    cur = tidal_room_channel(&h->room, channel);
     pattern = json_string_value(json_object_get(cur, "pattern"));
 
     if (pattern == NULL || strcmp(pattern, "silence") == 0) {
@@ -1157,7 +1158,7 @@ tidal_helper_ghci_error(tidal_super_t *s, const char *message)
     fields = json_pack("{s:o}", "message",
                        tidal_helper_event_text("%s", message));
     if (fields) {
-        tidal_helper_event(h, "error", fields, 1);
+        tidal_helper_event(h, "error", fields);
     }
 }
 
@@ -1181,7 +1182,7 @@ tidal_helper_ghci_failed(tidal_super_t *s, int channel, const char *why)
 
     snprintf(name, sizeof(name), "d%d", channel);
 
-    cur = tidal_helper_channel_get(h, channel);
+    cur = tidal_room_channel(&h->room, channel);
     tidal_helper_channel_set(h, channel, NULL,
                              json_is_true(json_object_get(cur, "muted")), 0);
     tidal_helper_set_prev(h, channel, NULL);
@@ -1190,7 +1191,7 @@ tidal_helper_ghci_failed(tidal_super_t *s, int channel, const char *why)
                        "who", h->who_set[channel][0] ? h->who_set[channel]
                                                      : "unknown");
     if (fields) {
-        tidal_helper_event(h, "error", fields, 1);
+        tidal_helper_event(h, "error", fields);
     }
 
     tidal_helper_channel_event(h, channel, "tidal-helper");
@@ -1233,7 +1234,7 @@ tidal_helper_dirt_dropped(void *data, int channel, unsigned rate)
     }
 
     if (fields) {
-        tidal_helper_event(h, "error", fields, 1);
+        tidal_helper_event(h, "error", fields);
     }
 }
 
@@ -1252,11 +1253,11 @@ tidal_helper_ghci_audible(tidal_super_t *s, int channel)
     solo = 0;
 
     for (ch = 1; ch <= TIDAL_STATE_CHANNELS; ch++) {
-        cur = tidal_helper_channel_get(h, ch);
+        cur = tidal_room_channel(&h->room, ch);
         solo |= json_is_true(json_object_get(cur, "soloed"));
     }
 
-    cur = tidal_helper_channel_get(h, channel);
+    cur = tidal_room_channel(&h->room, channel);
     pattern = json_string_value(json_object_get(cur, "pattern"));
 
     if (pattern == NULL || strcmp(pattern, "silence") == 0
@@ -1273,74 +1274,27 @@ tidal_helper_ghci_audible(tidal_super_t *s, int channel)
 /* -- state ------------------------------------------------------------- */
 
 
-static json_t *
-tidal_helper_channel_get(tidal_helper_t *h, int channel)
-{
-    char  name[16];
-
-    snprintf(name, sizeof(name), "d%d", channel);
-
-    return json_object_get(json_object_get(h->state, "channels"), name);
-}
-
-
-/*
- * pattern NULL: silent.  A silent channel keeps an entry only while it
- * is muted or soloed, with Tidal's own word for nothing, "silence".
- */
+/* pattern NULL: silent */
 
 static void
 tidal_helper_channel_set(tidal_helper_t *h, int channel, const char *pattern,
     int muted, int soloed)
 {
-    char     name[8];
-    json_t  *channels, *entry;
-
-    snprintf(name, sizeof(name), "d%d", channel);
-    channels = json_object_get(h->state, "channels");
-
-    if ((pattern == NULL || strcmp(pattern, "silence") == 0)
-        && !muted && !soloed)
+    if (tidal_room_channel_set(&h->room, channel, pattern, muted, soloed)
+        != 0)
     {
-        json_object_del(channels, name);
-        return;
+        tidal_helper_log(TIDAL_LOG_ERR, "out of memory keeping d%d",
+                         channel);
     }
-
-    entry = json_pack("{s:s, s:b, s:b}", "pattern",
-                      pattern ? pattern : "silence", "muted", muted,
-                      "soloed", soloed);
-
-    if (entry == NULL || json_object_set_new(channels, name, entry) != 0) {
-        tidal_helper_log(TIDAL_LOG_ERR, "out of memory keeping %s", name);
-    }
-}
-
-
-/* {"pattern": text or null, "muted": bool, "soloed": bool} */
-
-static json_t *
-tidal_helper_channel_state(tidal_helper_t *h, int channel)
-{
-    json_t      *cur;
-    const char  *pattern;
-
-    cur = tidal_helper_channel_get(h, channel);
-    pattern = json_string_value(json_object_get(cur, "pattern"));
-
-    if (pattern && strcmp(pattern, "silence") == 0) {
-        pattern = NULL;
-    }
-
-    return json_pack("{s:s?, s:b, s:b}", "pattern", pattern,
-                     "muted", json_is_true(json_object_get(cur, "muted")),
-                     "soloed", json_is_true(json_object_get(cur, "soloed")));
 }
 
 
 static json_t *
 tidal_helper_resource(tidal_mcp_session_t *s, int channel)
 {
-    return tidal_helper_channel_state(s->data, channel);
+    tidal_helper_t *h = s->data;
+
+    return tidal_room_channel_state(&h->room, channel);
 }
 
 
@@ -1377,10 +1331,11 @@ tidal_helper_channel_event(tidal_helper_t *h, int channel, const char *who)
         snprintf(name, sizeof(name), "d%d", channel);
 
         fields = json_pack("{s:s, s:o, s:s}", "channel", name,
-                           "state", tidal_helper_channel_state(h, channel),
+                           "state", tidal_room_channel_state(&h->room,
+                                                             channel),
                            "who", who);
         if (fields) {
-            tidal_helper_event(h, "channel_state", fields, 1);
+            tidal_helper_event(h, "channel_state", fields);
         }
     }
 
@@ -1397,52 +1352,43 @@ tidal_helper_channel_event(tidal_helper_t *h, int channel, const char *who)
 
 
 /*
- * Numbers an event, keeps it in the history when asked, sends it as
- * notifications/tidal/<type>; fields is stolen.  Returns its seq.
+ * Tells an event (fields stolen) to whoever owns the room: nginx's zone
+ * in socket mode, which numbers it; else the helper's own room, which
+ * numbers it, keeps it in the history if its type is kept, and sends it
+ * as notifications/tidal/<type>.  Returns what names it in an answer's
+ * structuredContent.seq: its seq, or in socket mode its tidal/hid, which
+ * the worker turns into the zone's seq.
  */
 
 static uint64_t
-tidal_helper_event(tidal_helper_t *h, const char *type, json_t *fields,
-    int history)
+tidal_helper_event(tidal_helper_t *h, const char *type, json_t *fields)
 {
-    char     method[64], *text;
-    size_t   len;
-    json_t  *list;
+    char      *text;
+    size_t     len;
+    uint64_t   seq;
 
-    h->seq++;
-
-    if (json_object_set_new(fields, "type", json_string(type)) != 0
-        || json_object_set_new(fields, "seq", json_integer(
-                                   (json_int_t) h->seq)) != 0
-        || json_object_set_new(fields, "timestamp", json_integer(
-                                   (json_int_t) tidal_helper_epoch_msec()))
-           != 0)
-    {
-        json_decref(fields);
-        return h->seq;
+    if (h->publish) {
+        h->last_event = h->publish(h, type, fields);
+        return h->last_event;
     }
 
-    if (history) {
-        list = json_object_get(h->state, "history");
+    text = tidal_room_event(&h->room, type, fields, tidal_helper_epoch_msec(),
+                            &seq, &len);
 
-        if (json_array_append(list, fields) == 0
-            && json_array_size(list) > TIDAL_STATE_HISTORY_MAX)
-        {
-            json_array_remove(list, 0);
-        }
+    if (text == NULL) {
+        tidal_helper_log(TIDAL_LOG_ERR, "out of memory numbering an event");
+        return h->last_event;
     }
 
-    snprintf(method, sizeof(method), "notifications/tidal/%s", type);
+    h->last_event = seq;
 
     if (h->session.initialized) {
-        text = tidal_mcp_notification(method, fields, &len);
-        tidal_helper_notify(h, text, len);
-
-    } else {
-        json_decref(fields);
+        h->send(h, text, len);
     }
 
-    return h->seq;
+    free(text);
+
+    return seq;
 }
 
 
