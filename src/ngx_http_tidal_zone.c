@@ -249,9 +249,10 @@ ngx_http_tidal_zone_append(ngx_http_tidal_main_conf_t *tmcf,
 {
     char                    *text;
     size_t                   len, flen, offset, params;
+    int64_t                  ms;
     uint64_t                 seq;
     ngx_int_t                rc;
-    ngx_uint_t               kept;
+    ngx_uint_t               kept, channel;
     ngx_time_t              *tp;
     ngx_http_tidal_index_t  *ix;
     ngx_http_tidal_shctx_t  *sh;
@@ -272,9 +273,11 @@ ngx_http_tidal_zone_append(ngx_http_tidal_main_conf_t *tmcf,
     }
 
     kept = tidal_room_event_kept(type);
+    channel = tidal_room_event_channel(type, fields);
     rc = NGX_OK;
 
     tp = ngx_timeofday();
+    ms = (int64_t) tp->sec * 1000 + tp->msec;
 
     ngx_shmtx_lock(&tmcf->shpool->mutex);
 
@@ -296,9 +299,9 @@ ngx_http_tidal_zone_append(ngx_http_tidal_main_conf_t *tmcf,
     ix->hid = hid;
     ix->offset = (uint32_t) offset;
     ix->len = (uint32_t) tidal_room_event_write((char *) sh->data + offset,
-                             type, seq, (int64_t) tp->sec * 1000 + tp->msec,
-                             text, flen, &params);
-    ix->channel = (uint32_t) tidal_room_event_channel(type, fields);
+                                                type, seq, ms, text, flen,
+                                                &params);
+    ix->channel = (uint32_t) channel;
 
     sh->head = ngx_align(offset + ix->len, 8);
     sh->next_seq = seq + 1;

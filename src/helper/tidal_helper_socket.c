@@ -635,11 +635,12 @@ tidal_helper_socket_send(tidal_helper_t *h, const char *text, size_t len)
     end = NULL;
     pid = sid ? strtol(sid, &end, 10) : 0;
 
-    for (i = 0;
-         json_object_get(msg, "method") == NULL && pid > 0 && end
-         && *end == ':' && i < srv->nconns;
-         i++)
-    {
+    if (json_object_get(msg, "method") != NULL || pid <= 0 || *end != ':') {
+        json_decref(msg);
+        return;
+    }
+
+    for (i = 0; i < srv->nconns; i++) {
         if (srv->conns[i]->pid == pid) {
             tidal_helper_socket_put(srv->conns[i], text, len);
             srv->answered = srv->conns[i];
@@ -670,8 +671,8 @@ tidal_helper_socket_publish(tidal_helper_t *h, const char *type,
     srv = tidal_helper_server;
     hid = tidal_helper_socket_hid(srv);
 
-    if (json_object_set_new(fields, "tidal/hid", json_integer((json_int_t)
-                                                              hid))
+    if (json_object_set_new(fields, "tidal/hid",
+                            json_integer((json_int_t) hid))
         != 0)
     {
         json_decref(fields);
@@ -702,10 +703,10 @@ tidal_helper_socket_publish(tidal_helper_t *h, const char *type,
         && !srv->hellos && srv->nearly < TIDAL_HELPER_EARLY_MAX)
     {
         srv->early[srv->nearly++] = text;
-        return hid;
-    }
 
-    free(text);
+    } else {
+        free(text);
+    }
 
     return hid;
 }

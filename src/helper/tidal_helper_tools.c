@@ -853,12 +853,14 @@ tidal_helper_applied(tidal_helper_t *h, tidal_helper_call_t *call)
                                    json_pack("{s:f, s:f, s:I}",
                                              "cps", call->cps,
                                              "bpm", call->cps * 240,
-                                             "seq", (json_int_t) h->last_event));
+                                             "seq",
+                                             (json_int_t) h->last_event));
     }
 
     if (ch == 0) {
-        return tidal_tools_result(0, text, json_pack("{s:I}", "seq",
-                                                      (json_int_t) h->last_event));
+        return tidal_tools_result(0, text,
+                                   json_pack("{s:I}", "seq",
+                                             (json_int_t) h->last_event));
     }
 
     return tidal_tools_result(0, text,
