@@ -17,7 +17,7 @@
 #include <sys/syscall.h>
 
 
-#define NGX_HTTP_TIDAL_HELPER_PROTOCOL   1
+#define NGX_HTTP_TIDAL_HELPER_PROTOCOL   2
 #define NGX_HTTP_TIDAL_HELPER_IN_MAX     (32 * 1024 * 1024)
 #define NGX_HTTP_TIDAL_HELPER_OUT_MAX    (32 * 1024 * 1024)
 #define NGX_HTTP_TIDAL_HELPER_RETRY      100       /* ms between tries */

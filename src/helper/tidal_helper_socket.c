@@ -30,7 +30,7 @@
 #include "tidal_lines.h"
 
 
-#define TIDAL_HELPER_SOCKET_PROTOCOL  1
+#define TIDAL_HELPER_SOCKET_PROTOCOL  2
 #define TIDAL_HELPER_CONNS_MAX        256
 #define TIDAL_HELPER_IN_MAX           (32 * 1024 * 1024)  /* a hello */
 #define TIDAL_HELPER_OUT_MAX          (64 * 1024 * 1024)

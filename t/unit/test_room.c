@@ -333,16 +333,12 @@ UNIT_TEST(which_channel_an_event_changes)
 
 UNIT_TEST(a_room_read_back_from_texts_answers_the_same)
 {
-    int            i;
-    char          *text, *doc;
-    char           err[128];
-    size_t         len, params;
+    int            i, n;
+    char          *text, *doc, *texts[8], err[128];
+    size_t         len, params, starts[8], lens[8];
     json_t        *state, *a, *b, *entry;
     uint64_t       seq;
     tidal_room_t   own, read;
-    char          *texts[8];
-    size_t         starts[8], lens[8];
-    int            n;
 
     CHECK_EQ(tidal_room_init(&own), 0);
 
