@@ -131,11 +131,11 @@ clean:
 HELPER_BIN    := $(BUILD)/helper/tidal-helper
 HELPER_BOOT   := $(CURDIR)/src/helper/BootTidal.hs
 HELPER_SRCS   := $(wildcard src/helper/*.c) src/tidal_mcp.c src/tidal_state.c \
-                 src/tidal_room.c src/tidal_pattern.c src/tidal_utf8.c src/tidal_tools.c \
-                 src/tidal_ws.c
+                 src/tidal_room.c src/tidal_pattern.c src/tidal_utf8.c \
+                 src/tidal_tools.c src/tidal_ws.c
 HELPER_HDRS   := $(wildcard src/helper/*.h) src/tidal_mcp.h src/tidal_state.h \
-                 src/tidal_room.h src/tidal_pattern.h src/tidal_utf8.h src/tidal_tools.h \
-                 src/tidal_ws.h
+                 src/tidal_room.h src/tidal_pattern.h src/tidal_utf8.h \
+                 src/tidal_tools.h src/tidal_ws.h
 HELPER_CFLAGS := -std=c99 -D_GNU_SOURCE -O2 -g -Wall -Wextra -Werror \
                  -Wpointer-arith -Wno-unused-parameter -Isrc -Isrc/helper \
                  -DTIDAL_HELPER_BOOT='"$(HELPER_BOOT)"'

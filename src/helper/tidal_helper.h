@@ -53,7 +53,7 @@ struct tidal_helper_s {
     char                  *prev[17];          /* dN's previous pattern */
     char                   who_set[17][64];   /* who set dN's pattern */
     int                    last_channel;      /* the last one evaluated */
-    uint64_t               last_event;        /* what names it in answers */
+    uint64_t               last_event;        /* its seq, or tidal/hid */
 
     const char            *who;               /* the caller nginx names */
     unsigned               adopted:1;         /* state given by nginx */
