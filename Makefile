@@ -185,3 +185,27 @@ $(BUILD)/unit/test_rate: t/unit/test_rate.c t/unit/unit.h \
                          src/helper/tidal_rate.c src/helper/tidal_rate.h
 	@mkdir -p $(@D)
 	$(CC) $(UNIT_CFLAGS) -Isrc/helper -o $@ $< src/helper/tidal_rate.c
+
+# -- benchmarks ------------------------------------------------------------
+# bench/supervision.mjs: d1's silence when another channel's pattern fails
+# or its GHCi is killed or stopped, this tree's helper against the helper
+# before issue 7's supervision (PEER_COMMIT), which is built from `git
+# archive` in build/bench/.  Takes about 15 minutes; not part of `make
+# test`.  BENCH_ARGS="--trials 1 --classes 6,7" for a quick look.
+
+PEER_COMMIT ?= 232bfc2
+PEER_TREE   := $(BUILD)/bench/peer-$(PEER_COMMIT)
+PEER_HELPER := $(PEER_TREE)/build/helper/tidal-helper
+
+.PHONY: bench-supervision
+
+$(PEER_HELPER):
+	rm -rf $(PEER_TREE)
+	mkdir -p $(PEER_TREE)
+	git archive $(PEER_COMMIT) | tar -x -C $(PEER_TREE)
+	$(MAKE) -C $(PEER_TREE) --no-print-directory helper
+
+bench-supervision: test-deps $(HELPER_BIN) $(PEER_HELPER)
+	BENCH_COMMAND='make bench-supervision$(if $(BENCH_ARGS), BENCH_ARGS="$(BENCH_ARGS)")' \
+	    node bench/supervision.mjs --peer $(PEER_HELPER) \
+	    --peer-commit $(PEER_COMMIT) $(BENCH_ARGS)
