@@ -31,7 +31,7 @@ typedef struct {
     ngx_uint_t                   n;
     ngx_http_tidal_ws_t         *ws;       /* NULL: the client left */
     json_t                      *id;       /* the client's request id */
-    unsigned                     state:1;  /* tidal_get_state */
+    unsigned                     state:1;  /* TIDAL_TOOL_OP_STATE */
 } ngx_http_tidal_call_t;
 
 
@@ -553,7 +553,7 @@ ngx_http_tidal_helper_hello(ngx_http_tidal_helper_t *hp)
 
 ngx_int_t
 ngx_http_tidal_helper_call(ngx_http_tidal_ws_t *ws,
-    const tidal_mcp_tool_t *tool, json_t *args, json_t *id,
+    const tidal_tool_t *tool, json_t *args, json_t *id,
     const char *who, json_t **result)
 {
     json_t                   *msg;
@@ -596,7 +596,7 @@ ngx_http_tidal_helper_call(ngx_http_tidal_ws_t *ws,
     call->n = ++hp->next_call;
     call->ws = ws;
     call->id = json_incref(id);
-    call->state = (ngx_strcmp(tool->name, "tidal_get_state") == 0);
+    call->state = (tool->op == TIDAL_TOOL_OP_STATE);
 
     msg = json_pack("{s:s, s:o, s:s, s:{s:s, s:O, s:{s:s}}}",
                     "jsonrpc", "2.0",
@@ -1088,6 +1088,7 @@ ngx_http_tidal_helper_write_handler(ngx_event_t *wev)
 static void
 ngx_http_tidal_helper_lost(ngx_http_tidal_helper_t *hp, const char *why)
 {
+    u_char                  text[256];
     ngx_uint_t              level;
     ngx_queue_t            *q;
     ngx_http_tidal_call_t  *call;
@@ -1105,16 +1106,18 @@ ngx_http_tidal_helper_lost(ngx_http_tidal_helper_t *hp, const char *why)
     hp->in_len = 0;
     hp->out_len = 0;
 
+    *ngx_snprintf(text, sizeof(text) - 1, "The Tidal helper went away "
+                  "before answering, so whether this call took effect is "
+                  "unknown: %s tells.  It is being restarted.",
+                  tidal_tools_by_op(TIDAL_TOOL_OP_STATE)->name) = '\0';
+
     while (!ngx_queue_empty(&hp->calls)) {
         q = ngx_queue_head(&hp->calls);
         ngx_queue_remove(q);
         hp->ncalls--;
 
         call = ngx_queue_data(q, ngx_http_tidal_call_t, queue);
-        ngx_http_tidal_helper_fail(call,
-            "The Tidal helper went away before answering, so whether "
-            "this call took effect is unknown: tidal_get_state tells.  "
-            "It is being restarted.");
+        ngx_http_tidal_helper_fail(call, (const char *) text);
     }
 
     if (!hp->retry.timer_set && !hp->exiting && !ngx_exiting

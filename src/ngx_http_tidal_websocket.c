@@ -553,8 +553,8 @@ ngx_http_tidal_ws_message(ngx_http_tidal_ws_t *ws, const u_char *data,
 
     if (out.action == TIDAL_MCP_CALL) {
 
-        rc = ngx_http_tidal_tool_call(ws, out.tool, out.args, out.id,
-                                      &result);
+        rc = ngx_http_tidal_tool_call(ws, out.tool, out.args, &out.checked,
+                                      out.id, &result);
 
         if (rc == NGX_DONE) {
             /* the helper answers later */

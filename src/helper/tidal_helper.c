@@ -25,6 +25,7 @@
 #include "tidal_super.h"
 #include "tidal_lines.h"
 #include "tidal_bridge.h"
+#include "tidal_tools.h"
 #include "tidal_utf8.h"
 
 
@@ -224,11 +225,11 @@ tidal_helper_usage(FILE *f)
         "  --ctrl-port PORT        Tidal's OSC control listener on\n"
         "                          127.0.0.1 (default: 0, off)\n"
         "  --role ROLE             performer (default), admin or listener\n"
-        "  --allow-raw             offer tidal_eval_raw to admins: GHCi\n"
+        "  --allow-raw             offer %s to admins: GHCi\n"
         "                          without the sandbox, i.e. shell access\n"
         "  --verbose               log debugging details\n"
         "  --version, --help\n",
-        TIDAL_HELPER_BOOT);
+        TIDAL_HELPER_BOOT, tidal_tools_by_op(TIDAL_TOOL_OP_RAW)->name);
 }
 
 
