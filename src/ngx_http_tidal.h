@@ -13,6 +13,7 @@
 
 #include "tidal_ws.h"
 #include "tidal_mcp.h"
+#include "tidal_protocol.h"
 #include "tidal_state.h"
 #include "tidal_utf8.h"
 

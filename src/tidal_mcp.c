@@ -6,6 +6,7 @@
 #include <string.h>
 
 #include "tidal_mcp.h"
+#include "tidal_protocol.h"
 
 
 /* bytes of a client's method or tool name quoted back in an error */
@@ -452,7 +453,7 @@ tidal_mcp_initialize(tidal_mcp_session_t *s, json_t *id, json_t *params,
                        "Collaborative TidalCycles live coding. Call "
                        "tools/list to see what your role may do; changes "
                        "made by every client arrive as "
-                       "notifications/tidal/* messages.");
+                       TIDAL_PROTOCOL_EVENT "* messages.");
     if (result == NULL) {
         return -1;
     }

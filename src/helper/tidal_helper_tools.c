@@ -17,6 +17,7 @@
 #include "tidal_super.h"
 #include "tidal_mcp.h"
 #include "tidal_pattern.h"
+#include "tidal_protocol.h"
 #include "tidal_state.h"
 #include "tidal_tools.h"
 #include "tidal_utf8.h"
@@ -1189,7 +1190,7 @@ tidal_helper_event(tidal_helper_t *h, const char *type, json_t *fields,
         }
     }
 
-    snprintf(method, sizeof(method), "notifications/tidal/%s", type);
+    snprintf(method, sizeof(method), TIDAL_PROTOCOL_EVENT "%s", type);
 
     if (h->session.initialized) {
         text = tidal_mcp_notification(method, fields, &len);
