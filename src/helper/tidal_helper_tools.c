@@ -59,12 +59,12 @@ static const tidal_super_op_e  tidal_helper_super_ops[] = {
 
 static json_t *tidal_helper_run(tidal_helper_t *h, const tidal_tool_t *tool,
     const tidal_tool_args_t *a, json_t *id);
-static json_t *tidal_helper_eval(tidal_helper_t *h,
+static json_t *tidal_helper_eval(tidal_helper_t *h, const tidal_tool_t *tool,
     const tidal_tool_args_t *a, json_t *id);
 static json_t *tidal_helper_command(tidal_helper_t *h,
     const tidal_tool_t *tool, const tidal_tool_args_t *a, json_t *id);
-static json_t *tidal_helper_raw(tidal_helper_t *h, const tidal_tool_args_t *a,
-    json_t *id);
+static json_t *tidal_helper_raw(tidal_helper_t *h, const tidal_tool_t *tool,
+    const tidal_tool_args_t *a, json_t *id);
 static json_t *tidal_helper_get_state(tidal_helper_t *h);
 static json_t *tidal_helper_get_history(tidal_helper_t *h,
     const tidal_tool_args_t *a);
@@ -195,10 +195,10 @@ tidal_helper_run(tidal_helper_t *h, const tidal_tool_t *tool,
         return tidal_helper_get_history(h, a);
 
     case TIDAL_TOOL_OP_EVAL:
-        return tidal_helper_eval(h, a, id);
+        return tidal_helper_eval(h, tool, a, id);
 
     case TIDAL_TOOL_OP_RAW:
-        return tidal_helper_raw(h, a, id);
+        return tidal_helper_raw(h, tool, a, id);
 
     default:
         break;
@@ -213,7 +213,8 @@ tidal_helper_run(tidal_helper_t *h, const tidal_tool_t *tool,
 
 
 static json_t *
-tidal_helper_eval(tidal_helper_t *h, const tidal_tool_args_t *a, json_t *id)
+tidal_helper_eval(tidal_helper_t *h, const tidal_tool_t *tool,
+    const tidal_tool_args_t *a, json_t *id)
 {
     char                  err[512], name[8];
     json_t               *fields;
@@ -235,8 +236,7 @@ tidal_helper_eval(tidal_helper_t *h, const tidal_tool_args_t *a, json_t *id)
                                    "refused", "sandbox", "error", err));
     }
 
-    call = tidal_helper_call_new(h, id, tidal_tools_by_op(TIDAL_TOOL_OP_EVAL),
-                                 a->channel);
+    call = tidal_helper_call_new(h, id, tool, a->channel);
 
     if (call == NULL || (call->pattern = strdup(a->text)) == NULL) {
         tidal_helper_call_free(call);
@@ -280,7 +280,8 @@ tidal_helper_command(tidal_helper_t *h, const tidal_tool_t *tool,
  */
 
 static json_t *
-tidal_helper_raw(tidal_helper_t *h, const tidal_tool_args_t *a, json_t *id)
+tidal_helper_raw(tidal_helper_t *h, const tidal_tool_t *tool,
+    const tidal_tool_args_t *a, json_t *id)
 {
     int                   n;
     char                 *text;
@@ -290,8 +291,7 @@ tidal_helper_raw(tidal_helper_t *h, const tidal_tool_args_t *a, json_t *id)
     tidal_helper_log(TIDAL_LOG_INFO, "%s evaluates raw code (%d bytes)",
                      tidal_helper_who(h), (int) a->len);
 
-    call = tidal_helper_call_new(h, id, tidal_tools_by_op(TIDAL_TOOL_OP_RAW),
-                                 0);
+    call = tidal_helper_call_new(h, id, tool, 0);
     if (call == NULL) {
         return NULL;
     }
@@ -862,7 +862,7 @@ tidal_helper_replay_do(tidal_helper_t *h, tidal_tool_op_e op, int channel,
 
     if (call == NULL) {
         tidal_helper_log(TIDAL_LOG_ERR, "out of memory re-applying the "
-                         "state");
+                         "state (%d)", (int) op);
         return;
     }
 
