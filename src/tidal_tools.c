@@ -38,6 +38,8 @@ static int tidal_tools_arg_code(json_t *value, tidal_tool_args_t *a,
     char *err, size_t len);
 static int tidal_tools_check_tempo(json_t *args, tidal_tool_args_t *a,
     char *err, size_t len);
+static int tidal_tools_string(json_t *value, size_t max,
+    tidal_tool_args_t *a);
 
 
 static const tidal_tool_arg_t  tidal_tools_none[] = {
@@ -388,16 +390,11 @@ static int
 tidal_tools_arg_text(json_t *value, tidal_tool_args_t *a, char *err,
     size_t len)
 {
-    if (!json_is_string(value) || json_string_length(value) == 0
-        || json_string_length(value) > TIDAL_TOOLS_SAY_MAX)
-    {
+    if (tidal_tools_string(value, TIDAL_TOOLS_SAY_MAX, a) != 0) {
         snprintf(err, len, "Invalid argument \"text\": a string of 1 to %d "
                  "characters is required", TIDAL_TOOLS_SAY_MAX);
         return -1;
     }
-
-    a->text = json_string_value(value);
-    a->len = json_string_length(value);
 
     return 0;
 }
@@ -407,11 +404,24 @@ static int
 tidal_tools_arg_code(json_t *value, tidal_tool_args_t *a, char *err,
     size_t len)
 {
-    if (!json_is_string(value) || json_string_length(value) == 0
-        || json_string_length(value) > TIDAL_STATE_PATTERN_MAX)
-    {
+    if (tidal_tools_string(value, TIDAL_STATE_PATTERN_MAX, a) != 0) {
         snprintf(err, len, "Invalid argument \"code\": a string of 1 to %d "
                  "bytes is required", TIDAL_STATE_PATTERN_MAX);
+        return -1;
+    }
+
+    return 0;
+}
+
+
+/* a string of 1 to max bytes, as the call's text */
+
+static int
+tidal_tools_string(json_t *value, size_t max, tidal_tool_args_t *a)
+{
+    if (!json_is_string(value) || json_string_length(value) == 0
+        || json_string_length(value) > max)
+    {
         return -1;
     }
 

@@ -94,10 +94,6 @@ static int tidal_helper_set_number(tidal_helper_conf_t *cf,
     const tidal_helper_option_t *opt, const char *value);
 static int tidal_helper_set_number_or_0(tidal_helper_conf_t *cf,
     const tidal_helper_option_t *opt, const char *value);
-static int tidal_helper_set_count(tidal_helper_conf_t *cf,
-    const tidal_helper_option_t *opt, const char *value);
-static int tidal_helper_set_pid(tidal_helper_conf_t *cf,
-    const tidal_helper_option_t *opt, const char *value);
 static int tidal_helper_set_generation(tidal_helper_conf_t *cf,
     const tidal_helper_option_t *opt, const char *value);
 static int tidal_helper_set_dirt(tidal_helper_conf_t *cf,
@@ -156,7 +152,7 @@ static const tidal_helper_option_t  tidal_helper_option_table[] = {
     { "--socket", 1, tidal_helper_set_str,
       tidal_helper_offset(sock.path), 0, 0, NULL },
 
-    { "--master-pid", 1, tidal_helper_set_pid,
+    { "--master-pid", 1, tidal_helper_set_number,
       tidal_helper_offset(sock.master), 2, INT_MAX,
       "wants a pid" },
 
@@ -193,7 +189,7 @@ static const tidal_helper_option_t  tidal_helper_option_table[] = {
       TIDAL_HELPER_STALL_MIN, TIDAL_HELPER_STALL_MAX,
       "wants 0 or %d .. %d ms" },
 
-    { "--dirt-rate", 1, tidal_helper_set_count,
+    { "--dirt-rate", 1, tidal_helper_set_number,
       tidal_helper_offset(ghci.dirt_rate),
       0, TIDAL_SETTING_DIRT_RATE_MAX,
       "wants %d .. %d a second" },
@@ -568,6 +564,8 @@ tidal_helper_set_str(tidal_helper_conf_t *cf,
 }
 
 
+/* an int, or an unsigned or a pid_t, which C lets an int stand for */
+
 static int
 tidal_helper_set_number(tidal_helper_conf_t *cf,
     const tidal_helper_option_t *opt, const char *value)
@@ -598,38 +596,6 @@ tidal_helper_set_number_or_0(tidal_helper_conf_t *cf,
     }
 
     *tidal_helper_field(int, cf, opt) = n;
-
-    return 0;
-}
-
-
-static int
-tidal_helper_set_count(tidal_helper_conf_t *cf,
-    const tidal_helper_option_t *opt, const char *value)
-{
-    int  n;
-
-    if (tidal_helper_number(value, opt->min, opt->max, &n) != 0) {
-        return tidal_helper_wrong(opt);
-    }
-
-    *tidal_helper_field(unsigned, cf, opt) = (unsigned) n;
-
-    return 0;
-}
-
-
-static int
-tidal_helper_set_pid(tidal_helper_conf_t *cf,
-    const tidal_helper_option_t *opt, const char *value)
-{
-    int  n;
-
-    if (tidal_helper_number(value, opt->min, opt->max, &n) != 0) {
-        return tidal_helper_wrong(opt);
-    }
-
-    *tidal_helper_field(pid_t, cf, opt) = (pid_t) n;
 
     return 0;
 }

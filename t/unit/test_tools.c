@@ -326,7 +326,13 @@ UNIT_TEST(history_limit)
 
 UNIT_TEST(tempo)
 {
+    size_t             i;
     tidal_tool_args_t  a;
+
+    static const char  *slow[] = {
+        "{'cps':-1}", "{'cps':0}", "{'cps':1000.5}", "{'cps':'fast'}",
+        "{'cps':null}", "{'bpm':0}", "{'bpm':240001}", "{'bpm':[]}"
+    };
 
     CHECK_STR(check_of("tidal_set_tempo", "{'cps':2}", &a), "");
     CHECK(a.cps == 2);
@@ -343,24 +349,15 @@ UNIT_TEST(tempo)
               "Invalid arguments: give \"cps\" or \"bpm\", not both");
     CHECK_STR(check_of("tidal_set_tempo", "{'cps':'fast','bpm':240}", &a),
               "Invalid arguments: give \"cps\" or \"bpm\", not both");
-    CHECK_STR(check_of("tidal_set_tempo", "{'cps':-1}", &a),
-              "Invalid argument \"cps\": a number greater than 0 and at "
-              "most 1000");
-    CHECK_STR(check_of("tidal_set_tempo", "{'cps':0}", &a),
-              "Invalid argument \"cps\": a number greater than 0 and at "
-              "most 1000");
-    CHECK_STR(check_of("tidal_set_tempo", "{'cps':1000.5}", &a),
-              "Invalid argument \"cps\": a number greater than 0 and at "
-              "most 1000");
-    CHECK_STR(check_of("tidal_set_tempo", "{'cps':'fast'}", &a),
-              "Invalid argument \"cps\": a number greater than 0 and at "
-              "most 1000");
-    CHECK_STR(check_of("tidal_set_tempo", "{'bpm':0}", &a),
-              "Invalid argument \"bpm\": a number greater than 0 and at "
-              "most 240000");
-    CHECK_STR(check_of("tidal_set_tempo", "{'bpm':240001}", &a),
-              "Invalid argument \"bpm\": a number greater than 0 and at "
-              "most 240000");
+    for (i = 0; i < sizeof(slow) / sizeof(slow[0]); i++) {
+        CHECK_STR(check_of("tidal_set_tempo", slow[i], &a),
+                  slow[i][2] == 'c'
+                  ? "Invalid argument \"cps\": a number greater than 0 and "
+                    "at most 1000"
+                  : "Invalid argument \"bpm\": a number greater than 0 and "
+                    "at most 240000");
+    }
+
     CHECK_STR(check_of("tidal_set_tempo", "{'bpm':1e400}", &a),
               "bad JSON in the test");
 }
@@ -368,51 +365,51 @@ UNIT_TEST(tempo)
 
 UNIT_TEST(statements)
 {
+    int                n;
     char               buf[64];
+    size_t             i;
     tidal_tool_args_t  a;
 
-    memset(&a, 0, sizeof(a));
+    static const struct {
+        tidal_tool_op_e   op;
+        int               channel;
+        double            cps;
+        const char       *text;     /* NULL: it has none */
+    } cases[] = {
+        { TIDAL_TOOL_OP_HUSH, 0, 0, "hush" },
+        { TIDAL_TOOL_OP_SILENCE, 3, 0, "d3 silence" },
+        { TIDAL_TOOL_OP_MUTE, 16, 0, "mute 16" },
+        { TIDAL_TOOL_OP_UNMUTE, 16, 0, "unmute 16" },
+        { TIDAL_TOOL_OP_SOLO, 1, 0, "solo 1" },
+        { TIDAL_TOOL_OP_UNSOLO, 9, 0, "unsolo 9" },
 
-    CHECK_EQ(tidal_tools_statement(tidal_tools_by_op(TIDAL_TOOL_OP_HUSH), &a,
-                                   buf, sizeof(buf)), 4);
-    CHECK_STR(buf, "hush");
+        /* every digit, so that a replay plays exactly as before */
+        { TIDAL_TOOL_OP_TEMPO, 0, 0.1, "setcps (0.10000000000000001)" },
+        { TIDAL_TOOL_OP_TEMPO, 0, 0.5, "setcps (0.5)" },
 
-    a.channel = 3;
-    CHECK_EQ(tidal_tools_statement(tidal_tools_by_op(TIDAL_TOOL_OP_SILENCE),
-                                   &a, buf, sizeof(buf)), 10);
-    CHECK_STR(buf, "d3 silence");
+        /* a pattern, raw code, what never reaches GHCi */
+        { TIDAL_TOOL_OP_EVAL, 1, 0, NULL },
+        { TIDAL_TOOL_OP_RAW, 0, 0, NULL },
+        { TIDAL_TOOL_OP_STATE, 0, 0, NULL },
+        { TIDAL_TOOL_OP_SAY, 0, 0, NULL }
+    };
 
-    a.channel = 16;
-    tidal_tools_statement(tidal_tools_by_op(TIDAL_TOOL_OP_MUTE), &a, buf,
-                          sizeof(buf));
-    CHECK_STR(buf, "mute 16");
-    tidal_tools_statement(tidal_tools_by_op(TIDAL_TOOL_OP_UNMUTE), &a, buf,
-                          sizeof(buf));
-    CHECK_STR(buf, "unmute 16");
-    tidal_tools_statement(tidal_tools_by_op(TIDAL_TOOL_OP_SOLO), &a, buf,
-                          sizeof(buf));
-    CHECK_STR(buf, "solo 16");
-    tidal_tools_statement(tidal_tools_by_op(TIDAL_TOOL_OP_UNSOLO), &a, buf,
-                          sizeof(buf));
-    CHECK_STR(buf, "unsolo 16");
+    for (i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+        memset(&a, 0, sizeof(a));
+        a.channel = cases[i].channel;
+        a.cps = cases[i].cps;
 
-    /* every digit of the tempo, so a replay plays exactly as before */
-    a.cps = 0.1;
-    tidal_tools_statement(tidal_tools_by_op(TIDAL_TOOL_OP_TEMPO), &a, buf,
-                          sizeof(buf));
-    CHECK_STR(buf, "setcps (0.10000000000000001)");
-    a.cps = 0.5;
-    tidal_tools_statement(tidal_tools_by_op(TIDAL_TOOL_OP_TEMPO), &a, buf,
-                          sizeof(buf));
-    CHECK_STR(buf, "setcps (0.5)");
+        n = tidal_tools_statement(tidal_tools_by_op(cases[i].op), &a, buf,
+                                  sizeof(buf));
 
-    /* none for a pattern, raw code or what never reaches GHCi */
-    CHECK_EQ(tidal_tools_statement(tidal_tools_by_op(TIDAL_TOOL_OP_EVAL), &a,
-                                   buf, sizeof(buf)), -1);
-    CHECK_EQ(tidal_tools_statement(tidal_tools_by_op(TIDAL_TOOL_OP_RAW), &a,
-                                   buf, sizeof(buf)), -1);
-    CHECK_EQ(tidal_tools_statement(tidal_tools_by_op(TIDAL_TOOL_OP_STATE),
-                                   &a, buf, sizeof(buf)), -1);
+        if (cases[i].text == NULL) {
+            CHECK_EQ(n, -1);
+
+        } else {
+            CHECK_EQ(n, strlen(cases[i].text));
+            CHECK_STR(buf, cases[i].text);
+        }
+    }
 
     /* nor when it does not fit */
     CHECK_EQ(tidal_tools_statement(tidal_tools_by_op(TIDAL_TOOL_OP_HUSH), &a,
