@@ -16,7 +16,7 @@ ASAN_NGINX := $(ASAN_TREE)/objs/nginx
 PURE_SRCS  := src/tidal_utf8.c src/tidal_ws.c src/tidal_mcp.c src/tidal_state.c \
               src/tidal_tools.c
 PURE_HDRS  := src/tidal_utf8.h src/tidal_ws.h src/tidal_mcp.h src/tidal_state.h \
-              src/tidal_tools.h
+              src/tidal_tools.h src/tidal_protocol.h
 MODULE_SRCS := ngx_tidal_module.c $(wildcard src/ngx_http_tidal*.c) \
                $(wildcard src/ngx_http_tidal*.h) $(PURE_SRCS) $(PURE_HDRS)
 
@@ -135,7 +135,7 @@ HELPER_SRCS   := $(wildcard src/helper/*.c) src/tidal_mcp.c src/tidal_state.c \
                  src/tidal_ws.c
 HELPER_HDRS   := $(wildcard src/helper/*.h) src/tidal_mcp.h src/tidal_state.h \
                  src/tidal_pattern.h src/tidal_utf8.h src/tidal_tools.h \
-                 src/tidal_ws.h
+                 src/tidal_protocol.h src/tidal_ws.h
 HELPER_CFLAGS := -std=c99 -D_GNU_SOURCE -O2 -g -Wall -Wextra -Werror \
                  -Wpointer-arith -Wno-unused-parameter -Isrc -Isrc/helper \
                  -DTIDAL_HELPER_BOOT='"$(HELPER_BOOT)"'

@@ -92,7 +92,10 @@ static ngx_conf_post_t  ngx_http_tidal_dirt_rate_post = {
 };
 
 
-/* a time's bounds, and what to say when it is out of them */
+/*
+ * A time's bounds, and what to say when it is out of them: the helper's
+ * (src/tidal_protocol.h), said in nginx's units.
+ */
 typedef struct {
     ngx_conf_post_handler_pt  post_handler;
     ngx_msec_t                low;
@@ -102,12 +105,14 @@ typedef struct {
 
 
 static ngx_http_tidal_msec_bounds_t  ngx_http_tidal_eval_timeout_bounds = {
-    ngx_http_tidal_check_msec, 100, 600000,
+    ngx_http_tidal_check_msec,
+    TIDAL_SETTING_EVAL_TIMEOUT_MIN, TIDAL_SETTING_EVAL_TIMEOUT_MAX,
     "must be 100ms .. 10m"
 };
 
 static ngx_http_tidal_msec_bounds_t  ngx_http_tidal_health_bounds = {
-    ngx_http_tidal_check_msec, 0, 3600000,
+    ngx_http_tidal_check_msec,
+    0, TIDAL_SETTING_HEALTH_INTERVAL_MAX,
     "must be at most 1h (0: no health checks)"
 };
 
@@ -434,9 +439,10 @@ ngx_http_tidal_init_helper_conf(ngx_conf_t *cf,
     uint32_t     crc;
     ngx_time_t  *tp;
 
-    ngx_conf_init_value(tmcf->dirt_rate, 1000);
-    ngx_conf_init_msec_value(tmcf->eval_timeout, 5000);
-    ngx_conf_init_msec_value(tmcf->health_interval, 5000);
+    ngx_conf_init_value(tmcf->dirt_rate, TIDAL_SETTING_DIRT_RATE);
+    ngx_conf_init_msec_value(tmcf->eval_timeout, TIDAL_SETTING_EVAL_TIMEOUT);
+    ngx_conf_init_msec_value(tmcf->health_interval,
+                             TIDAL_SETTING_HEALTH_INTERVAL);
     ngx_conf_init_value(tmcf->allow_raw, 0);
 
     /* the built one, where "make" put it: needed once the module is used */
@@ -456,15 +462,15 @@ ngx_http_tidal_init_helper_conf(ngx_conf_t *cf,
     }
 
     if (tmcf->ghci.data == NULL) {
-        ngx_str_set(&tmcf->ghci, "ghci");
+        ngx_str_set(&tmcf->ghci, TIDAL_SETTING_GHCI);
     }
 
     if (tmcf->dirt_address.data == NULL) {
-        ngx_str_set(&tmcf->dirt_address, "127.0.0.1:57120");
+        ngx_str_set(&tmcf->dirt_address, TIDAL_SETTING_DIRT_ADDRESS);
     }
 
     if (tmcf->ghci_memory.data == NULL) {
-        ngx_str_set(&tmcf->ghci_memory, "2g");
+        ngx_str_set(&tmcf->ghci_memory, TIDAL_SETTING_GHCI_MEMORY);
     }
 
     /* the default socket, under the prefix, may be too long too */
@@ -618,8 +624,10 @@ ngx_http_tidal_check_dirt_rate(ngx_conf_t *cf, void *post, void *data)
 {
     ngx_int_t *np = data;
 
-    if (*np > 1000000) {
-        return "must be at most 1000000 a second (0: no cap)";
+    if (*np > TIDAL_SETTING_DIRT_RATE_MAX) {
+        return "must be at most "
+               TIDAL_PROTOCOL_STR(TIDAL_SETTING_DIRT_RATE_MAX)
+               " a second (0: no cap)";
     }
 
     return NGX_CONF_OK;

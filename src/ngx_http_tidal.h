@@ -13,6 +13,7 @@
 
 #include "tidal_ws.h"
 #include "tidal_mcp.h"
+#include "tidal_protocol.h"
 #include "tidal_state.h"
 #include "tidal_utf8.h"
 
@@ -284,8 +285,8 @@ ngx_uint_t ngx_http_tidal_fanout_clients(void);
 
 /* ngx_http_tidal_tools.c */
 ngx_int_t ngx_http_tidal_tool_call(ngx_http_tidal_ws_t *ws,
-    const tidal_mcp_tool_t *tool, json_t *args, json_t *id,
-    json_t **result);
+    const tidal_tool_t *tool, json_t *args, const tidal_tool_args_t *a,
+    json_t *id, json_t **result);
 
 json_t *ngx_http_tidal_tool_state(ngx_http_tidal_main_conf_t *tmcf,
     json_t *scheduler);
@@ -298,7 +299,7 @@ ngx_int_t ngx_http_tidal_helper_init_module(ngx_cycle_t *cycle,
 ngx_int_t ngx_http_tidal_helper_init_process(ngx_cycle_t *cycle,
     ngx_http_tidal_main_conf_t *tmcf);
 ngx_int_t ngx_http_tidal_helper_call(ngx_http_tidal_ws_t *ws,
-    const tidal_mcp_tool_t *tool, json_t *args, json_t *id,
+    const tidal_tool_t *tool, json_t *args, json_t *id,
     const char *who, json_t **result);
 void ngx_http_tidal_helper_forget(ngx_http_tidal_ws_t *ws);
 void ngx_http_tidal_helper_status(ngx_http_tidal_main_conf_t *tmcf,

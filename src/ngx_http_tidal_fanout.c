@@ -505,7 +505,7 @@ ngx_http_tidal_fanout_restore(ngx_http_tidal_ws_t *ws)
 
     seq = (uint64_t) json_integer_value(json_object_get(params, "seq"));
 
-    text = tidal_mcp_notification("notifications/tidal/session_restore",
+    text = tidal_mcp_notification(TIDAL_PROTOCOL_EVENT "session_restore",
                                   params, &len);
     if (text == NULL) {
         return NGX_ERROR;

@@ -237,7 +237,7 @@ ngx_http_tidal_zone_append(ngx_http_tidal_main_conf_t *tmcf,
     rest = ngx_strlen(text) - 2;
     tlen = ngx_strlen(type);
 
-    len = sizeof("{\"jsonrpc\":\"2.0\",\"method\":\"notifications/tidal/")
+    len = sizeof("{\"jsonrpc\":\"2.0\",\"method\":\"" TIDAL_PROTOCOL_EVENT)
           + tlen + sizeof("\",\"params\":{\"type\":\"") + tlen
           + sizeof("\",\"seq\":") + NGX_INT64_LEN
           + sizeof(",\"timestamp\":") + NGX_INT64_LEN
@@ -270,7 +270,7 @@ ngx_http_tidal_zone_append(ngx_http_tidal_main_conf_t *tmcf,
     start = sh->data + offset;
 
     p = ngx_sprintf(start, "{\"jsonrpc\":\"2.0\","
-                           "\"method\":\"notifications/tidal/%s\","
+                           "\"method\":\"" TIDAL_PROTOCOL_EVENT "%s\","
                            "\"params\":{\"type\":\"%s\",\"seq\":%uL,"
                            "\"timestamp\":%uL",
                     type, type, seq, ms);

@@ -575,31 +575,6 @@ tidal_ghci_destroy(tidal_ghci_t *g)
 }
 
 
-int
-tidal_ghci_channel(const char *name)
-{
-    int  n;
-
-    if (name == NULL || name[0] != 'd' || name[1] < '1' || name[1] > '9') {
-        return 0;
-    }
-
-    n = name[1] - '0';
-
-    if (name[2] == '\0') {
-        return n;
-    }
-
-    if (name[2] < '0' || name[2] > '9' || name[3] != '\0') {
-        return 0;
-    }
-
-    n = n * 10 + name[2] - '0';
-
-    return n <= 16 ? n : 0;
-}
-
-
 /* -- the process ------------------------------------------------------- */
 
 

@@ -162,8 +162,5 @@ int tidal_ghci_stopped(tidal_ghci_t *g);
 /* ends GHCi (EOF on its stdin, then SIGKILL) and frees everything */
 void tidal_ghci_destroy(tidal_ghci_t *g);
 
-/* the channel function's name is dN; "d1" .. "d16" -> 1 .. 16, else 0 */
-int tidal_ghci_channel(const char *name);
-
 
 #endif /* _TIDAL_GHCI_H_INCLUDED_ */

@@ -5,8 +5,8 @@
  * settings), then tools/call for the music tools.  Answers go back to the
  * worker that asked; events and the state after each change go to every
  * worker, numbered with "tidal/hid" so that exactly one of them publishes
- * each into the zone.  The helper exits, with its GHCi, when the nginx
- * master is gone.
+ * each into the zone (the link's names: src/tidal_protocol.h).  The
+ * helper exits, with its GHCi, when the nginx master is gone.
  */
 
 
@@ -28,9 +28,9 @@
 #include "tidal_super.h"
 #include "tidal_state.h"
 #include "tidal_lines.h"
+#include "tidal_protocol.h"
 
 
-#define TIDAL_HELPER_SOCKET_PROTOCOL  1
 #define TIDAL_HELPER_CONNS_MAX        256
 #define TIDAL_HELPER_IN_MAX           (32 * 1024 * 1024)  /* a hello */
 #define TIDAL_HELPER_OUT_MAX          (64 * 1024 * 1024)
@@ -484,7 +484,7 @@ tidal_helper_socket_message(void *data, char *msg, size_t len)
 
     method = json_string_value(json_object_get(root, "method"));
 
-    if (method && strcmp(method, "tidal/hello") == 0) {
+    if (method && strcmp(method, TIDAL_PROTOCOL_HELLO) == 0) {
         tidal_helper_socket_hello(srv, c, root);
         json_decref(root);
         return;
@@ -494,7 +494,7 @@ tidal_helper_socket_message(void *data, char *msg, size_t len)
 
     who = json_object_get(json_object_get(json_object_get(root, "params"),
                                           "_meta"),
-                          "tidal/who");
+                          TIDAL_META_WHO);
 
     srv->h->who = json_string_value(who);
 
@@ -532,7 +532,7 @@ tidal_helper_socket_hello(tidal_helper_server_t *srv, tidal_helper_conn_t *c,
     restart = 0;
 
     if (json_integer_value(json_object_get(params, "protocol"))
-        != TIDAL_HELPER_SOCKET_PROTOCOL)
+        != TIDAL_PROTOCOL_VERSION)
     {
         tidal_helper_log(TIDAL_LOG_WARN, "worker %d speaks another "
                          "protocol: the helper restarts for it",
@@ -571,7 +571,7 @@ tidal_helper_socket_hello(tidal_helper_server_t *srv, tidal_helper_conn_t *c,
 
     reply = json_pack("{s:s, s:O, s:{s:i, s:I, s:s, s:b}}",
                       "jsonrpc", "2.0", "id", json_object_get(msg, "id"),
-                      "result", "protocol", TIDAL_HELPER_SOCKET_PROTOCOL,
+                      "result", "protocol", TIDAL_PROTOCOL_VERSION,
                       "generation", (json_int_t) srv->generation,
                       "config", srv->conf->config, "restart", restart);
 
@@ -648,7 +648,7 @@ tidal_helper_socket_send(tidal_helper_t *h, const char *text, size_t len)
     params = json_object_get(msg, "params");
 
     if (json_is_object(params)
-        && json_object_set_new(params, "tidal/hid",
+        && json_object_set_new(params, TIDAL_META_HID,
                                json_integer((json_int_t)
                                             tidal_helper_socket_hid(srv)))
            == 0
@@ -727,8 +727,9 @@ tidal_helper_socket_state(tidal_helper_server_t *srv)
     /* the history is the zone's: each event is in it already */
 
     msg = json_pack("{s:s, s:s, s:{s:I, s:{s:O, s:O, s:O, s:[]}, s:s, s:i}}",
-                    "jsonrpc", "2.0", "method", "tidal/state", "params",
-                    "tidal/hid", (json_int_t) tidal_helper_socket_hid(srv),
+                    "jsonrpc", "2.0", "method", TIDAL_PROTOCOL_STATE,
+                    "params",
+                    TIDAL_META_HID, (json_int_t) tidal_helper_socket_hid(srv),
                     "state",
                     "version", json_object_get(srv->h->state, "version"),
                     "tempo", json_object_get(srv->h->state, "tempo"),
