@@ -1,3 +1,6 @@
+# Copyright (C) ngx_tidal authors
+# SPDX-License-Identifier: BSD-2-Clause
+#
 # ngx_tidal: build, run and test.  `make run` and `make test` install what
 # is missing on Debian 12 (as root), so both work on a fresh machine.
 

@@ -1,4 +1,9 @@
 /*
+ * Copyright (C) ngx_tidal authors
+ * SPDX-License-Identifier: BSD-2-Clause
+ */
+
+/*
  * ngx_tidal: declarations shared by the module's files - configuration,
  * the shared zone, the per-worker fan-out and the WebSocket client.
  */

@@ -1,4 +1,9 @@
 /*
+ * Copyright (C) ngx_tidal authors
+ * SPDX-License-Identifier: BSD-2-Clause
+ */
+
+/*
  * ngx_tidal: per-worker fan-out - each worker keeps its clients in a
  * list, reads new events from the zone's ring once, frames each event
  * once and queues the same buffer for every client.  Workers wake each

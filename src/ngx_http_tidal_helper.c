@@ -1,4 +1,9 @@
 /*
+ * Copyright (C) ngx_tidal authors
+ * SPDX-License-Identifier: BSD-2-Clause
+ */
+
+/*
  * ngx_tidal: the GHCi helper's supervision.  Every worker connects to
  * the helper's unix socket and starts the helper when nobody serves it
  * (the helper's own lock keeps it to one per nginx); music tool calls go

@@ -1,4 +1,9 @@
 /*
+ * Copyright (C) ngx_tidal authors
+ * SPDX-License-Identifier: BSD-2-Clause
+ */
+
+/*
  * ngx_tidal: the MCP tools (their table is src/tidal_tools.c): a worker
  * answers state, history and chat itself from the zone; the music tools
  * go to the GHCi helper (ngx_http_tidal_helper.c).

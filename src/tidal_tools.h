@@ -1,4 +1,9 @@
 /*
+ * Copyright (C) ngx_tidal authors
+ * SPDX-License-Identifier: BSD-2-Clause
+ */
+
+/*
  * The MCP tools of ngx_tidal: names, descriptions, input schemas and the
  * least role allowed to call each.  One table for the nginx module and
  * the helper's stdio mode, so both offer exactly the same tools.

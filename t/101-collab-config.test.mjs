@@ -1,3 +1,6 @@
+// Copyright (C) ngx_tidal authors
+// SPDX-License-Identifier: BSD-2-Clause
+
 // Configuration of the collaboration features: nginx -t accepts the
 // documented example and rejects a tidal_mcp without a tidal_zone and bad
 // values of the new directives, naming the directive and the file:line.

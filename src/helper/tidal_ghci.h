@@ -1,4 +1,9 @@
 /*
+ * Copyright (C) ngx_tidal authors
+ * SPDX-License-Identifier: BSD-2-Clause
+ */
+
+/*
  * The GHCi driver: runs GHCi with Tidal, knows when each block it sent
  * is finished (markers on stdout and stderr), interrupts evaluations that
  * run too long, checks GHCi's health and restarts it.  Single-threaded:

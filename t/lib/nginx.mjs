@@ -1,3 +1,6 @@
+// Copyright (C) ngx_tidal authors
+// SPDX-License-Identifier: BSD-2-Clause
+
 // Runs a real nginx with ngx_tidal loaded, in a private temp dir on a free
 // 127.0.0.1 port, and guarantees it is gone when the test file ends.
 
