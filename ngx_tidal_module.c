@@ -442,7 +442,7 @@ ngx_http_tidal_init_helper_conf(ngx_conf_t *cf,
     }
 
     if (tmcf->helper_socket.data == NULL) {
-        ngx_str_set(&tmcf->helper_socket, "tidal/helper.sock");
+        ngx_str_set(&tmcf->helper_socket, NGX_TIDAL_HELPER_SOCKET);
     }
 
     if (tmcf->ghci.data == NULL) {

@@ -107,7 +107,7 @@ typedef struct {
     ngx_msec_t                  fanout_delay;
     ngx_str_t                   state_file;
 
-    ngx_fd_t                   *wake_fds;       /* one per worker */
+    ngx_fd_t                   *wake_fds;       /* per worker, fanout.c */
     ngx_uint_t                  nwake;
 
     /* the GHCi helper: one per nginx, so all of it is http-level */

@@ -18,7 +18,6 @@
 
 #include <sys/file.h>
 #include <sys/un.h>
-#include <sys/syscall.h>
 
 
 #define NGX_HTTP_TIDAL_HELPER_PROTOCOL   1
@@ -428,7 +427,12 @@ ngx_http_tidal_helper_exec(ngx_http_tidal_main_conf_t *tmcf,
         (void) dup2(fd, STDOUT_FILENO);
     }
 
-    if (syscall(SYS_close_range, 3, ~0U, 0) == -1) {
+    /* without close_range(), or on a kernel older than 5.9: one by one */
+
+#if (NGX_HTTP_TIDAL_HAVE_CLOSE_RANGE)
+    if (close_range(3, ~0U, 0) == -1)
+#endif
+    {
         for (fd = 3; fd < 65536; fd++) {
             (void) close(fd);
         }
