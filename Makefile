@@ -121,6 +121,7 @@ test: test-deps build
 	$(MAKE) fuzz
 	$(MAKE) integration
 	$(MAKE) asan
+	$(MAKE) test-deb
 
 $(BUILD)/unit/%: t/unit/%.c t/unit/unit.h $(PURE_SRCS) $(PURE_HDRS)
 	@mkdir -p $(@D)
@@ -167,6 +168,46 @@ asan: asan-build
 clean:
 	rm -rf $(BUILD)
 
+# -- the Debian package ----------------------------------------------------
+# debian/ builds it with debhelper and dh_nginx from a copy of the tree, so
+# the repository stays clean; its version is debian/changelog's, which must
+# be the module's (NGX_TIDAL_VERSION).
+
+DEB_PKGS    := debhelper dpkg-dev fakeroot lintian
+DEB_DIR     := $(BUILD)/deb
+DEB_VERSION  = $(shell sed -n '1s/^[^(]*(\([^)]*\)).*/\1/p' debian/changelog)
+DEB_FILE     = $(DEB_DIR)/libnginx-mod-http-tidal_$(DEB_VERSION)_$(shell \
+                   dpkg --print-architecture).deb
+
+.PHONY: deb deb-deps test-deb
+
+deb-deps:
+	@t/tools/apt-ensure $(DEB_PKGS)
+
+test-deps: deb-deps
+
+deb: deps deb-deps
+	@grep -q '^#define NGX_TIDAL_VERSION  *"$(DEB_VERSION)"' \
+	    src/ngx_http_tidal.h || { echo "deb: debian/changelog's version" \
+	    "$(DEB_VERSION) is not NGX_TIDAL_VERSION" >&2; exit 1; }
+	rm -rf $(DEB_DIR)
+	mkdir -p $(DEB_DIR)/src
+	tar -c --exclude=./build --exclude=./t/node_modules --exclude=./.git . \
+	    | tar -x -C $(DEB_DIR)/src
+	cd $(DEB_DIR)/src && dpkg-buildpackage -b -us -uc >../build.log 2>&1 \
+	    || { tail -40 ../build.log; exit 1; }
+	@echo "deb: $(DEB_FILE)"
+
+# The package installed into this system, played through and purged
+# (t/package/): the last step of `make test`, so the suites before it see
+# a machine without it.
+test-deb: deb
+	lintian --fail-on error $(DEB_FILE)
+	cd t && NGINX_BIN=/usr/sbin/nginx \
+	    TIDAL_MODULE_SO=/usr/lib/nginx/modules/ngx_tidal_module.so \
+	    TIDAL_DEB=$(DEB_FILE) \
+	    node --test --test-reporter=spec package/installed-module.mjs
+
 # -- the helper ------------------------------------------------------------
 # tidal-helper (src/helper/) supervises GHCi running Tidal; `tidal-helper
 # --stdio` is a standalone MCP server, and `--stdio --connect ws[s]://...` a
@@ -194,7 +235,8 @@ helper: $(HELPER_BIN)
 
 $(HELPER_BIN): $(HELPER_SRCS) $(HELPER_HDRS)
 	@mkdir -p $(@D)
-	$(CC) $(HELPER_CFLAGS) -o $@ $(HELPER_SRCS) -ljansson -lssl -lcrypto -lm
+	$(CC) $(HELPER_CFLAGS) $(CFLAGS) -o $@ $(HELPER_SRCS) $(LDFLAGS) \
+	    -ljansson -lssl -lcrypto -lm
 
 helper-deps:
 	@t/tools/apt-ensure $(HELPER_PKGS)

@@ -247,9 +247,18 @@ ngx_http_tidal_fanout_wake(ngx_http_tidal_main_conf_t *tmcf)
     one = 1;
 
     for (i = 0; i < tmcf->nwake; i++) {
-        if (i != ngx_worker) {
-            (void) write(ngx_http_tidal_wake_write_fd(tmcf, i), &one,
-                         sizeof(one));
+        if (i == ngx_worker) {
+            continue;
+        }
+
+        /* EAGAIN: a full counter or pipe, that worker is woken already */
+
+        if (write(ngx_http_tidal_wake_write_fd(tmcf, i), &one, sizeof(one))
+            == -1 && ngx_errno != NGX_EAGAIN)
+        {
+            ngx_log_error(NGX_LOG_ALERT, ngx_cycle->log, ngx_errno,
+                          "tidal: write() to the wake-up of worker %ui "
+                          "failed", i);
         }
     }
 }
