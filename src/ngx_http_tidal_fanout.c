@@ -35,8 +35,7 @@
 #define ngx_http_tidal_wake_read_fd(tmcf, i)                                  \
     (tmcf)->wake_fds[(i) * NGX_HTTP_TIDAL_WAKE_FDS]
 #define ngx_http_tidal_wake_write_fd(tmcf, i)                                 \
-    (tmcf)->wake_fds[(i) * NGX_HTTP_TIDAL_WAKE_FDS + NGX_HTTP_TIDAL_WAKE_FDS  \
-                     - 1]
+    (tmcf)->wake_fds[((i) + 1) * NGX_HTTP_TIDAL_WAKE_FDS - 1]
 
 
 typedef struct {

@@ -72,8 +72,8 @@ http { ${directive} ${args}; }
     return knownCache.get(directive);
 }
 
-// The shared zone every tidal_mcp config needs once the module has one;
-// a test passes zone: '' to leave it out, or its own tidal_zone line.
+// The shared zone most tests name; a test passes zone: '' to leave it out
+// (the implicit zone, t/117), or its own tidal_zone line.
 export const DEFAULT_ZONE = 'tidal_zone tidal 8m;';
 
 function defaultZone() {
