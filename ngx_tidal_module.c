@@ -1,4 +1,9 @@
 /*
+ * Copyright (C) ngx_tidal authors
+ * SPDX-License-Identifier: BSD-2-Clause
+ */
+
+/*
  * ngx_tidal: the module definition - directives, configuration and the
  * hook that makes a location an MCP endpoint.
  */
@@ -7,7 +12,6 @@
 #include "ngx_http_tidal.h"
 
 
-static ngx_int_t ngx_http_tidal_postconfiguration(ngx_conf_t *cf);
 static void *ngx_http_tidal_create_main_conf(ngx_conf_t *cf);
 static char *ngx_http_tidal_init_main_conf(ngx_conf_t *cf, void *conf);
 static void *ngx_http_tidal_create_loc_conf(ngx_conf_t *cf);
@@ -316,7 +320,7 @@ static ngx_command_t  ngx_http_tidal_commands[] = {
 
 static ngx_http_module_t  ngx_http_tidal_module_ctx = {
     NULL,                                  /* preconfiguration */
-    ngx_http_tidal_postconfiguration,      /* postconfiguration */
+    NULL,                                  /* postconfiguration */
 
     ngx_http_tidal_create_main_conf,       /* create main configuration */
     ngx_http_tidal_init_main_conf,         /* init main configuration */
@@ -345,27 +349,8 @@ ngx_module_t  ngx_tidal_module = {
 };
 
 
-/* the locations that need a zone say so; checked once all is parsed */
+/* the locations that need a zone say so; init_main_conf makes one */
 static ngx_uint_t  ngx_http_tidal_zone_wanted;
-
-
-static ngx_int_t
-ngx_http_tidal_postconfiguration(ngx_conf_t *cf)
-{
-    ngx_http_tidal_main_conf_t  *tmcf;
-
-    tmcf = ngx_http_conf_get_module_main_conf(cf, ngx_tidal_module);
-
-    if (ngx_http_tidal_zone_wanted && tmcf->shm_zone == NULL) {
-        ngx_log_error(NGX_LOG_EMERG, cf->log, 0,
-                      "\"tidal_mcp\", \"tidal_publish\" and "
-                      "\"tidal_status\" need a \"tidal_zone\" in the http "
-                      "block, e.g. \"tidal_zone tidal 32m;\"");
-        return NGX_ERROR;
-    }
-
-    return NGX_OK;
-}
 
 
 static void *
@@ -410,6 +395,28 @@ static char *
 ngx_http_tidal_init_main_conf(ngx_conf_t *cf, void *conf)
 {
     ngx_http_tidal_main_conf_t *tmcf = conf;
+
+    char       *rv;
+    ngx_str_t   name;
+
+    /* a location needs the zone and no tidal_zone names one: the default */
+
+    if (ngx_http_tidal_zone_wanted && tmcf->shm_zone == NULL) {
+        ngx_str_set(&name, NGX_HTTP_TIDAL_ZONE_NAME);
+
+        rv = ngx_http_tidal_zone_add(cf, tmcf, &name,
+                                     NGX_HTTP_TIDAL_ZONE_SIZE);
+
+        if (rv != NGX_CONF_OK) {
+            if (rv != NGX_CONF_ERROR) {
+                ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                                   "the implicit tidal_zone \"%V\" %s",
+                                   &name, rv);
+            }
+
+            return NGX_CONF_ERROR;
+        }
+    }
 
     ngx_conf_init_uint_value(tmcf->max_connections, 0);
     ngx_conf_init_msec_value(tmcf->session_timeout, 600000);
@@ -458,7 +465,7 @@ ngx_http_tidal_init_helper_conf(ngx_conf_t *cf,
     }
 
     if (tmcf->helper_socket.data == NULL) {
-        ngx_str_set(&tmcf->helper_socket, "tidal/helper.sock");
+        ngx_str_set(&tmcf->helper_socket, NGX_TIDAL_HELPER_SOCKET);
     }
 
     if (tmcf->ghci.data == NULL) {

@@ -1,4 +1,9 @@
 /*
+ * Copyright (C) ngx_tidal authors
+ * SPDX-License-Identifier: BSD-2-Clause
+ */
+
+/*
  * ngx_tidal: declarations shared by the module's files - configuration,
  * the shared zone, the per-worker fan-out and the WebSocket client.
  */
@@ -22,6 +27,11 @@
 
 #define NGX_HTTP_TIDAL_ZONE_MAGIC      0x7469646c    /* "tidl" */
 #define NGX_HTTP_TIDAL_ZONE_LAYOUT     3
+
+/* the zone of a configuration without tidal_zone (README, tidal_zone) */
+#define NGX_HTTP_TIDAL_ZONE_NAME       "tidal"
+#define NGX_HTTP_TIDAL_ZONE_SIZE       (32 * 1024 * 1024)
+
 #define NGX_HTTP_TIDAL_WORKER_SLOTS    128
 #define NGX_HTTP_TIDAL_SESSION_ID_LEN  32
 
@@ -107,7 +117,7 @@ typedef struct {
     ngx_msec_t                  fanout_delay;
     ngx_str_t                   state_file;
 
-    ngx_fd_t                   *wake_fds;       /* one per worker */
+    ngx_fd_t                   *wake_fds;       /* per worker, fanout.c */
     ngx_uint_t                  nwake;
 
     /* the GHCi helper: one per nginx, so all of it is http-level */
@@ -229,6 +239,8 @@ void ngx_http_tidal_frame_release(ngx_http_tidal_frame_t *frame);
 
 /* ngx_http_tidal_zone.c */
 char *ngx_http_tidal_zone(ngx_conf_t *cf, ngx_command_t *cmd, void *conf);
+char *ngx_http_tidal_zone_add(ngx_conf_t *cf,
+    ngx_http_tidal_main_conf_t *tmcf, ngx_str_t *name, size_t size);
 ngx_int_t ngx_http_tidal_zone_publish(ngx_http_tidal_main_conf_t *tmcf,
     const char *type, json_t *fields, ngx_log_t *log, uint64_t *seq);
 ngx_int_t ngx_http_tidal_zone_claim_slot(ngx_http_tidal_main_conf_t *tmcf,

@@ -1,4 +1,9 @@
 /*
+ * Copyright (C) ngx_tidal authors
+ * SPDX-License-Identifier: BSD-2-Clause
+ */
+
+/*
  * ngx_tidal: the GHCi helper's supervision.  Every worker connects to
  * the helper's unix socket and starts the helper when nobody serves it
  * (the helper's own lock keeps it to one per nginx); music tool calls go
@@ -13,7 +18,6 @@
 
 #include <sys/file.h>
 #include <sys/un.h>
-#include <sys/syscall.h>
 
 
 #define NGX_HTTP_TIDAL_HELPER_IN_MAX     (32 * 1024 * 1024)
@@ -422,7 +426,12 @@ ngx_http_tidal_helper_exec(ngx_http_tidal_main_conf_t *tmcf,
         (void) dup2(fd, STDOUT_FILENO);
     }
 
-    if (syscall(SYS_close_range, 3, ~0U, 0) == -1) {
+    /* without close_range(), or on a kernel older than 5.9: one by one */
+
+#if (NGX_HTTP_TIDAL_HAVE_CLOSE_RANGE)
+    if (close_range(3, ~0U, 0) == -1)
+#endif
+    {
         for (fd = 3; fd < 65536; fd++) {
             (void) close(fd);
         }

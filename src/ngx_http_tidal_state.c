@@ -1,4 +1,9 @@
 /*
+ * Copyright (C) ngx_tidal authors
+ * SPDX-License-Identifier: BSD-2-Clause
+ */
+
+/*
  * ngx_tidal: the channel state in the zone - seeded from
  * tidal_state_file when a zone is created, replaced by the helper's after
  * every change (and written back to the file), read for tidal_get_state,

@@ -1,4 +1,9 @@
 /*
+ * Copyright (C) ngx_tidal authors
+ * SPDX-License-Identifier: BSD-2-Clause
+ */
+
+/*
  * ngx_tidal: the MCP tools (their table is src/tidal_tools.c): a worker
  * answers the rows it may run (state, history, chat) itself from the
  * zone; the others go to the GHCi helper (ngx_http_tidal_helper.c).

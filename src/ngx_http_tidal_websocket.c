@@ -1,4 +1,9 @@
 /*
+ * Copyright (C) ngx_tidal authors
+ * SPDX-License-Identifier: BSD-2-Clause
+ */
+
+/*
  * ngx_tidal: one WebSocket connection after the 101 - reads frames into
  * the codec, hands text messages to the MCP core, queues and writes
  * replies, keeps the heartbeat and closes as RFC 6455 asks.

@@ -1,3 +1,8 @@
+/*
+ * Copyright (C) ngx_tidal authors
+ * SPDX-License-Identifier: BSD-2-Clause
+ */
+
 /* MCP core: one JSON-RPC 2.0 message in, at most one reply out. */
 
 #include <stdarg.h>

@@ -1,4 +1,9 @@
 /*
+ * Copyright (C) ngx_tidal authors
+ * SPDX-License-Identifier: BSD-2-Clause
+ */
+
+/*
  * MCP core: JSON-RPC 2.0 framing and the MCP lifecycle (initialize,
  * ping, tools/list, tools/call dispatch, logging/setLevel, the channel
  * resources tidal://channel/d1..d16) over jansson.

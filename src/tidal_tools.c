@@ -1,4 +1,9 @@
 /*
+ * Copyright (C) ngx_tidal authors
+ * SPDX-License-Identifier: BSD-2-Clause
+ */
+
+/*
  * The MCP tool table shared by the nginx module and tidal-helper, and
  * the argument checks its rows name.
  */

@@ -1,4 +1,9 @@
 /*
+ * Copyright (C) ngx_tidal authors
+ * SPDX-License-Identifier: BSD-2-Clause
+ */
+
+/*
  * The MCP tools of ngx_tidal, one row each: name, description, input
  * schema, the least role allowed, where the call runs, whether only
  * tidal_allow_raw offers it, its arguments with their checks, and what

@@ -1,3 +1,6 @@
+// Copyright (C) ngx_tidal authors
+// SPDX-License-Identifier: BSD-2-Clause
+
 // Roles: tidal_role (here from a map on a request header) decides what a
 // client may call; tools/list shows only that; a forbidden call gets
 // -32602 "Tool X requires role performer"; a role value that is not

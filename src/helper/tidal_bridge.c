@@ -1,4 +1,9 @@
 /*
+ * Copyright (C) ngx_tidal authors
+ * SPDX-License-Identifier: BSD-2-Clause
+ */
+
+/*
  * The stdio bridge: one line of stdin is one masked WebSocket text frame
  * to the module, one text frame from it is one line of stdout.  A desktop
  * MCP client that can only spawn stdio servers joins a room this way, over

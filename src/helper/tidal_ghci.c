@@ -1,4 +1,9 @@
 /*
+ * Copyright (C) ngx_tidal authors
+ * SPDX-License-Identifier: BSD-2-Clause
+ */
+
+/*
  * The GHCi driver.  Completion is never guessed by time: after every
  * block goes a statement that prints a marker with a fresh number on
  * stderr and then on stdout; a block is finished when both streams have

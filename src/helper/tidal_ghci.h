@@ -1,4 +1,9 @@
 /*
+ * Copyright (C) ngx_tidal authors
+ * SPDX-License-Identifier: BSD-2-Clause
+ */
+
+/*
  * One GHCi running Tidal: started, fed blocks whose end it knows
  * (markers on stdout and stderr) and whose verdict it reads from the
  * boot file's report pipe, interrupted when a block runs too long,

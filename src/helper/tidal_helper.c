@@ -1,4 +1,9 @@
 /*
+ * Copyright (C) ngx_tidal authors
+ * SPDX-License-Identifier: BSD-2-Clause
+ */
+
+/*
  * tidal-helper: supervises GHCi running Tidal.  With --stdio it is a
  * complete MCP server on stdin/stdout (newline-delimited JSON-RPC, the
  * MCP stdio transport) with its own GHCi, for one person without nginx;

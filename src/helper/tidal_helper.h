@@ -1,4 +1,9 @@
 /*
+ * Copyright (C) ngx_tidal authors
+ * SPDX-License-Identifier: BSD-2-Clause
+ */
+
+/*
  * tidal-helper: what its parts share - the helper's MCP server (tools,
  * channel state, events), logging to stderr and the clock.
  */

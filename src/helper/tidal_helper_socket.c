@@ -1,4 +1,9 @@
 /*
+ * Copyright (C) ngx_tidal authors
+ * SPDX-License-Identifier: BSD-2-Clause
+ */
+
+/*
  * tidal-helper --socket: the helper nginx starts, one per nginx.  Every
  * worker connects to its unix socket and speaks newline-delimited
  * JSON-RPC: a tidal/hello first (the zone's state, the worker's

@@ -1,4 +1,9 @@
 /*
+ * Copyright (C) ngx_tidal authors
+ * SPDX-License-Identifier: BSD-2-Clause
+ */
+
+/*
  * tidal-helper's MCP server: the music tools on top of the GHCi driver,
  * the channel state it keeps (a tidal_state document), the events it
  * sends (notifications/tidal/<type>) and the state it re-applies after

@@ -1,3 +1,8 @@
+/*
+ * Copyright (C) ngx_tidal authors
+ * SPDX-License-Identifier: BSD-2-Clause
+ */
+
 /* libFuzzer target: whatever arrives, the MCP core answers JSON-RPC 2.0. */
 
 #include <stdint.h>

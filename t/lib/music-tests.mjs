@@ -1,3 +1,6 @@
+// Copyright (C) ngx_tidal authors
+// SPDX-License-Identifier: BSD-2-Clause
+
 // The music tests, the same over stdio (tidal-helper --stdio) and over
 // WebSocket (nginx with the helper it starts): eval is heard, hush is
 // silence, a mistake comes back as GHCi's own message while the old

@@ -1,3 +1,6 @@
+// Copyright (C) ngx_tidal authors
+// SPDX-License-Identifier: BSD-2-Clause
+
 // A room: nginx with ngx_tidal and its GHCi helper, OSC going to a
 // DirtListener, spoken to by the official SDK's WebSocketClientTransport.
 // It offers what t/lib/helper.mjs's Helper offers (call, ok, notes,

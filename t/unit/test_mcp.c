@@ -1,3 +1,8 @@
+/*
+ * Copyright (C) ngx_tidal authors
+ * SPDX-License-Identifier: BSD-2-Clause
+ */
+
 /* Unit tests of the MCP core: the JSON-RPC 2.0 texts a client receives. */
 
 #include <string.h>
