@@ -1,3 +1,6 @@
+// Copyright (C) ngx_tidal authors
+// SPDX-License-Identifier: BSD-2-Clause
+
 // bench/supervision.mjs: how long d1 goes silent when another channel's
 // pattern fails, or the playing GHCi is killed or stopped from outside,
 // for this tree's tidal-helper against the helper before issue 7's

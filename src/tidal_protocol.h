@@ -1,4 +1,9 @@
 /*
+ * Copyright (C) ngx_tidal authors
+ * SPDX-License-Identifier: BSD-2-Clause
+ */
+
+/*
  * The names ngx_tidal adds to MCP and the link between nginx's workers
  * and tidal-helper (newline-delimited JSON-RPC on the helper's unix
  * socket): methods, _meta keys, the events' prefix, and the defaults and

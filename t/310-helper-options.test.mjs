@@ -1,3 +1,6 @@
+// Copyright (C) ngx_tidal authors
+// SPDX-License-Identifier: BSD-2-Clause
+
 // tidal-helper's command line: every option's value is checked before
 // anything starts, a mistake names the option and ends with the usage on
 // stderr and exit status 2; --help and --version answer on stdout.  A

@@ -1,4 +1,9 @@
 /*
+ * Copyright (C) ngx_tidal authors
+ * SPDX-License-Identifier: BSD-2-Clause
+ */
+
+/*
  * The supervisor: which GHCi plays, which checks, which waits; what
  * happens when one is lost, hangs or a pattern fails.
  */

@@ -1,4 +1,9 @@
 /*
+ * Copyright (C) ngx_tidal authors
+ * SPDX-License-Identifier: BSD-2-Clause
+ */
+
+/*
  * Unit tests of the tool table (src/tidal_tools.c): its rows agree with
  * their schemas, and each argument check accepts and refuses what nginx
  * and tidal-helper --stdio both accept and refuse, word for word.
