@@ -1,3 +1,6 @@
+# Copyright (C) ngx_tidal authors
+# SPDX-License-Identifier: BSD-2-Clause
+#
 # ngx_tidal: build, run and test.  `make run` and `make test` install what
 # is missing on Debian 12 (as root), so both work on a fresh machine.
 
@@ -13,12 +16,26 @@ NGX_VER    := 1.22.1
 ASAN_TREE  := $(BUILD)/asan/nginx-$(NGX_VER)
 ASAN_NGINX := $(ASAN_TREE)/objs/nginx
 
-PURE_SRCS  := src/tidal_utf8.c src/tidal_ws.c src/tidal_mcp.c src/tidal_state.c \
-              src/tidal_room.c src/tidal_tools.c
-PURE_HDRS  := src/tidal_utf8.h src/tidal_ws.h src/tidal_mcp.h src/tidal_state.h \
-              src/tidal_room.h src/tidal_tools.h
-MODULE_SRCS := ngx_tidal_module.c $(wildcard src/ngx_http_tidal*.c) \
-               $(wildcard src/ngx_http_tidal*.h) $(PURE_SRCS) $(PURE_HDRS)
+# the newest mainline nginx, beside the repository (../shared/nginx)
+NGX_MAINLINE     := 1.31.4
+MAINLINE_DIST    := $(abspath $(CURDIR)/../shared/nginx)
+MAINLINE_TREE    := $(BUILD)/nginx-$(NGX_MAINLINE)
+MAINLINE_NGINX   := $(MAINLINE_TREE)/objs/nginx
+MAINLINE_SO      := $(MAINLINE_TREE)/objs/ngx_tidal_module.so
+
+# Debian's choice of modules (nginx-dev's conf_flags) without its paths
+MAINLINE_FLAGS   := --with-compat --with-debug --with-pcre-jit --with-threads \
+                    --with-http_ssl_module --with-http_stub_status_module \
+                    --with-http_realip_module --with-http_auth_request_module \
+                    --with-http_v2_module --with-http_dav_module \
+                    --with-http_slice_module
+
+# the source lists come from ./sources, which config reads too
+sources = $(shell awk '$$1 == "$(1)" { print $$2 }' sources)
+
+PURE_SRCS  := $(filter %.c,$(call sources,pure))
+PURE_HDRS  := $(filter %.h,$(call sources,pure))
+MODULE_SRCS := config sources $(call sources,pure) $(call sources,module)
 
 BUILD_PKGS := nginx nginx-dev libjansson-dev libssl-dev libpcre2-dev \
               zlib1g-dev build-essential pkg-config
@@ -30,7 +47,8 @@ FUZZ_CFLAGS := -g -O1 -fsanitize=fuzzer,address,undefined -Isrc
 FUZZ_SECONDS ?= 30
 
 .PHONY: all build deps test-deps run test unit fuzz integration asan \
-        asan-build static-check clean
+        asan-build static-check clean mainline-build integration-debian \
+        integration-mainline
 
 all: build
 
@@ -49,18 +67,39 @@ test-deps: deps
 
 # -- the dynamic module, against Debian's nginx-dev tree -------------------
 
-$(DYN_TREE)/configured: config
+$(DYN_TREE)/configured: config sources
 	rm -rf $(DYN_TREE)
 	mkdir -p $(BUILD)
 	cp -r $(NGX_DEV) $(DYN_TREE)
 	cd $(DYN_TREE) && . ./conf_flags \
-	    && ./configure "$${NGX_CONF_FLAGS[@]}" \
+	    && ./configure "$${NGX_CONF_FLAGS[@]}" --with-cc-opt=-Werror \
 	       --add-dynamic-module=$(CURDIR) >configure.log 2>&1 \
 	    || { tail -30 configure.log; exit 1; }
 	touch $@
 
 $(MODULE_SO): $(DYN_TREE)/configured $(MODULE_SRCS)
 	$(MAKE) -C $(DYN_TREE) -f objs/Makefile modules
+
+# -- nginx mainline from source, with the module as a dynamic one ---------
+
+mainline-build: $(MAINLINE_SO)
+
+$(MAINLINE_TREE)/configured: config sources $(MAINLINE_DIST)/SHA256SUMS
+	cd $(MAINLINE_DIST) && sha256sum --quiet -c SHA256SUMS
+	rm -rf $(MAINLINE_TREE)
+	mkdir -p $(BUILD)
+	tar -C $(BUILD) -xzf $(MAINLINE_DIST)/nginx-$(NGX_MAINLINE).tar.gz
+	cd $(MAINLINE_TREE) && auto/configure $(MAINLINE_FLAGS) \
+	       --prefix=$(MAINLINE_TREE)/prefix --with-cc-opt=-Werror \
+	       --add-dynamic-module=$(CURDIR) >configure.log 2>&1 \
+	    || { tail -30 configure.log; exit 1; }
+	touch $@
+
+$(MAINLINE_SO): $(MAINLINE_TREE)/configured $(MODULE_SRCS)
+	$(MAKE) -C $(MAINLINE_TREE) -f objs/Makefile -j2 >$(BUILD)/mainline.log 2>&1 \
+	    || { grep -E -A3 'error|warning' $(BUILD)/mainline.log | head -40; \
+	         exit 1; }
+	@echo "nginx $(NGX_MAINLINE): $(MAINLINE_NGINX), $(MAINLINE_SO)"
 
 # -- run -------------------------------------------------------------------
 
@@ -82,6 +121,7 @@ test: test-deps build
 	$(MAKE) fuzz
 	$(MAKE) integration
 	$(MAKE) asan
+	$(MAKE) test-deb
 
 $(BUILD)/unit/%: t/unit/%.c t/unit/unit.h $(PURE_SRCS) $(PURE_HDRS)
 	@mkdir -p $(@D)
@@ -101,8 +141,15 @@ FUZZERS := $(patsubst t/fuzz/%.c,$(BUILD)/fuzz/%,$(wildcard t/fuzz/fuzz_*.c))
 fuzz: $(FUZZERS)
 	@t/tools/run-fuzz $(FUZZ_SECONDS) $(FUZZERS)
 
-integration: build
+# the suite against Debian's nginx and against the mainline one
+integration: integration-debian integration-mainline
+
+integration-debian: build
 	cd t && NGINX_BIN=$(NGINX_BIN) TIDAL_MODULE_SO=$(MODULE_SO) \
+	    node --test --test-reporter=spec
+
+integration-mainline: build mainline-build
+	cd t && NGINX_BIN=$(MAINLINE_NGINX) TIDAL_MODULE_SO=$(MAINLINE_SO) \
 	    node --test --test-reporter=spec
 
 # -- AddressSanitizer: upstream nginx with the module compiled in ----------
@@ -121,6 +168,46 @@ asan: asan-build
 clean:
 	rm -rf $(BUILD)
 
+# -- the Debian package ----------------------------------------------------
+# debian/ builds it with debhelper and dh_nginx from a copy of the tree, so
+# the repository stays clean; its version is debian/changelog's, which must
+# be the module's (NGX_TIDAL_VERSION).
+
+DEB_PKGS    := debhelper dpkg-dev fakeroot lintian
+DEB_DIR     := $(BUILD)/deb
+DEB_VERSION  = $(shell sed -n '1s/^[^(]*(\([^)]*\)).*/\1/p' debian/changelog)
+DEB_FILE     = $(DEB_DIR)/libnginx-mod-http-tidal_$(DEB_VERSION)_$(shell \
+                   dpkg --print-architecture).deb
+
+.PHONY: deb deb-deps test-deb
+
+deb-deps:
+	@t/tools/apt-ensure $(DEB_PKGS)
+
+test-deps: deb-deps
+
+deb: deps deb-deps
+	@grep -q '^#define NGX_TIDAL_VERSION  *"$(DEB_VERSION)"' \
+	    src/ngx_http_tidal.h || { echo "deb: debian/changelog's version" \
+	    "$(DEB_VERSION) is not NGX_TIDAL_VERSION" >&2; exit 1; }
+	rm -rf $(DEB_DIR)
+	mkdir -p $(DEB_DIR)/src
+	tar -c --exclude=./build --exclude=./t/node_modules --exclude=./.git . \
+	    | tar -x -C $(DEB_DIR)/src
+	cd $(DEB_DIR)/src && dpkg-buildpackage -b -us -uc >../build.log 2>&1 \
+	    || { tail -40 ../build.log; exit 1; }
+	@echo "deb: $(DEB_FILE)"
+
+# The package installed into this system, played through and purged
+# (t/package/): the last step of `make test`, so the suites before it see
+# a machine without it.
+test-deb: deb
+	lintian --fail-on error $(DEB_FILE)
+	cd t && NGINX_BIN=/usr/sbin/nginx \
+	    TIDAL_MODULE_SO=/usr/lib/nginx/modules/ngx_tidal_module.so \
+	    TIDAL_DEB=$(DEB_FILE) \
+	    node --test --test-reporter=spec package/installed-module.mjs
+
 # -- the helper ------------------------------------------------------------
 # tidal-helper (src/helper/) supervises GHCi running Tidal; `tidal-helper
 # --stdio` is a standalone MCP server, and `--stdio --connect ws[s]://...` a
@@ -130,12 +217,11 @@ clean:
 
 HELPER_BIN    := $(BUILD)/helper/tidal-helper
 HELPER_BOOT   := $(CURDIR)/src/helper/BootTidal.hs
-HELPER_SRCS   := $(wildcard src/helper/*.c) src/tidal_mcp.c src/tidal_state.c \
-                 src/tidal_room.c src/tidal_pattern.c src/tidal_utf8.c \
-                 src/tidal_tools.c src/tidal_ws.c
-HELPER_HDRS   := $(wildcard src/helper/*.h) src/tidal_mcp.h src/tidal_state.h \
-                 src/tidal_room.h src/tidal_pattern.h src/tidal_utf8.h \
-                 src/tidal_tools.h src/tidal_ws.h
+HELPER_PURE   := $(call sources,helper)
+HELPER_SRCS   := $(wildcard src/helper/*.c) $(PURE_SRCS) \
+                 $(filter %.c,$(HELPER_PURE))
+HELPER_HDRS   := $(wildcard src/helper/*.h) $(PURE_HDRS) \
+                 $(filter %.h,$(HELPER_PURE))
 HELPER_CFLAGS := -std=c99 -D_GNU_SOURCE -O2 -g -Wall -Wextra -Werror \
                  -Wpointer-arith -Wno-unused-parameter -Isrc -Isrc/helper \
                  -DTIDAL_HELPER_BOOT='"$(HELPER_BOOT)"'
@@ -149,7 +235,8 @@ helper: $(HELPER_BIN)
 
 $(HELPER_BIN): $(HELPER_SRCS) $(HELPER_HDRS)
 	@mkdir -p $(@D)
-	$(CC) $(HELPER_CFLAGS) -o $@ $(HELPER_SRCS) -ljansson -lssl -lcrypto -lm
+	$(CC) $(HELPER_CFLAGS) $(CFLAGS) -o $@ $(HELPER_SRCS) $(LDFLAGS) \
+	    -ljansson -lssl -lcrypto -lm
 
 helper-deps:
 	@t/tools/apt-ensure $(HELPER_PKGS)
@@ -157,16 +244,15 @@ helper-deps:
 test-deps: helper-deps
 
 $(BUILD)/unit/test_pattern: t/unit/test_pattern.c t/unit/unit.h \
-                            $(PURE_SRCS) $(PURE_HDRS) src/tidal_pattern.c \
-                            src/tidal_pattern.h
+                            $(PURE_SRCS) $(PURE_HDRS) $(HELPER_PURE)
 	@mkdir -p $(@D)
-	$(CC) $(UNIT_CFLAGS) -o $@ $< $(PURE_SRCS) src/tidal_pattern.c \
+	$(CC) $(UNIT_CFLAGS) -o $@ $< $(PURE_SRCS) $(filter %.c,$(HELPER_PURE)) \
 	    -ljansson -lcrypto
 
 $(BUILD)/fuzz/fuzz_pattern: t/fuzz/fuzz_pattern.c $(PURE_SRCS) $(PURE_HDRS) \
-                            src/tidal_pattern.c src/tidal_pattern.h
+                            $(HELPER_PURE)
 	@mkdir -p $(@D)
-	clang $(FUZZ_CFLAGS) -o $@ $< $(PURE_SRCS) src/tidal_pattern.c \
+	clang $(FUZZ_CFLAGS) -o $@ $< $(PURE_SRCS) $(filter %.c,$(HELPER_PURE)) \
 	    -ljansson -lcrypto
 
 # the relay's OSC reader (src/helper/tidal_osc.c) is pure too
@@ -185,3 +271,27 @@ $(BUILD)/unit/test_rate: t/unit/test_rate.c t/unit/unit.h \
                          src/helper/tidal_rate.c src/helper/tidal_rate.h
 	@mkdir -p $(@D)
 	$(CC) $(UNIT_CFLAGS) -Isrc/helper -o $@ $< src/helper/tidal_rate.c
+
+# -- benchmarks ------------------------------------------------------------
+# bench/supervision.mjs: d1's silence when another channel's pattern fails
+# or its GHCi is killed or stopped, this tree's helper against the helper
+# before issue 7's supervision (PEER_COMMIT), which is built from `git
+# archive` in build/bench/.  Takes about 15 minutes; not part of `make
+# test`.  BENCH_ARGS="--trials 1 --classes 6,7" for a quick look.
+
+PEER_COMMIT ?= 232bfc2
+PEER_TREE   := $(BUILD)/bench/peer-$(PEER_COMMIT)
+PEER_HELPER := $(PEER_TREE)/build/helper/tidal-helper
+
+.PHONY: bench-supervision
+
+$(PEER_HELPER):
+	rm -rf $(PEER_TREE)
+	mkdir -p $(PEER_TREE)
+	git archive $(PEER_COMMIT) | tar -x -C $(PEER_TREE)
+	$(MAKE) -C $(PEER_TREE) --no-print-directory helper
+
+bench-supervision: test-deps $(HELPER_BIN) $(PEER_HELPER)
+	BENCH_COMMAND='make bench-supervision$(if $(BENCH_ARGS), BENCH_ARGS="$(BENCH_ARGS)")' \
+	    node bench/supervision.mjs --peer $(PEER_HELPER) \
+	    --peer-commit $(PEER_COMMIT) $(BENCH_ARGS)

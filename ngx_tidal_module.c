@@ -1,4 +1,9 @@
 /*
+ * Copyright (C) ngx_tidal authors
+ * SPDX-License-Identifier: BSD-2-Clause
+ */
+
+/*
  * ngx_tidal: the module definition - directives, configuration and the
  * hook that makes a location an MCP endpoint.
  */
@@ -7,7 +12,6 @@
 #include "ngx_http_tidal.h"
 
 
-static ngx_int_t ngx_http_tidal_postconfiguration(ngx_conf_t *cf);
 static void *ngx_http_tidal_create_main_conf(ngx_conf_t *cf);
 static char *ngx_http_tidal_init_main_conf(ngx_conf_t *cf, void *conf);
 static void *ngx_http_tidal_create_loc_conf(ngx_conf_t *cf);
@@ -92,7 +96,10 @@ static ngx_conf_post_t  ngx_http_tidal_dirt_rate_post = {
 };
 
 
-/* a time's bounds, and what to say when it is out of them */
+/*
+ * A time's bounds, and what to say when it is out of them: the helper's
+ * (src/tidal_protocol.h), said in nginx's units.
+ */
 typedef struct {
     ngx_conf_post_handler_pt  post_handler;
     ngx_msec_t                low;
@@ -102,12 +109,14 @@ typedef struct {
 
 
 static ngx_http_tidal_msec_bounds_t  ngx_http_tidal_eval_timeout_bounds = {
-    ngx_http_tidal_check_msec, 100, 600000,
+    ngx_http_tidal_check_msec,
+    TIDAL_SETTING_EVAL_TIMEOUT_MIN, TIDAL_SETTING_EVAL_TIMEOUT_MAX,
     "must be 100ms .. 10m"
 };
 
 static ngx_http_tidal_msec_bounds_t  ngx_http_tidal_health_bounds = {
-    ngx_http_tidal_check_msec, 0, 3600000,
+    ngx_http_tidal_check_msec,
+    0, TIDAL_SETTING_HEALTH_INTERVAL_MAX,
     "must be at most 1h (0: no health checks)"
 };
 
@@ -311,7 +320,7 @@ static ngx_command_t  ngx_http_tidal_commands[] = {
 
 static ngx_http_module_t  ngx_http_tidal_module_ctx = {
     NULL,                                  /* preconfiguration */
-    ngx_http_tidal_postconfiguration,      /* postconfiguration */
+    NULL,                                  /* postconfiguration */
 
     ngx_http_tidal_create_main_conf,       /* create main configuration */
     ngx_http_tidal_init_main_conf,         /* init main configuration */
@@ -340,27 +349,8 @@ ngx_module_t  ngx_tidal_module = {
 };
 
 
-/* the locations that need a zone say so; checked once all is parsed */
+/* the locations that need a zone say so; init_main_conf makes one */
 static ngx_uint_t  ngx_http_tidal_zone_wanted;
-
-
-static ngx_int_t
-ngx_http_tidal_postconfiguration(ngx_conf_t *cf)
-{
-    ngx_http_tidal_main_conf_t  *tmcf;
-
-    tmcf = ngx_http_conf_get_module_main_conf(cf, ngx_tidal_module);
-
-    if (ngx_http_tidal_zone_wanted && tmcf->shm_zone == NULL) {
-        ngx_log_error(NGX_LOG_EMERG, cf->log, 0,
-                      "\"tidal_mcp\", \"tidal_publish\" and "
-                      "\"tidal_status\" need a \"tidal_zone\" in the http "
-                      "block, e.g. \"tidal_zone tidal 32m;\"");
-        return NGX_ERROR;
-    }
-
-    return NGX_OK;
-}
 
 
 static void *
@@ -406,6 +396,28 @@ ngx_http_tidal_init_main_conf(ngx_conf_t *cf, void *conf)
 {
     ngx_http_tidal_main_conf_t *tmcf = conf;
 
+    char       *rv;
+    ngx_str_t   name;
+
+    /* a location needs the zone and no tidal_zone names one: the default */
+
+    if (ngx_http_tidal_zone_wanted && tmcf->shm_zone == NULL) {
+        ngx_str_set(&name, NGX_HTTP_TIDAL_ZONE_NAME);
+
+        rv = ngx_http_tidal_zone_add(cf, tmcf, &name,
+                                     NGX_HTTP_TIDAL_ZONE_SIZE);
+
+        if (rv != NGX_CONF_OK) {
+            if (rv != NGX_CONF_ERROR) {
+                ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                                   "the implicit tidal_zone \"%V\" %s",
+                                   &name, rv);
+            }
+
+            return NGX_CONF_ERROR;
+        }
+    }
+
     ngx_conf_init_uint_value(tmcf->max_connections, 0);
     ngx_conf_init_msec_value(tmcf->session_timeout, 600000);
     ngx_conf_init_msec_value(tmcf->fanout_delay, 5);
@@ -434,9 +446,10 @@ ngx_http_tidal_init_helper_conf(ngx_conf_t *cf,
     uint32_t     crc;
     ngx_time_t  *tp;
 
-    ngx_conf_init_value(tmcf->dirt_rate, 1000);
-    ngx_conf_init_msec_value(tmcf->eval_timeout, 5000);
-    ngx_conf_init_msec_value(tmcf->health_interval, 5000);
+    ngx_conf_init_value(tmcf->dirt_rate, TIDAL_SETTING_DIRT_RATE);
+    ngx_conf_init_msec_value(tmcf->eval_timeout, TIDAL_SETTING_EVAL_TIMEOUT);
+    ngx_conf_init_msec_value(tmcf->health_interval,
+                             TIDAL_SETTING_HEALTH_INTERVAL);
     ngx_conf_init_value(tmcf->allow_raw, 0);
 
     /* the built one, where "make" put it: needed once the module is used */
@@ -452,19 +465,19 @@ ngx_http_tidal_init_helper_conf(ngx_conf_t *cf,
     }
 
     if (tmcf->helper_socket.data == NULL) {
-        ngx_str_set(&tmcf->helper_socket, "tidal/helper.sock");
+        ngx_str_set(&tmcf->helper_socket, NGX_TIDAL_HELPER_SOCKET);
     }
 
     if (tmcf->ghci.data == NULL) {
-        ngx_str_set(&tmcf->ghci, "ghci");
+        ngx_str_set(&tmcf->ghci, TIDAL_SETTING_GHCI);
     }
 
     if (tmcf->dirt_address.data == NULL) {
-        ngx_str_set(&tmcf->dirt_address, "127.0.0.1:57120");
+        ngx_str_set(&tmcf->dirt_address, TIDAL_SETTING_DIRT_ADDRESS);
     }
 
     if (tmcf->ghci_memory.data == NULL) {
-        ngx_str_set(&tmcf->ghci_memory, "2g");
+        ngx_str_set(&tmcf->ghci_memory, TIDAL_SETTING_GHCI_MEMORY);
     }
 
     /* the default socket, under the prefix, may be too long too */
@@ -618,8 +631,10 @@ ngx_http_tidal_check_dirt_rate(ngx_conf_t *cf, void *post, void *data)
 {
     ngx_int_t *np = data;
 
-    if (*np > 1000000) {
-        return "must be at most 1000000 a second (0: no cap)";
+    if (*np > TIDAL_SETTING_DIRT_RATE_MAX) {
+        return "must be at most "
+               TIDAL_PROTOCOL_STR(TIDAL_SETTING_DIRT_RATE_MAX)
+               " a second (0: no cap)";
     }
 
     return NGX_CONF_OK;

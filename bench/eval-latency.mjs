@@ -1,3 +1,6 @@
+// Copyright (C) ngx_tidal authors
+// SPDX-License-Identifier: BSD-2-Clause
+
 // bench/eval-latency.mjs: the measuring half of bench/eval-latency (which
 // installs, builds and cleans up): tools/call tidal_eval through nginx
 // against the same GHCi block typed into a bare GHCi, interleaved, in one

@@ -1,4 +1,9 @@
 /*
+ * Copyright (C) ngx_tidal authors
+ * SPDX-License-Identifier: BSD-2-Clause
+ */
+
+/*
  * pattern-wrap: prints the GHCi block tidal-helper sends for
  * tidal_eval {"channel": "dN", "pattern": PATTERN}, made by the helper's
  * own code (src/tidal_pattern.c), so that bench/eval-latency types into a

@@ -1,4 +1,9 @@
 /*
+ * Copyright (C) ngx_tidal authors
+ * SPDX-License-Identifier: BSD-2-Clause
+ */
+
+/*
  * wsload: the load client of the fan-out benchmark - N WebSocket clients
  * on one epoll loop, M messages published over HTTP, deliveries timed.
  *

@@ -1,3 +1,6 @@
+// Copyright (C) ngx_tidal authors
+// SPDX-License-Identifier: BSD-2-Clause
+
 // TidalClient: an ngx_tidal MCP client for browsers and Node that reconnects,
 // resumes its session and delivers every collaboration event once, in order.
 

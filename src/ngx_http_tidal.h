@@ -1,4 +1,9 @@
 /*
+ * Copyright (C) ngx_tidal authors
+ * SPDX-License-Identifier: BSD-2-Clause
+ */
+
+/*
  * ngx_tidal: declarations shared by the module's files - configuration,
  * the shared zone, the per-worker fan-out and the WebSocket client.
  */
@@ -13,6 +18,7 @@
 
 #include "tidal_ws.h"
 #include "tidal_mcp.h"
+#include "tidal_protocol.h"
 #include "tidal_room.h"
 #include "tidal_utf8.h"
 
@@ -21,6 +27,11 @@
 
 #define NGX_HTTP_TIDAL_ZONE_MAGIC      0x7469646c    /* "tidl" */
 #define NGX_HTTP_TIDAL_ZONE_LAYOUT     4
+
+/* the zone of a configuration without tidal_zone (README, tidal_zone) */
+#define NGX_HTTP_TIDAL_ZONE_NAME       "tidal"
+#define NGX_HTTP_TIDAL_ZONE_SIZE       (32 * 1024 * 1024)
+
 #define NGX_HTTP_TIDAL_WORKER_SLOTS    128
 #define NGX_HTTP_TIDAL_SESSION_ID_LEN  32
 
@@ -105,7 +116,7 @@ typedef struct {
     ngx_msec_t                  fanout_delay;
     ngx_str_t                   state_file;
 
-    ngx_fd_t                   *wake_fds;       /* one per worker */
+    ngx_fd_t                   *wake_fds;       /* per worker, fanout.c */
     ngx_uint_t                  nwake;
 
     /* the GHCi helper: one per nginx, so all of it is http-level */
@@ -227,6 +238,8 @@ void ngx_http_tidal_frame_release(ngx_http_tidal_frame_t *frame);
 
 /* ngx_http_tidal_zone.c */
 char *ngx_http_tidal_zone(ngx_conf_t *cf, ngx_command_t *cmd, void *conf);
+char *ngx_http_tidal_zone_add(ngx_conf_t *cf,
+    ngx_http_tidal_main_conf_t *tmcf, ngx_str_t *name, size_t size);
 ngx_int_t ngx_http_tidal_zone_publish(ngx_http_tidal_main_conf_t *tmcf,
     const char *type, json_t *fields, ngx_log_t *log, uint64_t *seq);
 ngx_int_t ngx_http_tidal_zone_claim_slot(ngx_http_tidal_main_conf_t *tmcf,
@@ -285,8 +298,8 @@ ngx_uint_t ngx_http_tidal_fanout_clients(void);
 
 /* ngx_http_tidal_tools.c */
 ngx_int_t ngx_http_tidal_tool_call(ngx_http_tidal_ws_t *ws,
-    const tidal_mcp_tool_t *tool, json_t *args, json_t *id,
-    json_t **result);
+    const tidal_tool_t *tool, json_t *args, const tidal_tool_args_t *a,
+    json_t *id, json_t **result);
 
 json_t *ngx_http_tidal_tool_state(ngx_http_tidal_main_conf_t *tmcf,
     json_t *scheduler);
@@ -299,7 +312,7 @@ ngx_int_t ngx_http_tidal_helper_init_module(ngx_cycle_t *cycle,
 ngx_int_t ngx_http_tidal_helper_init_process(ngx_cycle_t *cycle,
     ngx_http_tidal_main_conf_t *tmcf);
 ngx_int_t ngx_http_tidal_helper_call(ngx_http_tidal_ws_t *ws,
-    const tidal_mcp_tool_t *tool, json_t *args, json_t *id,
+    const tidal_tool_t *tool, json_t *args, json_t *id,
     const char *who, json_t **result);
 void ngx_http_tidal_helper_forget(ngx_http_tidal_ws_t *ws);
 void ngx_http_tidal_helper_status(ngx_http_tidal_main_conf_t *tmcf,

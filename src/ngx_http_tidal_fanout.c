@@ -1,17 +1,41 @@
 /*
+ * Copyright (C) ngx_tidal authors
+ * SPDX-License-Identifier: BSD-2-Clause
+ */
+
+/*
  * ngx_tidal: per-worker fan-out - each worker keeps its clients in a
  * list, reads new events from the zone's ring once, frames each event
  * once and queues the same buffer for every client.  Workers wake each
- * other with one eventfd per worker, created by the master.
+ * other with one eventfd (or pipe) per worker, created by the master.
  */
 
 
 #include "ngx_http_tidal.h"
 
+#if (NGX_HTTP_TIDAL_HAVE_EVENTFD)
 #include <sys/eventfd.h>
+#endif
 
 
 #define NGX_HTTP_TIDAL_FETCH  64
+
+/*
+ * A worker's wake-up is an eventfd, or where there is none a pipe: the
+ * worker watches the first fd of its slot, the others write to the last.
+ * Writes of 8 bytes keep both kinds alike: a pipe takes them whole.
+ */
+
+#if (NGX_HTTP_TIDAL_HAVE_EVENTFD)
+#define NGX_HTTP_TIDAL_WAKE_FDS  1
+#else
+#define NGX_HTTP_TIDAL_WAKE_FDS  2
+#endif
+
+#define ngx_http_tidal_wake_read_fd(tmcf, i)                                  \
+    (tmcf)->wake_fds[(i) * NGX_HTTP_TIDAL_WAKE_FDS]
+#define ngx_http_tidal_wake_write_fd(tmcf, i)                                 \
+    (tmcf)->wake_fds[((i) + 1) * NGX_HTTP_TIDAL_WAKE_FDS - 1]
 
 
 typedef struct {
@@ -26,6 +50,8 @@ typedef struct {
 } ngx_http_tidal_worker_t;
 
 
+static ngx_int_t ngx_http_tidal_fanout_open_wake(ngx_fd_t *fds,
+    ngx_log_t *log);
 static void ngx_http_tidal_fanout_close_fds(void *data);
 static void ngx_http_tidal_fanout_wake_handler(ngx_event_t *ev);
 static void ngx_http_tidal_fanout_poll_handler(ngx_event_t *ev);
@@ -42,7 +68,7 @@ static ngx_http_tidal_worker_t  ngx_http_tidal_worker;
 /* the configuration with a zone, or NULL where fan-out has no work */
 
 /*
- * The master makes one eventfd per worker before forking, so every
+ * The master makes one wake-up per worker before forking, so every
  * worker can wake every other.  A reload makes a new set for the new
  * workers; the old set is closed with the old cycle.
  */
@@ -58,8 +84,8 @@ ngx_http_tidal_fanout_init_module(ngx_cycle_t *cycle,
     ccf = (ngx_core_conf_t *) ngx_get_conf(cycle->conf_ctx, ngx_core_module);
 
     tmcf->nwake = ccf->worker_processes;
-    tmcf->wake_fds = ngx_pcalloc(cycle->pool,
-                                 tmcf->nwake * sizeof(ngx_fd_t));
+    tmcf->wake_fds = ngx_pcalloc(cycle->pool, tmcf->nwake
+                                 * NGX_HTTP_TIDAL_WAKE_FDS * sizeof(ngx_fd_t));
     if (tmcf->wake_fds == NULL) {
         return NGX_ERROR;
     }
@@ -69,7 +95,7 @@ ngx_http_tidal_fanout_init_module(ngx_cycle_t *cycle,
         return NGX_ERROR;
     }
 
-    for (i = 0; i < tmcf->nwake; i++) {
+    for (i = 0; i < tmcf->nwake * NGX_HTTP_TIDAL_WAKE_FDS; i++) {
         tmcf->wake_fds[i] = -1;
     }
 
@@ -77,14 +103,57 @@ ngx_http_tidal_fanout_init_module(ngx_cycle_t *cycle,
     cln->data = tmcf;
 
     for (i = 0; i < tmcf->nwake; i++) {
-        tmcf->wake_fds[i] = eventfd(0, EFD_NONBLOCK|EFD_CLOEXEC);
-
-        if (tmcf->wake_fds[i] == -1) {
-            ngx_log_error(NGX_LOG_EMERG, cycle->log, ngx_errno,
-                          "tidal: eventfd() failed");
+        if (ngx_http_tidal_fanout_open_wake(
+                &tmcf->wake_fds[i * NGX_HTTP_TIDAL_WAKE_FDS], cycle->log)
+            != NGX_OK)
+        {
             return NGX_ERROR;
         }
     }
+
+    return NGX_OK;
+}
+
+
+static ngx_int_t
+ngx_http_tidal_fanout_open_wake(ngx_fd_t *fds, ngx_log_t *log)
+{
+#if (NGX_HTTP_TIDAL_HAVE_EVENTFD)
+
+    fds[0] = eventfd(0, EFD_NONBLOCK|EFD_CLOEXEC);
+
+    if (fds[0] == -1) {
+        ngx_log_error(NGX_LOG_EMERG, log, ngx_errno,
+                      "tidal: eventfd() failed");
+        return NGX_ERROR;
+    }
+
+#else
+
+    ngx_uint_t  i;
+
+    if (pipe(fds) == -1) {
+        fds[0] = -1;
+        fds[1] = -1;
+        ngx_log_error(NGX_LOG_EMERG, log, ngx_errno, "tidal: pipe() failed");
+        return NGX_ERROR;
+    }
+
+    for (i = 0; i < 2; i++) {
+        if (ngx_nonblocking(fds[i]) == -1) {
+            ngx_log_error(NGX_LOG_EMERG, log, ngx_errno,
+                          "tidal: " ngx_nonblocking_n " failed");
+            return NGX_ERROR;
+        }
+
+        if (fcntl(fds[i], F_SETFD, FD_CLOEXEC) == -1) {
+            ngx_log_error(NGX_LOG_EMERG, log, ngx_errno,
+                          "tidal: fcntl(FD_CLOEXEC) failed");
+            return NGX_ERROR;
+        }
+    }
+
+#endif
 
     return NGX_OK;
 }
@@ -97,7 +166,7 @@ ngx_http_tidal_fanout_close_fds(void *data)
 
     ngx_uint_t  i;
 
-    for (i = 0; i < tmcf->nwake; i++) {
+    for (i = 0; i < tmcf->nwake * NGX_HTTP_TIDAL_WAKE_FDS; i++) {
         if (tmcf->wake_fds[i] != -1) {
             (void) close(tmcf->wake_fds[i]);
         }
@@ -142,7 +211,8 @@ ngx_http_tidal_fanout_init_process(ngx_cycle_t *cycle,
         return NGX_OK;
     }
 
-    c = ngx_get_connection(tmcf->wake_fds[ngx_worker], cycle->log);
+    c = ngx_get_connection(ngx_http_tidal_wake_read_fd(tmcf, ngx_worker),
+                           cycle->log);
     if (c == NULL) {
         return NGX_ERROR;
     }
@@ -176,8 +246,18 @@ ngx_http_tidal_fanout_wake(ngx_http_tidal_main_conf_t *tmcf)
     one = 1;
 
     for (i = 0; i < tmcf->nwake; i++) {
-        if (i != ngx_worker) {
-            (void) write(tmcf->wake_fds[i], &one, sizeof(one));
+        if (i == ngx_worker) {
+            continue;
+        }
+
+        /* EAGAIN: a full counter or pipe, that worker is woken already */
+
+        if (write(ngx_http_tidal_wake_write_fd(tmcf, i), &one, sizeof(one))
+            == -1 && ngx_errno != NGX_EAGAIN)
+        {
+            ngx_log_error(NGX_LOG_ALERT, ngx_cycle->log, ngx_errno,
+                          "tidal: write() to the wake-up of worker %ui "
+                          "failed", i);
         }
     }
 }
@@ -505,7 +585,7 @@ ngx_http_tidal_fanout_restore(ngx_http_tidal_ws_t *ws)
 
     seq = (uint64_t) json_integer_value(json_object_get(params, "seq"));
 
-    text = tidal_mcp_notification("notifications/tidal/session_restore",
+    text = tidal_mcp_notification(TIDAL_PROTOCOL_EVENT "session_restore",
                                   params, &len);
     if (text == NULL) {
         return NGX_ERROR;

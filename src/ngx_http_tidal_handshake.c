@@ -1,4 +1,9 @@
 /*
+ * Copyright (C) ngx_tidal authors
+ * SPDX-License-Identifier: BSD-2-Clause
+ */
+
+/*
  * ngx_tidal: the MCP location's request handler - checks an RFC 6455
  * upgrade (method, version, key, Origin) and answers 101, or explains in
  * one line what the endpoint expects.

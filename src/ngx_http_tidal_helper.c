@@ -1,4 +1,9 @@
 /*
+ * Copyright (C) ngx_tidal authors
+ * SPDX-License-Identifier: BSD-2-Clause
+ */
+
+/*
  * ngx_tidal: the GHCi helper's supervision.  Every worker connects to
  * the helper's unix socket and starts the helper when nobody serves it
  * (the helper's own lock keeps it to one per nginx); music tool calls go
@@ -14,10 +19,8 @@
 
 #include <sys/file.h>
 #include <sys/un.h>
-#include <sys/syscall.h>
 
 
-#define NGX_HTTP_TIDAL_HELPER_PROTOCOL   2
 #define NGX_HTTP_TIDAL_HELPER_IN_MAX     (32 * 1024 * 1024)
 #define NGX_HTTP_TIDAL_HELPER_OUT_MAX    (32 * 1024 * 1024)
 #define NGX_HTTP_TIDAL_HELPER_RETRY      100       /* ms between tries */
@@ -32,7 +35,7 @@ typedef struct {
     ngx_uint_t                   n;
     ngx_http_tidal_ws_t         *ws;       /* NULL: the client left */
     json_t                      *id;       /* the client's request id */
-    unsigned                     state:1;  /* tidal_get_state */
+    unsigned                     state:1;  /* TIDAL_TOOL_OP_STATE */
 } ngx_http_tidal_call_t;
 
 
@@ -424,7 +427,12 @@ ngx_http_tidal_helper_exec(ngx_http_tidal_main_conf_t *tmcf,
         (void) dup2(fd, STDOUT_FILENO);
     }
 
-    if (syscall(SYS_close_range, 3, ~0U, 0) == -1) {
+    /* without close_range(), or on a kernel older than 5.9: one by one */
+
+#if (NGX_HTTP_TIDAL_HAVE_CLOSE_RANGE)
+    if (close_range(3, ~0U, 0) == -1)
+#endif
+    {
         for (fd = 3; fd < 65536; fd++) {
             (void) close(fd);
         }
@@ -541,8 +549,8 @@ ngx_http_tidal_helper_hello(ngx_http_tidal_helper_t *hp)
     msg = json_pack("{s:s, s:o, s:s, s:{s:i, s:I, s:s, s:o}}",
                     "jsonrpc", "2.0",
                     "id", json_sprintf("%d:hello", (int) ngx_pid),
-                    "method", "tidal/hello",
-                    "params", "protocol", NGX_HTTP_TIDAL_HELPER_PROTOCOL,
+                    "method", TIDAL_PROTOCOL_HELLO,
+                    "params", "protocol", TIDAL_PROTOCOL_VERSION,
                     "generation", (json_int_t) hp->tmcf->generation,
                     "config", hp->tmcf->helper_config, "state", state);
     if (msg == NULL) {
@@ -564,7 +572,7 @@ ngx_http_tidal_helper_hello(ngx_http_tidal_helper_t *hp)
 
 ngx_int_t
 ngx_http_tidal_helper_call(ngx_http_tidal_ws_t *ws,
-    const tidal_mcp_tool_t *tool, json_t *args, json_t *id,
+    const tidal_tool_t *tool, json_t *args, json_t *id,
     const char *who, json_t **result)
 {
     json_t                   *msg;
@@ -607,7 +615,7 @@ ngx_http_tidal_helper_call(ngx_http_tidal_ws_t *ws,
     call->n = ++hp->next_call;
     call->ws = ws;
     call->id = json_incref(id);
-    call->state = (ngx_strcmp(tool->name, "tidal_get_state") == 0);
+    call->state = (tool->op == TIDAL_TOOL_OP_STATE);
 
     msg = json_pack("{s:s, s:o, s:s, s:{s:s, s:O, s:{s:s}}}",
                     "jsonrpc", "2.0",
@@ -615,7 +623,7 @@ ngx_http_tidal_helper_call(ngx_http_tidal_ws_t *ws,
                                        (unsigned long) call->n),
                     "method", "tools/call",
                     "params", "name", tool->name, "arguments", args,
-                    "_meta", "tidal/who", who);
+                    "_meta", TIDAL_META_WHO, who);
 
     if (msg == NULL || ngx_http_tidal_helper_send(hp, msg) != NGX_OK) {
         json_decref(msg);
@@ -922,7 +930,7 @@ done:
 
 /*
  * The helper's events go into the ring, numbered there, and its state
- * into the zone, each once however many workers bring it: "tidal/hid"
+ * into the zone, each once however many workers bring it: TIDAL_META_HID
  * names them.  params is the parsed message's, changed in place.
  */
 
@@ -932,13 +940,14 @@ ngx_http_tidal_helper_event(ngx_http_tidal_helper_t *hp, const char *method,
 {
     uint64_t  hid;
 
-    hid = (uint64_t) json_integer_value(json_object_get(params, "tidal/hid"));
+    hid = (uint64_t) json_integer_value(json_object_get(params,
+                                                        TIDAL_META_HID));
 
     if (hid == 0) {
         return;
     }
 
-    if (ngx_strcmp(method, "tidal/state") == 0) {
+    if (ngx_strcmp(method, TIDAL_PROTOCOL_STATE) == 0) {
         (void) ngx_http_tidal_state_update(hp->tmcf, hid,
                    json_object_get(params, "state"),
                    json_string_value(json_object_get(params, "ghci")),
@@ -948,8 +957,7 @@ ngx_http_tidal_helper_event(ngx_http_tidal_helper_t *hp, const char *method,
         return;
     }
 
-    if (ngx_strncmp(method, "notifications/tidal/",
-                    sizeof("notifications/tidal/") - 1)
+    if (ngx_strncmp(method, TIDAL_PROTOCOL_EVENT, TIDAL_PROTOCOL_EVENT_LEN)
         != 0)
     {
         return;
@@ -957,11 +965,10 @@ ngx_http_tidal_helper_event(ngx_http_tidal_helper_t *hp, const char *method,
 
     /* the rest are the event's fields */
 
-    (void) json_object_del(params, "tidal/hid");
+    (void) json_object_del(params, TIDAL_META_HID);
 
     (void) ngx_http_tidal_zone_publish_helper(hp->tmcf,
-               method + sizeof("notifications/tidal/") - 1, params, hid,
-               hp->log);
+               method + TIDAL_PROTOCOL_EVENT_LEN, params, hid, hp->log);
 }
 
 
@@ -1063,6 +1070,7 @@ ngx_http_tidal_helper_write_handler(ngx_event_t *wev)
 static void
 ngx_http_tidal_helper_lost(ngx_http_tidal_helper_t *hp, const char *why)
 {
+    u_char                  text[256];
     ngx_uint_t              level;
     ngx_queue_t            *q;
     ngx_http_tidal_call_t  *call;
@@ -1080,16 +1088,18 @@ ngx_http_tidal_helper_lost(ngx_http_tidal_helper_t *hp, const char *why)
     hp->in_len = 0;
     hp->out_len = 0;
 
+    *ngx_snprintf(text, sizeof(text) - 1, "The Tidal helper went away "
+                  "before answering, so whether this call took effect is "
+                  "unknown: %s tells.  It is being restarted.",
+                  tidal_tools_by_op(TIDAL_TOOL_OP_STATE)->name) = '\0';
+
     while (!ngx_queue_empty(&hp->calls)) {
         q = ngx_queue_head(&hp->calls);
         ngx_queue_remove(q);
         hp->ncalls--;
 
         call = ngx_queue_data(q, ngx_http_tidal_call_t, queue);
-        ngx_http_tidal_helper_fail(call,
-            "The Tidal helper went away before answering, so whether "
-            "this call took effect is unknown: tidal_get_state tells.  "
-            "It is being restarted.");
+        ngx_http_tidal_helper_fail(call, (const char *) text);
     }
 
     if (!hp->retry.timer_set && !hp->exiting && !ngx_exiting

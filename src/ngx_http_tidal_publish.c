@@ -1,4 +1,9 @@
 /*
+ * Copyright (C) ngx_tidal authors
+ * SPDX-License-Identifier: BSD-2-Clause
+ */
+
+/*
  * ngx_tidal: tidal_publish - a script POSTs a JSON object and everyone
  * receives it as a "custom" event, the object under "data", so a script
  * can add to the room but never forge one of the server's own events.

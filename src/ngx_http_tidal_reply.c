@@ -1,4 +1,9 @@
 /*
+ * Copyright (C) ngx_tidal authors
+ * SPDX-License-Identifier: BSD-2-Clause
+ */
+
+/*
  * ngx_tidal: a complete small HTTP answer - the one-line explanations of
  * the MCP endpoint, tidal_publish's answers and tidal_status's JSON.
  */

@@ -1,4 +1,9 @@
 /*
+ * Copyright (C) ngx_tidal authors
+ * SPDX-License-Identifier: BSD-2-Clause
+ */
+
+/*
  * ngx_tidal: client sessions in the zone, so that a client reconnecting
  * to any worker can resume.  Ids are 128 bits from OpenSSL's CSPRNG.
  */

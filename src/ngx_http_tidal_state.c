@@ -1,4 +1,9 @@
 /*
+ * Copyright (C) ngx_tidal authors
+ * SPDX-License-Identifier: BSD-2-Clause
+ */
+
+/*
  * ngx_tidal: the room in the zone - its channel state, seeded from
  * tidal_state_file when a zone is created and replaced by the helper's
  * after every change, and its history, which the zone's events fill;

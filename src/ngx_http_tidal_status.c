@@ -1,4 +1,9 @@
 /*
+ * Copyright (C) ngx_tidal authors
+ * SPDX-License-Identifier: BSD-2-Clause
+ */
+
+/*
  * ngx_tidal: tidal_status, the zone's figures as JSON for dashboards,
  * and the metrics every client receives each tidal_metrics_interval.
  */

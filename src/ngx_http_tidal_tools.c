@@ -1,8 +1,13 @@
 /*
+ * Copyright (C) ngx_tidal authors
+ * SPDX-License-Identifier: BSD-2-Clause
+ */
+
+/*
  * ngx_tidal: the MCP tools (their table is src/tidal_tools.c): a worker
- * answers state and history itself from the zone's room, as
- * tidal-helper --stdio does from its own (src/tidal_room.c), and chat;
- * the music tools go to the GHCi helper (ngx_http_tidal_helper.c).
+ * answers the rows it may run itself: state and history from the zone's
+ * room, as tidal-helper --stdio does from its own (src/tidal_room.c),
+ * and chat; the others go to the GHCi helper (ngx_http_tidal_helper.c).
  */
 
 
@@ -11,46 +16,54 @@
 #include "tidal_tools.h"
 
 
-#define NGX_HTTP_TIDAL_SAY_MAX  1000
-
 static const char *ngx_http_tidal_tool_who(ngx_http_tidal_ws_t *ws);
 static json_t *ngx_http_tidal_tool_say(ngx_http_tidal_ws_t *ws,
-    json_t *args);
+    const tidal_tool_args_t *a);
 static json_t *ngx_http_tidal_tool_get_history(ngx_http_tidal_ws_t *ws,
-    json_t *args);
+    const tidal_tool_args_t *a);
 
 
-/*
- * the tool table is shared with tidal-helper: src/tidal_tools.c; its last
- * tool, tidal_eval_raw, only with tidal_allow_raw on
- */
+/* every tool of the table: the worker's own, and the helper's through it */
 
 const tidal_mcp_server_t  ngx_http_tidal_mcp_server = {
     "ngx_tidal",
     NGX_TIDAL_VERSION,
     tidal_tools,
-    TIDAL_TOOLS_N - 1
+    TIDAL_TOOLS_N,
+    TIDAL_TOOL_WORKER|TIDAL_TOOL_HELPER,
+    0
 };
 
 const tidal_mcp_server_t  ngx_http_tidal_mcp_server_raw = {
     "ngx_tidal",
     NGX_TIDAL_VERSION,
     tidal_tools,
-    TIDAL_TOOLS_N
+    TIDAL_TOOLS_N,
+    TIDAL_TOOL_WORKER|TIDAL_TOOL_HELPER,
+    1
 };
 
 
 /*
- * Runs a tool the MCP core has already checked against the role: *result
- * is a CallToolResult and NGX_OK, or NGX_DONE when the music tool went to
- * the helper, which answers later.  NGX_ERROR only when memory ran out.
+ * Runs a tool the MCP core has already checked against the role and its
+ * row's argument checks (a holds what they read): *result is a
+ * CallToolResult and NGX_OK, or NGX_DONE when the call went to the
+ * helper, which answers later.  NGX_ERROR only when memory ran out.
  */
 
 ngx_int_t
-ngx_http_tidal_tool_call(ngx_http_tidal_ws_t *ws, const tidal_mcp_tool_t *tool,
-    json_t *args, json_t *id, json_t **result)
+ngx_http_tidal_tool_call(ngx_http_tidal_ws_t *ws, const tidal_tool_t *tool,
+    json_t *args, const tidal_tool_args_t *a, json_t *id, json_t **result)
 {
-    if (ngx_strcmp(tool->name, "tidal_get_state") == 0) {
+    if (!(tool->where & TIDAL_TOOL_WORKER)) {
+        return ngx_http_tidal_helper_call(ws, tool, args, id,
+                                          ngx_http_tidal_tool_who(ws),
+                                          result);
+    }
+
+    switch (tool->op) {
+
+    case TIDAL_TOOL_OP_STATE:
 
         /* the helper adds how Tidal's scheduler is doing, if it is up */
 
@@ -61,17 +74,19 @@ ngx_http_tidal_tool_call(ngx_http_tidal_ws_t *ws, const tidal_mcp_tool_t *tool,
         }
 
         *result = ngx_http_tidal_tool_state(ws->main_conf, NULL);
+        break;
 
-    } else if (ngx_strcmp(tool->name, "tidal_get_history") == 0) {
-        *result = ngx_http_tidal_tool_get_history(ws, args);
+    case TIDAL_TOOL_OP_HISTORY:
+        *result = ngx_http_tidal_tool_get_history(ws, a);
+        break;
 
-    } else if (ngx_strcmp(tool->name, "tidal_say") == 0) {
-        *result = ngx_http_tidal_tool_say(ws, args);
+    case TIDAL_TOOL_OP_SAY:
+        *result = ngx_http_tidal_tool_say(ws, a);
+        break;
 
-    } else {
-        return ngx_http_tidal_helper_call(ws, tool, args, id,
-                                          ngx_http_tidal_tool_who(ws),
-                                          result);
+    default:
+        *result = tidal_tools_result(1, "This tool is not available here.",
+                                     NULL);
     }
 
     return *result ? NGX_OK : NGX_ERROR;
@@ -92,24 +107,14 @@ ngx_http_tidal_tool_who(ngx_http_tidal_ws_t *ws)
 
 
 static json_t *
-ngx_http_tidal_tool_say(ngx_http_tidal_ws_t *ws, json_t *args)
+ngx_http_tidal_tool_say(ngx_http_tidal_ws_t *ws, const tidal_tool_args_t *a)
 {
-    json_t     *text, *fields;
+    json_t     *fields;
     uint64_t    seq;
     ngx_int_t   rc;
 
-    text = json_object_get(args, "text");
-
-    if (!json_is_string(text) || json_string_length(text) == 0
-        || json_string_length(text) > NGX_HTTP_TIDAL_SAY_MAX)
-    {
-        return tidal_tools_result(1, "Invalid argument \"text\": "
-                                        "a string of 1 to 1000 characters "
-                                        "is required", NULL);
-    }
-
-    fields = json_pack("{s:s, s:O}", "who", ngx_http_tidal_tool_who(ws),
-                       "text", text);
+    fields = json_pack("{s:s, s:s%}", "who", ngx_http_tidal_tool_who(ws),
+                       "text", a->text, a->len);
     if (fields == NULL) {
         return NULL;
     }
@@ -120,12 +125,11 @@ ngx_http_tidal_tool_say(ngx_http_tidal_ws_t *ws, json_t *args)
 
     if (rc != NGX_OK) {
         return tidal_tools_result(1, "The chat line could not be "
-                                        "broadcast", NULL);
+                                  "broadcast", NULL);
     }
 
     return tidal_tools_result(0, "Sent.",
-                                    json_pack("{s:I}", "seq",
-                                              (json_int_t) seq));
+                              json_pack("{s:I}", "seq", (json_int_t) seq));
 }
 
 
@@ -156,34 +160,17 @@ ngx_http_tidal_tool_state(ngx_http_tidal_main_conf_t *tmcf, json_t *scheduler)
 
 
 static json_t *
-ngx_http_tidal_tool_get_history(ngx_http_tidal_ws_t *ws, json_t *args)
+ngx_http_tidal_tool_get_history(ngx_http_tidal_ws_t *ws,
+    const tidal_tool_args_t *a)
 {
-    json_t        *limit, *result;
-    json_int_t     max;
+    json_t        *result;
     tidal_room_t   room;
 
-    limit = json_object_get(args, "limit");
-    max = 50;
-
-    if (limit != NULL) {
-        if (!json_is_integer(limit) || json_integer_value(limit) < 1
-            || json_integer_value(limit) > 1000)
-        {
-            return tidal_tools_result(1, "Invalid argument \"limit\": "
-                                            "an integer from 1 to 1000",
-                                            NULL);
-        }
-
-        max = json_integer_value(limit);
-    }
-
-    if (ngx_http_tidal_state_room(ws->main_conf, &room, (ngx_uint_t) max)
-        != NGX_OK)
-    {
+    if (ngx_http_tidal_state_room(ws->main_conf, &room, a->limit) != NGX_OK) {
         return NULL;
     }
 
-    result = tidal_room_get_history(&room, (size_t) max);
+    result = tidal_room_get_history(&room, a->limit);
 
     tidal_room_free(&room);
 

@@ -1,4 +1,9 @@
 /*
+ * Copyright (C) ngx_tidal authors
+ * SPDX-License-Identifier: BSD-2-Clause
+ */
+
+/*
  * ngx_tidal: one WebSocket connection after the 101 - reads frames into
  * the codec, hands text messages to the MCP core, queues and writes
  * replies, keeps the heartbeat and closes as RFC 6455 asks.
@@ -553,8 +558,8 @@ ngx_http_tidal_ws_message(ngx_http_tidal_ws_t *ws, const u_char *data,
 
     if (out.action == TIDAL_MCP_CALL) {
 
-        rc = ngx_http_tidal_tool_call(ws, out.tool, out.args, out.id,
-                                      &result);
+        rc = ngx_http_tidal_tool_call(ws, out.tool, out.args, &out.checked,
+                                      out.id, &result);
 
         if (rc == NGX_DONE) {
             /* the helper answers later */
@@ -604,8 +609,8 @@ ngx_http_tidal_ws_message(ngx_http_tidal_ws_t *ws, const u_char *data,
 
 /*
  * The initialize hook: a client that presents a live session id resumes
- * it and is replayed what it missed after "tidal/last_seq"; anyone else
- * gets a new session.  Nothing in the id says whose it was.
+ * it and is replayed what it missed after its TIDAL_META_LAST_SEQ; anyone
+ * else gets a new session.  Nothing in the id says whose it was.
  */
 
 static json_t *
@@ -622,8 +627,8 @@ ngx_http_tidal_ws_initialize(tidal_mcp_session_t *s, json_t *params)
     resumed = 0;
 
     meta = json_object_get(params, "_meta");
-    sid = json_object_get(meta, "tidal/session");
-    last = json_object_get(meta, "tidal/last_seq");
+    sid = json_object_get(meta, TIDAL_META_SESSION);
+    last = json_object_get(meta, TIDAL_META_LAST_SEQ);
 
     if (json_is_string(sid)
         && json_string_length(sid) == NGX_HTTP_TIDAL_SESSION_ID_LEN)
@@ -665,15 +670,15 @@ ngx_http_tidal_ws_initialize(tidal_mcp_session_t *s, json_t *params)
     }
 
     return json_pack("{s:s#, s:I, s:b, s:s}",
-                     "tidal/session", ws->session,
+                     TIDAL_META_SESSION, ws->session,
                      (int) (ws->has_session ? NGX_HTTP_TIDAL_SESSION_ID_LEN
                                             : 0),
-                     "tidal/seq",
+                     TIDAL_META_SEQ,
                      (json_int_t) (resumed && json_is_integer(last)
                                    ? json_integer_value(last)
                                    : (json_int_t) ws->next_seq - 1),
-                     "tidal/resumed", (int) resumed,
-                     "tidal/role", tidal_mcp_role_name(s->role));
+                     TIDAL_META_RESUMED, (int) resumed,
+                     TIDAL_META_ROLE, tidal_mcp_role_name(s->role));
 }
 
 
@@ -1367,7 +1372,7 @@ ngx_http_tidal_ws_metrics_handler(ngx_event_t *ev)
     params = ngx_http_tidal_status_metrics(ws->main_conf);
 
     if (params) {
-        text = tidal_mcp_notification("notifications/tidal/metrics",
+        text = tidal_mcp_notification(TIDAL_PROTOCOL_EVENT "metrics",
                                       params, &len);
         if (text) {
             (void) ngx_http_tidal_ws_send_text(ws, (u_char *) text, len);

@@ -1,4 +1,9 @@
 /*
+ * Copyright (C) ngx_tidal authors
+ * SPDX-License-Identifier: BSD-2-Clause
+ */
+
+/*
  * ngx_tidal: the shared zone - the event ring every worker reads, where
  * every event of the room gets its number, and the connection count
  * shared by all workers.
@@ -43,14 +48,24 @@ ngx_http_tidal_zone(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
         return "has an invalid size";
     }
 
-    if (size < (ssize_t) (16 * ngx_pagesize)) {
+    return ngx_http_tidal_zone_add(cf, tmcf, &value[1], size);
+}
+
+
+/* tidal_zone, or the implicit zone of a configuration without one */
+
+char *
+ngx_http_tidal_zone_add(ngx_conf_t *cf, ngx_http_tidal_main_conf_t *tmcf,
+    ngx_str_t *name, size_t size)
+{
+    if (size < 16 * ngx_pagesize) {
         ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
                            "tidal_zone \"%V\" is too small, at least %uz "
-                           "bytes are needed", &value[1], 16 * ngx_pagesize);
+                           "bytes are needed", name, 16 * ngx_pagesize);
         return NGX_CONF_ERROR;
     }
 
-    tmcf->shm_zone = ngx_shared_memory_add(cf, &value[1], size,
+    tmcf->shm_zone = ngx_shared_memory_add(cf, name, size,
                                            &ngx_tidal_module);
     if (tmcf->shm_zone == NULL) {
         return NGX_CONF_ERROR;

@@ -1,3 +1,8 @@
+/*
+ * Copyright (C) ngx_tidal authors
+ * SPDX-License-Identifier: BSD-2-Clause
+ */
+
 /* MCP core: one JSON-RPC 2.0 message in, at most one reply out. */
 
 #include <stdarg.h>
@@ -6,6 +11,7 @@
 #include <string.h>
 
 #include "tidal_mcp.h"
+#include "tidal_protocol.h"
 
 
 /* bytes of a client's method or tool name quoted back in an error */
@@ -69,9 +75,13 @@ static int tidal_mcp_subscription(tidal_mcp_session_t *s, json_t *id,
 static int tidal_mcp_channel_param(json_t *id, json_t *params,
     tidal_mcp_out_t *out);
 static void tidal_mcp_channel_uri(char *dst, int channel);
-static json_t *tidal_mcp_tool_schema(const tidal_mcp_tool_t *tool);
-static const tidal_mcp_tool_t *tidal_mcp_tool_find(
+static json_t *tidal_mcp_tool_schema(const tidal_tool_t *tool);
+static const tidal_tool_t *tidal_mcp_tool_find(
     const tidal_mcp_server_t *server, const char *name);
+static int tidal_mcp_tool_offered(const tidal_mcp_server_t *server,
+    const tidal_tool_t *tool);
+static int tidal_mcp_tool_refused(tidal_mcp_out_t *out, json_t *id,
+    const char *why);
 static int tidal_mcp_parse_error(tidal_mcp_out_t *out, json_error_t *err);
 static int tidal_mcp_result(tidal_mcp_out_t *out, json_t *id,
     json_t *result);
@@ -448,7 +458,7 @@ tidal_mcp_initialize(tidal_mcp_session_t *s, json_t *id, json_t *params,
                        "Collaborative TidalCycles live coding. Call "
                        "tools/list to see what your role may do; changes "
                        "made by every client arrive as "
-                       "notifications/tidal/* messages.");
+                       TIDAL_PROTOCOL_EVENT "* messages.");
     if (result == NULL) {
         return -1;
     }
@@ -505,9 +515,9 @@ static int
 tidal_mcp_tools_list(tidal_mcp_session_t *s, json_t *id, json_t *params,
     tidal_mcp_out_t *out)
 {
-    size_t                   i;
-    json_t                  *tools, *item, *result;
-    const tidal_mcp_tool_t  *tool;
+    size_t               i;
+    json_t              *tools, *item, *result;
+    const tidal_tool_t  *tool;
 
     (void) params;
 
@@ -519,7 +529,9 @@ tidal_mcp_tools_list(tidal_mcp_session_t *s, json_t *id, json_t *params,
     for (i = 0; s->server != NULL && i < s->server->ntools; i++) {
         tool = &s->server->tools[i];
 
-        if (tool->name == NULL || tool->role > s->role) {
+        if (!tidal_mcp_tool_offered(s->server, tool)
+            || tool->role > s->role)
+        {
             continue;
         }
 
@@ -564,9 +576,9 @@ static int
 tidal_mcp_tools_call(tidal_mcp_session_t *s, json_t *id, json_t *params,
     tidal_mcp_out_t *out)
 {
-    json_t                  *name, *args;
-    char                     text[TIDAL_MCP_NAME_MAX + 4];
-    const tidal_mcp_tool_t  *tool;
+    char                 text[TIDAL_MCP_NAME_MAX + 4], why[256];
+    json_t              *name, *args;
+    const tidal_tool_t  *tool;
 
     name = json_object_get(params, "name");
 
@@ -603,6 +615,12 @@ tidal_mcp_tools_call(tidal_mcp_session_t *s, json_t *id, json_t *params,
                                tidal_mcp_name_text(text, sizeof(text),
                                                    name),
                                tidal_mcp_role_name(tool->role));
+    }
+
+    /* the same checks, from the table, wherever the call arrives */
+
+    if (tidal_tools_check(tool, args, &out->checked, why, sizeof(why)) != 0) {
+        return tidal_mcp_tool_refused(out, id, why);
     }
 
     if (args != NULL) {
@@ -946,7 +964,7 @@ tidal_mcp_channel_uri(char *dst, int channel)
 
 
 static json_t *
-tidal_mcp_tool_schema(const tidal_mcp_tool_t *tool)
+tidal_mcp_tool_schema(const tidal_tool_t *tool)
 {
     json_t        *schema;
     json_error_t   err;
@@ -975,13 +993,13 @@ tidal_mcp_tool_schema(const tidal_mcp_tool_t *tool)
 }
 
 
-static const tidal_mcp_tool_t *
+static const tidal_tool_t *
 tidal_mcp_tool_find(const tidal_mcp_server_t *server, const char *name)
 {
     size_t  i;
 
     for (i = 0; server != NULL && i < server->ntools; i++) {
-        if (server->tools[i].name != NULL
+        if (tidal_mcp_tool_offered(server, &server->tools[i])
             && strcmp(server->tools[i].name, name) == 0)
         {
             return &server->tools[i];
@@ -989,6 +1007,17 @@ tidal_mcp_tool_find(const tidal_mcp_server_t *server, const char *name)
     }
 
     return NULL;
+}
+
+
+/* what runs elsewhere, or needs tidal_allow_raw, does not exist here */
+
+static int
+tidal_mcp_tool_offered(const tidal_mcp_server_t *server,
+    const tidal_tool_t *tool)
+{
+    return tool->name != NULL && (tool->where & server->where) != 0
+           && (!tool->raw || server->raw);
 }
 
 
@@ -1039,6 +1068,29 @@ tidal_mcp_error(tidal_mcp_out_t *out, json_t *id, int code,
     va_end(args);
 
     out->reply = tidal_mcp_error_reply(id, code, message, &out->reply_len);
+    if (out->reply == NULL) {
+        return -1;
+    }
+
+    out->action = TIDAL_MCP_REPLY;
+
+    return 0;
+}
+
+
+/* a tools/call the tool's checks refused: a CallToolResult saying why */
+
+static int
+tidal_mcp_tool_refused(tidal_mcp_out_t *out, json_t *id, const char *why)
+{
+    json_t  *result;
+
+    result = tidal_tools_result(1, why, NULL);
+    if (result == NULL) {
+        return -1;
+    }
+
+    out->reply = tidal_mcp_tool_reply(id, result, &out->reply_len);
     if (out->reply == NULL) {
         return -1;
     }

@@ -1,4 +1,9 @@
 /*
+ * Copyright (C) ngx_tidal authors
+ * SPDX-License-Identifier: BSD-2-Clause
+ */
+
+/*
  * MCP core: JSON-RPC 2.0 framing and the MCP lifecycle (initialize,
  * ping, tools/list, tools/call dispatch, logging/setLevel, the channel
  * resources tidal://channel/d1..d16) over jansson.
@@ -13,6 +18,8 @@
 #include <stddef.h>
 #include <stdint.h>
 #include <jansson.h>
+
+#include "tidal_tools.h"
 
 
 #define TIDAL_MCP_PARSE_ERROR       -32700
@@ -40,26 +47,18 @@
 #define TIDAL_MCP_CHANNEL_URI       "tidal://channel/d"
 
 
-typedef enum {
-    TIDAL_ROLE_LISTENER = 0,
-    TIDAL_ROLE_PERFORMER,
-    TIDAL_ROLE_ADMIN
-} tidal_role_e;
-
-
-typedef struct {
-    const char         *name;
-    const char         *description;
-    const char         *input_schema;   /* JSON text of a JSON Schema */
-    tidal_role_e        role;           /* least role allowed to call it */
-} tidal_mcp_tool_t;
-
-
+/*
+ * A server offers the tools of its table (tidal_tools, or a test's) that
+ * run where it can run them, and those only tidal_allow_raw offers when
+ * raw is set.
+ */
 typedef struct {
     const char              *name;      /* serverInfo.name */
     const char              *version;   /* serverInfo.version */
-    const tidal_mcp_tool_t  *tools;
+    const tidal_tool_t      *tools;
     size_t                   ntools;
+    unsigned                 where;     /* TIDAL_TOOL_WORKER, _HELPER */
+    unsigned                 raw;
 } tidal_mcp_server_t;
 
 
@@ -104,12 +103,18 @@ typedef enum {
 } tidal_mcp_action_e;
 
 
+/*
+ * A tools/call whose arguments the tool's row refuses is answered here,
+ * a CallToolResult with isError, as a REPLY; a CALL has passed them.
+ */
 typedef struct {
     tidal_mcp_action_e         action;
     char                      *reply;    /* free() after sending */
     size_t                     reply_len;
-    const tidal_mcp_tool_t    *tool;     /* CALL: the tool to run */
+    const tidal_tool_t        *tool;     /* CALL: the tool to run */
     json_t                    *args;     /* CALL: arguments, owned */
+    tidal_tool_args_t          checked;  /* CALL: as the checks read them,
+                                            pointing into args */
     json_t                    *id;       /* CALL: request id, owned */
 } tidal_mcp_out_t;
 

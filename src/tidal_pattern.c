@@ -1,4 +1,9 @@
 /*
+ * Copyright (C) ngx_tidal authors
+ * SPDX-License-Identifier: BSD-2-Clause
+ */
+
+/*
  * The pattern sandbox.  A lexer that agrees with GHC's wherever the
  * difference could matter (where a literal or a comment ends, what a
  * bracket is) and refuses whatever it is not sure about, so that a

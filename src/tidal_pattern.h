@@ -1,4 +1,9 @@
 /*
+ * Copyright (C) ngx_tidal authors
+ * SPDX-License-Identifier: BSD-2-Clause
+ */
+
+/*
  * The pattern sandbox: whether a performer's text can only be one
  * Haskell expression inside the helper's wrapper, the GHCi block that
  * plays it on a channel, and GHCi's messages mapped back to the text the

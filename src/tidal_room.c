@@ -1,4 +1,9 @@
 /*
+ * Copyright (C) ngx_tidal authors
+ * SPDX-License-Identifier: BSD-2-Clause
+ */
+
+/*
  * The room model: what plays, what happened, and the numbers of events.
  * The helper's stdio mode owns a room; in nginx the zone numbers events
  * with tidal_room_event_write() and a worker answers from a room read
@@ -11,12 +16,13 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "tidal_protocol.h"
 #include "tidal_room.h"
 #include "tidal_tools.h"
 
 
 #define TIDAL_ROOM_EVENT_METHOD                                               \
-    "{\"jsonrpc\":\"2.0\",\"method\":\"notifications/tidal/%s\",\"params\":"
+    "{\"jsonrpc\":\"2.0\",\"method\":\"" TIDAL_PROTOCOL_EVENT "%s\",\"params\":"
 #define TIDAL_ROOM_EVENT_PARAMS                                               \
     "{\"type\":\"%s\",\"seq\":%" PRIu64 ",\"timestamp\":%" PRId64
 

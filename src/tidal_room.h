@@ -1,4 +1,9 @@
 /*
+ * Copyright (C) ngx_tidal authors
+ * SPDX-License-Identifier: BSD-2-Clause
+ */
+
+/*
  * The room: its channels, tempo and history, the numbering of its
  * events, and the answers of tidal_get_state, tidal_get_history and
  * session_restore built from them.  Pure C with jansson: tidal-helper

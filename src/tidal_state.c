@@ -1,4 +1,9 @@
 /*
+ * Copyright (C) ngx_tidal authors
+ * SPDX-License-Identifier: BSD-2-Clause
+ */
+
+/*
  * The channel state document: what tidal_state_file holds and what a
  * session_restore carries.  Anything not exactly as expected is refused
  * with a reason, so a torn or foreign file can never be half-applied.

@@ -1,4 +1,9 @@
 /*
+ * Copyright (C) ngx_tidal authors
+ * SPDX-License-Identifier: BSD-2-Clause
+ */
+
+/*
  * The channel state document (patterns, tempo, history) as kept in the
  * zone and in tidal_state_file: validation and defaults.  Pure C with
  * jansson, so a corrupt file is unit-tested and fuzzed directly.

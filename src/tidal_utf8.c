@@ -1,4 +1,9 @@
 /*
+ * Copyright (C) ngx_tidal authors
+ * SPDX-License-Identifier: BSD-2-Clause
+ */
+
+/*
  * Incremental UTF-8 validation: a DFA over byte classes, fed piece by
  * piece; on the same tables, text escaped for a log line.
  */

@@ -1,4 +1,9 @@
 /*
+ * Copyright (C) ngx_tidal authors
+ * SPDX-License-Identifier: BSD-2-Clause
+ */
+
+/*
  * Incremental UTF-8 validator that fails as soon as the bytes seen so far
  * cannot start a valid sequence (RFC 3629: no overlongs, no surrogates,
  * nothing above U+10FFFF), and what is built on it: text made safe for a

@@ -1,4 +1,9 @@
 /*
+ * Copyright (C) ngx_tidal authors
+ * SPDX-License-Identifier: BSD-2-Clause
+ */
+
+/*
  * RFC 6455 codec: parses frames as their bytes arrive (masked client frames
  * on the server side, unmasked server frames on the client side), builds
  * frames for either side, computes and checks the handshake.

@@ -1,4 +1,9 @@
 /*
+ * Copyright (C) ngx_tidal authors
+ * SPDX-License-Identifier: BSD-2-Clause
+ */
+
+/*
  * RFC 6455 WebSocket codec: incremental frame parser, frame encoder and
  * handshake helpers, for the server (the module) and the client (the
  * helper's bridge).  Pure C, no nginx types: bytes in, events out.

@@ -1,3 +1,6 @@
+// Copyright (C) ngx_tidal authors
+// SPDX-License-Identifier: BSD-2-Clause
+
 // Configuration: nginx -t accepts every tidal_* directive where it belongs
 // and rejects bad values, naming the directive and the file:line.
 

@@ -1,3 +1,6 @@
+// Copyright (C) ngx_tidal authors
+// SPDX-License-Identifier: BSD-2-Clause
+
 // The user's flow: the official MCP TypeScript SDK connects over WebSocket,
 // initializes, pings and lists tools.
 

@@ -1,3 +1,6 @@
+// Copyright (C) ngx_tidal authors
+// SPDX-License-Identifier: BSD-2-Clause
+
 // The opening handshake on the MCP location (RFC 6455 section 4), and what
 // plain HTTP requests to it get.
 

@@ -1,3 +1,6 @@
+// Copyright (C) ngx_tidal authors
+// SPDX-License-Identifier: BSD-2-Clause
+
 // Origin checks on the handshake: by default only the request's own host;
 // tidal_allow_origin adds exact origins, or "*" for all.
 

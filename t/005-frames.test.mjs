@@ -1,3 +1,6 @@
+// Copyright (C) ngx_tidal authors
+// SPDX-License-Identifier: BSD-2-Clause
+
 // Client frames (RFC 6455 section 5): what the server answers to valid and
 // invalid frames, control frames and fragmented messages, byte for byte.
 

@@ -1,3 +1,6 @@
+// Copyright (C) ngx_tidal authors
+// SPDX-License-Identifier: BSD-2-Clause
+
 // The closing handshake (RFC 6455 sections 5.5.1, 7): the server echoes a
 // valid close, refuses an invalid one with 1002, closes TCP afterwards, and
 // forgets connections that vanish without a close frame.

@@ -1,3 +1,6 @@
+// Copyright (C) ngx_tidal authors
+// SPDX-License-Identifier: BSD-2-Clause
+
 // Text messages must be UTF-8 (1007 as soon as a byte proves otherwise) and
 // at most tidal_max_message_size (1009 as soon as a length says otherwise).
 

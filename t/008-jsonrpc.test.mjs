@@ -1,3 +1,6 @@
+// Copyright (C) ngx_tidal authors
+// SPDX-License-Identifier: BSD-2-Clause
+
 // JSON-RPC 2.0 and the MCP lifecycle over a real WebSocket client ('ws',
 // subprotocol mcp): error codes, notifications, initialize negotiation.
 

@@ -1,3 +1,6 @@
+// Copyright (C) ngx_tidal authors
+// SPDX-License-Identifier: BSD-2-Clause
+
 // Heartbeat: with tidal_heartbeat_interval the server PINGs each client; a
 // client that answers stays, one that does not is closed with 1008.
 

@@ -1,3 +1,6 @@
+// Copyright (C) ngx_tidal authors
+// SPDX-License-Identifier: BSD-2-Clause
+
 // A client that stops reading cannot make a worker grow: its send queue is
 // bounded by tidal_message_queue_size and tidal_message_queue_bytes, and the
 // client is closed with 1008 when either bound is exceeded.

@@ -1,3 +1,6 @@
+// Copyright (C) ngx_tidal authors
+// SPDX-License-Identifier: BSD-2-Clause
+
 // Graceful shutdown and reload: every WebSocket client, idle or busy, gets a
 // close frame with 1001, the old workers exit, and after a reload the new
 // workers serve new connections with the new configuration.

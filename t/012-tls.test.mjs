@@ -1,3 +1,6 @@
+// Copyright (C) ngx_tidal authors
+// SPDX-License-Identifier: BSD-2-Clause
+
 // The module behind `listen ... ssl`: nginx's TLS buffers what a write
 // gives it, so a frame handed over is not yet a frame sent.  Every answer
 // and every event arrives once and in order, a burst larger than TLS's

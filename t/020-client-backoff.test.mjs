@@ -1,3 +1,6 @@
+// Copyright (C) ngx_tidal authors
+// SPDX-License-Identifier: BSD-2-Clause
+
 // html/tidal-client.js without a server: backoff bounds, initialize _meta,
 // and each event delivered once across reconnects, over a stand-in socket.
 

@@ -1,6 +1,9 @@
+// Copyright (C) ngx_tidal authors
+// SPDX-License-Identifier: BSD-2-Clause
+
 // Configuration of the collaboration features: nginx -t accepts the
-// documented example and rejects a tidal_mcp without a tidal_zone and bad
-// values of the new directives, naming the directive and the file:line.
+// documented example and rejects bad values of the new directives, naming
+// the directive and the file:line (t/117: a config without tidal_zone).
 
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
@@ -76,12 +79,6 @@ test('tidal_role, tidal_name and tidal_metrics_interval are accepted at http, se
             tidal_role performer;
             tidal_metrics_interval 5s;`,
     }));
-});
-
-test('tidal_mcp without any tidal_zone is rejected, and the error names tidal_zone', T, () => {
-    const r = nginxT({ zone: '' });
-    const line = emergLine(r);
-    assert.match(line, /tidal_zone/, `the error should say tidal_zone is missing: ${line}`);
 });
 
 const rejected = [

@@ -1,3 +1,6 @@
+// Copyright (C) ngx_tidal authors
+// SPDX-License-Identifier: BSD-2-Clause
+
 // What a client learns from initialize: its _meta names a fresh session
 // (128 bits as 32 lowercase hex digits), the seq it joined at and its
 // role; events start after the initialize response, right after that seq.

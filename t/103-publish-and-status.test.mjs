@@ -1,3 +1,6 @@
+// Copyright (C) ngx_tidal authors
+// SPDX-License-Identifier: BSD-2-Clause
+
 // The HTTP side: a JSON object POSTed to a tidal_publish location reaches
 // every client as a custom event and is answered {"seq": N}; anything else
 // is refused (400, 413, 405) and broadcasts nothing, which the next valid

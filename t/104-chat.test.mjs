@@ -1,3 +1,6 @@
+// Copyright (C) ngx_tidal authors
+// SPDX-License-Identifier: BSD-2-Clause
+
 // tidal_say: a chat line reaches every client on every worker, the sender
 // too, signed with a display name (clientInfo.name, or tidal_name when it
 // is configured) and never with a session id.

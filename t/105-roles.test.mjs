@@ -1,3 +1,6 @@
+// Copyright (C) ngx_tidal authors
+// SPDX-License-Identifier: BSD-2-Clause
+
 // Roles: tidal_role (here from a map on a request header) decides what a
 // client may call; tools/list shows only that; a forbidden call gets
 // -32602 "Tool X requires role performer"; a role value that is not
@@ -91,6 +94,25 @@ test('a listener may call tidal_get_state and tidal_get_history', T, async () =>
     assert.equal(typeof state.seq, 'number');
     const h = await listener.call('tidal_get_history', {});
     assert.ok(h.result && h.result.isError !== true, JSON.stringify(h));
+});
+
+test('the table\'s argument checks answer in the worker, the helper or none: unknown arguments, a bad limit, a bad chat line', T, async () => {
+    const cases = [
+        [listener, 'tidal_get_history', { limit: 3, since: 1 }, 'Unknown argument "since"'],
+        [listener, 'tidal_get_history', { limit: 1001 }, 'Invalid argument "limit": an integer from 1 to 1000'],
+        [listener, 'tidal_get_state', { verbose: true }, 'Unknown argument "verbose"'],
+        [performer, 'tidal_say', { text: 'hi', to: 'all' }, 'Unknown argument "to"'],
+        [performer, 'tidal_say', { text: '' }, 'Invalid argument "text": a string of 1 to 1000 characters is required'],
+        [performer, 'tidal_eval', { channel: 'd17', pattern: 'silence' }, 'Invalid argument "channel": "d17" is not one of d1 .. d16'],
+    ];
+    const before = await publish(ngx.port, { id: 'before-checks' });
+    for (const [c, tool, args, text] of cases) {
+        const r = await c.call(tool, args);
+        assert.ok(r.result, `${tool}: ${JSON.stringify(r)}`);
+        assert.equal(r.result.isError, true, `${tool}: ${JSON.stringify(r.result)}`);
+        assert.deepEqual(r.result.content, [{ type: 'text', text }]);
+    }
+    assert.equal(await publish(ngx.port, { id: 'after-checks' }), before + 1, 'nothing was broadcast');
 });
 
 test('a performer and an admin may chat', T, async () => {

@@ -1,3 +1,6 @@
+// Copyright (C) ngx_tidal authors
+// SPDX-License-Identifier: BSD-2-Clause
+
 // Metrics: every tidal_metrics_interval each client gets a metrics
 // notification (connections, workers, events per second, nginx's cpu and
 // memory, ghci null, seq = the last event); `off` sends none.

@@ -1,3 +1,6 @@
+// Copyright (C) ngx_tidal authors
+// SPDX-License-Identifier: BSD-2-Clause
+
 // Sessions: a client that comes back with its session id and last seq in
 // the initialize _meta is resumed and gets exactly the events it missed;
 // an unknown, malformed or expired id gets a fresh session and nothing of

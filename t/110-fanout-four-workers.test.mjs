@@ -1,3 +1,6 @@
+// Copyright (C) ngx_tidal authors
+// SPDX-License-Identifier: BSD-2-Clause
+
 // Fan-out at scale: with worker_processes 4 and clients on every worker
 // (as tidal_status shows), 1000 events from four concurrent publishers
 // reach each of 200 clients exactly once, with consecutive seqs, in one

@@ -1,3 +1,6 @@
+// Copyright (C) ngx_tidal authors
+// SPDX-License-Identifier: BSD-2-Clause
+
 // When the event ring wraps past what a client still needs, it gets a
 // session_restore snapshot instead of a hole: a client resuming after its
 // events left the ring, and every client of a worker that was stopped

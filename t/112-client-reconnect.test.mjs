@@ -1,3 +1,6 @@
+// Copyright (C) ngx_tidal authors
+// SPDX-License-Identifier: BSD-2-Clause
+
 // html/tidal-client.js against a real nginx: a TidalClient that loses its
 // connection (a network drop, nginx -s reload) resumes its session and
 // delivers each event once and in order; after the ring wrapped it gets

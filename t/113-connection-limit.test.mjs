@@ -1,3 +1,6 @@
+// Copyright (C) ngx_tidal authors
+// SPDX-License-Identifier: BSD-2-Clause
+
 // tidal_max_connections: the upgrade past the limit gets 503 and never a
 // 101, counted across workers - also while old workers still hold
 // connections during a reload - and a worker killed with SIGKILL gives

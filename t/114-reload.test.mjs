@@ -1,3 +1,6 @@
+// Copyright (C) ngx_tidal authors
+// SPDX-License-Identifier: BSD-2-Clause
+
 // nginx -s reload keeps the shared zone: a client that was away (or was
 // closed by the reload) resumes its session and gets the events published
 // meanwhile, and the state is still there.  A reload that changes the zone

@@ -1,3 +1,6 @@
+// Copyright (C) ngx_tidal authors
+// SPDX-License-Identifier: BSD-2-Clause
+
 // tidal_state_file: the state (channels, tempo, history) is read when
 // nginx starts, so a full restart keeps it; a torn or corrupt file is
 // reported in error_log and skipped, and nginx starts with an empty state.

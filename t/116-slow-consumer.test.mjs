@@ -1,3 +1,6 @@
+// Copyright (C) ngx_tidal authors
+// SPDX-License-Identifier: BSD-2-Clause
+
 // A client that stops reading while large events are broadcast cannot make
 // its worker grow: it is closed with 1008 once its queue passes
 // tidal_message_queue_bytes, and every other client still gets everything;

@@ -1,3 +1,6 @@
+// Copyright (C) ngx_tidal authors
+// SPDX-License-Identifier: BSD-2-Clause
+
 // tidal-helper --stdio as a standalone MCP server, spoken to by the
 // official SDK over stdio, with real GHCi and Tidal sending OSC to a UDP
 // listener (the tests themselves are t/lib/music-tests.mjs; t/401 runs

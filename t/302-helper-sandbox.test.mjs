@@ -1,3 +1,6 @@
+// Copyright (C) ngx_tidal authors
+// SPDX-License-Identifier: BSD-2-Clause
+
 // A pattern is code, sandboxed by construction: ordinary Tidal (colons in
 // strings, :: annotations, $, #, <~, multi-line layouts, tabs) evaluates
 // in real GHCi, while every way to run something else - GHCi commands,

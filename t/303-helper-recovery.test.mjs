@@ -1,3 +1,6 @@
+// Copyright (C) ngx_tidal authors
+// SPDX-License-Identifier: BSD-2-Clause
+
 // tidal-helper keeps the music going (the cases that also run through
 // nginx are t/lib/recovery-tests.mjs; t/403 runs them there): a boot that
 // fails says why, and nothing is left running when the helper goes.

@@ -1,3 +1,6 @@
+// Copyright (C) ngx_tidal authors
+// SPDX-License-Identifier: BSD-2-Clause
+
 // tidal-helper --stdio --connect ws://...: a bridge from an MCP stdio
 // client to a room of the module.  The official SDK's StdioClientTransport
 // spawns it and talks through it to a real nginx (serverInfo is the

@@ -1,3 +1,6 @@
+// Copyright (C) ngx_tidal authors
+// SPDX-License-Identifier: BSD-2-Clause
+
 // tidal-helper relays Tidal's OSC to SuperDirt and watches a heartbeat
 // the boot file plays on a pattern of its own: a pattern that diverges
 // only while playing stalls Tidal's scheduler while GHCi still answers;

@@ -1,3 +1,6 @@
+// Copyright (C) ngx_tidal authors
+// SPDX-License-Identifier: BSD-2-Clause
+
 // The helper's socket is nginx's worker user's alone: 0600 in a 0700
 // directory.  Should its mode ever be opened up, the helper still refuses
 // a peer whose uid (SO_PEERCRED) is neither its own nor root's.

@@ -1,3 +1,6 @@
+// Copyright (C) ngx_tidal authors
+// SPDX-License-Identifier: BSD-2-Clause
+
 // Issue 7 over stdio: one performer's pattern never silences another's
 // (the cases are t/lib/supervision-tests.mjs; t/418 runs representative
 // ones through nginx).

@@ -1,3 +1,6 @@
+// Copyright (C) ngx_tidal authors
+// SPDX-License-Identifier: BSD-2-Clause
+
 // The music tests of t/301 through nginx: the official SDK over
 // WebSocket, nginx's workers forwarding the music tools to the GHCi helper
 // nginx started, Tidal sending OSC to a UDP listener.  Events carry the

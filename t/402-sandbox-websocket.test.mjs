@@ -1,3 +1,6 @@
+// Copyright (C) ngx_tidal authors
+// SPDX-License-Identifier: BSD-2-Clause
+
 // The sandbox cases of t/302 through nginx: a performer's pattern reaches
 // the helper through a worker and is refused or played exactly as over
 // stdio; GHCi runs as nginx's worker user, so an escape would write the

@@ -1,3 +1,6 @@
+// Copyright (C) ngx_tidal authors
+// SPDX-License-Identifier: BSD-2-Clause
+
 // The recovery cases of t/303 through nginx: the helper nginx started
 // interrupts, restarts and re-applies exactly as tidal-helper --stdio,
 // with tidal_eval_timeout and tidal_health_interval as the settings, and

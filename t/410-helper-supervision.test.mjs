@@ -1,3 +1,6 @@
+// Copyright (C) ngx_tidal authors
+// SPDX-License-Identifier: BSD-2-Clause
+
 // nginx supervises the GHCi helper: exactly one per nginx whatever the
 // number of workers, running as the worker user with an explicit
 // environment behind a 0600 socket; back within 2 s after SIGKILL with

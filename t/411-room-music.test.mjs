@@ -1,3 +1,6 @@
+// Copyright (C) ngx_tidal authors
+// SPDX-License-Identifier: BSD-2-Clause
+
 // The music in a room: every client hears of an eval with the room's
 // event number, listeners cannot change the music, channel resources
 // raise resources/updated for subscribers, the state file follows every

@@ -1,3 +1,6 @@
+// Copyright (C) ngx_tidal authors
+// SPDX-License-Identifier: BSD-2-Clause
+
 // Configuration of the GHCi helper: nginx -t accepts the documented
 // settings and rejects what the helper could not run with, naming the
 // directive - before any worker starts a helper with it.

@@ -1,3 +1,6 @@
+// Copyright (C) ngx_tidal authors
+// SPDX-License-Identifier: BSD-2-Clause
+
 // tidal-helper --stdio --connect wss://...: the bridge over TLS, to nginx
 // listening with `ssl` and a certificate from a CA made for the test.
 // With --ca-file of that CA the SDK's stdio client is in the room (tools,

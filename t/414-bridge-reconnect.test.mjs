@@ -1,3 +1,6 @@
+// Copyright (C) ngx_tidal authors
+// SPDX-License-Identifier: BSD-2-Clause
+
 // tidal-helper --stdio --connect URL --reconnect: when the server goes
 // away or the connection is lost, the bridge connects again with backoff
 // and resumes the session, so the desktop client stays in the room and

@@ -1,3 +1,6 @@
+// Copyright (C) ngx_tidal authors
+// SPDX-License-Identifier: BSD-2-Clause
+
 // A pattern restored from tidal_state_file passes the sandbox as a new
 // one does: a file written by hand (or by a version whose sandbox let
 // more through) with a pattern the sandbox refuses brings back every other

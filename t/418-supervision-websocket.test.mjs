@@ -1,3 +1,6 @@
+// Copyright (C) ngx_tidal authors
+// SPDX-License-Identifier: BSD-2-Clause
+
 // Issue 7 through nginx: representative cases of t/309 with the helper
 // nginx runs, every client of the room hearing which channel was stopped.
 

@@ -1,3 +1,6 @@
+// Copyright (C) ngx_tidal authors
+// SPDX-License-Identifier: BSD-2-Clause
+
 // The zone owns the room: the helper tells what happened, the zone
 // numbers it.  A history saved by an earlier nginx comes first, each new
 // event after it in the order clients saw it, with the params they got;

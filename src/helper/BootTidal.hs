@@ -1,3 +1,6 @@
+-- Copyright (C) ngx_tidal authors
+-- SPDX-License-Identifier: BSD-2-Clause
+
 -- ngx_tidal's GHCi boot script for Tidal 1.7 (read by tidal-helper).
 --
 -- The helper sends this file to GHCi's stdin line by line, then checks it

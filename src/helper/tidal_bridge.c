@@ -1,4 +1,9 @@
 /*
+ * Copyright (C) ngx_tidal authors
+ * SPDX-License-Identifier: BSD-2-Clause
+ */
+
+/*
  * The stdio bridge: one line of stdin is one masked WebSocket text frame
  * to the module, one text frame from it is one line of stdout.  A desktop
  * MCP client that can only spawn stdio servers joins a room this way, over
@@ -30,6 +35,7 @@
 #include "tidal_helper.h"
 #include "tidal_bridge.h"
 #include "tidal_lines.h"
+#include "tidal_protocol.h"
 #include "tidal_ws.h"
 
 
@@ -1433,7 +1439,9 @@ tidal_bridge_track_in(tidal_bridge_t *b, const uint8_t *p, size_t len)
     method = json_string_value(json_object_get(msg, "method"));
 
     if (method != NULL) {
-        if (strncmp(method, "notifications/tidal/", 20) == 0) {
+        if (strncmp(method, TIDAL_PROTOCOL_EVENT, TIDAL_PROTOCOL_EVENT_LEN)
+            == 0)
+        {
             seq = json_object_get(json_object_get(msg, "params"), "seq");
 
             /* events come in seq order; a new session may start lower */
@@ -1479,9 +1487,9 @@ tidal_bridge_take_session(tidal_bridge_t *b, json_t *result)
     json_t  *meta, *sid, *seq;
 
     meta = json_object_get(result, "_meta");
-    sid = json_object_get(meta, "tidal/session");
-    seq = json_object_get(meta, "tidal/seq");
-    resumed = json_is_true(json_object_get(meta, "tidal/resumed"));
+    sid = json_object_get(meta, TIDAL_META_SESSION);
+    seq = json_object_get(meta, TIDAL_META_SEQ);
+    resumed = json_is_true(json_object_get(meta, TIDAL_META_RESUMED));
 
     if (sid != NULL) {
         json_decref(b->session);
@@ -1569,8 +1577,8 @@ tidal_bridge_resume(tidal_bridge_t *b)
     }
 
     if (b->session != NULL
-        && (json_object_set(meta, "tidal/session", b->session) != 0
-            || json_object_set_new(meta, "tidal/last_seq",
+        && (json_object_set(meta, TIDAL_META_SESSION, b->session) != 0
+            || json_object_set_new(meta, TIDAL_META_LAST_SEQ,
                                    json_integer(b->last_seq))
                != 0))
     {

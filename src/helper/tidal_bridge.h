@@ -1,4 +1,9 @@
 /*
+ * Copyright (C) ngx_tidal authors
+ * SPDX-License-Identifier: BSD-2-Clause
+ */
+
+/*
  * tidal-helper --stdio --connect ws[s]://HOST:PORT/PATH: relays an MCP
  * stdio client to a room of the nginx module over a WebSocket, with no GHCi.
  */

@@ -1,4 +1,9 @@
 /*
+ * Copyright (C) ngx_tidal authors
+ * SPDX-License-Identifier: BSD-2-Clause
+ */
+
+/*
  * The GHCi driver.  Completion is never guessed by time: after every
  * block goes a statement that prints a marker with a fresh number on
  * stderr and then on stdout; a block is finished when both streams have
@@ -572,31 +577,6 @@ tidal_ghci_destroy(tidal_ghci_t *g)
     tidal_ghci_buf_free(&g->cur_out);
     tidal_ghci_buf_free(&g->cur_fail);
     free(g);
-}
-
-
-int
-tidal_ghci_channel(const char *name)
-{
-    int  n;
-
-    if (name == NULL || name[0] != 'd' || name[1] < '1' || name[1] > '9') {
-        return 0;
-    }
-
-    n = name[1] - '0';
-
-    if (name[2] == '\0') {
-        return n;
-    }
-
-    if (name[2] < '0' || name[2] > '9' || name[3] != '\0') {
-        return 0;
-    }
-
-    n = n * 10 + name[2] - '0';
-
-    return n <= 16 ? n : 0;
 }
 
 

@@ -1,4 +1,9 @@
 /*
+ * Copyright (C) ngx_tidal authors
+ * SPDX-License-Identifier: BSD-2-Clause
+ */
+
+/*
  * One GHCi running Tidal: started, fed blocks whose end it knows
  * (markers on stdout and stderr) and whose verdict it reads from the
  * boot file's report pipe, interrupted when a block runs too long,
@@ -161,9 +166,6 @@ int tidal_ghci_stopped(tidal_ghci_t *g);
 
 /* ends GHCi (EOF on its stdin, then SIGKILL) and frees everything */
 void tidal_ghci_destroy(tidal_ghci_t *g);
-
-/* the channel function's name is dN; "d1" .. "d16" -> 1 .. 16, else 0 */
-int tidal_ghci_channel(const char *name);
 
 
 #endif /* _TIDAL_GHCI_H_INCLUDED_ */

@@ -1,4 +1,9 @@
 /*
+ * Copyright (C) ngx_tidal authors
+ * SPDX-License-Identifier: BSD-2-Clause
+ */
+
+/*
  * tidal-helper: supervises GHCi running Tidal.  With --stdio it is a
  * complete MCP server on stdin/stdout (newline-delimited JSON-RPC, the
  * MCP stdio transport) with its own GHCi, for one person without nginx;
@@ -13,6 +18,7 @@
 #include <limits.h>
 #include <signal.h>
 #include <stdarg.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -25,24 +31,94 @@
 #include "tidal_super.h"
 #include "tidal_lines.h"
 #include "tidal_bridge.h"
+#include "tidal_protocol.h"
+#include "tidal_tools.h"
 #include "tidal_utf8.h"
 
 
 #define TIDAL_HELPER_LINE_MAX      (4 * 1024 * 1024)  /* one message */
 #define TIDAL_HELPER_ARGS_MAX      64                 /* ghci words */
+#define TIDAL_HELPER_BOOT_TIMEOUT  60000              /* ms */
+#define TIDAL_HELPER_STALL_AFTER   1000               /* ms */
+#define TIDAL_HELPER_STALL_MIN     500
+#define TIDAL_HELPER_STALL_MAX     600000
+#define TIDAL_HELPER_CHECK_CYCLES  16
 
 #ifndef TIDAL_HELPER_BOOT
 #define TIDAL_HELPER_BOOT          "BootTidal.hs"
 #endif
 
 
+/* what the command line says: each option sets one field */
+typedef struct {
+    tidal_ghci_conf_t            ghci;
+    tidal_helper_socket_conf_t   sock;
+    tidal_bridge_conf_t          bridge;
+    tidal_role_e                 role;
+    int                          stdio;
+    int                          allow_raw;
+    int                          verbose;
+    const char                  *ghci_cmd;
+    const char                  *error_log;
+    char                         memory[64];      /* "-M" and the size */
+    char                         dirt_host[256];
+} tidal_helper_conf_t;
+
+
+typedef struct tidal_helper_option_s  tidal_helper_option_t;
+
+/*
+ * Sets an option's field from its value (NULL for a flag): 0; 1 when the
+ * helper has nothing more to do (--help); -1 after saying why on stderr.
+ */
+typedef int (*tidal_helper_set_pt)(tidal_helper_conf_t *cf,
+    const tidal_helper_option_t *opt, const char *value);
+
+struct tidal_helper_option_s {
+    const char               *name;
+    unsigned                  value;     /* takes the next argument */
+    tidal_helper_set_pt       set;
+    size_t                    offset;    /* of its field */
+    int                       min;
+    int                       max;
+    const char               *wants;     /* said of a bad value: a printf
+                                            format of min and max */
+};
 
 
 static void tidal_helper_usage(FILE *f);
 static int tidal_helper_options(int argc, char **argv,
-    tidal_ghci_conf_t *conf, tidal_role_e *role,
-    tidal_helper_socket_conf_t *sock, int *allow_raw,
-    tidal_bridge_conf_t *bridge);
+    tidal_helper_conf_t *cf);
+static const tidal_helper_option_t *tidal_helper_option(const char *name);
+static int tidal_helper_wrong(const tidal_helper_option_t *opt);
+static int tidal_helper_set_flag(tidal_helper_conf_t *cf,
+    const tidal_helper_option_t *opt, const char *value);
+static int tidal_helper_set_str(tidal_helper_conf_t *cf,
+    const tidal_helper_option_t *opt, const char *value);
+static int tidal_helper_set_number(tidal_helper_conf_t *cf,
+    const tidal_helper_option_t *opt, const char *value);
+static int tidal_helper_set_number_or_0(tidal_helper_conf_t *cf,
+    const tidal_helper_option_t *opt, const char *value);
+static int tidal_helper_set_generation(tidal_helper_conf_t *cf,
+    const tidal_helper_option_t *opt, const char *value);
+static int tidal_helper_set_dirt(tidal_helper_conf_t *cf,
+    const tidal_helper_option_t *opt, const char *value);
+static int tidal_helper_set_memory(tidal_helper_conf_t *cf,
+    const tidal_helper_option_t *opt, const char *value);
+static int tidal_helper_set_role(tidal_helper_conf_t *cf,
+    const tidal_helper_option_t *opt, const char *value);
+static int tidal_helper_set_connect(tidal_helper_conf_t *cf,
+    const tidal_helper_option_t *opt, const char *value);
+static int tidal_helper_set_header(tidal_helper_conf_t *cf,
+    const tidal_helper_option_t *opt, const char *value);
+static int tidal_helper_set_header_env(tidal_helper_conf_t *cf,
+    const tidal_helper_option_t *opt, const char *value);
+static int tidal_helper_set_ca_file(tidal_helper_conf_t *cf,
+    const tidal_helper_option_t *opt, const char *value);
+static int tidal_helper_set_help(tidal_helper_conf_t *cf,
+    const tidal_helper_option_t *opt, const char *value);
+static int tidal_helper_set_version(tidal_helper_conf_t *cf,
+    const tidal_helper_option_t *opt, const char *value);
 static char **tidal_helper_split(const char *cmd);
 static int tidal_helper_number(const char *text, int min, int max,
     int *value);
@@ -54,34 +130,124 @@ static void tidal_helper_signal(int sig);
 static void tidal_helper_log_follow(void);
 
 
+#define tidal_helper_field(type, cf, opt)                                    \
+    ((type *) ((char *) (cf) + (opt)->offset))
+
+#define tidal_helper_offset(field)  offsetof(tidal_helper_conf_t, field)
+
+
+/* one row per option, the parser in the row, as nginx's directives */
+
+static const tidal_helper_option_t  tidal_helper_option_table[] = {
+
+    { "--stdio", 0, tidal_helper_set_flag,
+      tidal_helper_offset(stdio), 0, 0, NULL },
+
+    { "--connect", 1, tidal_helper_set_connect, 0, 0, 0, NULL },
+
+    { "--header", 1, tidal_helper_set_header, 0, 0, 0, NULL },
+
+    { "--header-env", 1, tidal_helper_set_header_env, 0, 0, 0, NULL },
+
+    { "--ca-file", 1, tidal_helper_set_ca_file, 0, 0, 0, NULL },
+
+    { "--reconnect", 0, tidal_helper_set_flag,
+      tidal_helper_offset(bridge.reconnect), 0, 0, NULL },
+
+    { "--socket", 1, tidal_helper_set_str,
+      tidal_helper_offset(sock.path), 0, 0, NULL },
+
+    { "--master-pid", 1, tidal_helper_set_number,
+      tidal_helper_offset(sock.master), 2, INT_MAX,
+      "wants a pid" },
+
+    { "--generation", 1, tidal_helper_set_generation,
+      tidal_helper_offset(sock.generation), 0, 0,
+      "wants a number" },
+
+    { "--config", 1, tidal_helper_set_str,
+      tidal_helper_offset(sock.config), 0, 0, NULL },
+
+    { "--error-log", 1, tidal_helper_set_str,
+      tidal_helper_offset(error_log), 0, 0, NULL },
+
+    { "--ghci", 1, tidal_helper_set_str,
+      tidal_helper_offset(ghci_cmd), 0, 0, NULL },
+
+    { "--boot", 1, tidal_helper_set_str,
+      tidal_helper_offset(ghci.boot_file), 0, 0, NULL },
+
+    { "--dirt", 1, tidal_helper_set_dirt, 0, 1, 65535, NULL },
+
+    { "--eval-timeout", 1, tidal_helper_set_number,
+      tidal_helper_offset(ghci.eval_timeout),
+      TIDAL_SETTING_EVAL_TIMEOUT_MIN, TIDAL_SETTING_EVAL_TIMEOUT_MAX,
+      "wants %d .. %d ms" },
+
+    { "--health-interval", 1, tidal_helper_set_number,
+      tidal_helper_offset(ghci.health_interval),
+      0, TIDAL_SETTING_HEALTH_INTERVAL_MAX,
+      "wants %d .. %d ms" },
+
+    { "--stall-after", 1, tidal_helper_set_number_or_0,
+      tidal_helper_offset(ghci.stall_after),
+      TIDAL_HELPER_STALL_MIN, TIDAL_HELPER_STALL_MAX,
+      "wants 0 or %d .. %d ms" },
+
+    { "--dirt-rate", 1, tidal_helper_set_number,
+      tidal_helper_offset(ghci.dirt_rate),
+      0, TIDAL_SETTING_DIRT_RATE_MAX,
+      "wants %d .. %d a second" },
+
+    { "--ghci-memory", 1, tidal_helper_set_memory, 0, 0, 0,
+      "wants a size such as 512m or 2g, or off" },
+
+    { "--tempo-port", 1, tidal_helper_set_number,
+      tidal_helper_offset(ghci.tempo_port), 1, 65535,
+      "wants a port" },
+
+    { "--ctrl-port", 1, tidal_helper_set_number,
+      tidal_helper_offset(ghci.ctrl_port), 0, 65535,
+      "wants a port" },
+
+    { "--role", 1, tidal_helper_set_role,
+      tidal_helper_offset(role), 0, 0,
+      "is performer, admin or listener" },
+
+    { "--allow-raw", 0, tidal_helper_set_flag,
+      tidal_helper_offset(allow_raw), 0, 0, NULL },
+
+    { "--verbose", 0, tidal_helper_set_flag,
+      tidal_helper_offset(verbose), 0, 0, NULL },
+
+    { "--version", 0, tidal_helper_set_version, 0, 0, 0, NULL },
+
+    { "--help", 0, tidal_helper_set_help, 0, 0, 0, NULL },
+
+    { "-h", 0, tidal_helper_set_help, 0, 0, 0, NULL },
+
+    { NULL, 0, NULL, 0, 0, 0, NULL }
+};
+
+
 static int                    tidal_helper_log_level = TIDAL_LOG_INFO;
 static volatile sig_atomic_t  tidal_helper_quit;
-static char                   tidal_helper_memory[64];
 static const char            *tidal_helper_error_log;
 
 
 int
 main(int argc, char **argv)
 {
-    int                    rc, allow_raw;
-    tidal_role_e           role;
+    int                    rc;
     tidal_super_t         *g;
     tidal_helper_t         h;
     struct sigaction       sa;
-    tidal_ghci_conf_t            conf;
-    tidal_super_handler_t        handler;
-    tidal_bridge_conf_t          bridge;
-    tidal_helper_socket_conf_t   sock;
+    tidal_helper_conf_t    cf;
+    tidal_super_handler_t  handler;
 
-    memset(&conf, 0, sizeof(conf));
-    memset(&sock, 0, sizeof(sock));
     memset(&h, 0, sizeof(h));
-    memset(&bridge, 0, sizeof(bridge));
 
-    allow_raw = 0;
-
-    rc = tidal_helper_options(argc, argv, &conf, &role, &sock, &allow_raw,
-                              &bridge);
+    rc = tidal_helper_options(argc, argv, &cf);
     if (rc != 0) {
         return rc < 0 ? 2 : 0;
     }
@@ -108,17 +274,17 @@ main(int argc, char **argv)
         return 1;
     }
 
-    if (bridge.url != NULL) {
-        free(conf.argv);
-        return tidal_bridge_run(&bridge, &tidal_helper_quit);
+    if (cf.bridge.url != NULL) {
+        free(cf.ghci.argv);
+        return tidal_bridge_run(&cf.bridge, &tidal_helper_quit);
     }
 
-    if (tidal_helper_init(&h, role, allow_raw) != 0) {
+    if (tidal_helper_init(&h, cf.role, cf.allow_raw) != 0) {
         return 1;
     }
 
     h.send = tidal_helper_stdout;
-    h.eval_timeout = conf.eval_timeout;
+    h.eval_timeout = cf.ghci.eval_timeout;
 
     handler.ready = tidal_helper_ghci_ready;
     handler.error = tidal_helper_ghci_error;
@@ -127,7 +293,7 @@ main(int argc, char **argv)
     handler.dropped = tidal_helper_dirt_dropped;
     handler.data = &h;
 
-    g = tidal_super_create(&conf, &handler);
+    g = tidal_super_create(&cf.ghci, &handler);
     if (g == NULL) {
         tidal_helper_free(&h);
         return 1;
@@ -135,15 +301,15 @@ main(int argc, char **argv)
 
     h.ghci = g;
 
-    if (sock.path) {
-        rc = tidal_helper_socket(&h, g, &sock, &tidal_helper_quit);
+    if (cf.sock.path) {
+        rc = tidal_helper_socket(&h, g, &cf.sock, &tidal_helper_quit);
         goto done;
     }
 
     tidal_helper_log(TIDAL_LOG_INFO, "stdio MCP server, role %s, "
                      "SuperDirt at %s:%d, boot file %s",
-                     tidal_mcp_role_name(role), conf.dirt_host,
-                     conf.dirt_port, conf.boot_file);
+                     tidal_mcp_role_name(cf.role), cf.ghci.dirt_host,
+                     cf.ghci.dirt_port, cf.ghci.boot_file);
 
     /* a failed start is retried and reported to clients */
 
@@ -155,7 +321,7 @@ done:
 
     tidal_super_destroy(g);
     tidal_helper_free(&h);
-    free(conf.argv);
+    free(cf.ghci.argv);
 
     tidal_helper_log(TIDAL_LOG_INFO, "exiting");
 
@@ -203,317 +369,143 @@ tidal_helper_usage(FILE *f)
         "  --error-log PATH        stderr is this file: open it again when\n"
         "                          the path names another (nginx -s reopen)\n"
         "  --ghci CMD              the GHCi command, split on spaces\n"
-        "                          (default: ghci)\n"
+        "                          (default: " TIDAL_SETTING_GHCI ")\n"
         "  --boot FILE             the boot file (default: %s)\n"
         "  --dirt HOST:PORT        SuperDirt, where the helper relays\n"
-        "                          Tidal's OSC to (default: 127.0.0.1:57120)\n"
+        "                          Tidal's OSC to (default: "
+                                   TIDAL_SETTING_DIRT_ADDRESS ")\n"
         "  --eval-timeout MS       interrupt an evaluation after MS\n"
-        "                          (default: 5000)\n"
+        "                          (default: "
+                       TIDAL_PROTOCOL_STR(TIDAL_SETTING_EVAL_TIMEOUT) ")\n"
         "  --health-interval MS    check GHCi every MS when idle, 0: never\n"
-        "                          (default: 5000)\n"
+        "                          (default: "
+                    TIDAL_PROTOCOL_STR(TIDAL_SETTING_HEALTH_INTERVAL) ")\n"
         "  --stall-after MS        restart Tidal when its scheduler sent no\n"
         "                          heartbeat for MS (at least 4 heartbeats,\n"
-        "                          half a cycle), 0: never (default: 2000)\n"
+        "                          half a cycle), 0: never (default: "
+                        TIDAL_PROTOCOL_STR(TIDAL_HELPER_STALL_AFTER) ")\n"
         "  --dirt-rate N           relay at most N /dirt/play a second to\n"
         "                          SuperDirt and drop the excess, 0: no cap\n"
-        "                          (default: 1000)\n"
+        "                          (default: "
+                          TIDAL_PROTOCOL_STR(TIDAL_SETTING_DIRT_RATE) ")\n"
         "  --ghci-memory SIZE      GHCi's heap cap, e.g. 1g, or off\n"
-        "                          (default: 2g)\n"
+        "                          (default: " TIDAL_SETTING_GHCI_MEMORY ")\n"
         "  --tempo-port PORT       Tidal's tempo server port (default: a\n"
         "                          free one, so instances do not share)\n"
         "  --ctrl-port PORT        Tidal's OSC control listener on\n"
         "                          127.0.0.1 (default: 0, off)\n"
         "  --role ROLE             performer (default), admin or listener\n"
-        "  --allow-raw             offer tidal_eval_raw to admins: GHCi\n"
+        "  --allow-raw             offer %s to admins: GHCi\n"
         "                          without the sandbox, i.e. shell access\n"
         "  --verbose               log debugging details\n"
         "  --version, --help\n",
-        TIDAL_HELPER_BOOT);
+        TIDAL_HELPER_BOOT, tidal_tools_by_op(TIDAL_TOOL_OP_RAW)->name);
 }
 
 
 /* 0: run; 1: done (help, version); -1: bad usage (said on stderr) */
 
 static int
-tidal_helper_options(int argc, char **argv, tidal_ghci_conf_t *conf,
-    tidal_role_e *role, tidal_helper_socket_conf_t *sock, int *allow_raw,
-    tidal_bridge_conf_t *bridge)
+tidal_helper_options(int argc, char **argv, tidal_helper_conf_t *cf)
 {
-    int          i, stdio, port, master, number;
-    char        *colon, *end;
-    const char  *ghci, *arg, *val, *header;
-    static char  host[256];
+    int                           i, rc;
+    const char                   *arg, *value;
+    const tidal_helper_option_t  *opt;
 
-    stdio = 0;
-    ghci = "ghci";
-    *role = TIDAL_ROLE_PERFORMER;
+    memset(cf, 0, sizeof(tidal_helper_conf_t));
 
-    conf->boot_file = TIDAL_HELPER_BOOT;
-    conf->dirt_host = "127.0.0.1";
-    conf->dirt_port = 57120;
-    conf->eval_timeout = 5000;
-    conf->health_interval = 5000;
-    conf->boot_timeout = 60000;
-    conf->stall_after = 1000;
-    conf->check_cycles = 16;
-    conf->memory = "-M2g";
-    conf->dirt_rate = 1000;
+    cf->role = TIDAL_ROLE_PERFORMER;
+    cf->ghci_cmd = TIDAL_SETTING_GHCI;
+
+    cf->ghci.boot_file = TIDAL_HELPER_BOOT;
+    cf->ghci.dirt_host = TIDAL_SETTING_DIRT_HOST;
+    cf->ghci.dirt_port = TIDAL_SETTING_DIRT_PORT;
+    cf->ghci.eval_timeout = TIDAL_SETTING_EVAL_TIMEOUT;
+    cf->ghci.health_interval = TIDAL_SETTING_HEALTH_INTERVAL;
+    cf->ghci.boot_timeout = TIDAL_HELPER_BOOT_TIMEOUT;
+    cf->ghci.stall_after = TIDAL_HELPER_STALL_AFTER;
+    cf->ghci.check_cycles = TIDAL_HELPER_CHECK_CYCLES;
+    cf->ghci.memory = "-M" TIDAL_SETTING_GHCI_MEMORY;
+    cf->ghci.dirt_rate = TIDAL_SETTING_DIRT_RATE;
 
     for (i = 1; i < argc; i++) {
         arg = argv[i];
+        opt = tidal_helper_option(arg);
+        value = NULL;
 
-        if (strcmp(arg, "--stdio") == 0) {
-            stdio = 1;
-            continue;
+        if (opt == NULL || opt->value) {
+            if (i + 1 >= argc || strncmp(arg, "--", 2) != 0) {
+                fprintf(stderr, "tidal-helper: unknown option or missing "
+                        "value: %s\n", arg);
+                goto usage;
+            }
+
+            value = argv[++i];
+
+            if (opt == NULL) {
+                fprintf(stderr, "tidal-helper: unknown option %s\n", arg);
+                goto usage;
+            }
         }
 
-        if (strcmp(arg, "--allow-raw") == 0) {
-            *allow_raw = 1;
-            continue;
-        }
+        rc = opt->set(cf, opt, value);
 
-        if (strcmp(arg, "--reconnect") == 0) {
-            bridge->reconnect = 1;
-            continue;
-        }
-
-        if (strcmp(arg, "--verbose") == 0) {
-            tidal_helper_log_level = TIDAL_LOG_DEBUG;
-            continue;
-        }
-
-        if (strcmp(arg, "--help") == 0 || strcmp(arg, "-h") == 0) {
-            tidal_helper_usage(stdout);
+        if (rc == 1) {
             return 1;
         }
 
-        if (strcmp(arg, "--version") == 0) {
-            printf("tidal-helper %s\n", TIDAL_HELPER_VERSION);
-            return 1;
-        }
-
-        if (i + 1 >= argc || strncmp(arg, "--", 2) != 0) {
-            fprintf(stderr, "tidal-helper: unknown option or missing value: "
-                    "%s\n", arg);
-            goto usage;
-        }
-
-        val = argv[++i];
-
-        if (strcmp(arg, "--ghci") == 0) {
-            ghci = val;
-
-        } else if (strcmp(arg, "--boot") == 0) {
-            conf->boot_file = val;
-
-        } else if (strcmp(arg, "--dirt") == 0) {
-            colon = strrchr(val, ':');
-
-            if (colon == NULL || colon == val
-                || (size_t) (colon - val) >= sizeof(host)
-                || tidal_helper_number(colon + 1, 1, 65535, &port) != 0)
-            {
-                fprintf(stderr, "tidal-helper: --dirt wants HOST:PORT, "
-                        "not \"%s\"\n", val);
-                goto usage;
-            }
-
-            memcpy(host, val, (size_t) (colon - val));
-            host[colon - val] = '\0';
-            conf->dirt_host = host;
-            conf->dirt_port = port;
-
-        } else if (strcmp(arg, "--eval-timeout") == 0) {
-            if (tidal_helper_number(val, 100, 600000, &conf->eval_timeout)
-                != 0)
-            {
-                fprintf(stderr, "tidal-helper: --eval-timeout wants 100 .. "
-                        "600000 ms\n");
-                goto usage;
-            }
-
-        } else if (strcmp(arg, "--health-interval") == 0) {
-            if (tidal_helper_number(val, 0, 3600000, &conf->health_interval)
-                != 0)
-            {
-                fprintf(stderr, "tidal-helper: --health-interval wants 0 .. "
-                        "3600000 ms\n");
-                goto usage;
-            }
-
-        } else if (strcmp(arg, "--stall-after") == 0) {
-            if (tidal_helper_number(val, 0, 600000, &conf->stall_after) != 0
-                || (conf->stall_after > 0 && conf->stall_after < 500))
-            {
-                fprintf(stderr, "tidal-helper: --stall-after wants 0 or "
-                        "500 .. 600000 ms\n");
-                goto usage;
-            }
-
-        } else if (strcmp(arg, "--dirt-rate") == 0) {
-            if (tidal_helper_number(val, 0, 1000000, &number) != 0) {
-                fprintf(stderr, "tidal-helper: --dirt-rate wants 0 .. "
-                        "1000000 a second\n");
-                goto usage;
-            }
-
-            conf->dirt_rate = (unsigned) number;
-
-        } else if (strcmp(arg, "--tempo-port") == 0) {
-            if (tidal_helper_number(val, 1, 65535, &conf->tempo_port) != 0) {
-                fprintf(stderr, "tidal-helper: --tempo-port wants a port\n");
-                goto usage;
-            }
-
-        } else if (strcmp(arg, "--ctrl-port") == 0) {
-            if (tidal_helper_number(val, 0, 65535, &conf->ctrl_port) != 0) {
-                fprintf(stderr, "tidal-helper: --ctrl-port wants a port\n");
-                goto usage;
-            }
-
-        } else if (strcmp(arg, "--ghci-memory") == 0) {
-            if (strcmp(val, "off") == 0) {
-                conf->memory = NULL;
-
-            } else {
-                strtoul(val, &end, 10);
-
-                if (end == val || (*end && strchr("kKmMgG", *end) == NULL)
-                    || (*end && end[1]) || strlen(val) > 32)
-                {
-                    fprintf(stderr, "tidal-helper: --ghci-memory wants a "
-                            "size such as 512m or 2g, or off\n");
-                    goto usage;
-                }
-
-                snprintf(tidal_helper_memory, sizeof(tidal_helper_memory),
-                         "-M%s", val);
-                conf->memory = tidal_helper_memory;
-            }
-
-        } else if (strcmp(arg, "--socket") == 0) {
-            sock->path = val;
-
-        } else if (strcmp(arg, "--master-pid") == 0) {
-            if (tidal_helper_number(val, 2, INT_MAX, &master) != 0) {
-                fprintf(stderr, "tidal-helper: --master-pid wants a pid\n");
-                goto usage;
-            }
-
-            sock->master = (pid_t) master;
-
-        } else if (strcmp(arg, "--generation") == 0) {
-            sock->generation = strtoull(val, &end, 10);
-
-            if (end == val || *end != '\0') {
-                fprintf(stderr, "tidal-helper: --generation wants a "
-                        "number\n");
-                goto usage;
-            }
-
-        } else if (strcmp(arg, "--config") == 0) {
-            sock->config = val;
-
-        } else if (strcmp(arg, "--error-log") == 0) {
-            tidal_helper_error_log = val;
-
-        } else if (strcmp(arg, "--connect") == 0) {
-            if (tidal_bridge_set_url(bridge, val) != 0) {
-                goto usage;
-            }
-
-        } else if (strcmp(arg, "--header") == 0) {
-            if (tidal_bridge_add_header(bridge, val) != 0) {
-                goto usage;
-            }
-
-        } else if (strcmp(arg, "--header-env") == 0) {
-
-            /* a credential in argv is anyone's to read in ps */
-
-            header = getenv(val);
-
-            if (header == NULL) {
-                fprintf(stderr, "tidal-helper: --header-env: the "
-                        "environment has no %s\n", val);
-                goto usage;
-            }
-
-            if (tidal_bridge_add_header(bridge, header) != 0) {
-                goto usage;
-            }
-
-        } else if (strcmp(arg, "--ca-file") == 0) {
-            /* now, not after the connect: a typo is a usage error */
-            if (access(val, R_OK) != 0) {
-                fprintf(stderr, "tidal-helper: --ca-file: cannot read "
-                        "\"%s\": %s\n", val, strerror(errno));
-                goto usage;
-            }
-
-            bridge->ca_file = val;
-
-        } else if (strcmp(arg, "--role") == 0) {
-            if (strcmp(val, "performer") == 0) {
-                *role = TIDAL_ROLE_PERFORMER;
-
-            } else if (strcmp(val, "admin") == 0) {
-                *role = TIDAL_ROLE_ADMIN;
-
-            } else if (strcmp(val, "listener") == 0) {
-                *role = TIDAL_ROLE_LISTENER;
-
-            } else {
-                fprintf(stderr, "tidal-helper: --role is performer, admin "
-                        "or listener\n");
-                goto usage;
-            }
-
-        } else {
-            fprintf(stderr, "tidal-helper: unknown option %s\n", arg);
+        if (rc != 0) {
             goto usage;
         }
     }
 
-    if (stdio == (sock->path != NULL)) {
+    if (cf->verbose) {
+        tidal_helper_log_level = TIDAL_LOG_DEBUG;
+    }
+
+    tidal_helper_error_log = cf->error_log;
+
+    /* the rules across options */
+
+    if (cf->stdio == (cf->sock.path != NULL)) {
         fprintf(stderr, "tidal-helper: --stdio or --socket, one of them\n");
         goto usage;
     }
 
-    if (bridge->nheaders > 0 && bridge->url == NULL) {
+    if (cf->bridge.nheaders > 0 && cf->bridge.url == NULL) {
         fprintf(stderr, "tidal-helper: --header goes with --connect\n");
         goto usage;
     }
 
-    if (bridge->reconnect && bridge->url == NULL) {
+    if (cf->bridge.reconnect && cf->bridge.url == NULL) {
         fprintf(stderr, "tidal-helper: --reconnect goes with --connect\n");
         goto usage;
     }
 
-    if (bridge->ca_file != NULL && !bridge->tls) {
+    if (cf->bridge.ca_file != NULL && !cf->bridge.tls) {
         fprintf(stderr, "tidal-helper: --ca-file goes with --connect "
                 "wss://...\n");
         goto usage;
     }
 
-    if (sock->path) {
-        if (sock->master == 0) {
+    if (cf->sock.path) {
+        if (cf->sock.master == 0) {
             fprintf(stderr, "tidal-helper: --socket needs --master-pid\n");
             goto usage;
         }
 
-        if (sock->config == NULL) {
-            sock->config = "-";
+        if (cf->sock.config == NULL) {
+            cf->sock.config = "-";
         }
 
         /* nginx's workers check roles; the helper runs what they send */
 
-        *role = TIDAL_ROLE_ADMIN;
+        cf->role = TIDAL_ROLE_ADMIN;
     }
 
-    conf->argv = tidal_helper_split(ghci);
+    cf->ghci.argv = tidal_helper_split(cf->ghci_cmd);
 
-    if (conf->argv == NULL) {
+    if (cf->ghci.argv == NULL) {
         fprintf(stderr, "tidal-helper: --ghci wants a command of at most %d "
                 "words\n", TIDAL_HELPER_ARGS_MAX);
         goto usage;
@@ -526,6 +518,264 @@ usage:
     tidal_helper_usage(stderr);
 
     return -1;
+}
+
+
+static const tidal_helper_option_t *
+tidal_helper_option(const char *name)
+{
+    const tidal_helper_option_t  *opt;
+
+    for (opt = tidal_helper_option_table; opt->name; opt++) {
+        if (strcmp(name, opt->name) == 0) {
+            return opt;
+        }
+    }
+
+    return NULL;
+}
+
+
+/* "tidal-helper: --eval-timeout wants 100 .. 600000 ms"; -1 */
+
+static int
+tidal_helper_wrong(const tidal_helper_option_t *opt)
+{
+    fprintf(stderr, "tidal-helper: %s ", opt->name);
+    fprintf(stderr, opt->wants, opt->min, opt->max);
+    fputc('\n', stderr);
+
+    return -1;
+}
+
+
+static int
+tidal_helper_set_flag(tidal_helper_conf_t *cf,
+    const tidal_helper_option_t *opt, const char *value)
+{
+    *tidal_helper_field(int, cf, opt) = 1;
+
+    return 0;
+}
+
+
+static int
+tidal_helper_set_str(tidal_helper_conf_t *cf,
+    const tidal_helper_option_t *opt, const char *value)
+{
+    *tidal_helper_field(const char *, cf, opt) = value;
+
+    return 0;
+}
+
+
+/* an int, or an unsigned or a pid_t, which C lets an int stand for */
+
+static int
+tidal_helper_set_number(tidal_helper_conf_t *cf,
+    const tidal_helper_option_t *opt, const char *value)
+{
+    if (tidal_helper_number(value, opt->min, opt->max,
+                            tidal_helper_field(int, cf, opt))
+        != 0)
+    {
+        return tidal_helper_wrong(opt);
+    }
+
+    return 0;
+}
+
+
+/* 0 (off), or min .. max */
+
+static int
+tidal_helper_set_number_or_0(tidal_helper_conf_t *cf,
+    const tidal_helper_option_t *opt, const char *value)
+{
+    int  n;
+
+    if (tidal_helper_number(value, 0, opt->max, &n) != 0
+        || (n > 0 && n < opt->min))
+    {
+        return tidal_helper_wrong(opt);
+    }
+
+    *tidal_helper_field(int, cf, opt) = n;
+
+    return 0;
+}
+
+
+static int
+tidal_helper_set_generation(tidal_helper_conf_t *cf,
+    const tidal_helper_option_t *opt, const char *value)
+{
+    char  *end;
+
+    *tidal_helper_field(uint64_t, cf, opt) = strtoull(value, &end, 10);
+
+    if (end == value || *end != '\0') {
+        return tidal_helper_wrong(opt);
+    }
+
+    return 0;
+}
+
+
+static int
+tidal_helper_set_dirt(tidal_helper_conf_t *cf,
+    const tidal_helper_option_t *opt, const char *value)
+{
+    int          port;
+    const char  *colon;
+
+    colon = strrchr(value, ':');
+
+    if (colon == NULL || colon == value
+        || (size_t) (colon - value) >= sizeof(cf->dirt_host)
+        || tidal_helper_number(colon + 1, opt->min, opt->max, &port) != 0)
+    {
+        fprintf(stderr, "tidal-helper: %s wants HOST:PORT, not \"%s\"\n",
+                opt->name, value);
+        return -1;
+    }
+
+    memcpy(cf->dirt_host, value, (size_t) (colon - value));
+    cf->dirt_host[colon - value] = '\0';
+
+    cf->ghci.dirt_host = cf->dirt_host;
+    cf->ghci.dirt_port = port;
+
+    return 0;
+}
+
+
+/* GHCi's +RTS -M: a number and one unit letter at most, as GHC takes it */
+
+static int
+tidal_helper_set_memory(tidal_helper_conf_t *cf,
+    const tidal_helper_option_t *opt, const char *value)
+{
+    char  *end;
+
+    if (strcmp(value, "off") == 0) {
+        cf->ghci.memory = NULL;
+        return 0;
+    }
+
+    strtoul(value, &end, 10);
+
+    if (end == value || (*end && strchr("kKmMgG", *end) == NULL)
+        || (*end && end[1]) || strlen(value) > 32)
+    {
+        return tidal_helper_wrong(opt);
+    }
+
+    snprintf(cf->memory, sizeof(cf->memory), "-M%s", value);
+    cf->ghci.memory = cf->memory;
+
+    return 0;
+}
+
+
+static int
+tidal_helper_set_role(tidal_helper_conf_t *cf,
+    const tidal_helper_option_t *opt, const char *value)
+{
+    tidal_role_e  *role;
+
+    role = tidal_helper_field(tidal_role_e, cf, opt);
+
+    if (strcmp(value, "performer") == 0) {
+        *role = TIDAL_ROLE_PERFORMER;
+
+    } else if (strcmp(value, "admin") == 0) {
+        *role = TIDAL_ROLE_ADMIN;
+
+    } else if (strcmp(value, "listener") == 0) {
+        *role = TIDAL_ROLE_LISTENER;
+
+    } else {
+        return tidal_helper_wrong(opt);
+    }
+
+    return 0;
+}
+
+
+/* the bridge's own parsers say what is wrong */
+
+static int
+tidal_helper_set_connect(tidal_helper_conf_t *cf,
+    const tidal_helper_option_t *opt, const char *value)
+{
+    return tidal_bridge_set_url(&cf->bridge, value);
+}
+
+
+static int
+tidal_helper_set_header(tidal_helper_conf_t *cf,
+    const tidal_helper_option_t *opt, const char *value)
+{
+    return tidal_bridge_add_header(&cf->bridge, value);
+}
+
+
+/* a credential in argv is anyone's to read in ps */
+
+static int
+tidal_helper_set_header_env(tidal_helper_conf_t *cf,
+    const tidal_helper_option_t *opt, const char *value)
+{
+    const char  *header;
+
+    header = getenv(value);
+
+    if (header == NULL) {
+        fprintf(stderr, "tidal-helper: %s: the environment has no %s\n",
+                opt->name, value);
+        return -1;
+    }
+
+    return tidal_bridge_add_header(&cf->bridge, header);
+}
+
+
+/* read now, not after the connect: a typo is a usage error */
+
+static int
+tidal_helper_set_ca_file(tidal_helper_conf_t *cf,
+    const tidal_helper_option_t *opt, const char *value)
+{
+    if (access(value, R_OK) != 0) {
+        fprintf(stderr, "tidal-helper: %s: cannot read \"%s\": %s\n",
+                opt->name, value, strerror(errno));
+        return -1;
+    }
+
+    cf->bridge.ca_file = value;
+
+    return 0;
+}
+
+
+static int
+tidal_helper_set_help(tidal_helper_conf_t *cf,
+    const tidal_helper_option_t *opt, const char *value)
+{
+    tidal_helper_usage(stdout);
+
+    return 1;
+}
+
+
+static int
+tidal_helper_set_version(tidal_helper_conf_t *cf,
+    const tidal_helper_option_t *opt, const char *value)
+{
+    printf("tidal-helper %s\n", TIDAL_HELPER_VERSION);
+
+    return 1;
 }
 
 

@@ -1,4 +1,9 @@
 /*
+ * Copyright (C) ngx_tidal authors
+ * SPDX-License-Identifier: BSD-2-Clause
+ */
+
+/*
  * tidal-helper: what its parts share - the helper's MCP server (tools,
  * channel state, events), logging to stderr and the clock.
  */
@@ -25,9 +30,6 @@
 #define TIDAL_LOG_DEBUG   3
 
 
-#define TIDAL_HELPER_TOOLS_MAX  16
-
-
 typedef struct tidal_helper_s  tidal_helper_t;
 typedef struct tidal_super_s   tidal_helper_super_t;
 
@@ -44,7 +46,6 @@ typedef struct {
 struct tidal_helper_s {
     tidal_mcp_session_t    session;
     tidal_mcp_server_t     server;
-    tidal_mcp_tool_t       tools[TIDAL_HELPER_TOOLS_MAX];
 
     tidal_helper_super_t  *ghci;              /* the supervisor */
     int                    eval_timeout;      /* ms, for messages */
@@ -73,9 +74,9 @@ struct tidal_helper_s {
 
 
 /*
- * The helper's MCP server: the music tools of the shared table (no
- * tidal_say; tidal_eval_raw only with allow_raw), for a session of the
- * given role.
+ * The helper's MCP server: the rows of the shared table that run in the
+ * helper (no chat; raw evaluation only with allow_raw), for a session of
+ * the given role.
  */
 int tidal_helper_init(tidal_helper_t *h, tidal_role_e role, int allow_raw);
 

@@ -1,12 +1,18 @@
 /*
+ * Copyright (C) ngx_tidal authors
+ * SPDX-License-Identifier: BSD-2-Clause
+ */
+
+/*
  * tidal-helper --socket: the helper nginx starts, one per nginx.  Every
  * worker connects to its unix socket and speaks newline-delimited
  * JSON-RPC: a tidal/hello first (the zone's state, the worker's
  * settings), then tools/call for the music tools.  Answers go back to the
  * worker that asked; events, as facts the zone numbers, and the state
  * after each change go to every worker, each message with a "tidal/hid"
- * so that exactly one of them publishes it into the zone.  The helper
- * exits, with its GHCi, when the nginx master is gone.
+ * so that exactly one of them publishes it into the zone (the link's
+ * names: src/tidal_protocol.h).  The helper exits, with its GHCi, when
+ * the nginx master is gone.
  */
 
 
@@ -28,9 +34,9 @@
 #include "tidal_super.h"
 #include "tidal_room.h"
 #include "tidal_lines.h"
+#include "tidal_protocol.h"
 
 
-#define TIDAL_HELPER_SOCKET_PROTOCOL  2
 #define TIDAL_HELPER_CONNS_MAX        256
 #define TIDAL_HELPER_IN_MAX           (32 * 1024 * 1024)  /* a hello */
 #define TIDAL_HELPER_OUT_MAX          (64 * 1024 * 1024)
@@ -489,7 +495,7 @@ tidal_helper_socket_message(void *data, char *msg, size_t len)
 
     method = json_string_value(json_object_get(root, "method"));
 
-    if (method && strcmp(method, "tidal/hello") == 0) {
+    if (method && strcmp(method, TIDAL_PROTOCOL_HELLO) == 0) {
         tidal_helper_socket_hello(srv, c, root);
         json_decref(root);
         return;
@@ -499,7 +505,7 @@ tidal_helper_socket_message(void *data, char *msg, size_t len)
 
     who = json_object_get(json_object_get(json_object_get(root, "params"),
                                           "_meta"),
-                          "tidal/who");
+                          TIDAL_META_WHO);
 
     srv->h->who = json_string_value(who);
 
@@ -537,7 +543,7 @@ tidal_helper_socket_hello(tidal_helper_server_t *srv, tidal_helper_conn_t *c,
     restart = 0;
 
     if (json_integer_value(json_object_get(params, "protocol"))
-        != TIDAL_HELPER_SOCKET_PROTOCOL)
+        != TIDAL_PROTOCOL_VERSION)
     {
         tidal_helper_log(TIDAL_LOG_WARN, "worker %d speaks another "
                          "protocol: the helper restarts for it",
@@ -576,7 +582,7 @@ tidal_helper_socket_hello(tidal_helper_server_t *srv, tidal_helper_conn_t *c,
 
     reply = json_pack("{s:s, s:O, s:{s:i, s:I, s:s, s:b}}",
                       "jsonrpc", "2.0", "id", json_object_get(msg, "id"),
-                      "result", "protocol", TIDAL_HELPER_SOCKET_PROTOCOL,
+                      "result", "protocol", TIDAL_PROTOCOL_VERSION,
                       "generation", (json_int_t) srv->generation,
                       "config", srv->conf->config, "restart", restart);
 
@@ -671,7 +677,7 @@ tidal_helper_socket_publish(tidal_helper_t *h, const char *type,
     srv = tidal_helper_server;
     hid = tidal_helper_socket_hid(srv);
 
-    if (json_object_set_new(fields, "tidal/hid",
+    if (json_object_set_new(fields, TIDAL_META_HID,
                             json_integer((json_int_t) hid))
         != 0)
     {
@@ -680,7 +686,7 @@ tidal_helper_socket_publish(tidal_helper_t *h, const char *type,
     }
 
     msg = fields ? json_pack("{s:s, s:s+, s:o}", "jsonrpc", "2.0",
-                             "method", "notifications/tidal/", type,
+                             "method", TIDAL_PROTOCOL_EVENT, type,
                              "params", fields)
                  : NULL;
 
@@ -780,8 +786,9 @@ tidal_helper_socket_state(tidal_helper_server_t *srv)
     /* the history is the zone's: each event is in it already */
 
     msg = json_pack("{s:s, s:s, s:{s:I, s:o, s:s, s:i}}",
-                    "jsonrpc", "2.0", "method", "tidal/state", "params",
-                    "tidal/hid", (json_int_t) tidal_helper_socket_hid(srv),
+                    "jsonrpc", "2.0", "method", TIDAL_PROTOCOL_STATE,
+                    "params",
+                    TIDAL_META_HID, (json_int_t) tidal_helper_socket_hid(srv),
                     "state", tidal_room_document(&srv->h->room, 0),
                     "ghci", status,
                     "ghci_pid", tidal_super_pid(srv->ghci));

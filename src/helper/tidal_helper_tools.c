@@ -1,4 +1,9 @@
 /*
+ * Copyright (C) ngx_tidal authors
+ * SPDX-License-Identifier: BSD-2-Clause
+ */
+
+/*
  * tidal-helper's MCP server: the music tools on top of the GHCi driver,
  * the room it keeps (src/tidal_room.c), the events it tells (facts for
  * nginx's zone to number, or numbered by its own room in stdio mode) and
@@ -17,38 +22,28 @@
 #include "tidal_super.h"
 #include "tidal_mcp.h"
 #include "tidal_pattern.h"
+#include "tidal_protocol.h"
 #include "tidal_room.h"
 #include "tidal_tools.h"
 #include "tidal_utf8.h"
 
 
-#define TIDAL_HELPER_CPS_MAX         1000
 #define TIDAL_HELPER_EVENT_TEXT_MAX  4096      /* bytes of an error event */
 
 /* what a tool returns when GHCi answers later (never dereferenced) */
 #define TIDAL_HELPER_DEFERRED  ((json_t *) &tidal_helper_deferred)
 
 
-typedef enum {
-    TIDAL_HELPER_EVAL = 0,
-    TIDAL_HELPER_SILENCE,
-    TIDAL_HELPER_HUSH,
-    TIDAL_HELPER_MUTE,
-    TIDAL_HELPER_UNMUTE,
-    TIDAL_HELPER_SOLO,
-    TIDAL_HELPER_UNSOLO,
-    TIDAL_HELPER_TEMPO,
-    TIDAL_HELPER_RAW,          /* tidal_eval_raw */
-    TIDAL_HELPER_REPLAY,       /* re-applying the state: no reply */
-    TIDAL_HELPER_REPLAY_DO     /* ... its tempo, mute and solo */
-} tidal_helper_op_e;
-
-
-/* one tool call (or replay) waiting for GHCi */
+/*
+ * One tool call waiting for GHCi, or a replay of the state: what a tool
+ * did, done again after a restart, with no reply and no event.
+ */
 typedef struct {
     tidal_helper_t      *h;
     json_t              *id;          /* the request's, NULL: internal */
-    tidal_helper_op_e    op;
+    tidal_tool_op_e      op;
+    tidal_super_op_e     super;       /* how it reaches GHCi */
+    unsigned             replay:1;
     int                  channel;
     char                *pattern;
     double               cps;
@@ -56,49 +51,34 @@ typedef struct {
 } tidal_helper_call_t;
 
 
-/* the music tools the helper offers, in the shared table's order */
-static const char  *tidal_helper_tool_names[] = {
-    "tidal_get_state", "tidal_get_history", "tidal_eval", "tidal_hush",
-    "tidal_silence", "tidal_solo", "tidal_unsolo", "tidal_mute",
-    "tidal_unmute", "tidal_set_tempo", "tidal_eval_raw"
-};
-
 static const char   tidal_helper_deferred;
 
-static const char  *tidal_helper_commands[] = {
-    NULL, "d%d silence", "hush", "mute %d", "unmute %d", "solo %d",
-    "unsolo %d"
-};
-
-/* how each operation reaches GHCi */
+/* the table's way to GHCi as the supervisor's: a replayed pattern PLAYs */
 static const tidal_super_op_e  tidal_helper_super_ops[] = {
-    TIDAL_SUPER_CHECK_PLAY, TIDAL_SUPER_DO, TIDAL_SUPER_DO, TIDAL_SUPER_DO,
-    TIDAL_SUPER_DO, TIDAL_SUPER_DO, TIDAL_SUPER_DO, TIDAL_SUPER_DO,
-    TIDAL_SUPER_RAW, TIDAL_SUPER_PLAY, TIDAL_SUPER_DO
+    TIDAL_SUPER_DO,               /* TIDAL_TOOL_GHCI_NONE: never sent */
+    TIDAL_SUPER_CHECK_PLAY,       /* TIDAL_TOOL_GHCI_CHECK_PLAY */
+    TIDAL_SUPER_DO,               /* TIDAL_TOOL_GHCI_DO */
+    TIDAL_SUPER_RAW               /* TIDAL_TOOL_GHCI_RAW */
 };
 
 
-static void tidal_helper_call(tidal_helper_t *h, const tidal_mcp_tool_t *tool,
-    json_t *args, json_t *id);
-static json_t *tidal_helper_run(tidal_helper_t *h, const char *name,
-    json_t *args, json_t *id);
-static json_t *tidal_helper_eval(tidal_helper_t *h, json_t *args,
-    json_t *id);
-static json_t *tidal_helper_command(tidal_helper_t *h, tidal_helper_op_e op,
-    json_t *args, json_t *id);
-static json_t *tidal_helper_tempo(tidal_helper_t *h, json_t *args,
-    json_t *id);
-static json_t *tidal_helper_raw(tidal_helper_t *h, json_t *args,
-    json_t *id);
+static json_t *tidal_helper_run(tidal_helper_t *h, const tidal_tool_t *tool,
+    const tidal_tool_args_t *a, json_t *id);
+static json_t *tidal_helper_eval(tidal_helper_t *h, const tidal_tool_t *tool,
+    const tidal_tool_args_t *a, json_t *id);
+static json_t *tidal_helper_command(tidal_helper_t *h,
+    const tidal_tool_t *tool, const tidal_tool_args_t *a, json_t *id);
+static json_t *tidal_helper_raw(tidal_helper_t *h, const tidal_tool_t *tool,
+    const tidal_tool_args_t *a, json_t *id);
 static json_t *tidal_helper_get_state(tidal_helper_t *h);
-static json_t *tidal_helper_get_history(tidal_helper_t *h, json_t *args);
-static const char *tidal_helper_unknown_arg(json_t *args,
-    const char *allowed[]);
-static int tidal_helper_arg_channel(json_t *args, char *err, size_t len);
+static json_t *tidal_helper_get_history(tidal_helper_t *h,
+    const tidal_tool_args_t *a);
+static void tidal_helper_replay_do(tidal_helper_t *h, tidal_tool_op_e op,
+    int channel, double cps);
 static json_t *tidal_helper_submit(tidal_helper_t *h,
     tidal_helper_call_t *call, const char *text, size_t len, int urgent);
 static tidal_helper_call_t *tidal_helper_call_new(tidal_helper_t *h,
-    json_t *id, tidal_helper_op_e op, int channel);
+    json_t *id, const tidal_tool_t *tool, int channel);
 static void tidal_helper_call_free(tidal_helper_call_t *call);
 static void tidal_helper_done(tidal_super_t *s, void *data,
     tidal_ghci_status_e status, const char *output, size_t len);
@@ -128,37 +108,17 @@ static void tidal_helper_set_prev(tidal_helper_t *h, int channel,
     const char *pattern);
 
 
-#define tidal_helper_nelts(a)  (sizeof(a) / sizeof((a)[0]))
-
-
 int
 tidal_helper_init(tidal_helper_t *h, tidal_role_e role, int allow_raw)
 {
-    size_t                   i, n, ntools;
-    const tidal_mcp_tool_t  *tool;
-
-    n = 0;
-
-    /* tidal_eval_raw, the last, only when asked for */
-
-    ntools = tidal_helper_nelts(tidal_helper_tool_names) - (allow_raw ? 0 : 1);
-
-    for (i = 0; i < ntools; i++) {
-        tool = tidal_tools_find(tidal_helper_tool_names[i]);
-
-        if (tool == NULL || n == TIDAL_HELPER_TOOLS_MAX) {
-            tidal_helper_log(TIDAL_LOG_ERR, "tool %s is missing from the "
-                             "shared table", tidal_helper_tool_names[i]);
-            return -1;
-        }
-
-        h->tools[n++] = *tool;
-    }
+    /* the table's rows that run here; the raw one only when asked for */
 
     h->server.name = "tidal-helper";
     h->server.version = TIDAL_HELPER_VERSION;
-    h->server.tools = h->tools;
-    h->server.ntools = n;
+    h->server.tools = tidal_tools;
+    h->server.ntools = TIDAL_TOOLS_N;
+    h->server.where = TIDAL_TOOL_HELPER;
+    h->server.raw = allow_raw ? 1 : 0;
 
     tidal_mcp_session_init(&h->session, &h->server, role);
     h->session.resource_hook = tidal_helper_resource;
@@ -185,7 +145,8 @@ tidal_helper_free(tidal_helper_t *h)
 void
 tidal_helper_message(tidal_helper_t *h, const char *msg, size_t len)
 {
-    tidal_mcp_out_t  out;
+    json_t           *result;
+    tidal_mcp_out_t   out;
 
     memset(&out, 0, sizeof(out));
 
@@ -198,7 +159,14 @@ tidal_helper_message(tidal_helper_t *h, const char *msg, size_t len)
         h->send(h, out.reply, out.reply_len);
 
     } else if (out.action == TIDAL_MCP_CALL) {
-        tidal_helper_call(h, out.tool, out.args, out.id);
+
+        /* NULL: out of memory, answered with a JSON-RPC error */
+
+        result = tidal_helper_run(h, out.tool, &out.checked, out.id);
+
+        if (result != TIDAL_HELPER_DEFERRED) {
+            tidal_helper_reply(h, out.id, result);
+        }
     }
 
     tidal_mcp_out_free(&out);
@@ -208,89 +176,36 @@ tidal_helper_message(tidal_helper_t *h, const char *msg, size_t len)
 /* -- tools ------------------------------------------------------------- */
 
 
-static void
-tidal_helper_call(tidal_helper_t *h, const tidal_mcp_tool_t *tool,
-    json_t *args, json_t *id)
-{
-    json_t  *result;
-
-    result = tidal_helper_run(h, tool->name, args, id);
-
-    /* NULL: out of memory, answered with a JSON-RPC error */
-
-    if (result != TIDAL_HELPER_DEFERRED) {
-        tidal_helper_reply(h, id, result);
-    }
-}
-
-
 /*
- * Runs a tool: a result to send now, TIDAL_HELPER_DEFERRED when the
- * answer comes from GHCi later, NULL without memory.
+ * Runs a tool whose arguments its row has checked (a): a result to send
+ * now, TIDAL_HELPER_DEFERRED when the answer comes from GHCi later, NULL
+ * without memory.
  */
 
 static json_t *
-tidal_helper_run(tidal_helper_t *h, const char *name, json_t *args,
-    json_t *id)
+tidal_helper_run(tidal_helper_t *h, const tidal_tool_t *tool,
+    const tidal_tool_args_t *a, json_t *id)
 {
-    static const char  *none[] = { NULL };
-    static const char  *history[] = { "limit", NULL };
-    const char         *bad;
+    switch (tool->op) {
 
-    if (strcmp(name, "tidal_eval") == 0) {
-        return tidal_helper_eval(h, args, id);
-    }
-
-    if (strcmp(name, "tidal_set_tempo") == 0) {
-        return tidal_helper_tempo(h, args, id);
-    }
-
-    if (strcmp(name, "tidal_eval_raw") == 0) {
-        return tidal_helper_raw(h, args, id);
-    }
-
-    if (strcmp(name, "tidal_get_history") == 0) {
-        bad = tidal_helper_unknown_arg(args, history);
-
-        if (bad != NULL) {
-            return tidal_tools_result(1, bad, NULL);
-        }
-
-        return tidal_helper_get_history(h, args);
-    }
-
-    if (strcmp(name, "tidal_get_state") == 0) {
-        bad = tidal_helper_unknown_arg(args, none);
-
-        if (bad != NULL) {
-            return tidal_tools_result(1, bad, NULL);
-        }
-
+    case TIDAL_TOOL_OP_STATE:
         return tidal_helper_get_state(h);
+
+    case TIDAL_TOOL_OP_HISTORY:
+        return tidal_helper_get_history(h, a);
+
+    case TIDAL_TOOL_OP_EVAL:
+        return tidal_helper_eval(h, tool, a, id);
+
+    case TIDAL_TOOL_OP_RAW:
+        return tidal_helper_raw(h, tool, a, id);
+
+    default:
+        break;
     }
 
-    if (strcmp(name, "tidal_hush") == 0) {
-        return tidal_helper_command(h, TIDAL_HELPER_HUSH, args, id);
-    }
-
-    if (strcmp(name, "tidal_silence") == 0) {
-        return tidal_helper_command(h, TIDAL_HELPER_SILENCE, args, id);
-    }
-
-    if (strcmp(name, "tidal_mute") == 0) {
-        return tidal_helper_command(h, TIDAL_HELPER_MUTE, args, id);
-    }
-
-    if (strcmp(name, "tidal_unmute") == 0) {
-        return tidal_helper_command(h, TIDAL_HELPER_UNMUTE, args, id);
-    }
-
-    if (strcmp(name, "tidal_solo") == 0) {
-        return tidal_helper_command(h, TIDAL_HELPER_SOLO, args, id);
-    }
-
-    if (strcmp(name, "tidal_unsolo") == 0) {
-        return tidal_helper_command(h, TIDAL_HELPER_UNSOLO, args, id);
+    if (tool->ghci == TIDAL_TOOL_GHCI_DO) {
+        return tidal_helper_command(h, tool, a, id);
     }
 
     return tidal_tools_result(1, "This tool is not available here.", NULL);
@@ -298,43 +213,18 @@ tidal_helper_run(tidal_helper_t *h, const char *name, json_t *args,
 
 
 static json_t *
-tidal_helper_eval(tidal_helper_t *h, json_t *args, json_t *id)
+tidal_helper_eval(tidal_helper_t *h, const tidal_tool_t *tool,
+    const tidal_tool_args_t *a, json_t *id)
 {
-    int                   channel;
-    char                  err[512];
-    size_t                len;
-    json_t               *pattern, *fields;
-    const char           *bad;
+    char                  err[512], name[8];
+    json_t               *fields;
     tidal_helper_call_t  *call;
-    static const char    *allowed[] = { "channel", "pattern", NULL };
 
-    bad = tidal_helper_unknown_arg(args, allowed);
-    if (bad != NULL) {
-        return tidal_tools_result(1, bad, NULL);
-    }
+    snprintf(name, sizeof(name), "d%d", a->channel);
 
-    channel = tidal_helper_arg_channel(args, err, sizeof(err));
-    if (channel == 0) {
-        return tidal_tools_result(1, err, NULL);
-    }
-
-    pattern = json_object_get(args, "pattern");
-
-    if (!json_is_string(pattern)) {
-        return tidal_tools_result(1, "Invalid argument \"pattern\": a "
-                                   "string (Tidal code) is required", NULL);
-    }
-
-    len = json_string_length(pattern);
-
-    if (tidal_pattern_check(json_string_value(pattern), len, err,
-                            sizeof(err))
-        != 0)
-    {
+    if (tidal_pattern_check(a->text, a->len, err, sizeof(err)) != 0) {
         fields = json_pack("{s:s, s:s, s:s, s:b, s:s}",
-                           "channel", json_string_value(
-                                          json_object_get(args, "channel")),
-                           "pattern", json_string_value(pattern),
+                           "channel", name, "pattern", a->text,
                            "who", tidal_helper_who(h),
                            "ok", 0, "error", err);
         if (fields) {
@@ -342,116 +232,43 @@ tidal_helper_eval(tidal_helper_t *h, json_t *args, json_t *id)
         }
 
         return tidal_tools_result(1, err, json_pack("{s:s, s:b, s:s, s:s}",
-                                   "channel", json_string_value(
-                                       json_object_get(args, "channel")),
-                                   "ok", 0, "refused", "sandbox",
-                                   "error", err));
+                                   "channel", name, "ok", 0,
+                                   "refused", "sandbox", "error", err));
     }
 
-    call = tidal_helper_call_new(h, id, TIDAL_HELPER_EVAL, channel);
+    call = tidal_helper_call_new(h, id, tool, a->channel);
 
-    if (call == NULL
-        || (call->pattern = strdup(json_string_value(pattern))) == NULL)
-    {
+    if (call == NULL || (call->pattern = strdup(a->text)) == NULL) {
         tidal_helper_call_free(call);
         return NULL;
     }
 
-    return tidal_helper_submit(h, call, call->pattern, len, 0);
+    return tidal_helper_submit(h, call, call->pattern, a->len, 0);
 }
 
 
-static json_t *
-tidal_helper_command(tidal_helper_t *h, tidal_helper_op_e op, json_t *args,
-    json_t *id)
-{
-    int                   channel, n;
-    char                  err[256], text[64];
-    const char           *bad;
-    tidal_helper_call_t  *call;
-    static const char    *none[] = { NULL };
-    static const char    *channel_only[] = { "channel", NULL };
-
-    channel = 0;
-
-    if (op == TIDAL_HELPER_HUSH) {
-        bad = tidal_helper_unknown_arg(args, none);
-
-    } else {
-        bad = tidal_helper_unknown_arg(args, channel_only);
-
-        if (bad == NULL) {
-            channel = tidal_helper_arg_channel(args, err, sizeof(err));
-            if (channel == 0) {
-                return tidal_tools_result(1, err, NULL);
-            }
-        }
-    }
-
-    if (bad != NULL) {
-        return tidal_tools_result(1, bad, NULL);
-    }
-
-    call = tidal_helper_call_new(h, id, op, channel);
-    if (call == NULL) {
-        return NULL;
-    }
-
-    /* Tidal's own words: "d1 silence", "hush", "mute 1", "solo 1" */
-
-    n = snprintf(text, sizeof(text), tidal_helper_commands[op], channel);
-
-    return tidal_helper_submit(h, call, text, (size_t) n, 0);
-}
-
+/* the row's statement, in Tidal's own words: "d1 silence", "mute 1" */
 
 static json_t *
-tidal_helper_tempo(tidal_helper_t *h, json_t *args, json_t *id)
+tidal_helper_command(tidal_helper_t *h, const tidal_tool_t *tool,
+    const tidal_tool_args_t *a, json_t *id)
 {
     int                   n;
     char                  text[64];
-    double                cps;
-    json_t               *c, *b;
-    const char           *bad;
     tidal_helper_call_t  *call;
-    static const char    *allowed[] = { "cps", "bpm", NULL };
 
-    bad = tidal_helper_unknown_arg(args, allowed);
-    if (bad != NULL) {
-        return tidal_tools_result(1, bad, NULL);
+    n = tidal_tools_statement(tool, a, text, sizeof(text));
+    if (n < 0) {
+        return tidal_tools_result(1, "This tool is not available here.",
+                                  NULL);
     }
 
-    c = json_object_get(args, "cps");
-    b = json_object_get(args, "bpm");
-
-    if ((c == NULL) == (b == NULL)) {
-        return tidal_tools_result(1, c ? "Invalid arguments: give \"cps\" "
-                                   "or \"bpm\", not both"
-                                   : "Invalid arguments: \"cps\" (cycles "
-                                   "per second) or \"bpm\" (beats per "
-                                   "minute) is required", NULL);
-    }
-
-    cps = c ? json_number_value(c) : json_number_value(b) / 240;
-
-    if (!json_is_number(c ? c : b) || !isfinite(cps) || cps <= 0
-        || cps > TIDAL_HELPER_CPS_MAX)
-    {
-        return tidal_tools_result(1, c ? "Invalid argument \"cps\": a "
-                                   "number greater than 0 and at most 1000"
-                                   : "Invalid argument \"bpm\": a number "
-                                   "greater than 0 and at most 240000",
-                                   NULL);
-    }
-
-    call = tidal_helper_call_new(h, id, TIDAL_HELPER_TEMPO, 0);
+    call = tidal_helper_call_new(h, id, tool, a->channel);
     if (call == NULL) {
         return NULL;
     }
 
-    call->cps = cps;
-
-    n = snprintf(text, sizeof(text), "setcps (%.17g)", cps);
+    call->cps = a->cps;
 
     return tidal_helper_submit(h, call, text, (size_t) n, 0);
 }
@@ -463,40 +280,25 @@ tidal_helper_tempo(tidal_helper_t *h, json_t *args, json_t *id)
  */
 
 static json_t *
-tidal_helper_raw(tidal_helper_t *h, json_t *args, json_t *id)
+tidal_helper_raw(tidal_helper_t *h, const tidal_tool_t *tool,
+    const tidal_tool_args_t *a, json_t *id)
 {
     int                   n;
     char                 *text;
-    json_t               *code, *result;
-    const char           *bad;
+    json_t               *result;
     tidal_helper_call_t  *call;
-    static const char    *allowed[] = { "code", NULL };
-
-    bad = tidal_helper_unknown_arg(args, allowed);
-    if (bad != NULL) {
-        return tidal_tools_result(1, bad, NULL);
-    }
-
-    code = json_object_get(args, "code");
-
-    if (!json_is_string(code) || json_string_length(code) == 0
-        || json_string_length(code) > TIDAL_STATE_PATTERN_MAX)
-    {
-        return tidal_tools_result(1, "Invalid argument \"code\": a string "
-                                  "of 1 to 65536 bytes is required", NULL);
-    }
 
     tidal_helper_log(TIDAL_LOG_INFO, "%s evaluates raw code (%d bytes)",
-                     tidal_helper_who(h), (int) json_string_length(code));
+                     tidal_helper_who(h), (int) a->len);
 
-    call = tidal_helper_call_new(h, id, TIDAL_HELPER_RAW, 0);
+    call = tidal_helper_call_new(h, id, tool, 0);
     if (call == NULL) {
         return NULL;
     }
 
-    n = strchr(json_string_value(code), '\n')
-        ? asprintf(&text, ":{\n%s\n:}", json_string_value(code))
-        : asprintf(&text, "%s", json_string_value(code));
+    n = strchr(a->text, '\n')
+        ? asprintf(&text, ":{\n%s\n:}", a->text)
+        : asprintf(&text, "%s", a->text);
 
     if (n == -1) {
         tidal_helper_call_free(call);
@@ -545,88 +347,19 @@ tidal_helper_get_state(tidal_helper_t *h)
 
 
 static json_t *
-tidal_helper_get_history(tidal_helper_t *h, json_t *args)
+tidal_helper_get_history(tidal_helper_t *h, const tidal_tool_args_t *a)
 {
-    json_t      *limit;
-    json_int_t   max;
-
-    limit = json_object_get(args, "limit");
-    max = 50;
-
-    if (limit != NULL) {
-        if (!json_is_integer(limit) || json_integer_value(limit) < 1
-            || json_integer_value(limit) > TIDAL_STATE_HISTORY_MAX)
-        {
-            return tidal_tools_result(1, "Invalid argument \"limit\": an "
-                                       "integer from 1 to 1000", NULL);
-        }
-
-        max = json_integer_value(limit);
-    }
-
-    return tidal_room_get_history(&h->room, (size_t) max);
-}
-
-
-/* a message naming the first argument not in allowed, or NULL */
-
-static const char *
-tidal_helper_unknown_arg(json_t *args, const char *allowed[])
-{
-    size_t       i;
-    json_t      *v;
-    const char  *key;
-    static char  msg[160];
-
-    json_object_foreach(args, key, v) {
-        for (i = 0; allowed[i]; i++) {
-            if (strcmp(key, allowed[i]) == 0) {
-                break;
-            }
-        }
-
-        if (allowed[i] == NULL) {
-            snprintf(msg, sizeof(msg), "Unknown argument \"%.40s\"", key);
-            return msg;
-        }
-    }
-
-    return NULL;
-}
-
-
-static int
-tidal_helper_arg_channel(json_t *args, char *err, size_t len)
-{
-    int      channel;
-    json_t  *v;
-
-    v = json_object_get(args, "channel");
-
-    if (v == NULL) {
-        snprintf(err, len, "Invalid argument \"channel\": required, one of "
-                 "d1 .. d16");
-        return 0;
-    }
-
-    channel = tidal_ghci_channel(json_string_value(v));
-
-    if (channel == 0) {
-        snprintf(err, len, "Invalid argument \"channel\": %s%.20s%s is not "
-                 "one of d1 .. d16", json_is_string(v) ? "\"" : "",
-                 json_is_string(v) ? json_string_value(v) : "not a string",
-                 json_is_string(v) ? "\"" : "");
-    }
-
-    return channel;
+    return tidal_room_get_history(&h->room, a->limit);
 }
 
 
 /* -- GHCi jobs --------------------------------------------------------- */
 
 
+/* id NULL: a replay of what tool did */
+
 static tidal_helper_call_t *
-tidal_helper_call_new(tidal_helper_t *h, json_t *id, tidal_helper_op_e op,
+tidal_helper_call_new(tidal_helper_t *h, json_t *id, const tidal_tool_t *tool,
     int channel)
 {
     tidal_helper_call_t  *call;
@@ -638,8 +371,17 @@ tidal_helper_call_new(tidal_helper_t *h, json_t *id, tidal_helper_op_e op,
 
     call->h = h;
     call->id = id ? json_incref(id) : NULL;
-    call->op = op;
+    call->op = tool->op;
+    call->super = tidal_helper_super_ops[tool->ghci];
+    call->replay = (id == NULL);
     call->channel = channel;
+
+    /* a replayed pattern was checked when it was new */
+
+    if (call->replay && call->super == TIDAL_SUPER_CHECK_PLAY) {
+        call->super = TIDAL_SUPER_PLAY;
+    }
+
     snprintf(call->who, sizeof(call->who), "%s", tidal_helper_who(h));
 
     return call;
@@ -668,7 +410,7 @@ tidal_helper_submit(tidal_helper_t *h, tidal_helper_call_t *call,
 {
     int  reply;
 
-    if (tidal_super_submit(h->ghci, tidal_helper_super_ops[call->op],
+    if (tidal_super_submit(h->ghci, call->super,
                            call->channel, text, len, urgent,
                            tidal_helper_done, call)
         != 0)
@@ -706,7 +448,7 @@ tidal_helper_done(tidal_super_t *s, void *data, tidal_ghci_status_e status,
         if (call->id) {
             structured = NULL;
 
-            if (call->op == TIDAL_HELPER_EVAL) {
+            if (call->op == TIDAL_TOOL_OP_EVAL) {
                 snprintf(name, sizeof(name), "d%d", call->channel);
                 structured = json_pack("{s:s, s:b, s:s}", "channel", name,
                                        "ok", 0, "error", msg ? msg : "");
@@ -741,6 +483,10 @@ tidal_helper_applied(tidal_helper_t *h, tidal_helper_call_t *call)
     uint64_t     seq;
     const char  *pattern;
 
+    if (call->replay) {
+        return NULL;
+    }
+
     ch = call->channel;
     snprintf(name, sizeof(name), "d%d", ch);
 
@@ -751,7 +497,7 @@ tidal_helper_applied(tidal_helper_t *h, tidal_helper_call_t *call)
 
     switch (call->op) {
 
-    case TIDAL_HELPER_EVAL:
+    case TIDAL_TOOL_OP_EVAL:
         tidal_helper_set_prev(h, ch, pattern);
         tidal_helper_channel_set(h, ch, call->pattern, muted, soloed);
         h->last_channel = ch;
@@ -780,22 +526,18 @@ tidal_helper_applied(tidal_helper_t *h, tidal_helper_call_t *call)
                                              "ok", 1, "seq",
                                              (json_int_t) seq));
 
-    case TIDAL_HELPER_REPLAY:
-    case TIDAL_HELPER_REPLAY_DO:
-        return NULL;
-
-    case TIDAL_HELPER_RAW:
+    case TIDAL_TOOL_OP_RAW:
         return tidal_tools_result(0, "GHCi evaluated it without an error.",
                                   NULL);
 
-    case TIDAL_HELPER_SILENCE:
+    case TIDAL_TOOL_OP_SILENCE:
         tidal_helper_set_prev(h, ch, pattern);
         tidal_helper_channel_set(h, ch, NULL, muted, soloed);
         tidal_helper_channel_event(h, ch, call->who);
         snprintf(text, sizeof(text), "%s is silent.", name);
         break;
 
-    case TIDAL_HELPER_HUSH:
+    case TIDAL_TOOL_OP_HUSH:
         for (ch = 1; ch <= TIDAL_STATE_CHANNELS; ch++) {
             cur = tidal_room_channel(&h->room, ch);
 
@@ -817,26 +559,26 @@ tidal_helper_applied(tidal_helper_t *h, tidal_helper_call_t *call)
         ch = 0;
         break;
 
-    case TIDAL_HELPER_MUTE:
-    case TIDAL_HELPER_UNMUTE:
+    case TIDAL_TOOL_OP_MUTE:
+    case TIDAL_TOOL_OP_UNMUTE:
         tidal_helper_channel_set(h, ch, pattern,
-                                 call->op == TIDAL_HELPER_MUTE, soloed);
+                                 call->op == TIDAL_TOOL_OP_MUTE, soloed);
         tidal_helper_channel_event(h, ch, call->who);
         snprintf(text, sizeof(text), "%s is %s.", name,
-                 call->op == TIDAL_HELPER_MUTE ? "muted" : "unmuted");
+                 call->op == TIDAL_TOOL_OP_MUTE ? "muted" : "unmuted");
         break;
 
-    case TIDAL_HELPER_SOLO:
-    case TIDAL_HELPER_UNSOLO:
+    case TIDAL_TOOL_OP_SOLO:
+    case TIDAL_TOOL_OP_UNSOLO:
         tidal_helper_channel_set(h, ch, pattern, muted,
-                                 call->op == TIDAL_HELPER_SOLO);
+                                 call->op == TIDAL_TOOL_OP_SOLO);
         tidal_helper_channel_event(h, ch, call->who);
         snprintf(text, sizeof(text), "%s is %s.", name,
-                 call->op == TIDAL_HELPER_SOLO ? "soloed"
-                                               : "out of solo");
+                 call->op == TIDAL_TOOL_OP_SOLO ? "soloed"
+                                                : "out of solo");
         break;
 
-    case TIDAL_HELPER_TEMPO:
+    case TIDAL_TOOL_OP_TEMPO:
         tidal_super_tempo(h->ghci, call->cps);
         h->room.cps = call->cps;
 
@@ -855,6 +597,10 @@ tidal_helper_applied(tidal_helper_t *h, tidal_helper_call_t *call)
                                              "bpm", call->cps * 240,
                                              "seq",
                                              (json_int_t) h->last_event));
+
+    default:
+        /* the tools that do not reach GHCi */
+        return NULL;
     }
 
     if (ch == 0) {
@@ -899,9 +645,7 @@ tidal_helper_failure(tidal_helper_t *h, tidal_helper_call_t *call,
     } else if (status == TIDAL_GHCI_GONE) {
         msg = strndup(output, len);
 
-    } else if (call->op == TIDAL_HELPER_EVAL
-               || call->op == TIDAL_HELPER_REPLAY)
-    {
+    } else if (call->op == TIDAL_TOOL_OP_EVAL) {
         mapped = tidal_pattern_map_errors(call->channel, output, len, NULL);
         msg = mapped;
 
@@ -909,7 +653,7 @@ tidal_helper_failure(tidal_helper_t *h, tidal_helper_call_t *call,
         msg = strndup(output, len);
     }
 
-    if (call->op == TIDAL_HELPER_EVAL) {
+    if (call->op == TIDAL_TOOL_OP_EVAL && !call->replay) {
         tidal_helper_log(TIDAL_LOG_INFO, "%s: %s's pattern failed: %s", name,
                          call->who, msg ? msg : "out of memory");
 
@@ -921,7 +665,7 @@ tidal_helper_failure(tidal_helper_t *h, tidal_helper_call_t *call,
             tidal_helper_event(h, "pattern_eval", fields);
         }
 
-    } else if (call->op == TIDAL_HELPER_REPLAY && call->pattern
+    } else if (call->op == TIDAL_TOOL_OP_EVAL && call->pattern
                && status != TIDAL_GHCI_GONE)
     {
         /*
@@ -1075,20 +819,14 @@ tidal_helper_adopt_check(tidal_helper_t *h, int channel)
 static void
 tidal_helper_replay(tidal_helper_t *h)
 {
-    int                   ch, n;
-    char                  text[64];
-    double                cps;
-    json_t               *cur;
-    tidal_helper_call_t  *call;
+    int      ch;
+    double   cps;
+    json_t  *cur;
 
-    call = tidal_helper_call_new(h, NULL, TIDAL_HELPER_REPLAY_DO, 0);
+    cps = h->room.cps;
 
-    if (call) {
-        cps = h->room.cps;
-        n = snprintf(text, sizeof(text), "setcps (%.17g)", cps);
-        tidal_helper_submit(h, call, text, (size_t) n, 1);
-        tidal_super_tempo(h->ghci, cps);
-    }
+    tidal_helper_replay_do(h, TIDAL_TOOL_OP_TEMPO, 0, cps);
+    tidal_super_tempo(h->ghci, cps);
 
     for (ch = 1; ch <= TIDAL_STATE_CHANNELS; ch++) {
         tidal_helper_replay_channel(h, ch, 1);
@@ -1098,23 +836,46 @@ tidal_helper_replay(tidal_helper_t *h)
         cur = tidal_room_channel(&h->room, ch);
 
         if (json_is_true(json_object_get(cur, "muted"))) {
-            call = tidal_helper_call_new(h, NULL, TIDAL_HELPER_REPLAY_DO,
-                                         ch);
-            if (call) {
-                n = snprintf(text, sizeof(text), "mute %d", ch);
-                tidal_helper_submit(h, call, text, (size_t) n, 1);
-            }
+            tidal_helper_replay_do(h, TIDAL_TOOL_OP_MUTE, ch, 0);
         }
 
         if (json_is_true(json_object_get(cur, "soloed"))) {
-            call = tidal_helper_call_new(h, NULL, TIDAL_HELPER_REPLAY_DO,
-                                         ch);
-            if (call) {
-                n = snprintf(text, sizeof(text), "solo %d", ch);
-                tidal_helper_submit(h, call, text, (size_t) n, 1);
-            }
+            tidal_helper_replay_do(h, TIDAL_TOOL_OP_SOLO, ch, 0);
         }
     }
+}
+
+
+/* queues again, first, the statement of the tool that does op */
+
+static void
+tidal_helper_replay_do(tidal_helper_t *h, tidal_tool_op_e op, int channel,
+    double cps)
+{
+    int                   n;
+    char                  text[64];
+    tidal_tool_args_t     a;
+    const tidal_tool_t   *tool;
+    tidal_helper_call_t  *call;
+
+    memset(&a, 0, sizeof(tidal_tool_args_t));
+    a.channel = channel;
+    a.cps = cps;
+
+    tool = tidal_tools_by_op(op);
+    n = tidal_tools_statement(tool, &a, text, sizeof(text));
+
+    call = (n < 0) ? NULL : tidal_helper_call_new(h, NULL, tool, channel);
+
+    if (call == NULL) {
+        tidal_helper_log(TIDAL_LOG_ERR, "out of memory re-applying the "
+                         "state (%d)", (int) op);
+        return;
+    }
+
+    call->cps = cps;
+
+    tidal_helper_submit(h, call, text, (size_t) n, 1);
 }
 
 
@@ -1134,7 +895,8 @@ tidal_helper_replay_channel(tidal_helper_t *h, int channel, int urgent)
         return;
     }
 
-    call = tidal_helper_call_new(h, NULL, TIDAL_HELPER_REPLAY, channel);
+    call = tidal_helper_call_new(h, NULL, tidal_tools_by_op(TIDAL_TOOL_OP_EVAL),
+                                 channel);
 
     if (call == NULL || (call->pattern = strdup(pattern)) == NULL) {
         tidal_helper_log(TIDAL_LOG_ERR, "out of memory re-applying d%d",

@@ -1,4 +1,9 @@
 /*
+ * Copyright (C) ngx_tidal authors
+ * SPDX-License-Identifier: BSD-2-Clause
+ */
+
+/*
  * Newline-delimited messages on a descriptor: the helper's stdio
  * transport, its socket for nginx's workers and the bridge's stdin read
  * them alike, and write whole messages alike.

@@ -1,4 +1,9 @@
 /*
+ * Copyright (C) ngx_tidal authors
+ * SPDX-License-Identifier: BSD-2-Clause
+ */
+
+/*
  * OSC 1.0 packets as Tidal sends them to SuperDirt, read as far as the
  * relay needs: how many messages, how many /dirt/play whose sound starts
  * with a given prefix and from which channel, and the tempo, cycle and

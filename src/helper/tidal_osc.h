@@ -1,4 +1,9 @@
 /*
+ * Copyright (C) ngx_tidal authors
+ * SPDX-License-Identifier: BSD-2-Clause
+ */
+
+/*
  * Reading OSC packets (messages and bundles) as Tidal sends them to
  * SuperDirt: pure, no sockets.
  */

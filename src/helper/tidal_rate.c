@@ -1,4 +1,9 @@
 /*
+ * Copyright (C) ngx_tidal authors
+ * SPDX-License-Identifier: BSD-2-Clause
+ */
+
+/*
  * The relay's cap on /dirt/play: a token bucket counted in thousandths of
  * an event, refilled by the millisecond, so that any rate from 1 a second
  * up is exact without floating point.

@@ -1,4 +1,9 @@
 /*
+ * Copyright (C) ngx_tidal authors
+ * SPDX-License-Identifier: BSD-2-Clause
+ */
+
+/*
  * A token bucket: at most so many events a second, with a burst of a
  * tenth of a second's worth.  Pure: the caller passes the clock.
  */

@@ -1,4 +1,9 @@
 /*
+ * Copyright (C) ngx_tidal authors
+ * SPDX-License-Identifier: BSD-2-Clause
+ */
+
+/*
  * The OSC relay between Tidal and SuperDirt.  OSC timetags are absolute,
  * so forwarding adds no timing error; what the relay gains is the sight
  * of every event, and with it each scheduler's heartbeat, which it counts

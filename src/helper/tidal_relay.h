@@ -1,4 +1,9 @@
 /*
+ * Copyright (C) ngx_tidal authors
+ * SPDX-License-Identifier: BSD-2-Clause
+ */
+
+/*
  * The OSC relay between Tidal and SuperDirt: every GHCi the helper runs
  * sends to a UDP port the helper holds on 127.0.0.1; the relay forwards
  * the datagrams of the one that plays unchanged to the dirt address, up

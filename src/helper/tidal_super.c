@@ -1,4 +1,9 @@
 /*
+ * Copyright (C) ngx_tidal authors
+ * SPDX-License-Identifier: BSD-2-Clause
+ */
+
+/*
  * The supervisor: which GHCi plays, which checks, which waits; what
  * happens when one is lost, hangs or a pattern fails.
  */
@@ -68,6 +73,7 @@ struct tidal_super_s {
     unsigned               cold:1;       /* the player boots as one */
     unsigned               first:1;      /* the first player was ready */
     unsigned               announced:1;  /* "Tidal is ready" was said */
+    unsigned               spare_synced:1; /* on the room's timeline */
     char                  *reason;       /* why a player is replaced */
 
     /* the room's timeline, as the player's last heartbeat gave it */
@@ -121,7 +127,7 @@ static void tidal_super_suspected(tidal_ghci_t *g, tidal_ghci_job_t *gjob,
     tidal_ghci_status_e status, const char *output, size_t len);
 static void tidal_super_unsure(tidal_super_t *s);
 static void tidal_super_switch(tidal_super_t *s, const char *reason);
-static void tidal_super_continue(tidal_super_t *s);
+static void tidal_super_continue(tidal_super_t *s, int slot);
 static void tidal_super_keep_timeline(tidal_super_t *s);
 static void tidal_super_restart(tidal_super_t *s, int slot, int backoff);
 static void tidal_super_name(tidal_super_t *s);
@@ -272,6 +278,7 @@ tidal_super_tempo(tidal_super_t *s, double cps)
 {
     s->tempo = cps;
     s->tempo_at = tidal_helper_msec();
+    s->spare_synced = 0;
 }
 
 
@@ -408,12 +415,6 @@ tidal_super_status(tidal_super_t *s)
 
     if (s->identifying || (s->first && !tidal_ghci_ready(g))) {
         return "restarting";
-    }
-
-    /* new patterns need the checker too */
-
-    if (!s->announced && tidal_ghci_ready(g)) {
-        return "booting";
     }
 
     return tidal_ghci_status(g);
@@ -753,9 +754,14 @@ tidal_super_ready(tidal_ghci_t *g)
 
     if (slot != s->player) {
 
-        /* it waits unsynchronized, to take over a timeline later */
+        /* it waits unsynchronized, to follow the room's timeline (below) */
 
         tidal_super_do(s, slot, "tidalStandby", 0);
+
+        if (slot == s->spare) {
+            s->spare_synced = 0;
+        }
+
         return;
     }
 
@@ -784,7 +790,7 @@ tidal_super_ready(tidal_ghci_t *g)
     s->cold = 0;
     tidal_helper_log(TIDAL_LOG_INFO, "Tidal is ready: the player is GHCi pid "
                      "%d", tidal_super_pid(s));
-    tidal_super_continue(s);
+    tidal_super_continue(s, s->player);
 
     reason = s->reason;
     s->reason = NULL;
@@ -936,6 +942,19 @@ tidal_super_watch(tidal_super_t *s, int64_t now)
     }
 
     tidal_super_keep_timeline(s);
+
+    /*
+     * The spare follows the room's timeline, so that it takes over
+     * without a jump: once it is up, and after each tempo change, once a
+     * heartbeat at the new tempo came.
+     */
+
+    if (!s->spare_synced && s->timeline && src->beat > s->tempo_at
+        && tidal_ghci_ready(s->g[s->spare]))
+    {
+        s->spare_synced = 1;
+        tidal_super_continue(s, s->spare);
+    }
 
     last = src->beat > s->since ? src->beat : s->since;
     last = last > s->tempo_at ? last : s->tempo_at;
@@ -1282,7 +1301,17 @@ tidal_super_switch(tidal_super_t *s, const char *reason)
     tidal_helper_log(TIDAL_LOG_INFO, "the player is GHCi pid %d now, the "
                      "spare: %s", tidal_super_pid(s), reason);
 
-    tidal_super_continue(s);
+    /*
+     * A spare that follows the room's timeline already plays on its
+     * grid; one that does not jumps there, and a frame it computed before
+     * the jump could play a replayed pattern at its own old cycle.
+     */
+
+    if (!s->spare_synced) {
+        tidal_super_continue(s, s->player);
+    }
+
+    s->spare_synced = 0;
 
     if (s->handler.ready) {
         s->handler.ready(s, reason);
@@ -1292,10 +1321,10 @@ tidal_super_switch(tidal_super_t *s, const char *reason)
 }
 
 
-/* the new player goes on with the room's cycles, on the same grid */
+/* a GHCi goes on with the room's cycles, on the same grid */
 
 static void
-tidal_super_continue(tidal_super_t *s)
+tidal_super_continue(tidal_super_t *s, int slot)
 {
     char  text[160];
 
@@ -1310,7 +1339,7 @@ tidal_super_continue(tidal_super_t *s)
              (long long) llround(s->cycle * TIDAL_RELAY_BEATS_A_CYCLE),
              TIDAL_RELAY_BEATS_A_CYCLE, s->cps);
 
-    tidal_super_do(s, s->player, text, 1);
+    tidal_super_do(s, slot, text, 1);
 }
 
 

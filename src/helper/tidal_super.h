@@ -1,4 +1,9 @@
 /*
+ * Copyright (C) ngx_tidal authors
+ * SPDX-License-Identifier: BSD-2-Clause
+ */
+
+/*
  * The supervisor: three GHCis and the OSC relay.  The player plays the
  * room; the checker computes every new pattern's next cycles before the
  * player gets it, and tells which channel hangs when the player does;

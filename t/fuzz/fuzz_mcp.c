@@ -1,3 +1,8 @@
+/*
+ * Copyright (C) ngx_tidal authors
+ * SPDX-License-Identifier: BSD-2-Clause
+ */
+
 /* libFuzzer target: whatever arrives, the MCP core answers JSON-RPC 2.0. */
 
 #include <stdint.h>
@@ -26,19 +31,29 @@
 #define FUZZ_CHANNELS_ALL  0xffff
 
 
-static const tidal_mcp_tool_t  fuzz_tools[] = {
-    { "tidal_get_state", "listener tool",
-      "{\"type\":\"object\",\"properties\":{}}", TIDAL_ROLE_LISTENER },
-    { "tidal_eval", "performer tool",
-      "{\"type\":\"object\",\"properties\":{\"pattern\":"
-      "{\"type\":\"string\"}},\"required\":[\"pattern\"]}",
-      TIDAL_ROLE_PERFORMER },
-    { "tidal_admin", NULL, "{broken", TIDAL_ROLE_ADMIN }
+static const tidal_tool_arg_t  fuzz_pattern_arg[] = {
+    { "pattern", NULL },
+    { NULL, NULL }
+};
+
+
+static const tidal_tool_t  fuzz_tools[] = {
+    { .name = "tidal_get_state", .description = "listener tool",
+      .input_schema = "{\"type\":\"object\",\"properties\":{}}",
+      .role = TIDAL_ROLE_LISTENER, .where = TIDAL_TOOL_WORKER },
+    { .name = "tidal_eval", .description = "performer tool",
+      .input_schema = "{\"type\":\"object\",\"properties\":{\"pattern\":"
+                      "{\"type\":\"string\"}},\"required\":[\"pattern\"]}",
+      .role = TIDAL_ROLE_PERFORMER, .where = TIDAL_TOOL_HELPER,
+      .args = fuzz_pattern_arg },
+    { .name = "tidal_admin", .input_schema = "{broken",
+      .role = TIDAL_ROLE_ADMIN, .where = TIDAL_TOOL_HELPER, .raw = 1 }
 };
 
 
 static const tidal_mcp_server_t  fuzz_server = {
-    "fuzz", "0", fuzz_tools, sizeof(fuzz_tools) / sizeof(fuzz_tools[0])
+    "fuzz", "0", fuzz_tools, sizeof(fuzz_tools) / sizeof(fuzz_tools[0]),
+    TIDAL_TOOL_WORKER|TIDAL_TOOL_HELPER, 1
 };
 
 

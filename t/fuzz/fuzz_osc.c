@@ -1,4 +1,9 @@
 /*
+ * Copyright (C) ngx_tidal authors
+ * SPDX-License-Identifier: BSD-2-Clause
+ */
+
+/*
  * libFuzzer target for the relay's OSC reader: whatever Tidal (or anyone
  * on 127.0.0.1) sends to the relay, nothing is read past the packet, and
  * the counts stay consistent - every heartbeat is a /dirt/play, every

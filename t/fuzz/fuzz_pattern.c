@@ -1,4 +1,9 @@
 /*
+ * Copyright (C) ngx_tidal authors
+ * SPDX-License-Identifier: BSD-2-Clause
+ */
+
+/*
  * libFuzzer target for the pattern sandbox: whatever arrives, nothing
  * crashes, and whatever the check accepts can only be one expression in
  * the wrapper - no line of the GHCi block but the first and the last

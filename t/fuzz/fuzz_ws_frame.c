@@ -1,3 +1,8 @@
+/*
+ * Copyright (C) ngx_tidal authors
+ * SPDX-License-Identifier: BSD-2-Clause
+ */
+
 /* libFuzzer target: the frame parser gives the same events however cut. */
 
 #include <stdint.h>

@@ -1,3 +1,8 @@
+/*
+ * Copyright (C) ngx_tidal authors
+ * SPDX-License-Identifier: BSD-2-Clause
+ */
+
 /* Checks that a text the server sends is one valid JSON-RPC 2.0 message. */
 
 #ifndef _JSONRPC_CHECK_H_INCLUDED_

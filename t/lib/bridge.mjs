@@ -1,3 +1,6 @@
+// Copyright (C) ngx_tidal authors
+// SPDX-License-Identifier: BSD-2-Clause
+
 // The bridge (tidal-helper --stdio --connect) as tests drive it: spawned
 // directly, line by line, or as the server of the SDK's stdio client.
 // Every bridge still running when the test file ends is killed.

@@ -1,3 +1,6 @@
+// Copyright (C) ngx_tidal authors
+// SPDX-License-Identifier: BSD-2-Clause
+
 // tidal-helper --stdio under test: spawned by the official SDK's
 // StdioClientTransport with its OSC going to a DirtListener on a free
 // loopback port; every notification it sends and everything it logs is

@@ -1,3 +1,6 @@
+// Copyright (C) ngx_tidal authors
+// SPDX-License-Identifier: BSD-2-Clause
+
 // The music tests, the same over stdio (tidal-helper --stdio) and over
 // WebSocket (nginx with the helper it starts): eval is heard, hush is
 // silence, a mistake comes back as GHCi's own message while the old
@@ -250,6 +253,8 @@ export function musicTests({ start, who, serverName, toolNames, toolsNote = '', 
             ['tidal_set_tempo', { bpm: 0 }, /"bpm"/],
             ['tidal_get_history', { limit: 0 }, /"limit"/],
             ['tidal_get_history', { limit: 'all' }, /"limit"/],
+            ['tidal_get_history', { limit: 3, since: 1 }, /Unknown argument "since"/],
+            ['tidal_get_state', { x: 1 }, /Unknown argument "x"/],
             ['tidal_hush', { now: true }, /Unknown argument "now"/],
         ];
         const before = (await h.ok('tidal_get_state')).structuredContent;
@@ -261,5 +266,24 @@ export function musicTests({ start, who, serverName, toolNames, toolsNote = '', 
         const now = (await h.ok('tidal_get_state')).structuredContent;
         assert.deepEqual(now.channels, before.channels);
         assert.deepEqual(now.tempo, before.tempo);
+    });
+
+    // one table checks every call, so stdio (t/301) and nginx (t/401)
+    // refuse with the same words
+    test('unknown arguments are refused word for word alike, the read-only tools included', T, async () => {
+        const cases = [
+            ['tidal_get_history', { limit: 3, since: 1 }, 'Unknown argument "since"'],
+            ['tidal_get_history', { limit: 0 }, 'Invalid argument "limit": an integer from 1 to 1000'],
+            ['tidal_get_state', { verbose: true }, 'Unknown argument "verbose"'],
+            ['tidal_silence', { chanel: 'd1' }, 'Unknown argument "chanel"'],
+            ['tidal_mute', { channel: 'd0' }, 'Invalid argument "channel": "d0" is not one of d1 .. d16'],
+            ['tidal_set_tempo', { cps: 1, bpm: 240 }, 'Invalid arguments: give "cps" or "bpm", not both'],
+        ];
+        for (const [tool, args, text] of cases) {
+            const r = await h.call(tool, args);
+            assert.equal(r.isError, true, `${tool} ${JSON.stringify(args)}`);
+            assert.equal(r.text, text, `${tool} ${JSON.stringify(args)}`);
+            assert.equal(r.structuredContent, undefined);
+        }
     });
 }

@@ -1,3 +1,6 @@
+// Copyright (C) ngx_tidal authors
+// SPDX-License-Identifier: BSD-2-Clause
+
 // Runs a real nginx with ngx_tidal loaded, in a private temp dir on a free
 // 127.0.0.1 port, and guarantees it is gone when the test file ends.
 
@@ -69,8 +72,8 @@ http { ${directive} ${args}; }
     return knownCache.get(directive);
 }
 
-// The shared zone every tidal_mcp config needs once the module has one;
-// a test passes zone: '' to leave it out, or its own tidal_zone line.
+// The shared zone most tests name; a test passes zone: '' to leave it out
+// (the implicit zone, t/117), or its own tidal_zone line.
 export const DEFAULT_ZONE = 'tidal_zone tidal 8m;';
 
 function defaultZone() {

@@ -1,3 +1,6 @@
+// Copyright (C) ngx_tidal authors
+// SPDX-License-Identifier: BSD-2-Clause
+
 // OSC 1.0 over UDP, enough to stand in for SuperDirt: a decoder for the
 // bundles Tidal sends (#bundle, NTP timetag, /dirt/play messages with
 // string, int and float arguments) and a listener on a free loopback port

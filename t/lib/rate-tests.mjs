@@ -1,3 +1,6 @@
+// Copyright (C) ngx_tidal authors
+// SPDX-License-Identifier: BSD-2-Clause
+
 // The relay's cap on /dirt/play, the same over stdio (--dirt-rate) and
 // through nginx (tidal_dirt_rate): a pattern of 1280 events a second
 // reaches the UDP listener at the cap with at most its tenth of a second

@@ -1,3 +1,6 @@
+// Copyright (C) ngx_tidal authors
+// SPDX-License-Identifier: BSD-2-Clause
+
 // The recovery tests, the same over stdio and through nginx: an
 // evaluation that never ends is refused by the checker and the player
 // plays on; a GHCi killed or stopped is replaced by the spare with every

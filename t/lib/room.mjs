@@ -1,3 +1,6 @@
+// Copyright (C) ngx_tidal authors
+// SPDX-License-Identifier: BSD-2-Clause
+
 // A room: nginx with ngx_tidal and its GHCi helper, OSC going to a
 // DirtListener, spoken to by the official SDK's WebSocketClientTransport.
 // It offers what t/lib/helper.mjs's Helper offers (call, ok, notes,
@@ -106,10 +109,11 @@ export class Room {
     }
 
     // the helper answers (GHCi is up): tidal_get_state says "running"
+    // the player runs and the checker for new patterns is up
     async ready({ timeout = READY_TIMEOUT } = {}) {
         await waitFor(async () => {
             const st = await this.call('tidal_get_state');
-            return st.structuredContent.ghci === 'running';
+            return st.structuredContent.ghci === 'running' && /Tidal is ready/.test(this.log);
         }, { timeout, what: `GHCi running behind nginx; log:\n${this.log.slice(-3000)}` });
     }
 

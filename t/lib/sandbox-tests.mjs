@@ -1,3 +1,6 @@
+// Copyright (C) ngx_tidal authors
+// SPDX-License-Identifier: BSD-2-Clause
+
 // The sandbox tests, the same over stdio and through nginx: ordinary
 // Tidal (colons in strings, :: annotations, $, #, <~, multi-line layouts,
 // tabs) evaluates in real GHCi, while every way to run something else is

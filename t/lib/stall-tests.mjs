@@ -1,3 +1,6 @@
+// Copyright (C) ngx_tidal authors
+// SPDX-License-Identifier: BSD-2-Clause
+
 // tidal-helper relays Tidal's OSC to SuperDirt and watches a heartbeat
 // the boot file plays on a pattern of its own (what happens when it
 // stops: t/lib/supervision-tests.mjs).  A quiet room (hush, a sparse

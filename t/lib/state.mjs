@@ -1,3 +1,6 @@
+// Copyright (C) ngx_tidal authors
+// SPDX-License-Identifier: BSD-2-Clause
+
 // tidal_state_file fixtures: a directory the workers may write to (the
 // file is replaced by rename) and a seeded state with two channels.
 

@@ -1,3 +1,6 @@
+// Copyright (C) ngx_tidal authors
+// SPDX-License-Identifier: BSD-2-Clause
+
 // Issue 7's classes: one performer's pattern never silences another's.
 // d1 plays "bd*8" (an event every 1/8 cycle) while d2 tries, as a
 // careless or hostile performer would, to stop the room: loops that never

@@ -1,3 +1,6 @@
+// Copyright (C) ngx_tidal authors
+// SPDX-License-Identifier: BSD-2-Clause
+
 // Text from patterns is data, the same over stdio and through nginx: GHCi's
 // message about a pattern quotes the pattern, so a pattern can put
 // newlines and a line that looks like nginx's [emerg] into it; the log

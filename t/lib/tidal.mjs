@@ -1,3 +1,6 @@
+// Copyright (C) ngx_tidal authors
+// SPDX-License-Identifier: BSD-2-Clause
+
 // The collaboration side of ngx_tidal as a user sees it: MCP clients that
 // keep every event they are sent, tidal_publish and tidal_status over HTTP,
 // and the checks every event stream must pass (consecutive seq numbers).

@@ -1,3 +1,6 @@
+// Copyright (C) ngx_tidal authors
+// SPDX-License-Identifier: BSD-2-Clause
+
 // A throwaway CA and a server certificate for the address 127.0.0.1 only
 // (no DNS name: "localhost" does not match it), made with the openssl
 // command line, for nginx's `listen ... ssl` (startNginx's ssl option).

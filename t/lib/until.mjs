@@ -1,3 +1,6 @@
+// Copyright (C) ngx_tidal authors
+// SPDX-License-Identifier: BSD-2-Clause
+
 // Waiting on events without polling: whoever gets news (a notification,
 // a log line, a close) calls every function in a waiter set; until()
 // resolves with the first truthy fn() and rejects after timeout ms with

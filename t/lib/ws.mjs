@@ -1,3 +1,6 @@
+// Copyright (C) ngx_tidal authors
+// SPDX-License-Identifier: BSD-2-Clause
+
 // WebSocket on the wire: raw HTTP and handshake over node:net, a builder for
 // any client frame (valid or not), a reader that checks every server frame
 // and every JSON-RPC message in it, and a thin wrapper around the 'ws' client.

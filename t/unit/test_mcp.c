@@ -1,3 +1,8 @@
+/*
+ * Copyright (C) ngx_tidal authors
+ * SPDX-License-Identifier: BSD-2-Clause
+ */
+
 /* Unit tests of the MCP core: the JSON-RPC 2.0 texts a client receives. */
 
 #include <string.h>
@@ -8,26 +13,50 @@
 #include "../fuzz/jsonrpc_check.h"
 
 
-static const tidal_mcp_tool_t  test_tools[] = {
-    { "tidal_get_state", "Channel state",
-      "{\"type\":\"object\",\"properties\":{}}", TIDAL_ROLE_LISTENER },
-    { "tidal_eval", "Evaluate a pattern",
-      "{\"type\":\"object\",\"properties\":{\"pattern\":"
-      "{\"type\":\"string\"}},\"required\":[\"pattern\"]}",
-      TIDAL_ROLE_PERFORMER },
-    { "tidal_admin_eval", "Any statement", "{\"type\":\"object\"}",
-      TIDAL_ROLE_ADMIN }
+static const tidal_tool_arg_t  test_pattern_arg[] = {
+    { "pattern", NULL },
+    { NULL, NULL }
+};
+
+
+static const tidal_tool_t  test_tools[] = {
+    { .name = "tidal_get_state", .description = "Channel state",
+      .input_schema = "{\"type\":\"object\",\"properties\":{}}",
+      .role = TIDAL_ROLE_LISTENER, .where = TIDAL_TOOL_WORKER },
+    { .name = "tidal_eval", .description = "Evaluate a pattern",
+      .input_schema = "{\"type\":\"object\",\"properties\":{\"pattern\":"
+                      "{\"type\":\"string\"}},\"required\":[\"pattern\"]}",
+      .role = TIDAL_ROLE_PERFORMER, .where = TIDAL_TOOL_HELPER,
+      .args = test_pattern_arg },
+    { .name = "tidal_admin_eval", .description = "Any statement",
+      .input_schema = "{\"type\":\"object\"}",
+      .role = TIDAL_ROLE_ADMIN, .where = TIDAL_TOOL_HELPER },
+
+    /* offered only by a server that runs raw tools, or runs it at all */
+    { .name = "tidal_raw_only", .description = "Raw",
+      .input_schema = "{\"type\":\"object\"}",
+      .role = TIDAL_ROLE_LISTENER, .where = TIDAL_TOOL_HELPER, .raw = 1 },
+    { .name = "tidal_elsewhere", .description = "Runs nowhere here",
+      .input_schema = "{\"type\":\"object\"}",
+      .role = TIDAL_ROLE_LISTENER, .where = 0x80 }
 };
 
 
 static const tidal_mcp_server_t  test_server = {
     "ngx_tidal", "9.8.7", test_tools,
-    sizeof(test_tools) / sizeof(test_tools[0])
+    sizeof(test_tools) / sizeof(test_tools[0]),
+    TIDAL_TOOL_WORKER|TIDAL_TOOL_HELPER, 0
+};
+
+
+static const tidal_mcp_server_t  raw_server = {
+    "raw", "1", test_tools, sizeof(test_tools) / sizeof(test_tools[0]),
+    TIDAL_TOOL_HELPER, 1
 };
 
 
 static const tidal_mcp_server_t  empty_server = {
-    "empty", "1", NULL, 0
+    "empty", "1", NULL, 0, TIDAL_TOOL_WORKER|TIDAL_TOOL_HELPER, 1
 };
 
 
@@ -998,6 +1027,87 @@ UNIT_TEST(tools_call_errors)
 }
 
 
+/* a call the tool's row refuses is answered at once: isError, and why */
+UNIT_TEST(tools_call_checked)
+{
+    json_t               *result;
+    tidal_mcp_out_t       out;
+    tidal_mcp_session_t   s;
+
+    static const char  call[] =
+        "{\"jsonrpc\":\"2.0\",\"id\":1,\"method\":\"tools/call\","
+        "\"params\":{\"name\":\"tidal_eval\",\"arguments\":"
+        "{\"pattern\":\"x\",\"chanel\":\"d1\"}}}";
+
+    session_ready(&s, &test_server, TIDAL_ROLE_PERFORMER);
+
+    CHECK_EQ(tidal_mcp_handle(&s, call, sizeof(call) - 1, &out), 0);
+    CHECK_EQ(out.action, TIDAL_MCP_REPLY);
+    CHECK(out.tool == NULL && out.args == NULL && out.id == NULL);
+    CHECK(jsonrpc_check(out.reply, out.reply_len) == NULL);
+    tidal_mcp_out_free(&out);
+
+    result = result_of(send_msg(&s, "{'jsonrpc':'2.0','id':2,"
+                                    "'method':'tools/call','params':"
+                                    "{'name':'tidal_get_state',"
+                                    "'arguments':{'limit':3}}}"), "2");
+    CHECK(json_is_true(json_object_get(result, "isError")));
+    CHECK_STR(json_string_value(json_object_get(json_array_get(
+                  json_object_get(result, "content"), 0), "text")),
+              "Unknown argument \"limit\"");
+    json_decref(result);
+}
+
+
+/* a server offers the rows that run where it does; raw ones if it may */
+UNIT_TEST(tools_offered_by_server)
+{
+    size_t               i;
+    json_t              *result, *tools;
+    tidal_mcp_session_t  s;
+
+    static const char  *names[] = {
+        "tidal_eval", "tidal_admin_eval", "tidal_raw_only"
+    };
+
+    session_ready(&s, &raw_server, TIDAL_ROLE_ADMIN);
+
+    result = result_of(send_msg(&s, "{'jsonrpc':'2.0','id':1,"
+                                    "'method':'tools/list'}"), "1");
+    tools = json_object_get(result, "tools");
+    CHECK_EQ(json_array_size(tools), 3);
+
+    for (i = 0; i < 3; i++) {
+        CHECK_STR(json_string_value(json_object_get(json_array_get(tools, i),
+                                                    "name")),
+                  names[i]);
+    }
+
+    json_decref(result);
+
+    CHECK(error_is(send_msg(&s, "{'jsonrpc':'2.0','id':2,"
+                                "'method':'tools/call','params':"
+                                "{'name':'tidal_get_state'}}"), "2", -32602,
+                   "Unknown tool: tidal_get_state"));
+    CHECK(error_is(send_msg(&s, "{'jsonrpc':'2.0','id':3,"
+                                "'method':'tools/call','params':"
+                                "{'name':'tidal_elsewhere'}}"), "3", -32602,
+                   "Unknown tool: tidal_elsewhere"));
+
+    result = result_of(send_msg(&s, "{'jsonrpc':'2.0','id':4,"
+                                    "'method':'tools/call','params':"
+                                    "{'name':'tidal_raw_only'}}"), "4");
+    CHECK(result == NULL && last_action == TIDAL_MCP_CALL);
+
+    /* without raw, the raw row does not exist */
+    session_ready(&s, &test_server, TIDAL_ROLE_ADMIN);
+    CHECK(error_is(send_msg(&s, "{'jsonrpc':'2.0','id':5,"
+                                "'method':'tools/call','params':"
+                                "{'name':'tidal_raw_only'}}"), "5", -32602,
+                   "Unknown tool: tidal_raw_only"));
+}
+
+
 UNIT_TEST(logging_set_level)
 {
     int                  i;
@@ -1782,6 +1892,8 @@ main(void)
     UNIT_RUN(tools_list_by_role);
     UNIT_RUN(tools_call_dispatch);
     UNIT_RUN(tools_call_errors);
+    UNIT_RUN(tools_call_checked);
+    UNIT_RUN(tools_offered_by_server);
     UNIT_RUN(logging_set_level);
     UNIT_RUN(resources_list);
     UNIT_RUN(resources_read);

@@ -1,4 +1,9 @@
 /*
+ * Copyright (C) ngx_tidal authors
+ * SPDX-License-Identifier: BSD-2-Clause
+ */
+
+/*
  * The relay's OSC reader: Tidal's bundles are counted right (plays, the
  * heartbeat's sound, the tempo, a handshake, the channel a play's tidalch
  * names), every argument type is

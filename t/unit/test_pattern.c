@@ -1,4 +1,9 @@
 /*
+ * Copyright (C) ngx_tidal authors
+ * SPDX-License-Identifier: BSD-2-Clause
+ */
+
+/*
  * The pattern sandbox: ordinary Tidal passes, every way out of the
  * wrapper is refused with its line:column, the wrapper is exactly what
  * GHCi gets, and GHCi's positions map back to the pattern.

@@ -1,4 +1,9 @@
 /*
+ * Copyright (C) ngx_tidal authors
+ * SPDX-License-Identifier: BSD-2-Clause
+ */
+
+/*
  * The relay's token bucket (src/helper/tidal_rate.c): a flood passes at
  * the rate, with at most a tenth of a second's burst on top; steady
  * traffic below the rate always passes; a refused take counts nothing.

@@ -1,4 +1,9 @@
 /*
+ * Copyright (C) ngx_tidal authors
+ * SPDX-License-Identifier: BSD-2-Clause
+ */
+
+/*
  * Unit tests of the room model: channels, events and their numbers, the
  * history ring, and the answers built from them, which must not depend on
  * whether the room numbered its events itself (tidal-helper --stdio) or

@@ -1,4 +1,9 @@
 /*
+ * Copyright (C) ngx_tidal authors
+ * SPDX-License-Identifier: BSD-2-Clause
+ */
+
+/*
  * Unit tests for the incremental UTF-8 validator (src/tidal_utf8.c).
  */
 

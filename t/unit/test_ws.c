@@ -1,4 +1,9 @@
 /*
+ * Copyright (C) ngx_tidal authors
+ * SPDX-License-Identifier: BSD-2-Clause
+ */
+
+/*
  * Unit tests for the WebSocket codec (src/tidal_ws.c): client frames in,
  * events out, byte by byte and in one piece; server frames and handshake.
  */

@@ -1,4 +1,9 @@
 /*
+ * Copyright (C) ngx_tidal authors
+ * SPDX-License-Identifier: BSD-2-Clause
+ */
+
+/*
  * A tiny unit test runner; each t/unit/test_*.c is its own executable.
  *
  *     #include "unit.h"
