@@ -201,7 +201,7 @@ tidal_room_event_channel(const char *type, json_t *fields)
         return 0;
     }
 
-    return tidal_state_channel(json_string_value(json_object_get(fields,
+    return tidal_tools_channel(json_string_value(json_object_get(fields,
                                                                  "channel")));
 }
 

@@ -16,6 +16,7 @@
 #include "tidal_state.h"
 
 
+static int tidal_state_channel_name(const char *name);
 static json_t *tidal_state_channels(json_t *channels, char *err,
     size_t errlen);
 
@@ -160,7 +161,7 @@ tidal_state_channels(json_t *channels, char *err, size_t errlen)
 
     json_object_foreach(channels, name, ch) {
 
-        if (tidal_state_channel(name) == 0) {
+        if (!tidal_state_channel_name(name)) {
             snprintf(err, errlen, "unknown channel \"%.16s\"", name);
             goto failed;
         }
@@ -201,21 +202,21 @@ failed:
 }
 
 
-/* d1 .. d16: 1 .. 16; anything else: 0 */
+/* d1 .. d16 */
 
-int
-tidal_state_channel(const char *name)
+static int
+tidal_state_channel_name(const char *name)
 {
     int  n;
 
-    if (name == NULL || name[0] != 'd' || name[1] < '1' || name[1] > '9') {
+    if (name[0] != 'd' || name[1] < '1' || name[1] > '9') {
         return 0;
     }
 
     n = name[1] - '0';
 
     if (name[2] == '\0') {
-        return n;
+        return 1;
     }
 
     if (name[2] < '0' || name[2] > '9' || name[3] != '\0') {
@@ -224,5 +225,5 @@ tidal_state_channel(const char *name)
 
     n = n * 10 + name[2] - '0';
 
-    return n <= TIDAL_STATE_CHANNELS ? n : 0;
+    return n <= TIDAL_STATE_CHANNELS;
 }

@@ -34,8 +34,5 @@ json_t *tidal_state_empty(void);
 json_t *tidal_state_parse(const char *text, size_t len, char *err,
     size_t errlen);
 
-/* d1 .. d16: 1 .. 16; anything else (or NULL): 0 */
-int tidal_state_channel(const char *name);
-
 
 #endif /* _TIDAL_STATE_H_INCLUDED_ */

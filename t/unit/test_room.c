@@ -320,13 +320,6 @@ UNIT_TEST(which_channel_an_event_changes)
     f = json_pack("{s:i}", "channel", 3);
     CHECK_EQ(tidal_room_event_channel("channel_state", f), 0);
     json_decref(f);
-
-    CHECK_EQ(tidal_state_channel("d16"), 16);
-    CHECK_EQ(tidal_state_channel("d1"), 1);
-    CHECK_EQ(tidal_state_channel("d0"), 0);
-    CHECK_EQ(tidal_state_channel("d01"), 0);
-    CHECK_EQ(tidal_state_channel("d160"), 0);
-    CHECK_EQ(tidal_state_channel(NULL), 0);
 }
 
 
