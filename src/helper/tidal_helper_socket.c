@@ -28,7 +28,9 @@
 #include <sys/syscall.h>
 #include <sys/un.h>
 
-#include "tidal_helper.h"
+#include "tidal_helper_log.h"
+#include "tidal_helper_tools.h"
+#include "tidal_helper_socket.h"
 #include "tidal_ghci.h"
 #include "tidal_super.h"
 #include "tidal_state.h"

@@ -17,7 +17,8 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "tidal_helper.h"
+#include "tidal_helper_log.h"
+#include "tidal_helper_tools.h"
 #include "tidal_ghci.h"
 #include "tidal_super.h"
 #include "tidal_mcp.h"
