@@ -149,6 +149,14 @@ typedef struct {
 } ngx_http_tidal_loc_conf_t;
 
 
+/* an event as the zone hands it out: its bytes, in the reader's buffer */
+typedef struct {
+    u_char                     *data;
+    size_t                      len;
+    ngx_uint_t                  channel;        /* 1..16 it changed, or 0 */
+} ngx_http_tidal_event_t;
+
+
 /* an encoded frame, shared by every client it is queued for */
 typedef struct {
     ngx_uint_t                  refs;
@@ -248,8 +256,8 @@ ngx_int_t ngx_http_tidal_zone_claim_slot(ngx_http_tidal_main_conf_t *tmcf,
 ngx_int_t ngx_http_tidal_zone_acquire(ngx_http_tidal_main_conf_t *tmcf,
     ngx_http_tidal_slot_t **slot, ngx_log_t *log);
 ngx_int_t ngx_http_tidal_zone_fetch(ngx_http_tidal_main_conf_t *tmcf,
-    uint64_t from, ngx_http_tidal_frame_t **frames, ngx_uint_t max,
-    ngx_uint_t *n, uint64_t *next);
+    uint64_t from, u_char *buf, size_t size, ngx_http_tidal_event_t *events,
+    ngx_uint_t max, ngx_uint_t *n, uint64_t *next);
 void ngx_http_tidal_zone_release(ngx_http_tidal_main_conf_t *tmcf,
     ngx_http_tidal_slot_t *slot);
 uint64_t ngx_http_tidal_zone_last_seq(ngx_http_tidal_main_conf_t *tmcf);
@@ -290,9 +298,7 @@ void ngx_http_tidal_fanout_join(ngx_http_tidal_ws_t *ws, uint64_t from);
 uint64_t ngx_http_tidal_fanout_position(void);
 void ngx_http_tidal_fanout_leave(ngx_http_tidal_ws_t *ws);
 void ngx_http_tidal_fanout_catch_up(ngx_http_tidal_ws_t *ws);
-void ngx_http_tidal_fanout_schedule(ngx_http_tidal_main_conf_t *tmcf);
-void ngx_http_tidal_fanout_deliver(ngx_http_tidal_main_conf_t *tmcf);
-void ngx_http_tidal_fanout_wake(ngx_http_tidal_main_conf_t *tmcf);
+void ngx_http_tidal_fanout_published(ngx_http_tidal_main_conf_t *tmcf);
 ngx_uint_t ngx_http_tidal_fanout_clients(void);
 
 /* ngx_http_tidal_tools.c */

@@ -977,13 +977,19 @@ ngx_http_tidal_helper_event(ngx_http_tidal_helper_t *hp, const char *method,
         }
     }
 
-    /* as the helper keeps them: every event but pattern_update */
-
     if (ngx_http_tidal_zone_publish_helper(hp->tmcf, type, fields, hid,
                                            channel, hp->log, &seq)
-        == NGX_OK
-        && ngx_strcmp(type, "pattern_update") != 0)
+        != NGX_OK)
     {
+        json_decref(fields);
+        return;
+    }
+
+    ngx_http_tidal_fanout_published(hp->tmcf);
+
+    /* as the helper keeps them: every event but pattern_update */
+
+    if (ngx_strcmp(type, "pattern_update") != 0) {
         tp = ngx_timeofday();
 
         if (json_object_set_new(fields, "type", json_string(type)) == 0

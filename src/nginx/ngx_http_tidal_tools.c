@@ -127,6 +127,8 @@ ngx_http_tidal_tool_say(ngx_http_tidal_ws_t *ws, const tidal_tool_args_t *a)
                                   "broadcast", NULL);
     }
 
+    ngx_http_tidal_fanout_published(ws->main_conf);
+
     return tidal_tools_result(0, "Sent.",
                               json_pack("{s:I}", "seq", (json_int_t) seq));
 }
