@@ -677,16 +677,7 @@ tidal_helper_set_role(tidal_helper_conf_t *cf,
 
     role = tidal_helper_field(tidal_role_e, cf, opt);
 
-    if (strcmp(value, "performer") == 0) {
-        *role = TIDAL_ROLE_PERFORMER;
-
-    } else if (strcmp(value, "admin") == 0) {
-        *role = TIDAL_ROLE_ADMIN;
-
-    } else if (strcmp(value, "listener") == 0) {
-        *role = TIDAL_ROLE_LISTENER;
-
-    } else {
+    if (tidal_mcp_role_by_name(value, strlen(value), role) != 0) {
         return tidal_helper_wrong(opt);
     }
 

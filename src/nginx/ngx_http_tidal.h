@@ -221,9 +221,6 @@ extern const tidal_mcp_server_t  ngx_http_tidal_mcp_server;
 extern const tidal_mcp_server_t  ngx_http_tidal_mcp_server_raw;
 
 
-/* ngx_tidal_module.c */
-ngx_int_t ngx_http_tidal_role_parse(ngx_str_t *value, tidal_role_e *role);
-
 /* ngx_http_tidal_reply.c */
 ngx_int_t ngx_http_tidal_reply(ngx_http_request_t *r, ngx_uint_t status,
     const char *type, const u_char *data, size_t len);
