@@ -180,13 +180,20 @@ struct ngx_http_tidal_out_s {
  * a module holds it: "kept"); the client lives in its connection's pool.
  */
 
-typedef struct {
+typedef struct ngx_http_tidal_ws_s  ngx_http_tidal_ws_t;
+
+struct ngx_http_tidal_ws_s {
     ngx_connection_t           *connection;
     ngx_http_tidal_loc_conf_t  *conf;
     ngx_http_tidal_main_conf_t *main_conf;
     ngx_http_core_loc_conf_t   *core_conf;      /* send and linger times */
-    ngx_http_request_t         *kept;           /* see ws_detach, or NULL */
+    ngx_http_request_t         *kept;           /* see internals.c */
     time_t                      lingering_time;
+
+    /* takes the connection over once the request is gone: internals.c */
+    ngx_int_t                 (*attach)(ngx_http_tidal_ws_t *ws,
+                                        ngx_chain_t *unsent,
+                                        ngx_buf_t *pipelined);
 
     tidal_ws_parser_t           parser;
     tidal_mcp_session_t         mcp;
@@ -213,7 +220,7 @@ typedef struct {
     unsigned                    close_sent:1;
     unsigned                    joined:1;       /* gets broadcasts */
     unsigned                    has_session:1;
-} ngx_http_tidal_ws_t;
+};
 
 
 extern ngx_module_t  ngx_tidal_module;
@@ -241,6 +248,15 @@ void ngx_http_tidal_ws_reply(ngx_http_tidal_ws_t *ws, const u_char *data,
 ngx_http_tidal_frame_t *ngx_http_tidal_frame_alloc(ngx_uint_t opcode,
     size_t len, u_char **payload, ngx_log_t *log);
 void ngx_http_tidal_frame_release(ngx_http_tidal_frame_t *frame);
+
+/* ngx_http_tidal_internals.c: nginx's request and connection, beyond its API */
+ngx_int_t ngx_http_tidal_upgrade(ngx_http_request_t *r,
+    ngx_http_tidal_ws_t *ws);
+ngx_uint_t ngx_http_tidal_shutdown_asked(ngx_connection_t *c);
+ngx_int_t ngx_http_tidal_flush_tls(ngx_connection_t *c);
+void ngx_http_tidal_close(ngx_http_tidal_ws_t *ws, ngx_uint_t linger);
+ngx_connection_t *ngx_http_tidal_wake_connection(ngx_fd_t fd,
+    ngx_event_handler_pt handler, void *data, ngx_log_t *log);
 
 /* ngx_http_tidal_zone.c */
 char *ngx_http_tidal_zone(ngx_conf_t *cf, ngx_command_t *cmd, void *conf);

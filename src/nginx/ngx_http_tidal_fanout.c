@@ -223,19 +223,10 @@ ngx_http_tidal_fanout_init_process(ngx_cycle_t *cycle,
         return NGX_OK;
     }
 
-    c = ngx_get_connection(ngx_http_tidal_wake_read_fd(tmcf, ngx_worker),
-                           cycle->log);
+    c = ngx_http_tidal_wake_connection(
+            ngx_http_tidal_wake_read_fd(tmcf, ngx_worker),
+            ngx_http_tidal_fanout_wake_handler, w, cycle->log);
     if (c == NULL) {
-        return NGX_ERROR;
-    }
-
-    c->read->handler = ngx_http_tidal_fanout_wake_handler;
-    c->read->log = cycle->log;
-    c->read->channel = 1;
-    c->write->channel = 1;
-    c->data = w;
-
-    if (ngx_add_event(c->read, NGX_READ_EVENT, 0) != NGX_OK) {
         return NGX_ERROR;
     }
 
