@@ -98,7 +98,7 @@ static ngx_conf_post_t  ngx_http_tidal_dirt_rate_post = {
 
 /*
  * A time's bounds, and what to say when it is out of them: the helper's
- * (src/tidal_protocol.h), said in nginx's units.
+ * (src/core/tidal_protocol.h), said in nginx's units.
  */
 typedef struct {
     ngx_conf_post_handler_pt  post_handler;
