@@ -10,7 +10,7 @@
  * settings), then tools/call for the music tools.  Answers go back to the
  * worker that asked; events and the state after each change go to every
  * worker, numbered with "tidal/hid" so that exactly one of them publishes
- * each into the zone (the link's names: src/tidal_protocol.h).  The
+ * each into the zone (the link's names: src/core/tidal_protocol.h).  The
  * helper exits, with its GHCi, when the nginx master is gone.
  */
 

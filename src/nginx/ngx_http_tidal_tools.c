@@ -4,7 +4,7 @@
  */
 
 /*
- * ngx_tidal: the MCP tools (their table is src/tidal_tools.c): a worker
+ * ngx_tidal: the MCP tools (their table is src/core/tidal_tools.c): a worker
  * answers the rows it may run (state, history, chat) itself from the
  * zone; the others go to the GHCi helper (ngx_http_tidal_helper.c).
  */
