@@ -16,8 +16,7 @@
 #include <stdint.h>
 
 
-/* the name and version the helper gives: --version, serverInfo, the
- * bridge's User-Agent */
+/* the helper's version: --version, its serverInfo, the bridge's User-Agent */
 #define TIDAL_HELPER_VERSION  "0.1.0"
 
 #define TIDAL_LOG_ERR     0
