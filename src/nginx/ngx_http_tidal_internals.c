@@ -25,6 +25,8 @@
 static void ngx_http_tidal_upgrade_handler(ngx_event_t *ev);
 static ngx_int_t ngx_http_tidal_detach(ngx_http_tidal_ws_t *ws,
     ngx_http_request_t *r);
+static void ngx_http_tidal_free_buffers(ngx_connection_t *c,
+    ngx_chain_t *cl);
 static void ngx_http_tidal_set_lingering_close(ngx_connection_t *c);
 static void ngx_http_tidal_lingering_close_handler(ngx_event_t *rev);
 static void ngx_http_tidal_close_connection(ngx_http_tidal_ws_t *ws);
@@ -116,7 +118,7 @@ ngx_http_tidal_detach(ngx_http_tidal_ws_t *ws, ngx_http_request_t *r)
 {
     size_t                  len;
     ngx_buf_t              *b;
-    ngx_chain_t            *cl, *ln;
+    ngx_chain_t            *cl;
     ngx_connection_t       *c;
     ngx_pool_cleanup_t     *cln;
     ngx_http_log_ctx_t     *ctx;
@@ -205,22 +207,10 @@ ngx_http_tidal_detach(ngx_http_tidal_ws_t *ws, ngx_http_request_t *r)
                    "tidal detach: hc free: %p, busy: %i", hc->free,
                    hc->nbusy);
 
-    for (cl = hc->free; cl; /* void */) {
-        ln = cl;
-        cl = cl->next;
-        ngx_pfree(c->pool, ln->buf->start);
-        ngx_free_chain(c->pool, ln);
-    }
-
+    ngx_http_tidal_free_buffers(c, hc->free);
     hc->free = NULL;
 
-    for (cl = hc->busy; cl; /* void */) {
-        ln = cl;
-        cl = cl->next;
-        ngx_pfree(c->pool, ln->buf->start);
-        ngx_free_chain(c->pool, ln);
-    }
-
+    ngx_http_tidal_free_buffers(c, hc->busy);
     hc->busy = NULL;
     hc->nbusy = 0;
 
@@ -234,6 +224,22 @@ ngx_http_tidal_detach(ngx_http_tidal_ws_t *ws, ngx_http_request_t *r)
                    "tidal detach: request freed");
 
     return NGX_OK;
+}
+
+
+/* large header buffers, which nginx keeps for the connection's next request */
+
+static void
+ngx_http_tidal_free_buffers(ngx_connection_t *c, ngx_chain_t *cl)
+{
+    ngx_chain_t  *ln;
+
+    while (cl) {
+        ln = cl;
+        cl = cl->next;
+        ngx_pfree(c->pool, ln->buf->start);
+        ngx_free_chain(c->pool, ln);
+    }
 }
 
 
