@@ -33,17 +33,17 @@ MAINLINE_FLAGS   := --with-compat --with-debug --with-pcre-jit --with-threads \
 # the source lists come from ./sources, which config reads too
 sources = $(shell awk '$$1 == "$(1)" { print $$2 }' sources)
 
-PURE_SRCS  := $(filter %.c,$(call sources,pure))
-PURE_HDRS  := $(filter %.h,$(call sources,pure))
-MODULE_SRCS := config sources $(call sources,pure) $(call sources,module)
+CORE_SRCS  := $(filter %.c,$(call sources,core))
+CORE_HDRS  := $(filter %.h,$(call sources,core))
+MODULE_SRCS := config sources $(call sources,core) $(call sources,module)
 
 BUILD_PKGS := nginx nginx-dev libjansson-dev libssl-dev libpcre2-dev \
               zlib1g-dev build-essential pkg-config
 TEST_PKGS  := clang libclang-rt-14-dev curl procps openssl
 
 UNIT_CFLAGS := -std=c99 -D_GNU_SOURCE -Wall -Wextra -Werror -g -O1 \
-               -fsanitize=address,undefined -fno-omit-frame-pointer -Isrc
-FUZZ_CFLAGS := -g -O1 -fsanitize=fuzzer,address,undefined -Isrc
+               -fsanitize=address,undefined -fno-omit-frame-pointer -Isrc/core
+FUZZ_CFLAGS := -g -O1 -fsanitize=fuzzer,address,undefined -Isrc/core
 FUZZ_SECONDS ?= 30
 
 .PHONY: all build deps test-deps run test unit fuzz integration asan \
@@ -123,18 +123,18 @@ test: test-deps build
 	$(MAKE) asan
 	$(MAKE) test-deb
 
-$(BUILD)/unit/%: t/unit/%.c t/unit/unit.h $(PURE_SRCS) $(PURE_HDRS)
+$(BUILD)/unit/%: t/unit/%.c t/unit/unit.h $(CORE_SRCS) $(CORE_HDRS)
 	@mkdir -p $(@D)
-	$(CC) $(UNIT_CFLAGS) -o $@ $< $(PURE_SRCS) -ljansson -lcrypto
+	$(CC) $(UNIT_CFLAGS) -o $@ $< $(CORE_SRCS) -ljansson -lcrypto
 
 UNIT_TESTS := $(patsubst t/unit/%.c,$(BUILD)/unit/%,$(wildcard t/unit/test_*.c))
 
 unit: $(UNIT_TESTS)
 	@t/tools/run-unit $(UNIT_TESTS)
 
-$(BUILD)/fuzz/%: t/fuzz/%.c $(PURE_SRCS) $(PURE_HDRS)
+$(BUILD)/fuzz/%: t/fuzz/%.c $(CORE_SRCS) $(CORE_HDRS)
 	@mkdir -p $(@D)
-	clang $(FUZZ_CFLAGS) -o $@ $< $(PURE_SRCS) -ljansson -lcrypto
+	clang $(FUZZ_CFLAGS) -o $@ $< $(CORE_SRCS) -ljansson -lcrypto
 
 FUZZERS := $(patsubst t/fuzz/%.c,$(BUILD)/fuzz/%,$(wildcard t/fuzz/fuzz_*.c))
 
@@ -188,7 +188,7 @@ test-deps: deb-deps
 
 deb: deps deb-deps
 	@grep -q '^#define NGX_TIDAL_VERSION  *"$(DEB_VERSION)"' \
-	    src/ngx_http_tidal.h || { echo "deb: debian/changelog's version" \
+	    src/nginx/ngx_http_tidal.h || { echo "deb: debian/changelog's version" \
 	    "$(DEB_VERSION) is not NGX_TIDAL_VERSION" >&2; exit 1; }
 	rm -rf $(DEB_DIR)
 	mkdir -p $(DEB_DIR)/src
@@ -211,19 +211,19 @@ test-deb: deb
 # -- the helper ------------------------------------------------------------
 # tidal-helper (src/helper/) supervises GHCi running Tidal; `tidal-helper
 # --stdio` is a standalone MCP server, and `--stdio --connect ws[s]://...` a
-# bridge to a room (src/tidal_ws.c, libssl).  Running it needs ghc and
-# Tidal (helper-deps); the sandbox (src/tidal_pattern.c) has its own unit test
-# and fuzzer.
+# bridge to a room (src/bridge/, libssl).  Running it needs ghc and Tidal
+# (helper-deps); the sandbox (src/core/tidal_pattern.c) has its own unit
+# test and fuzzer.
 
 HELPER_BIN    := $(BUILD)/helper/tidal-helper
 HELPER_BOOT   := $(CURDIR)/src/helper/BootTidal.hs
-HELPER_PURE   := $(call sources,helper)
-HELPER_SRCS   := $(wildcard src/helper/*.c) $(PURE_SRCS) \
-                 $(filter %.c,$(HELPER_PURE))
-HELPER_HDRS   := $(wildcard src/helper/*.h) $(PURE_HDRS) \
-                 $(filter %.h,$(HELPER_PURE))
+HELPER_FILES  := $(call sources,helper) $(call sources,bridge) \
+                 $(call sources,core)
+HELPER_SRCS   := $(filter %.c,$(HELPER_FILES))
+HELPER_HDRS   := $(filter %.h,$(HELPER_FILES))
 HELPER_CFLAGS := -std=c99 -D_GNU_SOURCE -O2 -g -Wall -Wextra -Werror \
-                 -Wpointer-arith -Wno-unused-parameter -Isrc -Isrc/helper \
+                 -Wpointer-arith -Wno-unused-parameter -Isrc/core \
+                 -Isrc/helper -Isrc/bridge \
                  -DTIDAL_HELPER_BOOT='"$(HELPER_BOOT)"'
 HELPER_PKGS   := ghc libghc-tidal-dev
 
@@ -242,18 +242,6 @@ helper-deps:
 	@t/tools/apt-ensure $(HELPER_PKGS)
 
 test-deps: helper-deps
-
-$(BUILD)/unit/test_pattern: t/unit/test_pattern.c t/unit/unit.h \
-                            $(PURE_SRCS) $(PURE_HDRS) $(HELPER_PURE)
-	@mkdir -p $(@D)
-	$(CC) $(UNIT_CFLAGS) -o $@ $< $(PURE_SRCS) $(filter %.c,$(HELPER_PURE)) \
-	    -ljansson -lcrypto
-
-$(BUILD)/fuzz/fuzz_pattern: t/fuzz/fuzz_pattern.c $(PURE_SRCS) $(PURE_HDRS) \
-                            $(HELPER_PURE)
-	@mkdir -p $(@D)
-	clang $(FUZZ_CFLAGS) -o $@ $< $(PURE_SRCS) $(filter %.c,$(HELPER_PURE)) \
-	    -ljansson -lcrypto
 
 # the relay's OSC reader (src/helper/tidal_osc.c) is pure too
 $(BUILD)/unit/test_osc: t/unit/test_osc.c t/unit/unit.h src/helper/tidal_osc.c \

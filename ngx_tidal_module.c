@@ -98,7 +98,7 @@ static ngx_conf_post_t  ngx_http_tidal_dirt_rate_post = {
 
 /*
  * A time's bounds, and what to say when it is out of them: the helper's
- * (src/tidal_protocol.h), said in nginx's units.
+ * (src/core/tidal_protocol.h), said in nginx's units.
  */
 typedef struct {
     ngx_conf_post_handler_pt  post_handler;
@@ -817,30 +817,6 @@ ngx_http_tidal_require_zone(void)
 }
 
 
-ngx_int_t
-ngx_http_tidal_role_parse(ngx_str_t *value, tidal_role_e *role)
-{
-    if (value->len == 8 && ngx_strncmp(value->data, "listener", 8) == 0) {
-        *role = TIDAL_ROLE_LISTENER;
-
-    } else if (value->len == 9
-               && ngx_strncmp(value->data, "performer", 9) == 0)
-    {
-        *role = TIDAL_ROLE_PERFORMER;
-
-    } else if (value->len == 5
-               && ngx_strncmp(value->data, "admin", 5) == 0)
-    {
-        *role = TIDAL_ROLE_ADMIN;
-
-    } else {
-        return NGX_DECLINED;
-    }
-
-    return NGX_OK;
-}
-
-
 static char *
 ngx_http_tidal_role(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
 {
@@ -858,7 +834,9 @@ ngx_http_tidal_role(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
     /* a value without variables can be checked now */
 
     if (tlcf->role->lengths == NULL
-        && ngx_http_tidal_role_parse(&tlcf->role->value, &role) != NGX_OK)
+        && tidal_mcp_role_by_name((char *) tlcf->role->value.data,
+                                  tlcf->role->value.len, &role)
+           != 0)
     {
         return "must be \"listener\", \"performer\" or \"admin\"";
     }

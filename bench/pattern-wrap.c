@@ -6,14 +6,14 @@
 /*
  * pattern-wrap: prints the GHCi block tidal-helper sends for
  * tidal_eval {"channel": "dN", "pattern": PATTERN}, made by the helper's
- * own code (src/tidal_pattern.c), so that bench/eval-latency types into a
- * bare GHCi exactly what the helper types.
+ * own code (src/core/tidal_pattern.c), so that bench/eval-latency types
+ * into a bare GHCi exactly what the helper types.
  *
  * Usage: pattern-wrap CHANNEL PATTERN      e.g. pattern-wrap 1 'sound "bd"'
  * Exit status 0; 1 when the sandbox refuses the pattern; 2 on misuse.
  *
- * Build: cc -O2 -Isrc -o pattern-wrap bench/pattern-wrap.c \
- *            src/tidal_pattern.c src/tidal_utf8.c
+ * Build: cc -O2 -Isrc/core -o pattern-wrap bench/pattern-wrap.c \
+ *            src/core/tidal_pattern.c src/core/tidal_utf8.c
  */
 
 #include <stdio.h>

@@ -87,6 +87,24 @@ test('a body sent chunked and a 100 KB body are published whole', T, async () =>
     events.forEach((ev) => assert.deepEqual(ev.data, big));
 });
 
+// A worker copies new events out of the ring in batches of at most 64
+// kB (one larger event alone grows that buffer, as the 100 KB body above
+// does); a burst published during a fan-out pause is more than one batch.
+test('a burst of 80 events of 2 kB reaches every client whole, in order and without a hole', T, async () => {
+    const before = await publish(ngx.port, { id: 'before-burst' });
+    await everyoneGets('before-burst');
+    const pad = 'b'.repeat(2048);
+    const seqs = await Promise.all(Array.from({ length: 80 }, (_, i) => publish(ngx.port, { id: `burst-${i}`, pad })));
+    const last = Math.max(...seqs);
+    await Promise.all(clients.map((c) => c.untilEvent((e) => e.seq === last, `event ${last}`, 10000 * SLOW)));
+    for (const c of clients) {
+        const burst = c.stream().filter((e) => e.seq > before && e.seq <= last);
+        assert.deepEqual(streamProblems(burst, before), [], c.label);
+        assert.equal(burst.length, 80, c.label);
+        assert.ok(burst.every((e) => e.type === 'custom' && e.data.pad === pad), `${c.label}: every event whole`);
+    }
+});
+
 const notObjects = [
     ['truncated JSON', '{"a": 1'],
     ['not JSON at all', 'hello'],

@@ -31,7 +31,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
-#include "tidal_helper.h"
+#include "tidal_helper_log.h"
 #include "tidal_ghci.h"
 #include "tidal_pattern.h"
 #include "tidal_relay.h"

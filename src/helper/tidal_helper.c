@@ -14,26 +14,23 @@
 
 
 #include <errno.h>
-#include <fcntl.h>
 #include <limits.h>
 #include <signal.h>
-#include <stdarg.h>
 #include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 #include <unistd.h>
-#include <sys/stat.h>
 
-#include "tidal_helper.h"
+#include "tidal_helper_log.h"
+#include "tidal_helper_tools.h"
+#include "tidal_helper_socket.h"
 #include "tidal_ghci.h"
 #include "tidal_super.h"
 #include "tidal_lines.h"
 #include "tidal_bridge.h"
 #include "tidal_protocol.h"
 #include "tidal_tools.h"
-#include "tidal_utf8.h"
 
 
 #define TIDAL_HELPER_LINE_MAX      (4 * 1024 * 1024)  /* one message */
@@ -127,7 +124,6 @@ static void tidal_helper_stdin_line(void *data, char *line, size_t len);
 static void tidal_helper_stdout(tidal_helper_t *h, const char *text,
     size_t len);
 static void tidal_helper_signal(int sig);
-static void tidal_helper_log_follow(void);
 
 
 #define tidal_helper_field(type, cf, opt)                                    \
@@ -230,9 +226,7 @@ static const tidal_helper_option_t  tidal_helper_option_table[] = {
 };
 
 
-static int                    tidal_helper_log_level = TIDAL_LOG_INFO;
 static volatile sig_atomic_t  tidal_helper_quit;
-static const char            *tidal_helper_error_log;
 
 
 int
@@ -459,11 +453,8 @@ tidal_helper_options(int argc, char **argv, tidal_helper_conf_t *cf)
         }
     }
 
-    if (cf->verbose) {
-        tidal_helper_log_level = TIDAL_LOG_DEBUG;
-    }
-
-    tidal_helper_error_log = cf->error_log;
+    tidal_helper_log_init(cf->verbose ? TIDAL_LOG_DEBUG : TIDAL_LOG_INFO,
+                          cf->error_log);
 
     /* the rules across options */
 
@@ -686,16 +677,7 @@ tidal_helper_set_role(tidal_helper_conf_t *cf,
 
     role = tidal_helper_field(tidal_role_e, cf, opt);
 
-    if (strcmp(value, "performer") == 0) {
-        *role = TIDAL_ROLE_PERFORMER;
-
-    } else if (strcmp(value, "admin") == 0) {
-        *role = TIDAL_ROLE_ADMIN;
-
-    } else if (strcmp(value, "listener") == 0) {
-        *role = TIDAL_ROLE_LISTENER;
-
-    } else {
+    if (tidal_mcp_role_by_name(value, strlen(value), role) != 0) {
         return tidal_helper_wrong(opt);
     }
 
@@ -919,97 +901,4 @@ static void
 tidal_helper_signal(int sig)
 {
     tidal_helper_quit = sig;
-}
-
-
-/* -- shared ------------------------------------------------------------ */
-
-
-/*
- * A message often quotes a pattern or GHCi's words about one, which the
- * performer wrote: escaped, it stays one line of the log (nginx's
- * error_log in socket mode) and cannot forge one of nginx's.
- */
-
-void
-tidal_helper_log(int level, const char *fmt, ...)
-{
-    int                  n;
-    char                 msg[2048], line[4 * sizeof(msg)];
-    va_list              args;
-    static const char   *names[] = { "error", "warn", "info", "debug" };
-
-    if (level > tidal_helper_log_level) {
-        return;
-    }
-
-    va_start(args, fmt);
-    n = vsnprintf(msg, sizeof(msg), fmt, args);
-    va_end(args);
-
-    if (n < 0) {
-        return;
-    }
-
-    (void) tidal_utf8_escape(line, sizeof(line), msg,
-                             strnlen(msg, sizeof(msg) - 1));
-
-    tidal_helper_log_follow();
-
-    fprintf(stderr, "tidal-helper[%d]: %s: %s\n", (int) getpid(),
-            names[level], line);
-}
-
-
-int64_t
-tidal_helper_msec(void)
-{
-    struct timespec  ts;
-
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-
-    return (int64_t) ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
-
-int64_t
-tidal_helper_epoch_msec(void)
-{
-    struct timespec  ts;
-
-    clock_gettime(CLOCK_REALTIME, &ts);
-
-    return (int64_t) ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
-
-/*
- * "nginx -s reopen" gives nginx's own processes a new error log; the
- * helper is none of them, so before each line it follows the path, as
- * "tail -F" does.  The new file is already the worker user's: nginx's
- * master chowns it when it reopens.
- */
-
-static void
-tidal_helper_log_follow(void)
-{
-    int          fd;
-    struct stat  path, now;
-
-    if (tidal_helper_error_log == NULL
-        || stat(tidal_helper_error_log, &path) == -1
-        || fstat(STDERR_FILENO, &now) == -1
-        || (path.st_dev == now.st_dev && path.st_ino == now.st_ino))
-    {
-        return;
-    }
-
-    fd = open(tidal_helper_error_log, O_WRONLY|O_APPEND|O_CLOEXEC);
-    if (fd == -1) {
-        return;
-    }
-
-    (void) fflush(stderr);
-    (void) dup2(fd, STDERR_FILENO);
-    (void) close(fd);
 }

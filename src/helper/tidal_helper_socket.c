@@ -11,7 +11,7 @@
  * worker that asked; events, as facts the zone numbers, and the state
  * after each change go to every worker, each message with a "tidal/hid"
  * so that exactly one of them publishes it into the zone (the link's
- * names: src/tidal_protocol.h).  The helper exits, with its GHCi, when
+ * names: src/core/tidal_protocol.h).  The helper exits, with its GHCi, when
  * the nginx master is gone.
  */
 
@@ -29,7 +29,9 @@
 #include <sys/syscall.h>
 #include <sys/un.h>
 
-#include "tidal_helper.h"
+#include "tidal_helper_log.h"
+#include "tidal_helper_tools.h"
+#include "tidal_helper_socket.h"
 #include "tidal_ghci.h"
 #include "tidal_super.h"
 #include "tidal_room.h"

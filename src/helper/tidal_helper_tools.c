@@ -5,7 +5,7 @@
 
 /*
  * tidal-helper's MCP server: the music tools on top of the GHCi driver,
- * the room it keeps (src/tidal_room.c), the events it tells (facts for
+ * the room it keeps (src/core/tidal_room.c), the events it tells (facts for
  * nginx's zone to number, or numbered by its own room in stdio mode) and
  * the state it re-applies after GHCi restarts.
  */
@@ -17,7 +17,8 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "tidal_helper.h"
+#include "tidal_helper_log.h"
+#include "tidal_helper_tools.h"
 #include "tidal_ghci.h"
 #include "tidal_super.h"
 #include "tidal_mcp.h"

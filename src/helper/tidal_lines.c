@@ -14,7 +14,7 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "tidal_helper.h"
+#include "tidal_helper_log.h"
 #include "tidal_lines.h"
 
 

@@ -24,7 +24,7 @@
 
 #include <openssl/crypto.h>
 
-#include "tidal_helper.h"
+#include "tidal_helper_log.h"
 #include "tidal_osc.h"
 #include "tidal_relay.h"
 

@@ -15,7 +15,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "tidal_helper.h"
+#include "tidal_helper_log.h"
 #include "tidal_pattern.h"
 #include "tidal_super.h"
 

@@ -1705,6 +1705,39 @@ UNIT_TEST(reply_helpers)
 }
 
 
+/* tidal_role, the helper's --role: the names role_name gives, exactly */
+
+UNIT_TEST(role_by_name)
+{
+    size_t         i;
+    const char    *name;
+    tidal_role_e   role, roles[] = {
+        TIDAL_ROLE_LISTENER, TIDAL_ROLE_PERFORMER, TIDAL_ROLE_ADMIN
+    };
+
+    static const char  *wrong[] = {
+        "", "Admin", "listeners", "perform", "admin ", "unknown"
+    };
+
+    for (i = 0; i < sizeof(roles) / sizeof(roles[0]); i++) {
+        name = tidal_mcp_role_name(roles[i]);
+        role = (tidal_role_e) -1;
+        CHECK(tidal_mcp_role_by_name(name, strlen(name), &role) == 0);
+        CHECK(role == roles[i]);
+    }
+
+    /* the length counts: a prefix of a longer text is no name */
+
+    CHECK(tidal_mcp_role_by_name("adminx", 5, &role) == 0);
+    CHECK(role == TIDAL_ROLE_ADMIN);
+
+    for (i = 0; i < sizeof(wrong) / sizeof(wrong[0]); i++) {
+        CHECK(tidal_mcp_role_by_name(wrong[i], strlen(wrong[i]), &role)
+              == -1);
+    }
+}
+
+
 UNIT_TEST(allocation_failures)
 {
     int                  rc, fresh, want_action;
@@ -1901,6 +1934,7 @@ main(void)
     UNIT_RUN(resources_subscribe);
     UNIT_RUN(channel_uri_helpers);
     UNIT_RUN(reply_helpers);
+    UNIT_RUN(role_by_name);
     UNIT_RUN(allocation_failures);
     UNIT_RUN(validator_rejects);
 

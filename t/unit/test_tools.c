@@ -4,7 +4,7 @@
  */
 
 /*
- * Unit tests of the tool table (src/tidal_tools.c): its rows agree with
+ * Unit tests of the tool table (src/core/tidal_tools.c): its rows agree with
  * their schemas, and each argument check accepts and refuses what nginx
  * and tidal-helper --stdio both accept and refuse, word for word.
  */

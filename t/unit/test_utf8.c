@@ -4,7 +4,7 @@
  */
 
 /*
- * Unit tests for the incremental UTF-8 validator (src/tidal_utf8.c).
+ * Unit tests for the incremental UTF-8 validator (src/core/tidal_utf8.c).
  */
 
 

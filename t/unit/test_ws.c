@@ -4,7 +4,7 @@
  */
 
 /*
- * Unit tests for the WebSocket codec (src/tidal_ws.c): client frames in,
+ * Unit tests for the WebSocket codec (src/core/tidal_ws.c): client frames in,
  * events out, byte by byte and in one piece; server frames and handshake.
  */
 

@@ -17,9 +17,8 @@
 #define NGX_HTTP_TIDAL_WRITE_FRAMES  64
 
 
-static void ngx_http_tidal_ws_upgrade_handler(ngx_event_t *ev);
-static ngx_int_t ngx_http_tidal_ws_detach(ngx_http_tidal_ws_t *ws,
-    ngx_http_request_t *r);
+static ngx_int_t ngx_http_tidal_ws_attach(ngx_http_tidal_ws_t *ws,
+    ngx_chain_t *unsent, ngx_buf_t *pipelined);
 static void ngx_http_tidal_ws_read_handler(ngx_event_t *rev);
 static void ngx_http_tidal_ws_write_handler(ngx_event_t *wev);
 static void ngx_http_tidal_ws_heartbeat_handler(ngx_event_t *ev);
@@ -37,9 +36,6 @@ static void ngx_http_tidal_ws_close(ngx_http_tidal_ws_t *ws, ngx_uint_t code,
 static ngx_int_t ngx_http_tidal_ws_flush(ngx_http_tidal_ws_t *ws);
 static void ngx_http_tidal_ws_finish(ngx_http_tidal_ws_t *ws,
     ngx_uint_t linger);
-static void ngx_http_tidal_ws_set_lingering_close(ngx_connection_t *c);
-static void ngx_http_tidal_ws_lingering_close_handler(ngx_event_t *rev);
-static void ngx_http_tidal_ws_close_connection(ngx_http_tidal_ws_t *ws);
 static ngx_http_tidal_out_t *ngx_http_tidal_ws_out_alloc(ngx_log_t *log);
 static void ngx_http_tidal_ws_drop_queue(ngx_http_tidal_ws_t *ws,
     ngx_uint_t all);
@@ -162,96 +158,39 @@ ngx_http_tidal_websocket_start(ngx_http_request_t *r,
         return NGX_ERROR;
     }
 
-    /*
-     * The request is freed by the first event after this handler has
-     * returned and nginx has let go of it; the posted write event makes
-     * sure there is one.
-     */
-
-    r->main->count++;
-
-    c->read->handler = ngx_http_tidal_ws_upgrade_handler;
-    c->write->handler = ngx_http_tidal_ws_upgrade_handler;
-
-    ngx_post_event(c->write, &ngx_posted_events);
-
-    /* lets graceful shutdown reach every client to send 1001 */
-    c->idle = 1;
-
     ngx_log_debug0(NGX_LOG_DEBUG_HTTP, c->log, 0, "tidal: websocket open");
 
-    return NGX_DONE;
-}
+    /* the request goes: ngx_http_tidal_internals.c */
 
+    ws->attach = ngx_http_tidal_ws_attach;
 
-static void
-ngx_http_tidal_ws_upgrade_handler(ngx_event_t *ev)
-{
-    ngx_connection_t     *c;
-    ngx_http_request_t   *r;
-    ngx_http_tidal_ws_t  *ws;
-
-    c = ev->data;
-    r = c->data;
-    ws = ngx_http_get_module_ctx(r, ngx_tidal_module);
-
-    if (ngx_http_tidal_ws_detach(ws, r) != NGX_OK) {
-        ngx_http_finalize_request(r, NGX_ERROR);
-        return;
-    }
-
-    if (c->read->ready) {
-        ngx_post_event(c->read, &ngx_posted_events);
-    }
-
-    ngx_http_tidal_ws_after_write(ws);
+    return ngx_http_tidal_upgrade(r, ws);
 }
 
 
 /*
- * Frees the request and what HTTP kept for it, as nginx does for an idle
- * keep-alive connection, so an idle client holds only its connection, a
- * small pool and the ws struct: the request's pool, the header buffers
- * and the request struct are most of a client's memory otherwise.  The
- * access log gets its line now, with status 101.
- *
- * A module that holds something for as long as the request lives (a
- * limit_conn slot, for one) registered a cleanup for it: such a request
- * is kept, with its buffers, until the connection ends, and logged then.
+ * The connection is the client's once its request has gone
+ * (ngx_http_tidal_upgrade()): what the socket did not take of the 101
+ * goes out first, and frames the client sent right behind its request
+ * are read before anything else.
  */
 
 static ngx_int_t
-ngx_http_tidal_ws_detach(ngx_http_tidal_ws_t *ws, ngx_http_request_t *r)
+ngx_http_tidal_ws_attach(ngx_http_tidal_ws_t *ws, ngx_chain_t *unsent,
+    ngx_buf_t *pipelined)
 {
     u_char                  *p;
     size_t                   len;
-    ngx_buf_t               *b;
-    ngx_chain_t             *cl, *ln;
+    ngx_chain_t             *cl;
     ngx_connection_t        *c;
-    ngx_pool_cleanup_t      *cln;
-    ngx_http_log_ctx_t      *ctx;
     ngx_http_tidal_out_t    *o;
-    ngx_http_connection_t   *hc;
     ngx_http_tidal_frame_t  *f;
 
     c = ws->connection;
-    hc = r->http_connection;
-
-    if (r != r->main || r->count != 1 || r->blocked) {
-        ngx_log_error(NGX_LOG_ALERT, c->log, 0,
-                      "tidal: the upgraded request is still in use");
-        return NGX_ERROR;
-    }
-
-    if (ws->core_conf->tcp_nodelay && ngx_tcp_nodelay(c) != NGX_OK) {
-        return NGX_ERROR;
-    }
-
-    /* what the socket did not take of the 101 goes out first */
 
     len = 0;
 
-    for (cl = r->out; cl; cl = cl->next) {
+    for (cl = unsent; cl; cl = cl->next) {
         len += ngx_buf_size(cl->buf);
     }
 
@@ -269,7 +208,7 @@ ngx_http_tidal_ws_detach(ngx_http_tidal_ws_t *ws, ngx_http_request_t *r)
 
         p = f->data;
 
-        for (cl = r->out; cl; cl = cl->next) {
+        for (cl = unsent; cl; cl = cl->next) {
             p = ngx_cpymem(p, cl->buf->pos, ngx_buf_size(cl->buf));
         }
 
@@ -284,24 +223,11 @@ ngx_http_tidal_ws_detach(ngx_http_tidal_ws_t *ws, ngx_http_request_t *r)
         ws->out_last = &o->next;
         ws->out_count = 1;
         ws->out_bytes = len;
-
-        r->out = NULL;
-
-#if (NGX_HTTP_SSL)
-        /* what TLS's buffer holds is written by ngx_http_tidal_ws_flush() */
-        c->buffered &= NGX_SSL_BUFFERED;
-#else
-        c->buffered = 0;
-#endif
     }
 
-    /* frames a client sent right behind its request headers */
-
-    b = r->header_in;
-
-    if (b->pos < b->last) {
-        ngx_http_tidal_ws_process(ws, b->pos, b->last);
-        b->pos = b->last;
+    if (pipelined->pos < pipelined->last) {
+        ngx_http_tidal_ws_process(ws, pipelined->pos, pipelined->last);
+        pipelined->pos = pipelined->last;
     }
 
     c->read->handler = ngx_http_tidal_ws_read_handler;
@@ -310,62 +236,6 @@ ngx_http_tidal_ws_detach(ngx_http_tidal_ws_t *ws, ngx_http_request_t *r)
     if (ws->conf->heartbeat_interval && !ws->close_sent) {
         ngx_add_timer(&ws->heartbeat, ws->conf->heartbeat_interval);
     }
-
-    c->data = ws;
-
-    if (r->cleanup) {
-        ws->kept = r;
-        return NGX_OK;
-    }
-
-    for (cln = r->pool->cleanup; cln; cln = cln->next) {
-        if (cln->handler) {
-            ws->kept = r;
-            return NGX_OK;
-        }
-    }
-
-    ngx_http_free_request(r, 0);
-
-    ctx = c->log->data;
-    ctx->current_request = NULL;
-
-    c->log->action = NULL;
-    c->destroyed = 0;
-
-    b = c->buffer;
-
-    if (b && ngx_pfree(c->pool, b->start) == NGX_OK) {
-        b->start = NULL;
-        b->pos = NULL;
-        b->last = NULL;
-        b->end = NULL;
-    }
-
-    for (cl = hc->free; cl; /* void */) {
-        ln = cl;
-        cl = cl->next;
-        ngx_pfree(c->pool, ln->buf->start);
-        ngx_free_chain(c->pool, ln);
-    }
-
-    hc->free = NULL;
-
-    for (cl = hc->busy; cl; /* void */) {
-        ln = cl;
-        cl = cl->next;
-        ngx_pfree(c->pool, ln->buf->start);
-        ngx_free_chain(c->pool, ln);
-    }
-
-    hc->busy = NULL;
-    hc->nbusy = 0;
-
-#if (NGX_HTTP_SSL)
-    if (c->ssl && !(c->buffered & NGX_SSL_BUFFERED)) {
-        ngx_ssl_free_buffer(c);
-    }
-#endif
 
     return NGX_OK;
 }
@@ -381,9 +251,8 @@ ngx_http_tidal_ws_read_handler(ngx_event_t *rev)
     c = rev->data;
     ws = c->data;
 
-    if (c->close) {
+    if (ngx_http_tidal_shutdown_asked(c)) {
         /* graceful shutdown or reload: ask the client to reconnect */
-        c->close = 0;
         ngx_http_tidal_ws_close(ws, TIDAL_WS_CLOSE_GOING_AWAY,
                                 "server shutting down");
         ngx_http_tidal_ws_after_write(ws);
@@ -1037,29 +906,9 @@ ngx_http_tidal_ws_flush(ngx_http_tidal_ws_t *ws)
         }
     }
 
-#if (NGX_HTTP_SSL)
-
     /* the queue is out, but maybe still in TLS's buffer: not yet sent */
 
-    if (c->buffered & NGX_SSL_BUFFERED) {
-
-        if (!c->write->ready) {
-            return NGX_AGAIN;
-        }
-
-        if (c->send_chain(c, NULL, 0) == NGX_CHAIN_ERROR) {
-            c->error = 1;
-            return NGX_ERROR;
-        }
-
-        if (c->buffered & NGX_SSL_BUFFERED) {
-            return NGX_AGAIN;
-        }
-    }
-
-#endif
-
-    return NGX_OK;
+    return ngx_http_tidal_flush_tls(c);
 }
 
 
@@ -1107,10 +956,8 @@ ngx_http_tidal_ws_after_write(ngx_http_tidal_ws_t *ws)
 
 
 /*
- * Ends the connection.  After a close frame it lingers, as nginx does
- * after a response, to drain what the client still sends: closing with
- * unread data would reset the connection and could destroy our close
- * frame before the client reads it.
+ * Ends the client: its timers and its place in the fan-out go, then the
+ * connection, lingering after a close frame (ngx_http_tidal_close()).
  */
 
 static void
@@ -1134,168 +981,7 @@ ngx_http_tidal_ws_finish(ngx_http_tidal_ws_t *ws, ngx_uint_t linger)
         ngx_del_timer(c->write);
     }
 
-    c->idle = 0;
-
-    /*
-     * lingering also while exiting: closing with unread input would reset
-     * the connection and destroy the 1001 close frame in flight
-     */
-
-    if (linger && !ngx_terminate) {
-        ws->lingering_time = ngx_time()
-                             + (time_t) (ws->core_conf->lingering_time / 1000);
-
-        ngx_http_tidal_ws_set_lingering_close(c);
-        return;
-    }
-
-    ngx_http_tidal_ws_close_connection(ws);
-}
-
-
-static void
-ngx_http_tidal_ws_set_lingering_close(ngx_connection_t *c)
-{
-    ngx_event_t          *rev, *wev;
-    ngx_http_tidal_ws_t  *ws;
-
-    ws = c->data;
-
-#if (NGX_HTTP_SSL)
-    if (c->ssl) {
-        ngx_int_t  rc;
-
-        c->ssl->shutdown_without_free = 1;
-
-        rc = ngx_ssl_shutdown(c);
-
-        if (rc == NGX_ERROR) {
-            ngx_http_tidal_ws_close_connection(ws);
-            return;
-        }
-
-        if (rc == NGX_AGAIN) {
-            c->ssl->handler = ngx_http_tidal_ws_set_lingering_close;
-            return;
-        }
-    }
-#endif
-
-    rev = c->read;
-    rev->handler = ngx_http_tidal_ws_lingering_close_handler;
-
-    if (ngx_handle_read_event(rev, 0) != NGX_OK) {
-        ngx_http_tidal_ws_close_connection(ws);
-        return;
-    }
-
-    wev = c->write;
-    wev->handler = ngx_http_empty_handler;
-
-    if (wev->active && (ngx_event_flags & NGX_USE_LEVEL_EVENT)) {
-        if (ngx_del_event(wev, NGX_WRITE_EVENT, 0) != NGX_OK) {
-            ngx_http_tidal_ws_close_connection(ws);
-            return;
-        }
-    }
-
-    if (ngx_shutdown_socket(c->fd, NGX_WRITE_SHUTDOWN) == -1) {
-        ngx_connection_error(c, ngx_socket_errno,
-                             ngx_shutdown_socket_n " failed");
-        ngx_http_tidal_ws_close_connection(ws);
-        return;
-    }
-
-    c->close = 0;
-    ngx_reusable_connection(c, 1);
-
-    ngx_add_timer(rev, ws->core_conf->lingering_timeout);
-
-    if (rev->ready) {
-        ngx_http_tidal_ws_lingering_close_handler(rev);
-    }
-}
-
-
-static void
-ngx_http_tidal_ws_lingering_close_handler(ngx_event_t *rev)
-{
-    ssize_t               n;
-    ngx_msec_t            timer;
-    ngx_connection_t     *c;
-    ngx_http_tidal_ws_t  *ws;
-
-    c = rev->data;
-    ws = c->data;
-
-    if (rev->timedout || c->close) {
-        ngx_http_tidal_ws_close_connection(ws);
-        return;
-    }
-
-    timer = (ngx_msec_t) ws->lingering_time - (ngx_msec_t) ngx_time();
-    if ((ngx_msec_int_t) timer <= 0) {
-        ngx_http_tidal_ws_close_connection(ws);
-        return;
-    }
-
-    do {
-        n = c->recv(c, ngx_http_tidal_ws_buffer,
-                    sizeof(ngx_http_tidal_ws_buffer));
-
-        if (n == NGX_AGAIN) {
-            break;
-        }
-
-        if (n == NGX_ERROR || n == 0) {
-            ngx_http_tidal_ws_close_connection(ws);
-            return;
-        }
-
-    } while (rev->ready);
-
-    if (ngx_handle_read_event(rev, 0) != NGX_OK) {
-        ngx_http_tidal_ws_close_connection(ws);
-        return;
-    }
-
-    timer *= 1000;
-
-    if (timer > ws->core_conf->lingering_timeout) {
-        timer = ws->core_conf->lingering_timeout;
-    }
-
-    ngx_add_timer(rev, timer);
-}
-
-
-/* the client's memory goes with the connection's pool */
-
-static void
-ngx_http_tidal_ws_close_connection(ngx_http_tidal_ws_t *ws)
-{
-    ngx_connection_t  *c;
-    struct linger      linger;
-
-    c = ws->connection;
-
-    if (c->timedout && ws->core_conf->reset_timedout_connection) {
-        linger.l_onoff = 1;
-        linger.l_linger = 0;
-
-        if (setsockopt(c->fd, SOL_SOCKET, SO_LINGER,
-                       (const void *) &linger, sizeof(struct linger)) == -1)
-        {
-            ngx_log_error(NGX_LOG_ALERT, c->log, ngx_socket_errno,
-                          "setsockopt(SO_LINGER) failed");
-        }
-    }
-
-    if (ws->kept) {
-        ngx_http_free_request(ws->kept, 0);
-    }
-
-    ngx_http_close_connection(c);
+    ngx_http_tidal_close(ws, linger);
 }
 
 

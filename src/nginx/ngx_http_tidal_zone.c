@@ -6,7 +6,8 @@
 /*
  * ngx_tidal: the shared zone - the event ring every worker reads, where
  * every event of the room gets its number, and the connection count
- * shared by all workers.
+ * shared by all workers.  It stores bytes and hands them out; who is
+ * told of a new event is the fan-out's concern.
  */
 
 
@@ -354,9 +355,6 @@ ngx_http_tidal_zone_append(ngx_http_tidal_main_conf_t *tmcf,
         *seqp = seq;
     }
 
-    ngx_http_tidal_fanout_schedule(tmcf);
-    ngx_http_tidal_fanout_wake(tmcf);
-
     return NGX_OK;
 }
 
@@ -401,17 +399,21 @@ ngx_http_tidal_ring_reserve(ngx_http_tidal_shctx_t *sh, size_t len)
 
 
 /*
- * Copies up to max events starting at from into frames ready to queue;
- * *next is the number after the last one copied.  NGX_DECLINED: from has
- * already left the ring, or was never published.
+ * Copies the events from number from on into buf, as many as max and
+ * its size bytes take, and says in events where each one lies; *next is
+ * the number after the last one copied.  Only the copy is made under the
+ * lock.  NGX_OK: up to the newest event; NGX_DONE: more are left;
+ * NGX_AGAIN: nothing copied, the first event alone takes events[0].len
+ * bytes; NGX_DECLINED: from has already left the ring, or was never
+ * published.
  */
 
 ngx_int_t
 ngx_http_tidal_zone_fetch(ngx_http_tidal_main_conf_t *tmcf, uint64_t from,
-    ngx_http_tidal_frame_t **frames, ngx_uint_t max, ngx_uint_t *n,
-    uint64_t *next)
+    u_char *buf, size_t size, ngx_http_tidal_event_t *events,
+    ngx_uint_t max, ngx_uint_t *n, uint64_t *next)
 {
-    u_char                  *payload;
+    size_t                   used;
     uint64_t                 seq;
     ngx_int_t                rc;
     ngx_http_tidal_index_t  *ix;
@@ -419,6 +421,7 @@ ngx_http_tidal_zone_fetch(ngx_http_tidal_main_conf_t *tmcf, uint64_t from,
 
     sh = tmcf->sh;
     rc = NGX_OK;
+    used = 0;
     *n = 0;
 
     ngx_shmtx_lock(&tmcf->shpool->mutex);
@@ -429,18 +432,27 @@ ngx_http_tidal_zone_fetch(ngx_http_tidal_main_conf_t *tmcf, uint64_t from,
         goto done;
     }
 
-    for (seq = from; seq < sh->next_seq && *n < max; seq++) {
+    for (seq = from; seq < sh->next_seq; seq++) {
         ix = &sh->index[seq & (sh->nindex - 1)];
 
-        frames[*n] = ngx_http_tidal_frame_alloc(TIDAL_WS_OP_TEXT, ix->len,
-                                                &payload, ngx_cycle->log);
-        if (frames[*n] == NULL) {
-            rc = NGX_ERROR;
+        if (*n == max || size - used < ix->len) {
+            if (*n == 0) {
+                events[0].len = ix->len;
+                rc = NGX_AGAIN;
+
+            } else {
+                rc = NGX_DONE;
+            }
+
             break;
         }
 
-        ngx_memcpy(payload, sh->data + ix->offset, ix->len);
-        frames[*n]->channel = ix->channel;
+        events[*n].data = buf + used;
+        events[*n].len = ix->len;
+        events[*n].channel = ix->channel;
+
+        ngx_memcpy(buf + used, sh->data + ix->offset, ix->len);
+        used += ix->len;
         (*n)++;
     }
 

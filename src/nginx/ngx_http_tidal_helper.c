@@ -967,8 +967,12 @@ ngx_http_tidal_helper_event(ngx_http_tidal_helper_t *hp, const char *method,
 
     (void) json_object_del(params, TIDAL_META_HID);
 
-    (void) ngx_http_tidal_zone_publish_helper(hp->tmcf,
-               method + TIDAL_PROTOCOL_EVENT_LEN, params, hid, hp->log);
+    if (ngx_http_tidal_zone_publish_helper(hp->tmcf,
+            method + TIDAL_PROTOCOL_EVENT_LEN, params, hid, hp->log)
+        == NGX_OK)
+    {
+        ngx_http_tidal_fanout_published(hp->tmcf);
+    }
 }
 
 

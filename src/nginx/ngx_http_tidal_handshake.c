@@ -148,7 +148,9 @@ ngx_http_tidal_handler(ngx_http_request_t *r)
             return NGX_HTTP_INTERNAL_SERVER_ERROR;
         }
 
-        if (ngx_http_tidal_role_parse(&value, &role) != NGX_OK) {
+        if (tidal_mcp_role_by_name((char *) value.data, value.len, &role)
+            != 0)
+        {
 
             /* the value may come from a request header */
 

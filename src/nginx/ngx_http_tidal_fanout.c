@@ -7,7 +7,8 @@
  * ngx_tidal: per-worker fan-out - each worker keeps its clients in a
  * list, reads new events from the zone's ring once, frames each event
  * once and queues the same buffer for every client.  Workers wake each
- * other with one eventfd (or pipe) per worker, created by the master.
+ * other with one eventfd (or pipe) per worker, created by the master,
+ * when one of them has published an event.
  */
 
 
@@ -19,6 +20,9 @@
 
 
 #define NGX_HTTP_TIDAL_FETCH  64
+
+/* what the zone copies events into: kept between reads up to this size */
+#define NGX_HTTP_TIDAL_READ_BUFFER  65536
 
 /*
  * A worker's wake-up is an eventfd, or where there is none a pipe: the
@@ -47,16 +51,24 @@ typedef struct {
     ngx_event_t                  poll;
     ngx_event_t                  written;       /* posted after the writes */
     ngx_event_t                  pause;         /* tidal_fanout_delay */
+    u_char                      *buf;           /* events read, unframed */
+    size_t                       size;
 } ngx_http_tidal_worker_t;
 
 
 static ngx_int_t ngx_http_tidal_fanout_open_wake(ngx_fd_t *fds,
     ngx_log_t *log);
 static void ngx_http_tidal_fanout_close_fds(void *data);
+static void ngx_http_tidal_fanout_wake(ngx_http_tidal_main_conf_t *tmcf);
 static void ngx_http_tidal_fanout_wake_handler(ngx_event_t *ev);
 static void ngx_http_tidal_fanout_poll_handler(ngx_event_t *ev);
+static void ngx_http_tidal_fanout_schedule(ngx_http_tidal_main_conf_t *tmcf);
 static void ngx_http_tidal_fanout_written_handler(ngx_event_t *ev);
 static void ngx_http_tidal_fanout_pause_handler(ngx_event_t *ev);
+static void ngx_http_tidal_fanout_deliver(ngx_http_tidal_main_conf_t *tmcf);
+static ngx_int_t ngx_http_tidal_fanout_fetch(ngx_http_tidal_main_conf_t *tmcf,
+    uint64_t from, ngx_http_tidal_frame_t **frames, ngx_uint_t *n,
+    uint64_t *next);
 static ngx_int_t ngx_http_tidal_fanout_restore(ngx_http_tidal_ws_t *ws);
 static void ngx_http_tidal_fanout_replay(ngx_http_tidal_ws_t *ws,
     uint64_t from);
@@ -211,19 +223,10 @@ ngx_http_tidal_fanout_init_process(ngx_cycle_t *cycle,
         return NGX_OK;
     }
 
-    c = ngx_get_connection(ngx_http_tidal_wake_read_fd(tmcf, ngx_worker),
-                           cycle->log);
+    c = ngx_http_tidal_wake_connection(
+            ngx_http_tidal_wake_read_fd(tmcf, ngx_worker),
+            ngx_http_tidal_fanout_wake_handler, w, cycle->log);
     if (c == NULL) {
-        return NGX_ERROR;
-    }
-
-    c->read->handler = ngx_http_tidal_fanout_wake_handler;
-    c->read->log = cycle->log;
-    c->read->channel = 1;
-    c->write->channel = 1;
-    c->data = w;
-
-    if (ngx_add_event(c->read, NGX_READ_EVENT, 0) != NGX_OK) {
         return NGX_ERROR;
     }
 
@@ -233,7 +236,20 @@ ngx_http_tidal_fanout_init_process(ngx_cycle_t *cycle,
 }
 
 
+/*
+ * An event this worker published into the zone: its own clients get it
+ * now (or after the pause), the other workers are woken to read it.
+ */
+
 void
+ngx_http_tidal_fanout_published(ngx_http_tidal_main_conf_t *tmcf)
+{
+    ngx_http_tidal_fanout_schedule(tmcf);
+    ngx_http_tidal_fanout_wake(tmcf);
+}
+
+
+static void
 ngx_http_tidal_fanout_wake(ngx_http_tidal_main_conf_t *tmcf)
 {
     uint64_t    one;
@@ -304,7 +320,7 @@ ngx_http_tidal_fanout_poll_handler(ngx_event_t *ev)
  * most of what a delivery costs during a burst.
  */
 
-void
+static void
 ngx_http_tidal_fanout_schedule(ngx_http_tidal_main_conf_t *tmcf)
 {
     ngx_http_tidal_worker_t  *w;
@@ -356,7 +372,7 @@ ngx_http_tidal_fanout_pause_handler(ngx_event_t *ev)
  * clients get a snapshot of the whole state instead.
  */
 
-void
+static void
 ngx_http_tidal_fanout_deliver(ngx_http_tidal_main_conf_t *tmcf)
 {
     uint64_t                  next, first;
@@ -377,8 +393,8 @@ ngx_http_tidal_fanout_deliver(ngx_http_tidal_main_conf_t *tmcf)
 
     for ( ;; ) {
 
-        rc = ngx_http_tidal_zone_fetch(tmcf, w->next_seq, frames,
-                                       NGX_HTTP_TIDAL_FETCH, &n, &next);
+        rc = ngx_http_tidal_fanout_fetch(tmcf, w->next_seq, frames, &n,
+                                         &next);
 
         if (rc == NGX_DECLINED) {
             ngx_log_error(NGX_LOG_WARN, ngx_cycle->log, 0,
@@ -430,7 +446,7 @@ ngx_http_tidal_fanout_deliver(ngx_http_tidal_main_conf_t *tmcf)
 
         w->next_seq = next;
 
-        if (rc == NGX_ERROR || n < NGX_HTTP_TIDAL_FETCH) {
+        if (rc != NGX_DONE) {
             break;
         }
     }
@@ -545,8 +561,8 @@ ngx_http_tidal_fanout_replay(ngx_http_tidal_ws_t *ws, uint64_t from)
 
     for ( ;; ) {
 
-        rc = ngx_http_tidal_zone_fetch(ws->main_conf, from, frames,
-                                       NGX_HTTP_TIDAL_FETCH, &n, &next);
+        rc = ngx_http_tidal_fanout_fetch(ws->main_conf, from, frames, &n,
+                                         &next);
 
         if (rc == NGX_DECLINED) {
             (void) ngx_http_tidal_fanout_restore(ws);
@@ -561,10 +577,92 @@ ngx_http_tidal_fanout_replay(ngx_http_tidal_ws_t *ws, uint64_t from)
         ws->next_seq = next;
         from = next;
 
-        if (rc == NGX_ERROR || n < NGX_HTTP_TIDAL_FETCH) {
+        if (rc != NGX_DONE) {
             return;
         }
     }
+}
+
+
+/*
+ * Up to NGX_HTTP_TIDAL_FETCH events from number from on, each framed
+ * once for all of this worker's clients: the zone copies their bytes out
+ * under its lock, the frames are made after it.  NGX_OK: up to the
+ * newest event; NGX_DONE: more are left; NGX_DECLINED: from has left the
+ * ring; NGX_ERROR: the frames made so far, and *next after them.
+ */
+
+static ngx_int_t
+ngx_http_tidal_fanout_fetch(ngx_http_tidal_main_conf_t *tmcf, uint64_t from,
+    ngx_http_tidal_frame_t **frames, ngx_uint_t *n, uint64_t *next)
+{
+    u_char                   *payload;
+    size_t                    size;
+    ngx_int_t                 rc;
+    ngx_uint_t                i, got;
+    ngx_http_tidal_event_t    events[NGX_HTTP_TIDAL_FETCH];
+    ngx_http_tidal_worker_t  *w;
+
+    w = &ngx_http_tidal_worker;
+    *n = 0;
+
+    for ( ;; ) {
+        rc = ngx_http_tidal_zone_fetch(tmcf, from, w->buf, w->size, events,
+                                       NGX_HTTP_TIDAL_FETCH, &got, next);
+
+        if (rc != NGX_AGAIN) {
+            break;
+        }
+
+        /* the buffer is made at the first event, and grown for a large one */
+
+        size = ngx_max(events[0].len, NGX_HTTP_TIDAL_READ_BUFFER);
+
+        ngx_free(w->buf);
+
+        w->buf = ngx_alloc(size, ngx_cycle->log);
+        if (w->buf == NULL) {
+            w->size = 0;
+            *next = from;
+            return NGX_ERROR;
+        }
+
+        w->size = size;
+    }
+
+    if (rc == NGX_DECLINED) {
+        return rc;
+    }
+
+    ngx_log_debug3(NGX_LOG_DEBUG_HTTP, ngx_cycle->log, 0,
+                   "tidal: fan-out read %ui events from #%uL%s", got, from,
+                   rc == NGX_DONE ? ", more left" : "");
+
+    for (i = 0; i < got; i++) {
+        frames[i] = ngx_http_tidal_frame_alloc(TIDAL_WS_OP_TEXT,
+                                               events[i].len, &payload,
+                                               ngx_cycle->log);
+        if (frames[i] == NULL) {
+            *next = from + i;
+            rc = NGX_ERROR;
+            break;
+        }
+
+        ngx_memcpy(payload, events[i].data, events[i].len);
+        frames[i]->channel = events[i].channel;
+    }
+
+    *n = i;
+
+    /* a large event does not keep its memory */
+
+    if (w->size > NGX_HTTP_TIDAL_READ_BUFFER) {
+        ngx_free(w->buf);
+        w->buf = NULL;
+        w->size = 0;
+    }
+
+    return rc;
 }
 
 

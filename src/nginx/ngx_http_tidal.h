@@ -148,6 +148,14 @@ typedef struct {
 } ngx_http_tidal_loc_conf_t;
 
 
+/* an event as the zone hands it out: its bytes, in the reader's buffer */
+typedef struct {
+    u_char                     *data;
+    size_t                      len;
+    ngx_uint_t                  channel;        /* 1..16 it changed, or 0 */
+} ngx_http_tidal_event_t;
+
+
 /* an encoded frame, shared by every client it is queued for */
 typedef struct {
     ngx_uint_t                  refs;
@@ -171,13 +179,20 @@ struct ngx_http_tidal_out_s {
  * a module holds it: "kept"); the client lives in its connection's pool.
  */
 
-typedef struct {
+typedef struct ngx_http_tidal_ws_s  ngx_http_tidal_ws_t;
+
+struct ngx_http_tidal_ws_s {
     ngx_connection_t           *connection;
     ngx_http_tidal_loc_conf_t  *conf;
     ngx_http_tidal_main_conf_t *main_conf;
     ngx_http_core_loc_conf_t   *core_conf;      /* send and linger times */
-    ngx_http_request_t         *kept;           /* see ws_detach, or NULL */
+    ngx_http_request_t         *kept;           /* see internals.c */
     time_t                      lingering_time;
+
+    /* takes the connection over once the request is gone: internals.c */
+    ngx_int_t                 (*attach)(ngx_http_tidal_ws_t *ws,
+                                        ngx_chain_t *unsent,
+                                        ngx_buf_t *pipelined);
 
     tidal_ws_parser_t           parser;
     tidal_mcp_session_t         mcp;
@@ -204,16 +219,13 @@ typedef struct {
     unsigned                    close_sent:1;
     unsigned                    joined:1;       /* gets broadcasts */
     unsigned                    has_session:1;
-} ngx_http_tidal_ws_t;
+};
 
 
 extern ngx_module_t  ngx_tidal_module;
 extern const tidal_mcp_server_t  ngx_http_tidal_mcp_server;
 extern const tidal_mcp_server_t  ngx_http_tidal_mcp_server_raw;
 
-
-/* ngx_tidal_module.c */
-ngx_int_t ngx_http_tidal_role_parse(ngx_str_t *value, tidal_role_e *role);
 
 /* ngx_http_tidal_reply.c */
 ngx_int_t ngx_http_tidal_reply(ngx_http_request_t *r, ngx_uint_t status,
@@ -236,6 +248,15 @@ ngx_http_tidal_frame_t *ngx_http_tidal_frame_alloc(ngx_uint_t opcode,
     size_t len, u_char **payload, ngx_log_t *log);
 void ngx_http_tidal_frame_release(ngx_http_tidal_frame_t *frame);
 
+/* ngx_http_tidal_internals.c: nginx's request and connection, beyond its API */
+ngx_int_t ngx_http_tidal_upgrade(ngx_http_request_t *r,
+    ngx_http_tidal_ws_t *ws);
+ngx_uint_t ngx_http_tidal_shutdown_asked(ngx_connection_t *c);
+ngx_int_t ngx_http_tidal_flush_tls(ngx_connection_t *c);
+void ngx_http_tidal_close(ngx_http_tidal_ws_t *ws, ngx_uint_t linger);
+ngx_connection_t *ngx_http_tidal_wake_connection(ngx_fd_t fd,
+    ngx_event_handler_pt handler, void *data, ngx_log_t *log);
+
 /* ngx_http_tidal_zone.c */
 char *ngx_http_tidal_zone(ngx_conf_t *cf, ngx_command_t *cmd, void *conf);
 char *ngx_http_tidal_zone_add(ngx_conf_t *cf,
@@ -247,8 +268,8 @@ ngx_int_t ngx_http_tidal_zone_claim_slot(ngx_http_tidal_main_conf_t *tmcf,
 ngx_int_t ngx_http_tidal_zone_acquire(ngx_http_tidal_main_conf_t *tmcf,
     ngx_http_tidal_slot_t **slot, ngx_log_t *log);
 ngx_int_t ngx_http_tidal_zone_fetch(ngx_http_tidal_main_conf_t *tmcf,
-    uint64_t from, ngx_http_tidal_frame_t **frames, ngx_uint_t max,
-    ngx_uint_t *n, uint64_t *next);
+    uint64_t from, u_char *buf, size_t size, ngx_http_tidal_event_t *events,
+    ngx_uint_t max, ngx_uint_t *n, uint64_t *next);
 void ngx_http_tidal_zone_release(ngx_http_tidal_main_conf_t *tmcf,
     ngx_http_tidal_slot_t *slot);
 uint64_t ngx_http_tidal_zone_last_seq(ngx_http_tidal_main_conf_t *tmcf);
@@ -291,9 +312,7 @@ void ngx_http_tidal_fanout_join(ngx_http_tidal_ws_t *ws, uint64_t from);
 uint64_t ngx_http_tidal_fanout_position(void);
 void ngx_http_tidal_fanout_leave(ngx_http_tidal_ws_t *ws);
 void ngx_http_tidal_fanout_catch_up(ngx_http_tidal_ws_t *ws);
-void ngx_http_tidal_fanout_schedule(ngx_http_tidal_main_conf_t *tmcf);
-void ngx_http_tidal_fanout_deliver(ngx_http_tidal_main_conf_t *tmcf);
-void ngx_http_tidal_fanout_wake(ngx_http_tidal_main_conf_t *tmcf);
+void ngx_http_tidal_fanout_published(ngx_http_tidal_main_conf_t *tmcf);
 ngx_uint_t ngx_http_tidal_fanout_clients(void);
 
 /* ngx_http_tidal_tools.c */

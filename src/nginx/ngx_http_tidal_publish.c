@@ -107,6 +107,8 @@ ngx_http_tidal_publish_body(ngx_http_request_t *r)
         return;
     }
 
+    ngx_http_tidal_fanout_published(tmcf);
+
     p = ngx_sprintf(msg, "{\"seq\":%uL}\n", seq);
 
     rc = ngx_http_tidal_reply(r, NGX_HTTP_OK, "application/json",

@@ -7,7 +7,7 @@
  * ngx_tidal: the room in the zone - its channel state, seeded from
  * tidal_state_file when a zone is created and replaced by the helper's
  * after every change, and its history, which the zone's events fill;
- * written back to the file, and read as a room (src/tidal_room.c) for
+ * written back to the file, and read as a room (src/core/tidal_room.c) for
  * tidal_get_state, tidal_get_history, channel resources and
  * session_restore snapshots.
  */

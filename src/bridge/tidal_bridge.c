@@ -32,7 +32,7 @@
 
 #include <jansson.h>
 
-#include "tidal_helper.h"
+#include "tidal_helper_log.h"
 #include "tidal_bridge.h"
 #include "tidal_lines.h"
 #include "tidal_protocol.h"

@@ -1284,6 +1284,24 @@ tidal_mcp_role_name(tidal_role_e role)
 }
 
 
+int
+tidal_mcp_role_by_name(const char *name, size_t len, tidal_role_e *role)
+{
+    size_t  i;
+
+    for (i = 0; i < tidal_mcp_nelts(tidal_mcp_roles); i++) {
+        if (strlen(tidal_mcp_roles[i]) == len
+            && memcmp(tidal_mcp_roles[i], name, len) == 0)
+        {
+            *role = (tidal_role_e) i;
+            return 0;
+        }
+    }
+
+    return -1;
+}
+
+
 const char *
 tidal_mcp_log_level_name(int level)
 {

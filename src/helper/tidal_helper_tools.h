@@ -4,43 +4,25 @@
  */
 
 /*
- * tidal-helper: what its parts share - the helper's MCP server (tools,
- * channel state, events), logging to stderr and the clock.
+ * tidal-helper's MCP server (tidal_helper_tools.c): the tools, the
+ * channel state and the events, for the stdio transport and for the
+ * socket nginx's workers use (tidal_helper_socket.c).
  */
 
-#ifndef _TIDAL_HELPER_H_INCLUDED_
-#define _TIDAL_HELPER_H_INCLUDED_
+#ifndef _TIDAL_HELPER_TOOLS_H_INCLUDED_
+#define _TIDAL_HELPER_TOOLS_H_INCLUDED_
 
 
-#include <signal.h>
 #include <stddef.h>
 #include <stdint.h>
-#include <sys/types.h>
 #include <jansson.h>
 
 #include "tidal_mcp.h"
 #include "tidal_room.h"
 
 
-#define TIDAL_HELPER_VERSION  "0.1.0"
-
-#define TIDAL_LOG_ERR     0
-#define TIDAL_LOG_WARN    1
-#define TIDAL_LOG_INFO    2
-#define TIDAL_LOG_DEBUG   3
-
-
 typedef struct tidal_helper_s  tidal_helper_t;
 typedef struct tidal_super_s   tidal_helper_super_t;
-
-
-/* --socket: the helper nginx runs */
-typedef struct {
-    const char            *path;              /* the unix socket */
-    pid_t                  master;            /* exit when it is gone */
-    uint64_t               generation;        /* of the nginx that ran it */
-    const char            *config;            /* its settings' id */
-} tidal_helper_socket_conf_t;
 
 
 struct tidal_helper_s {
@@ -102,20 +84,5 @@ void tidal_helper_free(tidal_helper_t *h);
 int tidal_helper_adopt(tidal_helper_t *h, const char *text, size_t len,
     char *err, size_t errlen);
 
-/* serves nginx's workers on conf->path until *quit or the master exits */
-int tidal_helper_socket(tidal_helper_t *h, tidal_helper_super_t *g,
-    const tidal_helper_socket_conf_t *conf, volatile sig_atomic_t *quit);
 
-
-/* one line to stderr: "tidal-helper[pid]: level: message" */
-void tidal_helper_log(int level, const char *fmt, ...)
-    __attribute__((format(printf, 2, 3)));
-
-/* milliseconds of CLOCK_MONOTONIC */
-int64_t tidal_helper_msec(void);
-
-/* milliseconds since the epoch, for event timestamps */
-int64_t tidal_helper_epoch_msec(void);
-
-
-#endif /* _TIDAL_HELPER_H_INCLUDED_ */
+#endif /* _TIDAL_HELPER_TOOLS_H_INCLUDED_ */

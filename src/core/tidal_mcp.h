@@ -174,6 +174,9 @@ char *tidal_mcp_resource_updated(int channel, size_t *len);
 /* "listener", "performer", "admin"; "unknown" otherwise */
 const char *tidal_mcp_role_name(tidal_role_e role);
 
+/* the role of one of those names (len bytes): 0, or -1 for another */
+int tidal_mcp_role_by_name(const char *name, size_t len, tidal_role_e *role);
+
 /* "debug" .. "emergency" for TIDAL_MCP_LOG_*, NULL otherwise */
 const char *tidal_mcp_log_level_name(int level);
 

@@ -4,10 +4,11 @@
  */
 
 /*
- * ngx_tidal: the MCP tools (their table is src/tidal_tools.c): a worker
- * answers the rows it may run itself: state and history from the zone's
- * room, as tidal-helper --stdio does from its own (src/tidal_room.c),
- * and chat; the others go to the GHCi helper (ngx_http_tidal_helper.c).
+ * ngx_tidal: the MCP tools (their table is src/core/tidal_tools.c): a
+ * worker answers the rows it may run itself: state and history from the
+ * zone's room, as tidal-helper --stdio does from its own
+ * (src/core/tidal_room.c), and chat; the others go to the GHCi helper
+ * (ngx_http_tidal_helper.c).
  */
 
 
@@ -127,6 +128,8 @@ ngx_http_tidal_tool_say(ngx_http_tidal_ws_t *ws, const tidal_tool_args_t *a)
         return tidal_tools_result(1, "The chat line could not be "
                                   "broadcast", NULL);
     }
+
+    ngx_http_tidal_fanout_published(ws->main_conf);
 
     return tidal_tools_result(0, "Sent.",
                               json_pack("{s:I}", "seq", (json_int_t) seq));
