@@ -148,13 +148,16 @@ TidalMVar.modifyMVar_ (sPMapMV tidal) (return . TidalMap.insert
                         Right Nothing -> "(the error's text took too long to show)"
                         Left other -> const "(the error's text could not be shown)"
                                           (other :: TidalExc.SomeException))
+        -- a `cps` of any type would set the tempo (processCps reads it
+        -- with getF, which takes integers too)
         keep :: String -> Value -> Bool
+        keep "cps" _ = False
         keep k v = case v of
             VState _ -> False
             VPattern _ -> False
             VList _ -> False
             VI _ -> True
-            _ -> k /= "cps" && take 1 k /= "^"
+            _ -> take 1 k /= "^"
         clean :: Int -> ValueMap -> ValueMap
         clean ch = TidalMap.insert "tidalch" (VI ch) . TidalMap.filterWithKey keep
         -- the events of one query, fully computed within us microseconds
@@ -209,10 +212,10 @@ TidalMVar.modifyMVar_ (sPMapMV tidal) (return . TidalMap.insert
 -- A spare GHCi waits unsynchronized; tidalContinue makes it take over the
 -- room's timeline where the last one left it: the cycle CYCLE was due at
 -- the OSC time TIME (NTP seconds, as Tidal's clock counts, latency
--- included) at CPS cycles a second.  Tidal's clock jumps to a new tempo without playing
--- the cycles in between only on the first frame after it was
--- unsynchronized, so a GHCi that was not waiting so is made to, for two
--- frames, first.
+-- included) at CPS cycles a second.  Tidal's clock jumps to a new tempo
+-- without playing the cycles in between only on the first frame after it
+-- was unsynchronized, so a GHCi that was not waiting so is made to, for
+-- two frames, first.
 :{
 let tidalStandby :: IO ()
     tidalStandby = TidalMVar.modifyMVar_ (sTempoMV tidal)

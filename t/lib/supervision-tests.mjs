@@ -250,6 +250,7 @@ export function supervisionTests({ start, only = null, skip = false }) {
             const before = (await h.ok('tidal_get_state')).structuredContent;
             await h.ok('tidal_eval', { channel: 'd2', pattern: 'sound "hh*4" # pF "cps" 0.001' });
             await h.ok('tidal_eval', { channel: 'd3', pattern: 'sound "cp*4" # cps 10000' });
+            await h.ok('tidal_eval', { channel: 'd4', pattern: 'sound "arpy*2" # pI "cps" 1000' });
             const since = Date.now();
             await h.dirt.waitFor((e) => e.s === 'cp', { since, what: 'd3 playing' });
             await sleep(2000);
@@ -257,7 +258,7 @@ export function supervisionTests({ start, only = null, skip = false }) {
             for (const e of window) {
                 assert.equal(e.cps, CPS, `${e.s} was sent at ${e.cps} cps`);
             }
-            // d1 bd*8 + d2 hh*4 + d3 cp*4 at 2 cps: 32 a second
+            // d1 bd*8 + d2 hh*4 + d3 cp*4 + d4 arpy*2 at 2 cps: 36 a second
             assert.ok(window.length < 60, `${window.length} events in a second`);
             const after = (await h.ok('tidal_get_state')).structuredContent;
             assert.equal(after.tempo.cps, CPS);
