@@ -175,18 +175,22 @@ TidalMVar.modifyMVar_ (sPMapMV tidal) (return . TidalMap.insert
         failed :: Integer -> Int -> Rational -> String -> String
         failed token ch c msg = "fail " ++ show token ++ " " ++ show ch ++ " "
             ++ show (ceiling c - 1 :: Integer) ++ " " ++ escape msg
+        -- (a frame is 50 ms: a thousand events in one is a flood, not music)
         guarded :: Integer -> Int -> TidalRef.IORef Bool -> ControlPattern -> ControlPattern
         guarded token ch dead pat = Pattern (\st -> TidalUnsafe.unsafePerformIO (do
+            let stop' msg = do
+                    first <- TidalRef.atomicModifyIORef' dead (\d -> (True, not d))
+                    if first then report (failed token ch (stop (arc st)) msg)
+                             else return ()
+                    return []
             stopped <- TidalRef.readIORef dead
             if stopped then return [] else do
                 r <- compute 200000 ch pat st
                 case r of
-                    Right es -> return es
-                    Left msg -> do
-                        first <- TidalRef.atomicModifyIORef' dead (\d -> (True, not d))
-                        if first then report (failed token ch (stop (arc st)) msg)
-                                 else return ()
-                        return []))
+                    Right es | length es <= 1000 -> return es
+                             | otherwise -> stop' ("it plays " ++ show (length es)
+                                                   ++ " events in one frame, more than 1000")
+                    Left msg -> stop' msg))
         play :: Integer -> Int -> ControlPattern -> IO ()
         play token ch pat = do
             dead <- TidalRef.newIORef False

@@ -263,7 +263,14 @@ export function supervisionTests({ start, only = null, skip = false }) {
             const after = (await h.ok('tidal_get_state')).structuredContent;
             assert.equal(after.tempo.cps, CPS);
             assert.equal(after.scheduler.stall_after_ms, before.scheduler.stall_after_ms);
-            await d1PlaysOn(h, 'the forged tempos');
+
+            // a flood in one frame is silenced by the guard
+            const from = h.notes.length;
+            await h.ok('tidal_eval', { channel: 'd5', pattern: 'sound "sn*20000"' });
+            const err = await h.waitNote((n) => n.method === 'notifications/tidal/error'
+                && n.params.channel === 'd5', { from, what: 'd5 silenced' });
+            assert.match(err.params.message, /events in one frame, more than 1000/);
+            await d1PlaysOn(h, 'the forged tempos and the flood');
         } finally {
             await h.stop();
         }
