@@ -101,6 +101,8 @@ static void tidal_super_job_free(tidal_super_job_t *job);
 static int tidal_super_send(tidal_super_t *s, int slot, const char *text,
     size_t len, uint64_t token, int timeout, int64_t expires, int urgent,
     tidal_ghci_done_pt done, tidal_super_job_t *job);
+static int tidal_super_statement(tidal_super_t *s, tidal_super_job_t *job,
+    int slot, const char *stmt, size_t len, int urgent);
 static void tidal_super_do(tidal_super_t *s, int slot, const char *stmt,
     int urgent);
 static int tidal_super_check(tidal_super_t *s, tidal_super_job_t *job,
@@ -132,8 +134,8 @@ static void tidal_super_keep_timeline(tidal_super_t *s);
 static void tidal_super_restart(tidal_super_t *s, int slot, int backoff);
 static void tidal_super_name(tidal_super_t *s);
 static int tidal_super_slot(tidal_super_t *s, tidal_ghci_t *g);
-static char *tidal_super_failure(int channel, const char *report,
-    size_t len, const char *what, const char *then);
+static char *tidal_super_failure(int channel, long long cycle,
+    const char *msg, const char *end, const char *what, const char *then);
 static int tidal_super_parse(const char *line, size_t len,
     uint64_t *token, int *channel, long long *cycle, const char **msg);
 
@@ -212,7 +214,6 @@ tidal_super_submit(tidal_super_t *s, tidal_super_op_e op, int channel,
     void *data)
 {
     int                 rc;
-    char               *stmt;
     tidal_super_job_t  *job;
 
     job = tidal_super_job(s, op, channel, done, data);
@@ -244,20 +245,7 @@ tidal_super_submit(tidal_super_t *s, tidal_super_op_e op, int channel,
         break;
 
     case TIDAL_SUPER_DO:
-        job->token = ++s->token;
-
-        if (asprintf(&stmt, "%.*s >> tidalDone %llu", (int) len, text,
-                     (unsigned long long) job->token)
-            == -1)
-        {
-            tidal_super_job_free(job);
-            return -1;
-        }
-
-        rc = tidal_super_send(s, s->player, stmt, strlen(stmt), job->token,
-                              0, job->deadline, urgent, tidal_super_answer,
-                              job);
-        free(stmt);
+        rc = tidal_super_statement(s, job, s->player, text, len, urgent);
         break;
 
     default:
@@ -517,35 +505,48 @@ tidal_super_send(tidal_super_t *s, int slot, const char *text, size_t len,
 
 /* a statement of the supervisor's own for one GHCi; nobody waits for it */
 
-static void
-tidal_super_do(tidal_super_t *s, int slot, const char *stmt, int urgent)
-{
-    char               *text;
-    tidal_super_job_t  *job;
+/*
+ * A statement whose verdict is "ok TOKEN" on the report pipe; -1 without
+ * memory (the caller still owns job).
+ */
 
-    job = tidal_super_job(s, TIDAL_SUPER_DO, 0, NULL, NULL);
-    if (job == NULL) {
-        return;
-    }
+static int
+tidal_super_statement(tidal_super_t *s, tidal_super_job_t *job, int slot,
+    const char *stmt, size_t len, int urgent)
+{
+    int    rc;
+    char  *text;
 
     job->token = ++s->token;
 
-    if (asprintf(&text, "%s >> tidalDone %llu", stmt,
+    if (asprintf(&text, "%.*s >> tidalDone %llu", (int) len, stmt,
                  (unsigned long long) job->token)
         == -1)
     {
-        tidal_super_job_free(job);
-        return;
+        return -1;
     }
 
-    if (tidal_super_send(s, slot, text, strlen(text), job->token, 0,
-                         job->deadline, urgent, tidal_super_answer, job)
-        != 0)
+    rc = tidal_super_send(s, slot, text, strlen(text), job->token, 0,
+                          job->deadline, urgent, tidal_super_answer, job);
+    free(text);
+
+    return rc;
+}
+
+
+static void
+tidal_super_do(tidal_super_t *s, int slot, const char *stmt, int urgent)
+{
+    tidal_super_job_t  *job;
+
+    job = tidal_super_job(s, TIDAL_SUPER_DO, 0, NULL, NULL);
+
+    if (job != NULL
+        && tidal_super_statement(s, job, slot, stmt, strlen(stmt), urgent)
+           != 0)
     {
         tidal_super_job_free(job);
     }
-
-    free(text);
 }
 
 
@@ -623,8 +624,12 @@ static void
 tidal_super_checked(tidal_ghci_t *g, tidal_ghci_job_t *gjob,
     tidal_ghci_status_e status, const char *output, size_t len)
 {
+    int                 ch;
     char               *msg;
     int64_t             now;
+    uint64_t            token;
+    long long           cycle;
+    const char         *text;
     tidal_super_t      *s;
     tidal_super_job_t  *job;
 
@@ -649,11 +654,11 @@ tidal_super_checked(tidal_ghci_t *g, tidal_ghci_job_t *gjob,
 
     msg = NULL;
 
-    if (status == TIDAL_GHCI_FAILED && len > 5
-        && memcmp(output, "fail ", 5) == 0)
+    if (status == TIDAL_GHCI_FAILED
+        && tidal_super_parse(output, len, &token, &ch, &cycle, &text) == 0)
     {
-        msg = tidal_super_failure(job->channel, output, len, "fails",
-                                  "and was not played");
+        msg = tidal_super_failure(job->channel, cycle, text, output + len,
+                                  "fails", "and was not played");
 
     } else if (status == TIDAL_GHCI_GONE) {
         if (asprintf(&msg, "d%d: the pattern was not played: it could not "
@@ -874,8 +879,8 @@ tidal_super_report(tidal_ghci_t *g, const char *line, size_t len)
         return;
     }
 
-    msg = tidal_super_failure(ch, line, len, "failed while playing",
-                              "and was silenced");
+    msg = tidal_super_failure(ch, cycle, text, line + len,
+                              "failed while playing", "and was silenced");
     if (msg == NULL) {
         return;
     }
@@ -1148,8 +1153,11 @@ static void
 tidal_super_suspected(tidal_ghci_t *g, tidal_ghci_job_t *gjob,
     tidal_ghci_status_e status, const char *output, size_t len)
 {
-    int                 ch;
+    int                 ch, n;
     char               *msg, reason[700];
+    uint64_t            token;
+    long long           cycle;
+    const char         *text;
     tidal_super_t      *s;
     tidal_super_job_t  *job;
 
@@ -1165,11 +1173,12 @@ tidal_super_suspected(tidal_ghci_t *g, tidal_ghci_job_t *gjob,
 
     /* it fails or hangs where the player hung, alone: the culprit */
 
-    if (status == TIDAL_GHCI_FAILED && len > 5
-        && memcmp(output, "fail ", 5) == 0)
+    if (status == TIDAL_GHCI_FAILED
+        && tidal_super_parse(output, len, &token, &n, &cycle, &text) == 0)
     {
-        msg = tidal_super_failure(ch, output, len, "stopped Tidal's "
-                                  "scheduler", "and was silenced");
+        msg = tidal_super_failure(ch, cycle, text, output + len,
+                                  "stopped Tidal's scheduler",
+                                  "and was silenced");
 
     } else if (asprintf(&msg, "d%d stopped Tidal's scheduler at cycle %.0f "
                         "and was silenced: its pattern computes for ever "
@@ -1426,28 +1435,18 @@ tidal_super_slot(tidal_super_t *s, tidal_ghci_t *g)
 
 
 /*
- * "dN WHAT at cycle C THEN: MESSAGE", malloc'ed, from a report line; the
- * message unescaped (the boot file wrote \\ and \xNN for control
+ * "dN WHAT at cycle C THEN: MESSAGE", malloc'ed, from a report's message
+ * (msg .. end) unescaped (the boot file wrote \\ and \xNN for control
  * characters) and cut at TIDAL_SUPER_MESSAGE_MAX bytes.
  */
 
 static char *
-tidal_super_failure(int channel, const char *report, size_t len,
-    const char *what, const char *then)
+tidal_super_failure(int channel, long long cycle, const char *msg,
+    const char *end, const char *what, const char *then)
 {
-    int          ch, hi, lo;
+    int          hi, lo;
     char        *out, *o;
-    uint64_t     token;
-    long long    cycle;
-    const char  *p, *end;
-
-    if (tidal_super_parse(report, len, &token, &ch, &cycle, &p) != 0) {
-        ch = channel;
-        cycle = 0;
-        p = report + len;
-    }
-
-    end = report + len;
+    const char  *p;
 
     out = malloc(TIDAL_SUPER_MESSAGE_MAX + 200);
     if (out == NULL) {
@@ -1456,6 +1455,7 @@ tidal_super_failure(int channel, const char *report, size_t len,
 
     o = out + snprintf(out, 200, "d%d %s at cycle %lld %s: ", channel, what,
                        cycle, then);
+    p = msg;
 
     while (p < end && o < out + TIDAL_SUPER_MESSAGE_MAX + 190) {
         if (*p != '\\' || end - p < 2) {
