@@ -240,6 +240,7 @@ void
 tidal_ghci_submit(tidal_ghci_t *g, tidal_ghci_job_t *job, int urgent)
 {
     job->next = NULL;
+    job->urgent = urgent ? 1 : 0;
 
     if (urgent) {
         if (g->urgent_tail == NULL) {
@@ -1074,14 +1075,20 @@ tidal_ghci_next(tidal_ghci_t *g)
 }
 
 
-/* jobs that waited past their expiry are answered without running */
+/*
+ * Jobs that waited past their expiry are answered without running: taken
+ * out first, so that the queue is whole when their callbacks run (and
+ * may queue more).
+ */
 
 static void
 tidal_ghci_expire(tidal_ghci_t *g, int64_t now)
 {
     char               why[512];
-    tidal_ghci_job_t  *job, **prev;
+    tidal_ghci_job_t  *job, **prev, *expired, **last;
 
+    expired = NULL;
+    last = &expired;
     prev = &g->head;
 
     while (*prev) {
@@ -1093,38 +1100,48 @@ tidal_ghci_expire(tidal_ghci_t *g, int64_t now)
         }
 
         *prev = job->next;
-
-        if (g->urgent_tail == job) {
-            g->urgent_tail = NULL;
-        }
-
-        if (g->state == TIDAL_GHCI_READY) {
-            snprintf(why, sizeof(why), "%s was busy for longer than the "
-                     "eval timeout; nothing was changed", g->name);
-
-        } else if (g->state == TIDAL_GHCI_BOOTING) {
-            snprintf(why, sizeof(why), "%s is still booting; nothing was "
-                     "changed", g->name);
-
-        } else {
-            snprintf(why, sizeof(why), "%s is not running (%.300s); nothing "
-                     "was changed", g->name, g->why);
-        }
-
-        if (job->done) {
-            job->done(g, job, TIDAL_GHCI_GONE, why, strlen(why));
-        }
-
-        tidal_ghci_job_free(job);
+        job->next = NULL;
+        *last = job;
+        last = &job->next;
     }
 
-    /* the tails again: cheaper than keeping them right above */
+    if (expired == NULL) {
+        return;
+    }
 
     g->tail = NULL;
     g->urgent_tail = NULL;
 
     for (job = g->head; job; job = job->next) {
         g->tail = job;
+
+        if (job->urgent) {
+            g->urgent_tail = job;
+        }
+    }
+
+    if (g->state == TIDAL_GHCI_READY) {
+        snprintf(why, sizeof(why), "%s was busy for longer than the eval "
+                 "timeout; nothing was changed", g->name);
+
+    } else if (g->state == TIDAL_GHCI_BOOTING) {
+        snprintf(why, sizeof(why), "%s is still booting; nothing was "
+                 "changed", g->name);
+
+    } else {
+        snprintf(why, sizeof(why), "%s is not running (%.300s); nothing was "
+                 "changed", g->name, g->why);
+    }
+
+    while (expired) {
+        job = expired;
+        expired = job->next;
+
+        if (job->done) {
+            job->done(g, job, TIDAL_GHCI_GONE, why, strlen(why));
+        }
+
+        tidal_ghci_job_free(job);
     }
 }
 

@@ -70,6 +70,7 @@ struct tidal_ghci_job_s {
     int                  timeout;   /* ms to run; 0: the eval timeout */
     int64_t              expires;   /* not started by then: GONE; 0: never */
     unsigned             reported:1;
+    unsigned             urgent:1;  /* queued before the others */
 };
 
 
