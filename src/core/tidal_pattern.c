@@ -1012,29 +1012,3 @@ tidal_pattern_failed(const char *text, size_t len)
 
     return 0;
 }
-
-
-int
-tidal_pattern_channel_of(const char *text, size_t len)
-{
-    int          ch;
-    long         n[4];
-    const char  *p, *end, *after;
-
-    end = text + len;
-
-    for (p = text; p < end; p++) {
-        if (p > text && (tidal_pattern_ident((unsigned char) p[-1])
-                         || p[-1] == '.'))
-        {
-            continue;
-        }
-
-        ch = tidal_pattern_position(p, end, 0, n, &after);
-        if (ch) {
-            return ch;
-        }
-    }
-
-    return 0;
-}

@@ -88,8 +88,5 @@ char *tidal_pattern_map_errors(int channel, const char *text, size_t len,
  */
 int tidal_pattern_failed(const char *text, size_t len);
 
-/* the channel N of the first "dN:L:C" position in text, 0 if none */
-int tidal_pattern_channel_of(const char *text, size_t len);
-
 
 #endif /* _TIDAL_PATTERN_H_INCLUDED_ */

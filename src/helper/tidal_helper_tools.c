@@ -105,8 +105,6 @@ static void tidal_helper_notify(tidal_helper_t *h, char *text, size_t len);
 static void tidal_helper_reply(tidal_helper_t *h, json_t *id,
     json_t *result);
 static const char *tidal_helper_who(tidal_helper_t *h);
-static void tidal_helper_set_prev(tidal_helper_t *h, int channel,
-    const char *pattern);
 
 
 int
@@ -132,13 +130,6 @@ tidal_helper_init(tidal_helper_t *h, tidal_role_e role, int allow_raw)
 void
 tidal_helper_free(tidal_helper_t *h)
 {
-    int  i;
-
-    for (i = 0; i < 17; i++) {
-        free(h->prev[i]);
-        h->prev[i] = NULL;
-    }
-
     tidal_room_free(&h->room);
 }
 
@@ -499,7 +490,6 @@ tidal_helper_applied(tidal_helper_t *h, tidal_helper_call_t *call)
     switch (call->op) {
 
     case TIDAL_TOOL_OP_EVAL:
-        tidal_helper_set_prev(h, ch, pattern);
         tidal_helper_channel_set(h, ch, call->pattern, muted, soloed);
         h->last_channel = ch;
         snprintf(h->who_set[ch], sizeof(h->who_set[ch]), "%s", call->who);
@@ -532,7 +522,6 @@ tidal_helper_applied(tidal_helper_t *h, tidal_helper_call_t *call)
                                   NULL);
 
     case TIDAL_TOOL_OP_SILENCE:
-        tidal_helper_set_prev(h, ch, pattern);
         tidal_helper_channel_set(h, ch, NULL, muted, soloed);
         tidal_helper_channel_event(h, ch, call->who);
         snprintf(text, sizeof(text), "%s is silent.", name);
@@ -547,7 +536,6 @@ tidal_helper_applied(tidal_helper_t *h, tidal_helper_call_t *call)
             }
 
             pattern = json_string_value(json_object_get(cur, "pattern"));
-            tidal_helper_set_prev(h, ch, pattern);
             tidal_helper_channel_set(h, ch, NULL,
                                      json_is_true(json_object_get(cur,
                                                                   "muted")),
@@ -755,10 +743,6 @@ tidal_helper_adopt(tidal_helper_t *h, const char *text, size_t len,
 
     h->adopted = 1;
 
-    for (ch = 0; ch < 17; ch++) {
-        tidal_helper_set_prev(h, ch, NULL);
-    }
-
     for (ch = 1; ch <= TIDAL_STATE_CHANNELS; ch++) {
         tidal_helper_adopt_check(h, ch);
     }
@@ -950,7 +934,6 @@ tidal_helper_ghci_failed(tidal_super_t *s, int channel, const char *why)
     cur = tidal_room_channel(&h->room, channel);
     tidal_helper_channel_set(h, channel, NULL,
                              json_is_true(json_object_get(cur, "muted")), 0);
-    tidal_helper_set_prev(h, channel, NULL);
 
     fields = json_pack("{s:s, s:s, s:s}", "channel", name, "message", why,
                        "who", h->who_set[channel][0] ? h->who_set[channel]
@@ -1060,14 +1043,6 @@ tidal_helper_resource(tidal_mcp_session_t *s, int channel)
     tidal_helper_t *h = s->data;
 
     return tidal_room_channel_state(&h->room, channel);
-}
-
-
-static void
-tidal_helper_set_prev(tidal_helper_t *h, int channel, const char *pattern)
-{
-    free(h->prev[channel]);
-    h->prev[channel] = pattern ? strdup(pattern) : NULL;
 }
 
 

@@ -33,7 +33,6 @@ struct tidal_helper_s {
     int                    eval_timeout;      /* ms, for messages */
 
     tidal_room_t           room;              /* history: --stdio only */
-    char                  *prev[17];          /* dN's previous pattern */
     char                   who_set[17][64];   /* who set dN's pattern */
     int                    last_channel;      /* the last one evaluated */
     uint64_t               last_event;        /* its seq, or tidal/hid */

@@ -403,12 +403,6 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 
     (void) tidal_pattern_failed(copy, size);
 
-    ch = tidal_pattern_channel_of(copy, size);
-
-    if (ch < 0 || ch > 16) {
-        fuzz_fail("channel_of out of range", data, size);
-    }
-
     free(copy);
 
     return 0;

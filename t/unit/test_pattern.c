@@ -357,22 +357,6 @@ UNIT_TEST(failure_is_read_from_ghci_output)
 }
 
 
-UNIT_TEST(channel_of_a_runtime_error)
-{
-    const char  *t;
-
-    t = "Failed to Stream.doTick: late\nCallStack (from HasCallStack):\n"
-        "  error, called at d7:1:21 in interactive:Ghci13";
-    CHECK_EQ(tidal_pattern_channel_of(t, strlen(t)), 7);
-    t = "error, called at d16:(1,2)-(1,5)";
-    CHECK_EQ(tidal_pattern_channel_of(t, strlen(t)), 16);
-    t = "Failed to Stream.doTick: divide by zero";
-    CHECK_EQ(tidal_pattern_channel_of(t, strlen(t)), 0);
-    t = "d17:1:1 d0:1:1 ad1:1:1";
-    CHECK_EQ(tidal_pattern_channel_of(t, strlen(t)), 0);
-}
-
-
 int
 main(void)
 {
@@ -387,7 +371,6 @@ main(void)
     UNIT_RUN(wrap_is_the_exact_ghci_block);
     UNIT_RUN(positions_map_back_to_the_pattern);
     UNIT_RUN(failure_is_read_from_ghci_output);
-    UNIT_RUN(channel_of_a_runtime_error);
 
     return unit_done("pattern");
 }
