@@ -1274,6 +1274,23 @@ tidal_mcp_buf_append(const char *data, size_t n, void *ctx)
 
 
 const char *
+tidal_mcp_version(const char *version, size_t len)
+{
+    size_t  i;
+
+    for (i = 0; i < tidal_mcp_nelts(tidal_mcp_versions); i++) {
+        if (strlen(tidal_mcp_versions[i]) == len
+            && memcmp(tidal_mcp_versions[i], version, len) == 0)
+        {
+            return tidal_mcp_versions[i];
+        }
+    }
+
+    return NULL;
+}
+
+
+const char *
 tidal_mcp_role_name(tidal_role_e role)
 {
     if ((size_t) role < tidal_mcp_nelts(tidal_mcp_roles)) {

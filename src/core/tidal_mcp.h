@@ -67,6 +67,7 @@ typedef struct tidal_mcp_session_s {
     tidal_role_e               role;
     unsigned                   initialized;   /* initialize answered */
     unsigned                   client_ready;  /* notifications/initialized */
+    unsigned                   tidal_events;  /* asked for the tidal events */
     const char                *protocol_version;
     char                       client_name[64];   /* "" until initialize */
     int                        log_level;     /* TIDAL_MCP_LOG_*, least
@@ -170,6 +171,14 @@ int tidal_mcp_channel_from_uri(const char *uri);
  * malloc'ed, or NULL on failure or for another channel.
  */
 char *tidal_mcp_resource_updated(int channel, size_t *len);
+
+/*
+ * The protocol version of those this server speaks that the len bytes at
+ * version name (a static string, as session->protocol_version holds), or
+ * NULL: a transport checks a version a client names, and keeps the one
+ * negotiated as text.
+ */
+const char *tidal_mcp_version(const char *version, size_t len);
 
 /* "listener", "performer", "admin"; "unknown" otherwise */
 const char *tidal_mcp_role_name(tidal_role_e role);

@@ -26,7 +26,7 @@
 #define NGX_TIDAL_VERSION              "0.2.0"
 
 #define NGX_HTTP_TIDAL_ZONE_MAGIC      0x7469646c    /* "tidl" */
-#define NGX_HTTP_TIDAL_ZONE_LAYOUT     4
+#define NGX_HTTP_TIDAL_ZONE_LAYOUT     5
 
 /* the zone of a configuration without tidal_zone (README, tidal_zone) */
 #define NGX_HTTP_TIDAL_ZONE_NAME       "tidal"
@@ -156,10 +156,24 @@ typedef struct {
 } ngx_http_tidal_event_t;
 
 
+/*
+ * How a client's frames are encoded: WebSocket frames, or Server-Sent
+ * Events, in HTTP/1.1 chunks when the response is chunked.
+ */
+#define NGX_HTTP_TIDAL_WS              0
+#define NGX_HTTP_TIDAL_SSE             1
+#define NGX_HTTP_TIDAL_SSE_CHUNKED     2
+#define NGX_HTTP_TIDAL_KINDS           3
+
+/* a POST waiting for its answer: no frames, an HTTP response */
+#define NGX_HTTP_TIDAL_POST            3
+
+
 /* an encoded frame, shared by every client it is queued for */
 typedef struct {
     ngx_uint_t                  refs;
     ngx_uint_t                  channel;        /* an event changing dN */
+    ngx_uint_t                  close;          /* the last one */
     size_t                      len;
     u_char                      data[1];
 } ngx_http_tidal_frame_t;
@@ -175,8 +189,12 @@ struct ngx_http_tidal_out_s {
 
 
 /*
- * A WebSocket client.  Its request is freed once the 101 is out (unless
- * a module holds it: "kept"); the client lives in its connection's pool.
+ * A client: a WebSocket, a Streamable HTTP event stream (GET), or a POST
+ * waiting for a tool's answer.  A WebSocket's or an HTTP/1 stream's
+ * request is freed once its header is out (unless a module holds it:
+ * "kept"), and the client lives in its connection's pool; an HTTP/2
+ * stream's or a POST's request stays (request), and the client is in its
+ * pool.
  */
 
 typedef struct ngx_http_tidal_ws_s  ngx_http_tidal_ws_t;
@@ -187,6 +205,7 @@ struct ngx_http_tidal_ws_s {
     ngx_http_tidal_main_conf_t *main_conf;
     ngx_http_core_loc_conf_t   *core_conf;      /* send and linger times */
     ngx_http_request_t         *kept;           /* see internals.c */
+    ngx_http_request_t         *request;        /* HTTP/2 stream, POST */
     time_t                      lingering_time;
 
     /* takes the connection over once the request is gone: internals.c */
@@ -215,6 +234,16 @@ struct ngx_http_tidal_ws_s {
     uint64_t                    resume_from;    /* replay start, or 0 */
     ngx_uint_t                  calls;          /* at the helper */
 
+    /* an event stream gets events while it is its session's newest */
+    ngx_atomic_t               *newest;         /* in the zone's session */
+    ngx_atomic_uint_t           stream;
+
+    /* an HTTP/2 stream's frames on their way through nginx's filters */
+    ngx_buf_t                   pending;
+    ngx_chain_t                 pending_chain;
+
+    ngx_uint_t                  kind;           /* NGX_HTTP_TIDAL_WS, ... */
+
     unsigned                    awaiting_pong:1;
     unsigned                    close_sent:1;
     unsigned                    joined:1;       /* gets broadcasts */
@@ -231,8 +260,37 @@ extern const tidal_mcp_server_t  ngx_http_tidal_mcp_server_raw;
 ngx_int_t ngx_http_tidal_reply(ngx_http_request_t *r, ngx_uint_t status,
     const char *type, const u_char *data, size_t len);
 
+/* ngx_http_tidal_reply.c: request headers and small answers */
+ngx_table_elt_t *ngx_http_tidal_find_header(ngx_http_request_t *r,
+    const char *name, size_t len);
+ngx_uint_t ngx_http_tidal_has_token(ngx_str_t *list, const char *token,
+    size_t len);
+ngx_int_t ngx_http_tidal_add_header(ngx_http_request_t *r, ngx_str_t *key,
+    ngx_str_t *value);
+
 /* ngx_http_tidal_handshake.c */
 ngx_int_t ngx_http_tidal_handler(ngx_http_request_t *r);
+ngx_int_t ngx_http_tidal_request_role(ngx_http_request_t *r,
+    ngx_http_tidal_loc_conf_t *tlcf, tidal_role_e *role);
+
+/* ngx_http_tidal_http.c: MCP Streamable HTTP */
+ngx_int_t ngx_http_tidal_http_handler(ngx_http_request_t *r,
+    ngx_http_tidal_loc_conf_t *tlcf);
+void ngx_http_tidal_http_answer(ngx_http_tidal_ws_t *cl, const u_char *data,
+    size_t len);
+
+/* ngx_http_tidal_sse.c: a Streamable HTTP event stream */
+ngx_int_t ngx_http_tidal_sse_start(ngx_http_request_t *r,
+    ngx_http_tidal_loc_conf_t *tlcf, tidal_role_e role, u_char *session,
+    uint64_t from);
+ngx_int_t ngx_http_tidal_sse_headers(ngx_http_request_t *r);
+void ngx_http_tidal_sse_read_handler(ngx_event_t *rev);
+void ngx_http_tidal_sse_heartbeat(ngx_http_tidal_ws_t *cl);
+ngx_int_t ngx_http_tidal_sse_flush(ngx_http_tidal_ws_t *cl);
+void ngx_http_tidal_sse_end(ngx_http_tidal_ws_t *cl);
+ngx_http_tidal_frame_t *ngx_http_tidal_sse_frame(ngx_uint_t kind,
+    ngx_uint_t opcode, uint64_t seq, const u_char *data, size_t len,
+    ngx_log_t *log);
 
 /* ngx_http_tidal_websocket.c */
 ngx_int_t ngx_http_tidal_websocket_start(ngx_http_request_t *r,
@@ -241,11 +299,26 @@ ngx_int_t ngx_http_tidal_ws_queue(ngx_http_tidal_ws_t *ws,
     ngx_http_tidal_frame_t *frame);
 ngx_int_t ngx_http_tidal_ws_send_text(ngx_http_tidal_ws_t *ws,
     const u_char *data, size_t len);
+ngx_int_t ngx_http_tidal_ws_send_event(ngx_http_tidal_ws_t *ws,
+    uint64_t seq, const u_char *data, size_t len);
+ngx_int_t ngx_http_tidal_ws_take_unsent(ngx_http_tidal_ws_t *ws,
+    ngx_chain_t *unsent);
+void ngx_http_tidal_ws_write_handler(ngx_event_t *wev);
+void ngx_http_tidal_ws_close(ngx_http_tidal_ws_t *ws, ngx_uint_t code,
+    const char *reason);
+void ngx_http_tidal_ws_finish(ngx_http_tidal_ws_t *ws, ngx_uint_t linger);
+void ngx_http_tidal_ws_cleanup(void *data);
+void ngx_http_tidal_ws_dequeue(ngx_http_tidal_ws_t *ws);
+void ngx_http_tidal_ws_heartbeat_handler(ngx_event_t *ev);
+void ngx_http_tidal_ws_metrics_handler(ngx_event_t *ev);
 void ngx_http_tidal_ws_after_write(ngx_http_tidal_ws_t *ws);
 void ngx_http_tidal_ws_reply(ngx_http_tidal_ws_t *ws, const u_char *data,
     size_t len);
 ngx_http_tidal_frame_t *ngx_http_tidal_frame_alloc(ngx_uint_t opcode,
     size_t len, u_char **payload, ngx_log_t *log);
+ngx_http_tidal_frame_t *ngx_http_tidal_frame_make(ngx_uint_t kind,
+    ngx_uint_t opcode, uint64_t seq, const u_char *data, size_t len,
+    ngx_log_t *log);
 void ngx_http_tidal_frame_release(ngx_http_tidal_frame_t *frame);
 
 /* ngx_http_tidal_internals.c: nginx's request and connection, beyond its API */
@@ -302,6 +375,16 @@ ngx_int_t ngx_http_tidal_session_resume(ngx_http_tidal_main_conf_t *tmcf,
     u_char *id);
 void ngx_http_tidal_session_release(ngx_http_tidal_main_conf_t *tmcf,
     u_char *id);
+ngx_int_t ngx_http_tidal_session_load(ngx_http_tidal_main_conf_t *tmcf,
+    u_char *id, tidal_mcp_session_t *s);
+void ngx_http_tidal_session_store(ngx_http_tidal_main_conf_t *tmcf,
+    u_char *id, tidal_mcp_session_t *s, uint64_t next_seq);
+ngx_int_t ngx_http_tidal_session_delete(ngx_http_tidal_main_conf_t *tmcf,
+    u_char *id);
+ngx_int_t ngx_http_tidal_session_stream(ngx_http_tidal_main_conf_t *tmcf,
+    u_char *id, ngx_http_tidal_ws_t *cl, uint64_t *next_seq);
+void ngx_http_tidal_session_stream_end(ngx_http_tidal_main_conf_t *tmcf,
+    ngx_http_tidal_ws_t *cl);
 
 /* ngx_http_tidal_fanout.c */
 ngx_int_t ngx_http_tidal_fanout_init_module(ngx_cycle_t *cycle,
@@ -311,6 +394,7 @@ ngx_int_t ngx_http_tidal_fanout_init_process(ngx_cycle_t *cycle,
 void ngx_http_tidal_fanout_join(ngx_http_tidal_ws_t *ws, uint64_t from);
 uint64_t ngx_http_tidal_fanout_position(void);
 void ngx_http_tidal_fanout_leave(ngx_http_tidal_ws_t *ws);
+void ngx_http_tidal_fanout_exiting(void);
 void ngx_http_tidal_fanout_catch_up(ngx_http_tidal_ws_t *ws);
 void ngx_http_tidal_fanout_published(ngx_http_tidal_main_conf_t *tmcf);
 ngx_uint_t ngx_http_tidal_fanout_clients(void);

@@ -42,6 +42,19 @@
     (tmcf)->wake_fds[((i) + 1) * NGX_HTTP_TIDAL_WAKE_FDS - 1]
 
 
+/*
+ * Events read from the ring, framed at most once for each kind of client
+ * that gets them; the bytes are the worker's buffer's until the next read.
+ */
+typedef struct {
+    ngx_uint_t                   n;
+    uint64_t                     first;         /* the seq of events[0] */
+    ngx_http_tidal_event_t       events[NGX_HTTP_TIDAL_FETCH];
+    ngx_http_tidal_frame_t      *frames[NGX_HTTP_TIDAL_KINDS]
+                                       [NGX_HTTP_TIDAL_FETCH];
+} ngx_http_tidal_batch_t;
+
+
 typedef struct {
     ngx_http_tidal_main_conf_t  *tmcf;
     ngx_queue_t                  clients;
@@ -67,8 +80,10 @@ static void ngx_http_tidal_fanout_written_handler(ngx_event_t *ev);
 static void ngx_http_tidal_fanout_pause_handler(ngx_event_t *ev);
 static void ngx_http_tidal_fanout_deliver(ngx_http_tidal_main_conf_t *tmcf);
 static ngx_int_t ngx_http_tidal_fanout_fetch(ngx_http_tidal_main_conf_t *tmcf,
-    uint64_t from, ngx_http_tidal_frame_t **frames, ngx_uint_t *n,
-    uint64_t *next);
+    uint64_t from, ngx_http_tidal_batch_t *b, uint64_t *next);
+static ngx_int_t ngx_http_tidal_fanout_send(ngx_http_tidal_ws_t *ws,
+    ngx_http_tidal_batch_t *b, ngx_uint_t from);
+static void ngx_http_tidal_fanout_free(ngx_http_tidal_batch_t *b);
 static ngx_int_t ngx_http_tidal_fanout_restore(ngx_http_tidal_ws_t *ws);
 static void ngx_http_tidal_fanout_replay(ngx_http_tidal_ws_t *ws,
     uint64_t from);
@@ -303,6 +318,7 @@ ngx_http_tidal_fanout_poll_handler(ngx_event_t *ev)
     ngx_http_tidal_worker_t  *w = ev->data;
 
     if (ngx_exiting) {
+        ngx_http_tidal_fanout_exiting();
         return;
     }
 
@@ -377,10 +393,10 @@ ngx_http_tidal_fanout_deliver(ngx_http_tidal_main_conf_t *tmcf)
 {
     uint64_t                  next, first;
     ngx_int_t                 rc;
-    ngx_uint_t                i, n, skip;
+    ngx_uint_t                skip;
     ngx_queue_t              *q, *nq;
     ngx_http_tidal_ws_t      *ws;
-    ngx_http_tidal_frame_t   *frames[NGX_HTTP_TIDAL_FETCH];
+    ngx_http_tidal_batch_t    batch;
     ngx_http_tidal_worker_t  *w;
 
     w = &ngx_http_tidal_worker;
@@ -393,8 +409,7 @@ ngx_http_tidal_fanout_deliver(ngx_http_tidal_main_conf_t *tmcf)
 
     for ( ;; ) {
 
-        rc = ngx_http_tidal_fanout_fetch(tmcf, w->next_seq, frames, &n,
-                                         &next);
+        rc = ngx_http_tidal_fanout_fetch(tmcf, w->next_seq, &batch, &next);
 
         if (rc == NGX_DECLINED) {
             ngx_log_error(NGX_LOG_WARN, ngx_cycle->log, 0,
@@ -429,10 +444,8 @@ ngx_http_tidal_fanout_deliver(ngx_http_tidal_main_conf_t *tmcf)
             skip = ws->next_seq > w->next_seq ? ws->next_seq - w->next_seq
                                               : 0;
 
-            for (i = skip; i < n; i++) {
-                if (ngx_http_tidal_ws_queue(ws, frames[i]) != NGX_OK) {
-                    break;
-                }
+            if (ngx_http_tidal_fanout_send(ws, &batch, skip) != NGX_OK) {
+                continue;
             }
 
             if (ws->next_seq < next) {
@@ -440,9 +453,7 @@ ngx_http_tidal_fanout_deliver(ngx_http_tidal_main_conf_t *tmcf)
             }
         }
 
-        for (i = 0; i < n; i++) {
-            ngx_http_tidal_frame_release(frames[i]);
-        }
+        ngx_http_tidal_fanout_free(&batch);
 
         w->next_seq = next;
 
@@ -524,6 +535,39 @@ ngx_http_tidal_fanout_leave(ngx_http_tidal_ws_t *ws)
 
 
 /*
+ * Graceful shutdown reaches a connection only when it is idle: an HTTP/2
+ * connection with an event stream is not, so the streams end here, as
+ * HTTP/1 ones do when nginx asks; their clients come back elsewhere.
+ */
+
+void
+ngx_http_tidal_fanout_exiting(void)
+{
+    ngx_queue_t              *q, *nq;
+    ngx_http_tidal_ws_t      *ws;
+    ngx_http_tidal_worker_t  *w;
+
+    w = &ngx_http_tidal_worker;
+
+    if (w->tmcf == NULL) {
+        return;
+    }
+
+    for (q = ngx_queue_head(&w->clients);
+         q != ngx_queue_sentinel(&w->clients);
+         q = nq)
+    {
+        nq = ngx_queue_next(q);
+        ws = ngx_queue_data(q, ngx_http_tidal_ws_t, link);
+
+        if (ws->request) {
+            ngx_http_tidal_ws_close(ws, TIDAL_WS_CLOSE_GOING_AWAY, NULL);
+        }
+    }
+}
+
+
+/*
  * Where a joining client starts: right after the last event published,
  * which this worker may not have delivered yet (it pauses between
  * fan-outs); deliver skips the events before a client's next_seq.
@@ -556,23 +600,19 @@ ngx_http_tidal_fanout_replay(ngx_http_tidal_ws_t *ws, uint64_t from)
 {
     uint64_t                 next;
     ngx_int_t                rc;
-    ngx_uint_t               i, n;
-    ngx_http_tidal_frame_t  *frames[NGX_HTTP_TIDAL_FETCH];
+    ngx_http_tidal_batch_t   batch;
 
     for ( ;; ) {
 
-        rc = ngx_http_tidal_fanout_fetch(ws->main_conf, from, frames, &n,
-                                         &next);
+        rc = ngx_http_tidal_fanout_fetch(ws->main_conf, from, &batch, &next);
 
         if (rc == NGX_DECLINED) {
             (void) ngx_http_tidal_fanout_restore(ws);
             return;
         }
 
-        for (i = 0; i < n; i++) {
-            (void) ngx_http_tidal_ws_queue(ws, frames[i]);
-            ngx_http_tidal_frame_release(frames[i]);
-        }
+        (void) ngx_http_tidal_fanout_send(ws, &batch, 0);
+        ngx_http_tidal_fanout_free(&batch);
 
         ws->next_seq = next;
         from = next;
@@ -585,29 +625,30 @@ ngx_http_tidal_fanout_replay(ngx_http_tidal_ws_t *ws, uint64_t from)
 
 
 /*
- * Up to NGX_HTTP_TIDAL_FETCH events from number from on, each framed
- * once for all of this worker's clients: the zone copies their bytes out
- * under its lock, the frames are made after it.  NGX_OK: up to the
- * newest event; NGX_DONE: more are left; NGX_DECLINED: from has left the
- * ring; NGX_ERROR: the frames made so far, and *next after them.
+ * Up to NGX_HTTP_TIDAL_FETCH events from number from on: the zone copies
+ * their bytes out under its lock; they are framed after it, once per kind
+ * of client (ngx_http_tidal_fanout_send()).  NGX_OK: up to the newest
+ * event; NGX_DONE: more are left; NGX_DECLINED: from has left the ring;
+ * NGX_ERROR: no memory, nothing read.
  */
 
 static ngx_int_t
 ngx_http_tidal_fanout_fetch(ngx_http_tidal_main_conf_t *tmcf, uint64_t from,
-    ngx_http_tidal_frame_t **frames, ngx_uint_t *n, uint64_t *next)
+    ngx_http_tidal_batch_t *b, uint64_t *next)
 {
-    u_char                   *payload;
     size_t                    size;
     ngx_int_t                 rc;
-    ngx_uint_t                i, got;
-    ngx_http_tidal_event_t    events[NGX_HTTP_TIDAL_FETCH];
+    ngx_uint_t                got;
     ngx_http_tidal_worker_t  *w;
 
     w = &ngx_http_tidal_worker;
-    *n = 0;
+
+    b->n = 0;
+    b->first = from;
+    ngx_memzero(b->frames, sizeof(b->frames));
 
     for ( ;; ) {
-        rc = ngx_http_tidal_zone_fetch(tmcf, from, w->buf, w->size, events,
+        rc = ngx_http_tidal_zone_fetch(tmcf, from, w->buf, w->size, b->events,
                                        NGX_HTTP_TIDAL_FETCH, &got, next);
 
         if (rc != NGX_AGAIN) {
@@ -616,7 +657,7 @@ ngx_http_tidal_fanout_fetch(ngx_http_tidal_main_conf_t *tmcf, uint64_t from,
 
         /* the buffer is made at the first event, and grown for a large one */
 
-        size = ngx_max(events[0].len, NGX_HTTP_TIDAL_READ_BUFFER);
+        size = ngx_max(b->events[0].len, NGX_HTTP_TIDAL_READ_BUFFER);
 
         ngx_free(w->buf);
 
@@ -638,31 +679,81 @@ ngx_http_tidal_fanout_fetch(ngx_http_tidal_main_conf_t *tmcf, uint64_t from,
                    "tidal: fan-out read %ui events from #%uL%s", got, from,
                    rc == NGX_DONE ? ", more left" : "");
 
-    for (i = 0; i < got; i++) {
-        frames[i] = ngx_http_tidal_frame_alloc(TIDAL_WS_OP_TEXT,
-                                               events[i].len, &payload,
-                                               ngx_cycle->log);
-        if (frames[i] == NULL) {
-            *next = from + i;
-            rc = NGX_ERROR;
-            break;
-        }
+    b->n = got;
 
-        ngx_memcpy(payload, events[i].data, events[i].len);
-        frames[i]->channel = events[i].channel;
+    return rc;
+}
+
+
+/*
+ * Queues a batch's events from number from on for one client, each framed
+ * once per kind of client.  An event stream that is no longer its
+ * session's newest ends instead: each event goes out on one stream.
+ */
+
+static ngx_int_t
+ngx_http_tidal_fanout_send(ngx_http_tidal_ws_t *ws, ngx_http_tidal_batch_t *b,
+    ngx_uint_t from)
+{
+    ngx_int_t                 rc;
+    ngx_uint_t                i;
+    ngx_http_tidal_frame_t  **f;
+
+    if (ws->newest && *ws->newest != ws->stream) {
+        ngx_log_debug0(NGX_LOG_DEBUG_HTTP, ws->connection->log, 0,
+                       "tidal: a newer stream of the session took over");
+
+        ngx_http_tidal_ws_close(ws, TIDAL_WS_CLOSE_GOING_AWAY, NULL);
+        return NGX_DECLINED;
     }
 
-    *n = i;
+    f = b->frames[ws->kind];
+
+    for (i = from; i < b->n; i++) {
+
+        if (f[i] == NULL) {
+            f[i] = ngx_http_tidal_frame_make(ws->kind, TIDAL_WS_OP_TEXT,
+                                             b->first + i, b->events[i].data,
+                                             b->events[i].len,
+                                             ngx_cycle->log);
+            if (f[i] == NULL) {
+                return NGX_ERROR;
+            }
+
+            f[i]->channel = b->events[i].channel;
+        }
+
+        rc = ngx_http_tidal_ws_queue(ws, f[i]);
+
+        if (rc != NGX_OK) {
+            return rc;
+        }
+    }
+
+    return NGX_OK;
+}
+
+
+static void
+ngx_http_tidal_fanout_free(ngx_http_tidal_batch_t *b)
+{
+    ngx_uint_t  i, k;
+
+    for (k = 0; k < NGX_HTTP_TIDAL_KINDS; k++) {
+        for (i = 0; i < b->n; i++) {
+            if (b->frames[k][i]) {
+                ngx_http_tidal_frame_release(b->frames[k][i]);
+            }
+        }
+    }
 
     /* a large event does not keep its memory */
 
-    if (w->size > NGX_HTTP_TIDAL_READ_BUFFER) {
-        ngx_free(w->buf);
-        w->buf = NULL;
-        w->size = 0;
+    if (ngx_http_tidal_worker.size > NGX_HTTP_TIDAL_READ_BUFFER) {
+        ngx_free(ngx_http_tidal_worker.buf);
+        ngx_http_tidal_worker.buf = NULL;
+        ngx_http_tidal_worker.size = 0;
     }
-
-    return rc;
 }
 
 
@@ -691,7 +782,7 @@ ngx_http_tidal_fanout_restore(ngx_http_tidal_ws_t *ws)
 
     ws->next_seq = seq + 1;
 
-    (void) ngx_http_tidal_ws_send_text(ws, (u_char *) text, len);
+    (void) ngx_http_tidal_ws_send_event(ws, seq, (u_char *) text, len);
 
     free(text);
 

@@ -19,15 +19,9 @@
 
 static ngx_int_t ngx_http_tidal_reject(ngx_http_request_t *r,
     ngx_uint_t status, ngx_str_t *header, ngx_str_t *value, const char *text);
-static ngx_table_elt_t *ngx_http_tidal_find_header(ngx_http_request_t *r,
-    const char *name, size_t len);
-static ngx_uint_t ngx_http_tidal_has_token(ngx_str_t *list,
-    const char *token, size_t len);
 static ngx_int_t ngx_http_tidal_origin_allowed(ngx_http_request_t *r,
     ngx_http_tidal_loc_conf_t *tlcf, ngx_str_t *origin);
 static ngx_uint_t ngx_http_tidal_offers_mcp(ngx_http_request_t *r);
-static ngx_int_t ngx_http_tidal_add_header(ngx_http_request_t *r,
-    ngx_str_t *key, ngx_str_t *value);
 
 
 static ngx_str_t  ngx_http_tidal_upgrade_key = ngx_string("Upgrade");
@@ -61,24 +55,8 @@ ngx_http_tidal_handler(ngx_http_request_t *r)
         || !ngx_http_tidal_has_token(&r->headers_in.upgrade->value,
                                      "websocket", 9))
     {
-        /* Streamable HTTP (POST/GET/DELETE) comes with a later release */
-
-        rc = ngx_http_discard_request_body(r);
-        if (rc != NGX_OK) {
-            return rc;
-        }
-
-        if (r->method == NGX_HTTP_GET || r->method == NGX_HTTP_HEAD) {
-            return ngx_http_tidal_reject(r, NGX_HTTP_TIDAL_UPGRADE_REQUIRED,
-                       &ngx_http_tidal_upgrade_key, &ngx_http_tidal_websocket,
-                       "this MCP endpoint expects a WebSocket upgrade "
-                       "(subprotocol \"mcp\")\n");
-        }
-
-        return ngx_http_tidal_reject(r, NGX_HTTP_NOT_ALLOWED,
-                   &ngx_http_tidal_allow_key, &ngx_http_tidal_allow_value,
-                   "this MCP endpoint accepts only GET with a WebSocket "
-                   "upgrade; Streamable HTTP is not available yet\n");
+        /* MCP Streamable HTTP: ngx_http_tidal_http.c */
+        return ngx_http_tidal_http_handler(r, tlcf);
     }
 
     if (r->method != NGX_HTTP_GET) {
@@ -139,31 +117,15 @@ ngx_http_tidal_handler(ngx_http_request_t *r)
         return NGX_HTTP_SERVICE_UNAVAILABLE;
     }
 
-    /* who is who is nginx's business: auth_request, map, certificates */
+    rc = ngx_http_tidal_request_role(r, tlcf, &role);
 
-    role = TIDAL_ROLE_PERFORMER;
+    if (rc == NGX_ERROR) {
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
 
-    if (tlcf->role) {
-        if (ngx_http_complex_value(r, tlcf->role, &value) != NGX_OK) {
-            return NGX_HTTP_INTERNAL_SERVER_ERROR;
-        }
-
-        if (tidal_mcp_role_by_name((char *) value.data, value.len, &role)
-            != 0)
-        {
-
-            /* the value may come from a request header */
-
-            (void) tidal_utf8_escape(shown, sizeof(shown),
-                                     (char *) value.data, value.len);
-
-            ngx_log_error(NGX_LOG_ERR, r->connection->log, 0,
-                          "tidal: tidal_role gave \"%s\", not listener, "
-                          "performer or admin; upgrade refused", shown);
-
-            return ngx_http_tidal_reject(r, NGX_HTTP_FORBIDDEN, NULL, NULL,
-                       "no role for this client; see tidal_role\n");
-        }
+    if (rc != NGX_OK) {
+        return ngx_http_tidal_reject(r, NGX_HTTP_FORBIDDEN, NULL, NULL,
+                   "no role for this client; see tidal_role\n");
     }
 
     accept = ngx_pnalloc(r->pool, TIDAL_WS_ACCEPT_LEN + 1);
@@ -220,77 +182,6 @@ ngx_http_tidal_reject(ngx_http_request_t *r, ngx_uint_t status,
 
     return ngx_http_tidal_reply(r, status, "text/plain", (u_char *) text,
                                 ngx_strlen(text));
-}
-
-
-static ngx_table_elt_t *
-ngx_http_tidal_find_header(ngx_http_request_t *r, const char *name,
-    size_t len)
-{
-    ngx_uint_t        i;
-    ngx_list_part_t  *part;
-    ngx_table_elt_t  *h;
-
-    part = &r->headers_in.headers.part;
-    h = part->elts;
-
-    for (i = 0; /* void */ ; i++) {
-
-        if (i >= part->nelts) {
-            if (part->next == NULL) {
-                return NULL;
-            }
-
-            part = part->next;
-            h = part->elts;
-            i = 0;
-        }
-
-        if (h[i].key.len == len
-            && ngx_strncasecmp(h[i].key.data, (u_char *) name, len) == 0)
-        {
-            return &h[i];
-        }
-    }
-}
-
-
-/* a case-insensitive token in a comma-separated header value */
-
-static ngx_uint_t
-ngx_http_tidal_has_token(ngx_str_t *list, const char *token, size_t len)
-{
-    u_char  *p, *last, *start, *end;
-
-    p = list->data;
-    last = p + list->len;
-
-    while (p < last) {
-
-        while (p < last && (*p == ' ' || *p == '\t' || *p == ',')) {
-            p++;
-        }
-
-        start = p;
-
-        while (p < last && *p != ',') {
-            p++;
-        }
-
-        end = p;
-
-        while (end > start && (end[-1] == ' ' || end[-1] == '\t')) {
-            end--;
-        }
-
-        if ((size_t) (end - start) == len
-            && ngx_strncasecmp(start, (u_char *) token, len) == 0)
-        {
-            return 1;
-        }
-    }
-
-    return 0;
 }
 
 
@@ -393,20 +284,41 @@ ngx_http_tidal_origin_allowed(ngx_http_request_t *r,
 }
 
 
-static ngx_int_t
-ngx_http_tidal_add_header(ngx_http_request_t *r, ngx_str_t *key,
-    ngx_str_t *value)
-{
-    ngx_table_elt_t  *h;
+/*
+ * Who is who is nginx's business (auth_request, map, certificates): the
+ * role tidal_role gives this request.  NGX_DECLINED, logged, for a value
+ * that names no role; the caller answers 403.
+ */
 
-    h = ngx_list_push(&r->headers_out.headers);
-    if (h == NULL) {
+ngx_int_t
+ngx_http_tidal_request_role(ngx_http_request_t *r,
+    ngx_http_tidal_loc_conf_t *tlcf, tidal_role_e *role)
+{
+    char       shown[NGX_HTTP_TIDAL_LOG_TEXT];
+    ngx_str_t  value;
+
+    *role = TIDAL_ROLE_PERFORMER;
+
+    if (tlcf->role == NULL) {
+        return NGX_OK;
+    }
+
+    if (ngx_http_complex_value(r, tlcf->role, &value) != NGX_OK) {
         return NGX_ERROR;
     }
 
-    h->hash = 1;
-    h->key = *key;
-    h->value = *value;
+    if (tidal_mcp_role_by_name((char *) value.data, value.len, role) == 0) {
+        return NGX_OK;
+    }
 
-    return NGX_OK;
+    /* the value may come from a request header */
+
+    (void) tidal_utf8_escape(shown, sizeof(shown), (char *) value.data,
+                             value.len);
+
+    ngx_log_error(NGX_LOG_ERR, r->connection->log, 0,
+                  "tidal: tidal_role gave \"%s\", not listener, "
+                  "performer or admin; request refused", shown);
+
+    return NGX_DECLINED;
 }

@@ -5,7 +5,9 @@
 
 /*
  * ngx_tidal: client sessions in the zone, so that a client reconnecting
- * to any worker can resume.  Ids are 128 bits from OpenSSL's CSPRNG.
+ * to any worker can resume.  Ids are 128 bits from OpenSSL's CSPRNG.  A
+ * Streamable HTTP session also keeps its MCP state here, as each of its
+ * requests may reach another worker.
  */
 
 
@@ -20,12 +22,29 @@ typedef struct {
     ngx_queue_t                 queue;
     ngx_msec_t                  last_seen;
     ngx_uint_t                  connections;
+
+    /* a Streamable HTTP session's (ngx_http_tidal_http.c) */
+    ngx_atomic_t                newest;         /* its newest stream */
+    uint64_t                    next_seq;       /* where a stream starts */
+    uint32_t                    subscriptions;
+    u_char                      initialized;
+    u_char                      client_ready;
+    u_char                      tidal_events;
+    u_char                      log_level;
+    u_char                      deleted;
+    u_char                      version[16];
+    char                        client_name[64];
+
     u_char                      id[NGX_HTTP_TIDAL_SESSION_ID_LEN];
 } ngx_http_tidal_session_t;
 
 
 static ngx_http_tidal_session_t *ngx_http_tidal_session_lookup(
     ngx_http_tidal_shctx_t *sh, u_char *id, uint32_t hash);
+static ngx_http_tidal_session_t *ngx_http_tidal_session_find(
+    ngx_http_tidal_shctx_t *sh, u_char *id, uint32_t hash);
+static ngx_http_tidal_session_t *ngx_http_tidal_session_hold(
+    ngx_http_tidal_main_conf_t *tmcf, u_char *id);
 static void ngx_http_tidal_session_expire(ngx_http_tidal_main_conf_t *tmcf,
     ngx_uint_t all);
 
@@ -71,6 +90,7 @@ ngx_http_tidal_session_create(ngx_http_tidal_main_conf_t *tmcf, u_char *id,
     }
 
     s = (ngx_http_tidal_session_t *) &node->color;
+    ngx_memzero(s, sizeof(ngx_http_tidal_session_t));
 
     node->key = ngx_crc32_short(id, NGX_HTTP_TIDAL_SESSION_ID_LEN);
     ngx_memcpy(s->id, id, NGX_HTTP_TIDAL_SESSION_ID_LEN);
@@ -92,32 +112,199 @@ ngx_http_tidal_session_create(ngx_http_tidal_main_conf_t *tmcf, u_char *id,
 ngx_int_t
 ngx_http_tidal_session_resume(ngx_http_tidal_main_conf_t *tmcf, u_char *id)
 {
-    ngx_int_t                  rc;
     ngx_http_tidal_session_t  *s;
 
     ngx_shmtx_lock(&tmcf->shpool->mutex);
+
+    s = ngx_http_tidal_session_hold(tmcf, id);
+
+    ngx_shmtx_unlock(&tmcf->shpool->mutex);
+
+    return s ? NGX_OK : NGX_DECLINED;
+}
+
+
+/* the live session id names, now held once more; under the zone's lock */
+
+static ngx_http_tidal_session_t *
+ngx_http_tidal_session_hold(ngx_http_tidal_main_conf_t *tmcf, u_char *id)
+{
+    ngx_http_tidal_session_t  *s;
 
     ngx_http_tidal_session_expire(tmcf, 0);
 
     s = ngx_http_tidal_session_lookup(tmcf->sh, id,
                 ngx_crc32_short(id, NGX_HTTP_TIDAL_SESSION_ID_LEN));
 
-    if (s && (s->connections
-              || ngx_current_msec - s->last_seen < tmcf->session_timeout))
+    if (s == NULL
+        || (s->connections == 0
+            && ngx_current_msec - s->last_seen >= tmcf->session_timeout))
     {
-        s->connections++;
-        s->last_seen = ngx_current_msec;
-        ngx_queue_remove(&s->queue);
-        ngx_queue_insert_head(&tmcf->sh->session_lru, &s->queue);
-        rc = NGX_OK;
+        return NULL;
+    }
 
-    } else {
-        rc = NGX_DECLINED;
+    s->connections++;
+    s->last_seen = ngx_current_msec;
+    ngx_queue_remove(&s->queue);
+    ngx_queue_insert_head(&tmcf->sh->session_lru, &s->queue);
+
+    return s;
+}
+
+
+/*
+ * A Streamable HTTP request's session: held (release it when the request
+ * ends) and its MCP state copied into s.  NGX_DECLINED: unknown, expired
+ * or deleted.
+ */
+
+ngx_int_t
+ngx_http_tidal_session_load(ngx_http_tidal_main_conf_t *tmcf, u_char *id,
+    tidal_mcp_session_t *s)
+{
+    ngx_http_tidal_session_t  *hs;
+
+    ngx_shmtx_lock(&tmcf->shpool->mutex);
+
+    hs = ngx_http_tidal_session_hold(tmcf, id);
+
+    if (hs) {
+        s->initialized = hs->initialized;
+        s->client_ready = hs->client_ready;
+        s->tidal_events = hs->tidal_events;
+        s->log_level = hs->log_level;
+        s->subscriptions = hs->subscriptions;
+        s->protocol_version = tidal_mcp_version((char *) hs->version,
+                                  ngx_strnlen(hs->version,
+                                              sizeof(hs->version)));
+        ngx_memcpy(s->client_name, hs->client_name,
+                   sizeof(s->client_name));
     }
 
     ngx_shmtx_unlock(&tmcf->shpool->mutex);
 
-    return rc;
+    return hs ? NGX_OK : NGX_DECLINED;
+}
+
+
+/* what a request changed of its session's MCP state; next_seq if not 0 */
+
+void
+ngx_http_tidal_session_store(ngx_http_tidal_main_conf_t *tmcf, u_char *id,
+    tidal_mcp_session_t *s, uint64_t next_seq)
+{
+    ngx_http_tidal_session_t  *hs;
+
+    ngx_shmtx_lock(&tmcf->shpool->mutex);
+
+    hs = ngx_http_tidal_session_lookup(tmcf->sh, id,
+                 ngx_crc32_short(id, NGX_HTTP_TIDAL_SESSION_ID_LEN));
+
+    if (hs) {
+        hs->initialized = s->initialized ? 1 : 0;
+        hs->client_ready = s->client_ready ? 1 : 0;
+        hs->tidal_events = s->tidal_events ? 1 : 0;
+        hs->log_level = (u_char) s->log_level;
+        hs->subscriptions = s->subscriptions;
+
+        ngx_memzero(hs->version, sizeof(hs->version));
+
+        if (s->protocol_version) {
+            ngx_cpystrn(hs->version, (u_char *) s->protocol_version,
+                        sizeof(hs->version));
+        }
+
+        ngx_memcpy(hs->client_name, s->client_name,
+                   sizeof(hs->client_name));
+        hs->client_name[sizeof(hs->client_name) - 1] = '\0';
+
+        if (next_seq) {
+            hs->next_seq = next_seq;
+        }
+    }
+
+    ngx_shmtx_unlock(&tmcf->shpool->mutex);
+}
+
+
+/*
+ * DELETE: the session ends for every request that names it; streams that
+ * still hold it see that they are no longer its newest and end too.
+ */
+
+ngx_int_t
+ngx_http_tidal_session_delete(ngx_http_tidal_main_conf_t *tmcf, u_char *id)
+{
+    ngx_http_tidal_session_t  *s;
+
+    ngx_shmtx_lock(&tmcf->shpool->mutex);
+
+    s = ngx_http_tidal_session_lookup(tmcf->sh, id,
+                ngx_crc32_short(id, NGX_HTTP_TIDAL_SESSION_ID_LEN));
+
+    if (s) {
+        s->deleted = 1;
+        s->last_seen = ngx_current_msec - tmcf->session_timeout;
+        (void) ngx_atomic_fetch_add(&s->newest, 1);
+    }
+
+    ngx_shmtx_unlock(&tmcf->shpool->mutex);
+
+    return s ? NGX_OK : NGX_DECLINED;
+}
+
+
+/*
+ * A new event stream (GET) of a session: held, it becomes the session's
+ * newest, so that each event goes out on one stream only; *next_seq is
+ * where the session's last stream stopped.  The stream's place in the
+ * session stays valid while it holds the session.
+ */
+
+ngx_int_t
+ngx_http_tidal_session_stream(ngx_http_tidal_main_conf_t *tmcf, u_char *id,
+    ngx_http_tidal_ws_t *cl, uint64_t *next_seq)
+{
+    ngx_http_tidal_session_t  *s;
+
+    ngx_shmtx_lock(&tmcf->shpool->mutex);
+
+    s = ngx_http_tidal_session_hold(tmcf, id);
+
+    if (s) {
+        cl->newest = &s->newest;
+        cl->stream = ngx_atomic_fetch_add(&s->newest, 1) + 1;
+        *next_seq = s->next_seq;
+    }
+
+    ngx_shmtx_unlock(&tmcf->shpool->mutex);
+
+    return s ? NGX_OK : NGX_DECLINED;
+}
+
+
+/* the stream ends: the next one starts where it stopped */
+
+void
+ngx_http_tidal_session_stream_end(ngx_http_tidal_main_conf_t *tmcf,
+    ngx_http_tidal_ws_t *cl)
+{
+    ngx_http_tidal_session_t  *s;
+
+    ngx_shmtx_lock(&tmcf->shpool->mutex);
+
+    s = ngx_http_tidal_session_lookup(tmcf->sh, cl->session,
+                ngx_crc32_short(cl->session, NGX_HTTP_TIDAL_SESSION_ID_LEN));
+
+    if (s && s->newest == cl->stream && cl->next_seq) {
+        s->next_seq = cl->next_seq;
+    }
+
+    ngx_shmtx_unlock(&tmcf->shpool->mutex);
+
+    cl->newest = NULL;
+
+    ngx_http_tidal_session_release(tmcf, cl->session);
 }
 
 
@@ -128,11 +315,18 @@ ngx_http_tidal_session_release(ngx_http_tidal_main_conf_t *tmcf, u_char *id)
 
     ngx_shmtx_lock(&tmcf->shpool->mutex);
 
-    s = ngx_http_tidal_session_lookup(tmcf->sh, id,
+    s = ngx_http_tidal_session_find(tmcf->sh, id,
                 ngx_crc32_short(id, NGX_HTTP_TIDAL_SESSION_ID_LEN));
 
     if (s && s->connections) {
         s->connections--;
+
+        if (s->deleted) {
+            /* ngx_http_tidal_session_expire() frees it */
+            ngx_shmtx_unlock(&tmcf->shpool->mutex);
+            return;
+        }
+
         s->last_seen = ngx_current_msec;
         ngx_queue_remove(&s->queue);
         ngx_queue_insert_head(&tmcf->sh->session_lru, &s->queue);
@@ -144,6 +338,20 @@ ngx_http_tidal_session_release(ngx_http_tidal_main_conf_t *tmcf, u_char *id)
 
 static ngx_http_tidal_session_t *
 ngx_http_tidal_session_lookup(ngx_http_tidal_shctx_t *sh, u_char *id,
+    uint32_t hash)
+{
+    ngx_http_tidal_session_t  *s;
+
+    s = ngx_http_tidal_session_find(sh, id, hash);
+
+    return (s && !s->deleted) ? s : NULL;
+}
+
+
+/* a session, or one ended by DELETE that a stream still holds */
+
+static ngx_http_tidal_session_t *
+ngx_http_tidal_session_find(ngx_http_tidal_shctx_t *sh, u_char *id,
     uint32_t hash)
 {
     ngx_rbtree_node_t         *node, *sentinel;

@@ -20,9 +20,6 @@
 static ngx_int_t ngx_http_tidal_ws_attach(ngx_http_tidal_ws_t *ws,
     ngx_chain_t *unsent, ngx_buf_t *pipelined);
 static void ngx_http_tidal_ws_read_handler(ngx_event_t *rev);
-static void ngx_http_tidal_ws_write_handler(ngx_event_t *wev);
-static void ngx_http_tidal_ws_heartbeat_handler(ngx_event_t *ev);
-static void ngx_http_tidal_ws_metrics_handler(ngx_event_t *ev);
 static json_t *ngx_http_tidal_ws_initialize(tidal_mcp_session_t *s,
     json_t *params);
 static void ngx_http_tidal_ws_process(ngx_http_tidal_ws_t *ws,
@@ -31,15 +28,10 @@ static ngx_int_t ngx_http_tidal_ws_message(ngx_http_tidal_ws_t *ws,
     const u_char *data, size_t len);
 static ngx_int_t ngx_http_tidal_ws_send(ngx_http_tidal_ws_t *ws,
     ngx_uint_t opcode, const u_char *data, size_t len);
-static void ngx_http_tidal_ws_close(ngx_http_tidal_ws_t *ws, ngx_uint_t code,
-    const char *reason);
 static ngx_int_t ngx_http_tidal_ws_flush(ngx_http_tidal_ws_t *ws);
-static void ngx_http_tidal_ws_finish(ngx_http_tidal_ws_t *ws,
-    ngx_uint_t linger);
 static ngx_http_tidal_out_t *ngx_http_tidal_ws_out_alloc(ngx_log_t *log);
 static void ngx_http_tidal_ws_drop_queue(ngx_http_tidal_ws_t *ws,
     ngx_uint_t all);
-static void ngx_http_tidal_ws_cleanup(void *data);
 static json_t *ngx_http_tidal_ws_resource(tidal_mcp_session_t *s,
     int channel);
 static ngx_int_t ngx_http_tidal_ws_updated(ngx_http_tidal_ws_t *ws,
@@ -168,6 +160,63 @@ ngx_http_tidal_websocket_start(ngx_http_request_t *r,
 }
 
 
+/* what the socket did not take of the response header goes out first */
+
+ngx_int_t
+ngx_http_tidal_ws_take_unsent(ngx_http_tidal_ws_t *ws, ngx_chain_t *unsent)
+{
+    u_char                  *p;
+    size_t                   len;
+    ngx_chain_t             *cl;
+    ngx_http_tidal_out_t    *o;
+    ngx_http_tidal_frame_t  *f;
+
+    len = 0;
+
+    for (cl = unsent; cl; cl = cl->next) {
+        len += ngx_buf_size(cl->buf);
+    }
+
+    if (len == 0) {
+        return NGX_OK;
+    }
+
+    f = ngx_alloc(offsetof(ngx_http_tidal_frame_t, data) + len,
+                  ws->connection->log);
+    if (f == NULL) {
+        return NGX_ERROR;
+    }
+
+    o = ngx_http_tidal_ws_out_alloc(ws->connection->log);
+    if (o == NULL) {
+        ngx_free(f);
+        return NGX_ERROR;
+    }
+
+    p = f->data;
+
+    for (cl = unsent; cl; cl = cl->next) {
+        p = ngx_cpymem(p, cl->buf->pos, ngx_buf_size(cl->buf));
+    }
+
+    f->refs = 1;
+    f->channel = 0;
+    f->close = 0;
+    f->len = len;
+
+    o->next = NULL;
+    o->frame = f;
+    o->sent = 0;
+
+    ws->out = o;
+    ws->out_last = &o->next;
+    ws->out_count = 1;
+    ws->out_bytes = len;
+
+    return NGX_OK;
+}
+
+
 /*
  * The connection is the client's once its request has gone
  * (ngx_http_tidal_upgrade()): what the socket did not take of the 101
@@ -179,50 +228,12 @@ static ngx_int_t
 ngx_http_tidal_ws_attach(ngx_http_tidal_ws_t *ws, ngx_chain_t *unsent,
     ngx_buf_t *pipelined)
 {
-    u_char                  *p;
-    size_t                   len;
-    ngx_chain_t             *cl;
-    ngx_connection_t        *c;
-    ngx_http_tidal_out_t    *o;
-    ngx_http_tidal_frame_t  *f;
+    ngx_connection_t  *c;
 
     c = ws->connection;
 
-    len = 0;
-
-    for (cl = unsent; cl; cl = cl->next) {
-        len += ngx_buf_size(cl->buf);
-    }
-
-    if (len) {
-        f = ngx_alloc(offsetof(ngx_http_tidal_frame_t, data) + len, c->log);
-        if (f == NULL) {
-            return NGX_ERROR;
-        }
-
-        o = ngx_http_tidal_ws_out_alloc(c->log);
-        if (o == NULL) {
-            ngx_free(f);
-            return NGX_ERROR;
-        }
-
-        p = f->data;
-
-        for (cl = unsent; cl; cl = cl->next) {
-            p = ngx_cpymem(p, cl->buf->pos, ngx_buf_size(cl->buf));
-        }
-
-        f->refs = 1;
-        f->len = len;
-
-        o->next = NULL;
-        o->frame = f;
-        o->sent = 0;
-
-        ws->out = o;
-        ws->out_last = &o->next;
-        ws->out_count = 1;
-        ws->out_bytes = len;
+    if (ngx_http_tidal_ws_take_unsent(ws, unsent) != NGX_OK) {
+        return NGX_ERROR;
     }
 
     if (pipelined->pos < pipelined->last) {
@@ -298,7 +309,7 @@ ngx_http_tidal_ws_read_handler(ngx_event_t *rev)
 }
 
 
-static void
+void
 ngx_http_tidal_ws_write_handler(ngx_event_t *wev)
 {
     ngx_connection_t     *c;
@@ -319,7 +330,7 @@ ngx_http_tidal_ws_write_handler(ngx_event_t *wev)
 }
 
 
-static void
+void
 ngx_http_tidal_ws_heartbeat_handler(ngx_event_t *ev)
 {
     u_char                stamp[NGX_INT64_LEN];
@@ -328,7 +339,12 @@ ngx_http_tidal_ws_heartbeat_handler(ngx_event_t *ev)
 
     ws = ev->data;
 
-    if (ws->awaiting_pong) {
+    if (ws->kind != NGX_HTTP_TIDAL_WS) {
+        /* an event stream's comment keeps proxies from timing it out */
+        (void) ngx_http_tidal_ws_send(ws, TIDAL_WS_OP_PING, NULL, 0);
+        ngx_add_timer(&ws->heartbeat, ws->conf->heartbeat_interval);
+
+    } else if (ws->awaiting_pong) {
         ngx_log_error(NGX_LOG_INFO, ev->log, 0,
                       "tidal: no pong within tidal_heartbeat_interval");
         ngx_http_tidal_ws_close(ws, TIDAL_WS_CLOSE_POLICY,
@@ -583,8 +599,33 @@ ngx_http_tidal_frame_alloc(ngx_uint_t opcode, size_t len, u_char **payload,
 
     f->refs = 1;
     f->channel = 0;
+    f->close = (opcode == TIDAL_WS_OP_CLOSE);
     f->len = hlen + len;
     *payload = f->data + hlen;
+
+    return f;
+}
+
+
+/* a frame of data for a client of kind (NGX_HTTP_TIDAL_WS, ...) */
+
+ngx_http_tidal_frame_t *
+ngx_http_tidal_frame_make(ngx_uint_t kind, ngx_uint_t opcode, uint64_t seq,
+    const u_char *data, size_t len, ngx_log_t *log)
+{
+    u_char                  *p;
+    ngx_http_tidal_frame_t  *f;
+
+    if (kind != NGX_HTTP_TIDAL_WS) {
+        return ngx_http_tidal_sse_frame(kind, opcode, seq, data, len, log);
+    }
+
+    f = ngx_http_tidal_frame_alloc(opcode, len, &p, log);
+    if (f == NULL) {
+        return NULL;
+    }
+
+    ngx_memcpy(p, data, len);
 
     return f;
 }
@@ -614,7 +655,7 @@ ngx_http_tidal_ws_queue(ngx_http_tidal_ws_t *ws, ngx_http_tidal_frame_t *f)
         return NGX_DECLINED;
     }
 
-    if (f->data[0] != (0x80 | TIDAL_WS_OP_CLOSE)
+    if (!f->close
         && (ws->out_count + 1 > ws->conf->queue_size
             || ws->out_bytes + f->len > ws->conf->queue_bytes))
     {
@@ -662,12 +703,12 @@ ngx_http_tidal_ws_updated(ngx_http_tidal_ws_t *ws, ngx_uint_t channel)
 {
     char                    *text;
     size_t                   len;
-    u_char                  *p;
     ngx_http_tidal_frame_t  *f;
 
-    static ngx_http_tidal_frame_t  *frames[TIDAL_MCP_CHANNELS];
+    static ngx_http_tidal_frame_t
+                            *frames[NGX_HTTP_TIDAL_KINDS][TIDAL_MCP_CHANNELS];
 
-    f = frames[channel - 1];
+    f = frames[ws->kind][channel - 1];
 
     if (f == NULL) {
         text = tidal_mcp_resource_updated((int) channel, &len);
@@ -675,17 +716,16 @@ ngx_http_tidal_ws_updated(ngx_http_tidal_ws_t *ws, ngx_uint_t channel)
             return NGX_ERROR;
         }
 
-        f = ngx_http_tidal_frame_alloc(TIDAL_WS_OP_TEXT, len, &p,
-                                       ws->connection->log);
+        f = ngx_http_tidal_frame_make(ws->kind, TIDAL_WS_OP_TEXT, 0,
+                                      (u_char *) text, len,
+                                      ws->connection->log);
+        free(text);
+
         if (f == NULL) {
-            free(text);
             return NGX_ERROR;
         }
 
-        ngx_memcpy(p, text, len);
-        free(text);
-
-        frames[channel - 1] = f;
+        frames[ws->kind][channel - 1] = f;
     }
 
     return ngx_http_tidal_ws_queue(ws, f);
@@ -702,6 +742,11 @@ ngx_http_tidal_ws_reply(ngx_http_tidal_ws_t *ws, const u_char *data,
     size_t len)
 {
     ngx_connection_t  *c;
+
+    if (ws->kind == NGX_HTTP_TIDAL_POST) {
+        ngx_http_tidal_http_answer(ws, data, len);
+        return;
+    }
 
     c = ws->connection;
 
@@ -731,7 +776,7 @@ ngx_http_tidal_ws_out_alloc(ngx_log_t *log)
 }
 
 
-static void
+void
 ngx_http_tidal_ws_dequeue(ngx_http_tidal_ws_t *ws)
 {
     ngx_http_tidal_out_t  *o;
@@ -753,7 +798,6 @@ static ngx_int_t
 ngx_http_tidal_ws_send(ngx_http_tidal_ws_t *ws, ngx_uint_t opcode,
     const u_char *data, size_t len)
 {
-    u_char                  *p;
     ngx_int_t                rc;
     ngx_http_tidal_frame_t  *f;
 
@@ -761,12 +805,11 @@ ngx_http_tidal_ws_send(ngx_http_tidal_ws_t *ws, ngx_uint_t opcode,
         return NGX_DECLINED;
     }
 
-    f = ngx_http_tidal_frame_alloc(opcode, len, &p, ws->connection->log);
+    f = ngx_http_tidal_frame_make(ws->kind, opcode, 0, data, len,
+                                  ws->connection->log);
     if (f == NULL) {
         return NGX_ERROR;
     }
-
-    ngx_memcpy(p, data, len);
 
     rc = ngx_http_tidal_ws_queue(ws, f);
 
@@ -784,7 +827,34 @@ ngx_http_tidal_ws_send_text(ngx_http_tidal_ws_t *ws, const u_char *data,
 }
 
 
-static void
+/* an event numbered seq: an event stream names it (Last-Event-ID) */
+
+ngx_int_t
+ngx_http_tidal_ws_send_event(ngx_http_tidal_ws_t *ws, uint64_t seq,
+    const u_char *data, size_t len)
+{
+    ngx_int_t                rc;
+    ngx_http_tidal_frame_t  *f;
+
+    if (ws->close_sent) {
+        return NGX_DECLINED;
+    }
+
+    f = ngx_http_tidal_frame_make(ws->kind, TIDAL_WS_OP_TEXT, seq, data, len,
+                                  ws->connection->log);
+    if (f == NULL) {
+        return NGX_ERROR;
+    }
+
+    rc = ngx_http_tidal_ws_queue(ws, f);
+
+    ngx_http_tidal_frame_release(f);
+
+    return rc;
+}
+
+
+void
 ngx_http_tidal_ws_close(ngx_http_tidal_ws_t *ws, ngx_uint_t code,
     const char *reason)
 {
@@ -841,6 +911,10 @@ ngx_http_tidal_ws_flush(ngx_http_tidal_ws_t *ws)
     ngx_chain_t            links[NGX_HTTP_TIDAL_WRITE_FRAMES], *cl;
     ngx_connection_t      *c;
     ngx_http_tidal_out_t  *o;
+
+    if (ws->request) {
+        return ngx_http_tidal_sse_flush(ws);
+    }
 
     c = ws->connection;
 
@@ -960,7 +1034,7 @@ ngx_http_tidal_ws_after_write(ngx_http_tidal_ws_t *ws)
  * connection, lingering after a close frame (ngx_http_tidal_close()).
  */
 
-static void
+void
 ngx_http_tidal_ws_finish(ngx_http_tidal_ws_t *ws, ngx_uint_t linger)
 {
     ngx_connection_t  *c;
@@ -979,6 +1053,11 @@ ngx_http_tidal_ws_finish(ngx_http_tidal_ws_t *ws, ngx_uint_t linger)
 
     if (c->write->timer_set) {
         ngx_del_timer(c->write);
+    }
+
+    if (ws->request) {
+        ngx_http_tidal_sse_end(ws);
+        return;
     }
 
     ngx_http_tidal_close(ws, linger);
@@ -1013,7 +1092,7 @@ ngx_http_tidal_ws_drop_queue(ngx_http_tidal_ws_t *ws, ngx_uint_t all)
 }
 
 
-static void
+void
 ngx_http_tidal_ws_cleanup(void *data)
 {
     ngx_http_tidal_ws_t  *ws = data;
@@ -1026,17 +1105,25 @@ ngx_http_tidal_ws_cleanup(void *data)
         ngx_del_timer(&ws->metrics);
     }
 
-    ngx_http_tidal_fanout_leave(ws);
-    ngx_http_tidal_helper_forget(ws);
+    if (ws->newest) {
+        ngx_http_tidal_session_stream_end(ws->main_conf, ws);
 
-    if (ws->has_session) {
+    } else if (ws->has_session) {
         ngx_http_tidal_session_release(ws->main_conf, ws->session);
     }
+
+    ngx_http_tidal_fanout_leave(ws);
+    ngx_http_tidal_helper_forget(ws);
 
     ngx_http_tidal_zone_release(ws->main_conf, ws->slot);
 
     ngx_http_tidal_ws_drop_queue(ws, 1);
     tidal_ws_parser_free(&ws->parser);
+
+    if (ws->pending.start) {
+        ngx_free(ws->pending.start);
+        ws->pending.start = NULL;
+    }
 }
 
 
@@ -1045,7 +1132,7 @@ ngx_http_tidal_ws_cleanup(void *data)
  * worker and interval and shared
  */
 
-static void
+void
 ngx_http_tidal_ws_metrics_handler(ngx_event_t *ev)
 {
     char                 *text;

@@ -1,0 +1,884 @@
+/*
+ * Copyright (C) ngx_tidal authors
+ * SPDX-License-Identifier: BSD-2-Clause
+ */
+
+/*
+ * ngx_tidal: MCP Streamable HTTP (2025-11-25) on the tidal_mcp location,
+ * beside WebSocket - POST a JSON-RPC message, GET the session's event
+ * stream (ngx_http_tidal_sse.c), DELETE the session.  A session lives in
+ * the zone, so each request may reach any worker; a message is handled by
+ * the same MCP core as a WebSocket's.
+ */
+
+
+#include "ngx_http_tidal.h"
+
+
+/* nginx 1.22 has no name for 406 */
+#define NGX_HTTP_TIDAL_NOT_ACCEPTABLE      406
+
+/* the codes the MCP SDKs give these transport errors */
+#define NGX_HTTP_TIDAL_RPC_SERVER_ERROR    -32000
+#define NGX_HTTP_TIDAL_RPC_NO_SESSION      -32001
+
+
+static ngx_int_t ngx_http_tidal_http_post(ngx_http_request_t *r,
+    ngx_http_tidal_loc_conf_t *tlcf);
+static void ngx_http_tidal_http_body(ngx_http_request_t *r);
+static ngx_int_t ngx_http_tidal_http_message(ngx_http_request_t *r);
+static ngx_int_t ngx_http_tidal_http_read_body(ngx_http_request_t *r,
+    ngx_http_tidal_loc_conf_t *tlcf, u_char **text, size_t *len);
+static ngx_http_tidal_ws_t *ngx_http_tidal_http_client(ngx_http_request_t *r,
+    ngx_http_tidal_loc_conf_t *tlcf, tidal_role_e role);
+static json_t *ngx_http_tidal_http_initialize(tidal_mcp_session_t *s,
+    json_t *params);
+static json_t *ngx_http_tidal_http_resource(tidal_mcp_session_t *s,
+    int channel);
+static void ngx_http_tidal_http_cleanup(void *data);
+static ngx_int_t ngx_http_tidal_http_get(ngx_http_request_t *r,
+    ngx_http_tidal_loc_conf_t *tlcf);
+static ngx_int_t ngx_http_tidal_http_delete(ngx_http_request_t *r);
+static ngx_int_t ngx_http_tidal_http_session_id(ngx_http_request_t *r,
+    u_char **id);
+static ngx_int_t ngx_http_tidal_http_version(ngx_http_request_t *r);
+static ngx_uint_t ngx_http_tidal_http_accepts(ngx_http_request_t *r,
+    const char *type);
+static ngx_int_t ngx_http_tidal_http_json(ngx_http_request_t *r,
+    ngx_uint_t status, const u_char *data, size_t len);
+static ngx_int_t ngx_http_tidal_http_error(ngx_http_request_t *r,
+    ngx_uint_t status, int code, const char *message);
+
+
+static ngx_str_t  ngx_http_tidal_session_key = ngx_string("Mcp-Session-Id");
+static ngx_str_t  ngx_http_tidal_allow_key = ngx_string("Allow");
+static ngx_str_t  ngx_http_tidal_allow_value =
+    ngx_string("GET, POST, DELETE, OPTIONS");
+
+
+ngx_int_t
+ngx_http_tidal_http_handler(ngx_http_request_t *r,
+    ngx_http_tidal_loc_conf_t *tlcf)
+{
+    ngx_int_t  rc;
+
+    if (r->method == NGX_HTTP_POST) {
+        return ngx_http_tidal_http_post(r, tlcf);
+    }
+
+    rc = ngx_http_discard_request_body(r);
+    if (rc != NGX_OK) {
+        return rc;
+    }
+
+    switch (r->method) {
+
+    case NGX_HTTP_GET:
+        return ngx_http_tidal_http_get(r, tlcf);
+
+    case NGX_HTTP_DELETE:
+        return ngx_http_tidal_http_delete(r);
+
+    default:
+        if (ngx_http_tidal_add_header(r, &ngx_http_tidal_allow_key,
+                                      &ngx_http_tidal_allow_value)
+            != NGX_OK)
+        {
+            return NGX_HTTP_INTERNAL_SERVER_ERROR;
+        }
+
+        return ngx_http_tidal_http_error(r, NGX_HTTP_NOT_ALLOWED,
+                   NGX_HTTP_TIDAL_RPC_SERVER_ERROR,
+                   "this MCP endpoint takes POST, GET and DELETE "
+                   "(Streamable HTTP) or a WebSocket upgrade");
+    }
+}
+
+
+/* -- POST: one JSON-RPC message ------------------------------------------ */
+
+static ngx_int_t
+ngx_http_tidal_http_post(ngx_http_request_t *r,
+    ngx_http_tidal_loc_conf_t *tlcf)
+{
+    ngx_int_t         rc;
+    ngx_str_t        *type;
+
+    type = r->headers_in.content_type ? &r->headers_in.content_type->value
+                                      : NULL;
+
+    if (type == NULL
+        || type->len < sizeof("application/json") - 1
+        || ngx_strncasecmp(type->data, (u_char *) "application/json",
+                           sizeof("application/json") - 1) != 0
+        || (type->len > sizeof("application/json") - 1
+            && type->data[sizeof("application/json") - 1] != ';'
+            && type->data[sizeof("application/json") - 1] != ' '))
+    {
+        rc = ngx_http_discard_request_body(r);
+        if (rc != NGX_OK) {
+            return rc;
+        }
+
+        return ngx_http_tidal_http_error(r, NGX_HTTP_UNSUPPORTED_MEDIA_TYPE,
+                   NGX_HTTP_TIDAL_RPC_SERVER_ERROR,
+                   "a message is POSTed as Content-Type: application/json");
+    }
+
+    if (!ngx_http_tidal_http_accepts(r, "application/json")
+        || !ngx_http_tidal_http_accepts(r, "text/event-stream"))
+    {
+        rc = ngx_http_discard_request_body(r);
+        if (rc != NGX_OK) {
+            return rc;
+        }
+
+        return ngx_http_tidal_http_error(r, NGX_HTTP_TIDAL_NOT_ACCEPTABLE,
+                   NGX_HTTP_TIDAL_RPC_SERVER_ERROR,
+                   "the client must accept both application/json and "
+                   "text/event-stream");
+    }
+
+    if (r->headers_in.content_length_n > (off_t) tlcf->max_message_size) {
+        rc = ngx_http_discard_request_body(r);
+        if (rc != NGX_OK) {
+            return rc;
+        }
+
+        return ngx_http_tidal_http_error(r,
+                   NGX_HTTP_REQUEST_ENTITY_TOO_LARGE,
+                   TIDAL_MCP_INVALID_REQUEST,
+                   "the message is larger than tidal_max_message_size");
+    }
+
+    rc = ngx_http_read_client_request_body(r, ngx_http_tidal_http_body);
+
+    if (rc >= NGX_HTTP_SPECIAL_RESPONSE) {
+        return rc;
+    }
+
+    return NGX_DONE;
+}
+
+
+static void
+ngx_http_tidal_http_body(ngx_http_request_t *r)
+{
+    ngx_int_t  rc;
+
+    rc = ngx_http_tidal_http_message(r);
+
+    if (rc != NGX_DONE) {
+        ngx_http_finalize_request(r, rc);
+    }
+}
+
+
+/*
+ * Checks the message and its session, hands it to the MCP core and sends
+ * the answer: 200 with a response, 202 for a notification or a response,
+ * or NGX_DONE while a tool's answer is awaited from the helper.
+ */
+
+static ngx_int_t
+ngx_http_tidal_http_message(ngx_http_request_t *r)
+{
+    u_char                      *text, *id;
+    size_t                       len;
+    json_t                      *msg, *result, *method;
+    ngx_str_t                    value;
+    ngx_int_t                    rc;
+    ngx_uint_t                   initialize;
+    json_error_t                 err;
+    tidal_role_e                 role;
+    tidal_mcp_out_t              out;
+    ngx_http_tidal_ws_t         *cl;
+    ngx_http_tidal_loc_conf_t   *tlcf;
+    ngx_http_tidal_main_conf_t  *tmcf;
+
+    tlcf = ngx_http_get_module_loc_conf(r, ngx_tidal_module);
+    tmcf = ngx_http_get_module_main_conf(r, ngx_tidal_module);
+
+    text = NULL;
+    len = 0;
+
+    rc = ngx_http_tidal_http_read_body(r, tlcf, &text, &len);
+    if (rc != NGX_OK) {
+        return rc;
+    }
+
+    msg = json_loadb((char *) text, len, JSON_REJECT_DUPLICATES, &err);
+
+    if (msg == NULL) {
+        return ngx_http_tidal_http_error(r, NGX_HTTP_BAD_REQUEST,
+                   TIDAL_MCP_PARSE_ERROR, "Parse error: not JSON");
+    }
+
+    if (json_is_array(msg)) {
+        json_decref(msg);
+        return ngx_http_tidal_http_error(r, NGX_HTTP_BAD_REQUEST,
+                   TIDAL_MCP_INVALID_REQUEST,
+                   "Invalid Request: batches are not part of MCP "
+                   "2025-11-25; send one message per POST");
+    }
+
+    if (!json_is_object(msg)) {
+        json_decref(msg);
+        return ngx_http_tidal_http_error(r, NGX_HTTP_BAD_REQUEST,
+                   TIDAL_MCP_INVALID_REQUEST,
+                   "Invalid Request: not a JSON-RPC message");
+    }
+
+    method = json_object_get(msg, "method");
+    initialize = json_is_string(method)
+                 && ngx_strcmp(json_string_value(method), "initialize") == 0;
+
+    json_decref(msg);
+
+    rc = ngx_http_tidal_http_session_id(r, &id);
+
+    if (rc == NGX_ERROR) {
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
+
+    if (initialize && id != NULL) {
+        return ngx_http_tidal_http_error(r, NGX_HTTP_BAD_REQUEST,
+                   TIDAL_MCP_INVALID_REQUEST,
+                   "initialize starts a new session: send it without "
+                   "Mcp-Session-Id");
+    }
+
+    if (!initialize && id == NULL) {
+        return ngx_http_tidal_http_error(r, NGX_HTTP_BAD_REQUEST,
+                   TIDAL_MCP_INVALID_REQUEST,
+                   rc == NGX_DECLINED
+                   ? "Bad Request: Mcp-Session-Id is not a session id"
+                   : "Bad Request: Mcp-Session-Id is required after "
+                     "initialize");
+    }
+
+    if (!initialize) {
+        rc = ngx_http_tidal_http_version(r);
+        if (rc != NGX_OK) {
+            return rc;
+        }
+    }
+
+    rc = ngx_http_tidal_request_role(r, tlcf, &role);
+
+    if (rc == NGX_ERROR) {
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
+
+    if (rc != NGX_OK) {
+        return ngx_http_tidal_http_error(r, NGX_HTTP_FORBIDDEN,
+                   NGX_HTTP_TIDAL_RPC_SERVER_ERROR,
+                   "no role for this client; see tidal_role");
+    }
+
+    cl = ngx_http_tidal_http_client(r, tlcf, role);
+    if (cl == NULL) {
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
+
+    if (!initialize) {
+        if (ngx_http_tidal_session_load(tmcf, id, &cl->mcp) != NGX_OK) {
+            return ngx_http_tidal_http_error(r, NGX_HTTP_NOT_FOUND,
+                       NGX_HTTP_TIDAL_RPC_NO_SESSION,
+                       "Session not found: it ended or expired; "
+                       "initialize again");
+        }
+
+        ngx_memcpy(cl->session, id, NGX_HTTP_TIDAL_SESSION_ID_LEN);
+        cl->has_session = 1;
+    }
+
+    if (tidal_mcp_handle(&cl->mcp, (char *) text, len, &out) != 0) {
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
+
+    if (initialize && cl->mcp.initialized && !cl->has_session) {
+        tidal_mcp_out_free(&out);
+        return ngx_http_tidal_http_error(r, NGX_HTTP_SERVICE_UNAVAILABLE,
+                   NGX_HTTP_TIDAL_RPC_SERVER_ERROR,
+                   "no room for another session; try again later");
+    }
+
+    if (cl->has_session) {
+        ngx_http_tidal_session_store(tmcf, cl->session, &cl->mcp,
+                                     initialize ? cl->next_seq : 0);
+    }
+
+    if (out.action == TIDAL_MCP_CALL) {
+
+        rc = ngx_http_tidal_tool_call(cl, out.tool, out.args, &out.checked,
+                                      out.id, &result);
+
+        if (rc == NGX_DONE) {
+            /* the helper answers later: ngx_http_tidal_http_answer() */
+            tidal_mcp_out_free(&out);
+            r->read_event_handler = ngx_http_test_reading;
+            return NGX_DONE;
+        }
+
+        if (rc != NGX_OK) {
+            tidal_mcp_out_free(&out);
+            return NGX_HTTP_INTERNAL_SERVER_ERROR;
+        }
+
+        out.reply = tidal_mcp_tool_reply(out.id, result, &out.reply_len);
+        if (out.reply == NULL) {
+            tidal_mcp_out_free(&out);
+            return NGX_HTTP_INTERNAL_SERVER_ERROR;
+        }
+    }
+
+    if (out.reply == NULL) {
+        /* a notification or a response: accepted, nothing to answer */
+        tidal_mcp_out_free(&out);
+        r->header_only = 1;
+        return ngx_http_tidal_http_json(r, NGX_HTTP_ACCEPTED, NULL, 0);
+    }
+
+    if (initialize && cl->has_session) {
+        value.len = NGX_HTTP_TIDAL_SESSION_ID_LEN;
+        value.data = cl->session;
+
+        if (ngx_http_tidal_add_header(r, &ngx_http_tidal_session_key, &value)
+            != NGX_OK)
+        {
+            tidal_mcp_out_free(&out);
+            return NGX_HTTP_INTERNAL_SERVER_ERROR;
+        }
+    }
+
+    rc = ngx_http_tidal_http_json(r, NGX_HTTP_OK, (u_char *) out.reply,
+                                  out.reply_len);
+
+    tidal_mcp_out_free(&out);
+
+    return rc;
+}
+
+
+/*
+ * The body, whole, as one text from the request's pool: in memory, or in
+ * the temporary file nginx wrote a large one to.
+ */
+
+static ngx_int_t
+ngx_http_tidal_http_read_body(ngx_http_request_t *r,
+    ngx_http_tidal_loc_conf_t *tlcf, u_char **text, size_t *len)
+{
+    u_char       *p;
+    size_t        size;
+    ssize_t       n;
+    ngx_buf_t    *b;
+    ngx_chain_t  *cl;
+
+    if (r->request_body == NULL || r->request_body->bufs == NULL) {
+        return ngx_http_tidal_http_error(r, NGX_HTTP_BAD_REQUEST,
+                   TIDAL_MCP_PARSE_ERROR, "Parse error: an empty body");
+    }
+
+    size = 0;
+
+    for (cl = r->request_body->bufs; cl; cl = cl->next) {
+        b = cl->buf;
+        size += b->in_file ? (size_t) (b->file_last - b->file_pos)
+                           : (size_t) (b->last - b->pos);
+    }
+
+    if (size > tlcf->max_message_size) {
+        return ngx_http_tidal_http_error(r,
+                   NGX_HTTP_REQUEST_ENTITY_TOO_LARGE,
+                   TIDAL_MCP_INVALID_REQUEST,
+                   "the message is larger than tidal_max_message_size");
+    }
+
+    p = ngx_pnalloc(r->pool, size + 1);
+    if (p == NULL) {
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
+
+    *text = p;
+    *len = size;
+
+    for (cl = r->request_body->bufs; cl; cl = cl->next) {
+        b = cl->buf;
+
+        if (!b->in_file) {
+            p = ngx_cpymem(p, b->pos, b->last - b->pos);
+            continue;
+        }
+
+        n = ngx_read_file(b->file, p, (size_t) (b->file_last - b->file_pos),
+                          b->file_pos);
+
+        if (n != b->file_last - b->file_pos) {
+            return NGX_HTTP_INTERNAL_SERVER_ERROR;
+        }
+
+        p += n;
+    }
+
+    *p = '\0';
+
+    return NGX_OK;
+}
+
+
+/* a POST's client: its request's, for as long as the request lives */
+
+static ngx_http_tidal_ws_t *
+ngx_http_tidal_http_client(ngx_http_request_t *r,
+    ngx_http_tidal_loc_conf_t *tlcf, tidal_role_e role)
+{
+    ngx_str_t                    name;
+    ngx_pool_cleanup_t          *cln;
+    ngx_http_tidal_ws_t         *cl;
+    ngx_http_tidal_main_conf_t  *tmcf;
+
+    tmcf = ngx_http_get_module_main_conf(r, ngx_tidal_module);
+
+    ngx_str_null(&name);
+
+    if (tlcf->name
+        && ngx_http_complex_value(r, tlcf->name, &name) != NGX_OK)
+    {
+        return NULL;
+    }
+
+    cln = ngx_pool_cleanup_add(r->pool, sizeof(ngx_http_tidal_ws_t));
+    if (cln == NULL) {
+        return NULL;
+    }
+
+    cl = cln->data;
+    ngx_memzero(cl, sizeof(ngx_http_tidal_ws_t));
+
+    cln->handler = ngx_http_tidal_http_cleanup;
+
+    /* a C string: it goes into JSON as "who" */
+
+    cl->name.data = ngx_pnalloc(r->pool, name.len + 1);
+    if (cl->name.data == NULL) {
+        return NULL;
+    }
+
+    cl->name.len = ngx_cpystrn(cl->name.data, name.data, name.len + 1)
+                   - cl->name.data;
+
+    cl->connection = r->connection;
+    cl->request = r;
+    cl->conf = tlcf;
+    cl->main_conf = tmcf;
+    cl->core_conf = ngx_http_get_module_loc_conf(r, ngx_http_core_module);
+    cl->kind = NGX_HTTP_TIDAL_POST;
+    cl->out_last = &cl->out;
+
+    tidal_mcp_session_init(&cl->mcp, tmcf->allow_raw
+                                     ? &ngx_http_tidal_mcp_server_raw
+                                     : &ngx_http_tidal_mcp_server,
+                           role);
+
+    cl->mcp.initialize_hook = ngx_http_tidal_http_initialize;
+    cl->mcp.resource_hook = ngx_http_tidal_http_resource;
+    cl->mcp.data = cl;
+
+    return cl;
+}
+
+
+/*
+ * initialize over HTTP: a new session in the zone, named by the
+ * Mcp-Session-Id header; its first event stream starts after the events
+ * published so far.
+ */
+
+static json_t *
+ngx_http_tidal_http_initialize(tidal_mcp_session_t *s, json_t *params)
+{
+    ngx_http_tidal_ws_t *cl = s->data;
+
+    cl->next_seq = ngx_http_tidal_fanout_position();
+
+    if (ngx_http_tidal_session_create(cl->main_conf, cl->session,
+                                      cl->connection->log)
+        == NGX_OK)
+    {
+        cl->has_session = 1;
+    }
+
+    return json_pack("{s:s#, s:I, s:b, s:s}",
+                     TIDAL_META_SESSION, cl->session,
+                     (int) (cl->has_session ? NGX_HTTP_TIDAL_SESSION_ID_LEN
+                                            : 0),
+                     TIDAL_META_SEQ, (json_int_t) cl->next_seq - 1,
+                     TIDAL_META_RESUMED, 0,
+                     TIDAL_META_ROLE, tidal_mcp_role_name(s->role));
+}
+
+
+static json_t *
+ngx_http_tidal_http_resource(tidal_mcp_session_t *s, int channel)
+{
+    ngx_http_tidal_ws_t *cl = s->data;
+
+    return ngx_http_tidal_state_channel(cl->main_conf, channel);
+}
+
+
+/* a tool's answer from the helper, for a POST that waits for it */
+
+void
+ngx_http_tidal_http_answer(ngx_http_tidal_ws_t *cl, const u_char *data,
+    size_t len)
+{
+    ngx_int_t            rc;
+    ngx_connection_t    *c;
+    ngx_http_request_t  *r;
+
+    r = cl->request;
+    c = r->connection;
+
+    rc = ngx_http_tidal_http_json(r, NGX_HTTP_OK, data, len);
+
+    ngx_http_finalize_request(r, rc);
+    ngx_http_run_posted_requests(c);
+}
+
+
+/* the request ends: answers still awaited go nowhere */
+
+static void
+ngx_http_tidal_http_cleanup(void *data)
+{
+    ngx_http_tidal_ws_t  *cl = data;
+
+    ngx_http_tidal_helper_forget(cl);
+
+    if (cl->has_session) {
+        ngx_http_tidal_session_release(cl->main_conf, cl->session);
+        cl->has_session = 0;
+    }
+}
+
+
+/* -- GET: the session's event stream ------------------------------------- */
+
+static ngx_int_t
+ngx_http_tidal_http_get(ngx_http_request_t *r, ngx_http_tidal_loc_conf_t *tlcf)
+{
+    u_char           *id, *p, *last;
+    uint64_t          from;
+    ngx_int_t         rc;
+    tidal_role_e      role;
+    ngx_table_elt_t  *h;
+
+    if (!ngx_http_tidal_http_accepts(r, "text/event-stream")) {
+        return ngx_http_tidal_http_error(r, NGX_HTTP_TIDAL_NOT_ACCEPTABLE,
+                   NGX_HTTP_TIDAL_RPC_SERVER_ERROR,
+                   "GET opens the session's event stream: accept "
+                   "text/event-stream, or upgrade to a WebSocket");
+    }
+
+    rc = ngx_http_tidal_http_session_id(r, &id);
+
+    if (rc == NGX_ERROR) {
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
+
+    if (id == NULL) {
+        return ngx_http_tidal_http_error(r, NGX_HTTP_BAD_REQUEST,
+                   TIDAL_MCP_INVALID_REQUEST,
+                   "Bad Request: Mcp-Session-Id is required");
+    }
+
+    rc = ngx_http_tidal_http_version(r);
+    if (rc != NGX_OK) {
+        return rc;
+    }
+
+    rc = ngx_http_tidal_request_role(r, tlcf, &role);
+
+    if (rc == NGX_ERROR) {
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
+
+    if (rc != NGX_OK) {
+        return ngx_http_tidal_http_error(r, NGX_HTTP_FORBIDDEN,
+                   NGX_HTTP_TIDAL_RPC_SERVER_ERROR,
+                   "no role for this client; see tidal_role");
+    }
+
+    /* Last-Event-ID: the last seq the client has; it gets what follows */
+
+    from = 0;
+    h = ngx_http_tidal_find_header(r, "Last-Event-ID", 13);
+
+    if (h) {
+        p = h->value.data;
+        last = p + h->value.len;
+
+        if (p == last || last - p > (ssize_t) NGX_INT64_LEN - 1) {
+            goto invalid;
+        }
+
+        for ( /* void */ ; p < last; p++) {
+            if (*p < '0' || *p > '9') {
+                goto invalid;
+            }
+
+            from = from * 10 + (*p - '0');
+        }
+
+        from++;
+    }
+
+    if (ngx_exiting || ngx_terminate) {
+        return NGX_HTTP_SERVICE_UNAVAILABLE;
+    }
+
+    rc = ngx_http_tidal_sse_start(r, tlcf, role, id, from);
+
+    if (rc == NGX_HTTP_NOT_FOUND) {
+        return ngx_http_tidal_http_error(r, NGX_HTTP_NOT_FOUND,
+                   NGX_HTTP_TIDAL_RPC_NO_SESSION,
+                   "Session not found: it ended or expired; "
+                   "initialize again");
+    }
+
+    return rc;
+
+invalid:
+
+    return ngx_http_tidal_http_error(r, NGX_HTTP_BAD_REQUEST,
+               TIDAL_MCP_INVALID_REQUEST,
+               "Bad Request: Last-Event-ID is not an event id of this "
+               "server");
+}
+
+
+/* -- DELETE: the client ends its session --------------------------------- */
+
+static ngx_int_t
+ngx_http_tidal_http_delete(ngx_http_request_t *r)
+{
+    u_char                      *id;
+    ngx_int_t                    rc;
+    ngx_http_tidal_main_conf_t  *tmcf;
+
+    tmcf = ngx_http_get_module_main_conf(r, ngx_tidal_module);
+
+    rc = ngx_http_tidal_http_session_id(r, &id);
+
+    if (rc == NGX_ERROR) {
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
+
+    if (id == NULL) {
+        return ngx_http_tidal_http_error(r, NGX_HTTP_BAD_REQUEST,
+                   TIDAL_MCP_INVALID_REQUEST,
+                   "Bad Request: Mcp-Session-Id is required");
+    }
+
+    if (ngx_http_tidal_session_delete(tmcf, id) != NGX_OK) {
+        return ngx_http_tidal_http_error(r, NGX_HTTP_NOT_FOUND,
+                   NGX_HTTP_TIDAL_RPC_NO_SESSION, "Session not found");
+    }
+
+    /* its streams on every worker end at the next event */
+
+    ngx_http_tidal_fanout_published(tmcf);
+
+    r->header_only = 1;
+
+    return ngx_http_tidal_http_json(r, NGX_HTTP_NO_CONTENT, NULL, 0);
+}
+
+
+/* -- headers -------------------------------------------------------------- */
+
+/*
+ * The session the request names: NGX_OK with *id, or with *id NULL when
+ * there is no Mcp-Session-Id; NGX_DECLINED (and *id NULL) for a value
+ * that cannot be one of ours.
+ */
+
+static ngx_int_t
+ngx_http_tidal_http_session_id(ngx_http_request_t *r, u_char **id)
+{
+    u_char           *p;
+    ngx_uint_t        i;
+    ngx_table_elt_t  *h;
+
+    *id = NULL;
+
+    h = ngx_http_tidal_find_header(r, "Mcp-Session-Id", 14);
+
+    if (h == NULL) {
+        return NGX_OK;
+    }
+
+    if (h->value.len != NGX_HTTP_TIDAL_SESSION_ID_LEN) {
+        return NGX_DECLINED;
+    }
+
+    p = h->value.data;
+
+    for (i = 0; i < NGX_HTTP_TIDAL_SESSION_ID_LEN; i++) {
+        if (!((p[i] >= '0' && p[i] <= '9') || (p[i] >= 'a' && p[i] <= 'f'))) {
+            return NGX_DECLINED;
+        }
+    }
+
+    *id = p;
+
+    return NGX_OK;
+}
+
+
+/*
+ * MCP-Protocol-Version, which a client sends after initialize: one this
+ * server speaks, or 400.  None: 2025-03-26, as the specification says.
+ */
+
+static ngx_int_t
+ngx_http_tidal_http_version(ngx_http_request_t *r)
+{
+    ngx_table_elt_t  *h;
+
+    h = ngx_http_tidal_find_header(r, "MCP-Protocol-Version", 20);
+
+    if (h == NULL
+        || tidal_mcp_version((char *) h->value.data, h->value.len) != NULL)
+    {
+        return NGX_OK;
+    }
+
+    return ngx_http_tidal_http_error(r, NGX_HTTP_BAD_REQUEST,
+               TIDAL_MCP_INVALID_REQUEST,
+               "Bad Request: unsupported MCP-Protocol-Version (this server "
+               "speaks " TIDAL_MCP_LATEST_VERSION ", 2025-06-18 and "
+               "2025-03-26)");
+}
+
+
+/*
+ * Whether Accept takes a media type (or no Accept, which takes any):
+ * the type itself, its "type/" followed by "*", or "*" "/" "*", unless
+ * its q is 0.
+ */
+
+static ngx_uint_t
+ngx_http_tidal_http_accepts(ngx_http_request_t *r, const char *type)
+{
+    u_char           *p, *last, *start, *end, *q;
+    size_t            len, major;
+    ngx_table_elt_t  *h;
+
+    h = ngx_http_tidal_find_header(r, "Accept", 6);
+
+    if (h == NULL) {
+        return 1;
+    }
+
+    len = ngx_strlen(type);
+    major = (u_char *) ngx_strchr(type, '/') - (u_char *) type + 1;
+
+    p = h->value.data;
+    last = p + h->value.len;
+
+    while (p < last) {
+
+        while (p < last && (*p == ' ' || *p == '\t' || *p == ',')) {
+            p++;
+        }
+
+        start = p;
+
+        while (p < last && *p != ',' && *p != ';') {
+            p++;
+        }
+
+        end = p;
+
+        while (end > start && (end[-1] == ' ' || end[-1] == '\t')) {
+            end--;
+        }
+
+        /* its parameters: only q=0 (and q=0.0...) refuses */
+
+        q = NULL;
+
+        while (p < last && *p != ',') {
+            if (*p == 'q' && p + 2 <= last && p[1] == '='
+                && p[-1] != '-')
+            {
+                q = p + 2;
+            }
+
+            p++;
+        }
+
+        if (q && q < last && *q == '0') {
+            for (q++; q < last && (*q == '.' || *q == '0'); q++) {
+                /* void */
+            }
+
+            if (q == last || *q == ',' || *q == ' ' || *q == ';') {
+                continue;
+            }
+        }
+
+        if (((size_t) (end - start) == len
+             && ngx_strncasecmp(start, (u_char *) type, len) == 0)
+            || ((size_t) (end - start) == major + 1
+                && ngx_strncasecmp(start, (u_char *) type, major) == 0
+                && start[major] == '*')
+            || (end - start == 3 && ngx_strncmp(start, "*/*", 3) == 0))
+        {
+            return 1;
+        }
+    }
+
+    return 0;
+}
+
+
+static ngx_int_t
+ngx_http_tidal_http_json(ngx_http_request_t *r, ngx_uint_t status,
+    const u_char *data, size_t len)
+{
+    if (r->header_only) {
+        r->headers_out.status = status;
+        r->headers_out.content_length_n = 0;
+        return ngx_http_send_header(r);
+    }
+
+    return ngx_http_tidal_reply(r, status, "application/json", data, len);
+}
+
+
+/* an HTTP error with a JSON-RPC error body that answers no request */
+
+static ngx_int_t
+ngx_http_tidal_http_error(ngx_http_request_t *r, ngx_uint_t status, int code,
+    const char *message)
+{
+    char       *text;
+    size_t      len;
+    ngx_int_t   rc;
+
+    text = tidal_mcp_error_reply(NULL, code, message, &len);
+    if (text == NULL) {
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
+
+    rc = ngx_http_tidal_reply(r, status, "application/json", (u_char *) text,
+                              len);
+    free(text);
+
+    return rc;
+}
