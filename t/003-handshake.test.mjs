@@ -178,12 +178,25 @@ async function assertPlainRefusal(method, status) {
     assert.match(body, /websocket/i, `the body should say the endpoint expects a WebSocket: ${JSON.stringify(body)}`);
 }
 
-test('POST without Upgrade gets 405 with a one-line text body', T, async () => {
-    await assertPlainRefusal('POST', 405);
-});
+// POST and DELETE without Upgrade are Streamable HTTP (t/120)
+for (const method of ['POST', 'DELETE']) {
+    test(`${method} without Upgrade and without a session gets 400 with a JSON-RPC error`, T, async () => {
+        const res = await httpRequest(ngx.port, {
+            method, path: '/mcp', body: method === 'POST' ? rpc('ping', undefined, 1) : undefined,
+            headers: method === 'POST' ? { 'Content-Type': 'application/json' } : {},
+        });
+        assert.equal(res.status, 400, res.head);
+        assert.equal(res.headers['content-type'], 'application/json');
+        const body = JSON.parse(res.body.toString('utf8'));
+        assert.equal(body.error.code, -32600);
+        assert.match(body.error.message, /Mcp-Session-Id/);
+    });
+}
 
-test('DELETE without Upgrade gets 405 with a one-line text body', T, async () => {
-    await assertPlainRefusal('DELETE', 405);
+test('PUT without Upgrade gets 405 naming the methods', T, async () => {
+    const res = await httpRequest(ngx.port, { method: 'PUT', path: '/mcp' });
+    assert.equal(res.status, 405, res.head);
+    assert.match(res.headers.allow, /GET, POST, DELETE/);
 });
 
 test('GET without Upgrade gets 426 with a one-line text body', T, async () => {

@@ -15,8 +15,9 @@
 #include "ngx_http_tidal.h"
 
 
-/* nginx 1.22 has no name for 406 */
+/* nginx 1.22 has no names for these */
 #define NGX_HTTP_TIDAL_NOT_ACCEPTABLE      406
+#define NGX_HTTP_TIDAL_UPGRADE_REQUIRED    426
 
 /* the codes the MCP SDKs give these transport errors */
 #define NGX_HTTP_TIDAL_RPC_SERVER_ERROR    -32000
@@ -43,7 +44,7 @@ static ngx_int_t ngx_http_tidal_http_session_id(ngx_http_request_t *r,
     u_char **id);
 static ngx_int_t ngx_http_tidal_http_version(ngx_http_request_t *r);
 static ngx_uint_t ngx_http_tidal_http_accepts(ngx_http_request_t *r,
-    const char *type);
+    const char *type, ngx_uint_t wildcards);
 static ngx_int_t ngx_http_tidal_http_json(ngx_http_request_t *r,
     ngx_uint_t status, const u_char *data, size_t len);
 static ngx_int_t ngx_http_tidal_http_error(ngx_http_request_t *r,
@@ -51,6 +52,11 @@ static ngx_int_t ngx_http_tidal_http_error(ngx_http_request_t *r,
 
 
 static ngx_str_t  ngx_http_tidal_session_key = ngx_string("Mcp-Session-Id");
+static ngx_str_t  ngx_http_tidal_upgrade_key = ngx_string("Upgrade");
+static ngx_str_t  ngx_http_tidal_websocket = ngx_string("websocket");
+static ngx_str_t  ngx_http_tidal_get_help = ngx_string(
+    "this MCP endpoint expects a WebSocket upgrade (subprotocol \"mcp\"), "
+    "or MCP Streamable HTTP: POST, and GET with Accept: text/event-stream\n");
 static ngx_str_t  ngx_http_tidal_allow_key = ngx_string("Allow");
 static ngx_str_t  ngx_http_tidal_allow_value =
     ngx_string("GET, POST, DELETE, OPTIONS");
@@ -125,8 +131,8 @@ ngx_http_tidal_http_post(ngx_http_request_t *r,
                    "a message is POSTed as Content-Type: application/json");
     }
 
-    if (!ngx_http_tidal_http_accepts(r, "application/json")
-        || !ngx_http_tidal_http_accepts(r, "text/event-stream"))
+    if (!ngx_http_tidal_http_accepts(r, "application/json", 1)
+        || !ngx_http_tidal_http_accepts(r, "text/event-stream", 1))
     {
         rc = ngx_http_discard_request_body(r);
         if (rc != NGX_OK) {
@@ -203,11 +209,22 @@ ngx_http_tidal_http_message(ngx_http_request_t *r)
     len = 0;
 
     rc = ngx_http_tidal_http_read_body(r, tlcf, &text, &len);
-    if (rc != NGX_OK) {
-        return rc;
+
+    if (rc == NGX_HTTP_REQUEST_ENTITY_TOO_LARGE) {
+        return ngx_http_tidal_http_error(r, rc, TIDAL_MCP_INVALID_REQUEST,
+                   "the message is larger than tidal_max_message_size");
     }
 
-    msg = json_loadb((char *) text, len, JSON_REJECT_DUPLICATES, &err);
+    if (rc == NGX_DECLINED) {
+        return ngx_http_tidal_http_error(r, NGX_HTTP_BAD_REQUEST,
+                   TIDAL_MCP_PARSE_ERROR, "Parse error: an empty body");
+    }
+
+    if (rc != NGX_OK) {
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
+
+    msg = json_loadb((char *) text, len, JSON_DECODE_ANY, &err);
 
     if (msg == NULL) {
         return ngx_http_tidal_http_error(r, NGX_HTTP_BAD_REQUEST,
@@ -257,11 +274,12 @@ ngx_http_tidal_http_message(ngx_http_request_t *r)
                      "initialize");
     }
 
-    if (!initialize) {
-        rc = ngx_http_tidal_http_version(r);
-        if (rc != NGX_OK) {
-            return rc;
-        }
+    if (!initialize && ngx_http_tidal_http_version(r) != NGX_OK) {
+        return ngx_http_tidal_http_error(r, NGX_HTTP_BAD_REQUEST,
+                   TIDAL_MCP_INVALID_REQUEST,
+                   "Bad Request: unsupported MCP-Protocol-Version (this "
+                   "server speaks " TIDAL_MCP_LATEST_VERSION ", 2025-06-18 "
+                   "and 2025-03-26)");
     }
 
     rc = ngx_http_tidal_request_role(r, tlcf, &role);
@@ -363,7 +381,8 @@ ngx_http_tidal_http_message(ngx_http_request_t *r)
 
 /*
  * The body, whole, as one text from the request's pool: in memory, or in
- * the temporary file nginx wrote a large one to.
+ * the temporary file nginx wrote a large one to.  NGX_DECLINED: empty;
+ * NGX_HTTP_REQUEST_ENTITY_TOO_LARGE; NGX_ERROR.
  */
 
 static ngx_int_t
@@ -377,8 +396,7 @@ ngx_http_tidal_http_read_body(ngx_http_request_t *r,
     ngx_chain_t  *cl;
 
     if (r->request_body == NULL || r->request_body->bufs == NULL) {
-        return ngx_http_tidal_http_error(r, NGX_HTTP_BAD_REQUEST,
-                   TIDAL_MCP_PARSE_ERROR, "Parse error: an empty body");
+        return NGX_DECLINED;
     }
 
     size = 0;
@@ -390,10 +408,7 @@ ngx_http_tidal_http_read_body(ngx_http_request_t *r,
     }
 
     if (size > tlcf->max_message_size) {
-        return ngx_http_tidal_http_error(r,
-                   NGX_HTTP_REQUEST_ENTITY_TOO_LARGE,
-                   TIDAL_MCP_INVALID_REQUEST,
-                   "the message is larger than tidal_max_message_size");
+        return NGX_HTTP_REQUEST_ENTITY_TOO_LARGE;
     }
 
     p = ngx_pnalloc(r->pool, size + 1);
@@ -576,11 +591,22 @@ ngx_http_tidal_http_get(ngx_http_request_t *r, ngx_http_tidal_loc_conf_t *tlcf)
     tidal_role_e      role;
     ngx_table_elt_t  *h;
 
-    if (!ngx_http_tidal_http_accepts(r, "text/event-stream")) {
-        return ngx_http_tidal_http_error(r, NGX_HTTP_TIDAL_NOT_ACCEPTABLE,
-                   NGX_HTTP_TIDAL_RPC_SERVER_ERROR,
-                   "GET opens the session's event stream: accept "
-                   "text/event-stream, or upgrade to a WebSocket");
+    if (!ngx_http_tidal_http_accepts(r, "text/event-stream", 0)) {
+
+        /* a browser or curl, most likely: say what the endpoint takes */
+
+        if (ngx_http_tidal_add_header(r, &ngx_http_tidal_upgrade_key,
+                                      &ngx_http_tidal_websocket)
+            != NGX_OK)
+        {
+            return NGX_HTTP_INTERNAL_SERVER_ERROR;
+        }
+
+        ngx_str_set(&r->headers_out.status_line, "426 Upgrade Required");
+
+        return ngx_http_tidal_reply(r, NGX_HTTP_TIDAL_UPGRADE_REQUIRED,
+                   "text/plain", ngx_http_tidal_get_help.data,
+                   ngx_http_tidal_get_help.len);
     }
 
     rc = ngx_http_tidal_http_session_id(r, &id);
@@ -595,9 +621,12 @@ ngx_http_tidal_http_get(ngx_http_request_t *r, ngx_http_tidal_loc_conf_t *tlcf)
                    "Bad Request: Mcp-Session-Id is required");
     }
 
-    rc = ngx_http_tidal_http_version(r);
-    if (rc != NGX_OK) {
-        return rc;
+    if (ngx_http_tidal_http_version(r) != NGX_OK) {
+        return ngx_http_tidal_http_error(r, NGX_HTTP_BAD_REQUEST,
+                   TIDAL_MCP_INVALID_REQUEST,
+                   "Bad Request: unsupported MCP-Protocol-Version (this "
+                   "server speaks " TIDAL_MCP_LATEST_VERSION ", 2025-06-18 "
+                   "and 2025-03-26)");
     }
 
     rc = ngx_http_tidal_request_role(r, tlcf, &role);
@@ -741,7 +770,8 @@ ngx_http_tidal_http_session_id(ngx_http_request_t *r, u_char **id)
 
 /*
  * MCP-Protocol-Version, which a client sends after initialize: one this
- * server speaks, or 400.  None: 2025-03-26, as the specification says.
+ * server speaks (NGX_OK), or another (NGX_DECLINED: the caller answers
+ * 400).  None: 2025-03-26, as the specification says.
  */
 
 static ngx_int_t
@@ -757,22 +787,19 @@ ngx_http_tidal_http_version(ngx_http_request_t *r)
         return NGX_OK;
     }
 
-    return ngx_http_tidal_http_error(r, NGX_HTTP_BAD_REQUEST,
-               TIDAL_MCP_INVALID_REQUEST,
-               "Bad Request: unsupported MCP-Protocol-Version (this server "
-               "speaks " TIDAL_MCP_LATEST_VERSION ", 2025-06-18 and "
-               "2025-03-26)");
+    return NGX_DECLINED;
 }
 
 
 /*
  * Whether Accept takes a media type (or no Accept, which takes any):
- * the type itself, its "type/" followed by "*", or "*" "/" "*", unless
- * its q is 0.
+ * the type itself or, with wildcards, its "type/" followed by "*", or
+ * "*" "/" "*"; unless its q is 0.
  */
 
 static ngx_uint_t
-ngx_http_tidal_http_accepts(ngx_http_request_t *r, const char *type)
+ngx_http_tidal_http_accepts(ngx_http_request_t *r, const char *type,
+    ngx_uint_t wildcards)
 {
     u_char           *p, *last, *start, *end, *q;
     size_t            len, major;
@@ -781,7 +808,7 @@ ngx_http_tidal_http_accepts(ngx_http_request_t *r, const char *type)
     h = ngx_http_tidal_find_header(r, "Accept", 6);
 
     if (h == NULL) {
-        return 1;
+        return wildcards;
     }
 
     len = ngx_strlen(type);
@@ -832,12 +859,17 @@ ngx_http_tidal_http_accepts(ngx_http_request_t *r, const char *type)
             }
         }
 
-        if (((size_t) (end - start) == len
-             && ngx_strncasecmp(start, (u_char *) type, len) == 0)
-            || ((size_t) (end - start) == major + 1
+        if ((size_t) (end - start) == len
+            && ngx_strncasecmp(start, (u_char *) type, len) == 0)
+        {
+            return 1;
+        }
+
+        if (wildcards
+            && (((size_t) (end - start) == major + 1
                 && ngx_strncasecmp(start, (u_char *) type, major) == 0
                 && start[major] == '*')
-            || (end - start == 3 && ngx_strncmp(start, "*/*", 3) == 0))
+                || (end - start == 3 && ngx_strncmp(start, "*/*", 3) == 0)))
         {
             return 1;
         }
