@@ -96,12 +96,20 @@ test('a rebinding page is refused: POST', T, async () => {
     assert.match(res.body.toString(), /DNS rebinding/);
 });
 
+test('any page may read a refusal of a plain GET (html/tidal-client.js stops on 403)', T, async () => {
+    const res = await request(named.port, 'GET', { Origin: 'http://other-2.example' });
+    assert.equal(res.status, 403);
+    assert.equal(res.headers['access-control-allow-origin'], '*');
+});
+
 test('a rebinding page is refused: OPTIONS preflight', T, async () => {
     const res = await request(named.port, 'OPTIONS', {
         ...rebinding, 'Access-Control-Request-Method': 'POST',
     });
     assert.equal(res.status, 403);
-    assert.equal(res.headers['access-control-allow-origin'], undefined);
+    // (a preflight fails on any status but 2xx; the refusal is readable as any refusal is)
+    assert.notEqual(res.headers['access-control-allow-origin'], 'https://other.example');
+    assert.equal(res.headers['access-control-allow-methods'], undefined);
 });
 
 test('a refused Host is a [warn] naming the value and the directives', T, async () => {
@@ -215,7 +223,9 @@ test('a preflight from a refused origin gets 403 and no CORS headers', T, async 
         Origin: 'https://other.example', 'Access-Control-Request-Method': 'POST',
     });
     assert.equal(res.status, 403);
-    assert.equal(res.headers['access-control-allow-origin'], undefined);
+    // (a preflight fails on any status but 2xx; the refusal is readable as any refusal is)
+    assert.notEqual(res.headers['access-control-allow-origin'], 'https://other.example');
+    assert.equal(res.headers['access-control-allow-methods'], undefined);
 });
 
 test('OPTIONS without Origin (not a preflight) answers 204 with Allow', T, async () => {

@@ -38,6 +38,9 @@ static ngx_str_t  ngx_http_tidal_accept_key =
 static ngx_str_t  ngx_http_tidal_protocol_key =
     ngx_string("Sec-WebSocket-Protocol");
 static ngx_str_t  ngx_http_tidal_mcp_protocol = ngx_string("mcp");
+static ngx_str_t  ngx_http_tidal_cors_key =
+    ngx_string("Access-Control-Allow-Origin");
+static ngx_str_t  ngx_http_tidal_cors_any = ngx_string("*");
 
 
 ngx_int_t
@@ -60,7 +63,10 @@ ngx_http_tidal_handler(ngx_http_request_t *r)
             return NGX_HTTP_INTERNAL_SERVER_ERROR;
         }
 
-        return ngx_http_tidal_reject(r, rc, NULL, NULL,
+        /* any page may read the refusal: tidal-client.js stops on it */
+
+        return ngx_http_tidal_reject(r, rc, &ngx_http_tidal_cors_key,
+                                     &ngx_http_tidal_cors_any,
                                      NGX_HTTP_TIDAL_ACCESS_DENIED);
     }
 
