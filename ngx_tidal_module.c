@@ -235,6 +235,13 @@ static ngx_command_t  ngx_http_tidal_commands[] = {
       0,
       NULL },
 
+    { ngx_string("tidal_allow_host"),
+      NGX_HTTP_MAIN_CONF|NGX_HTTP_SRV_CONF|NGX_HTTP_LOC_CONF|NGX_CONF_1MORE,
+      ngx_http_tidal_access_allow_host,
+      NGX_HTTP_LOC_CONF_OFFSET,
+      0,
+      NULL },
+
     { ngx_string("tidal_helper"),
       NGX_HTTP_MAIN_CONF|NGX_CONF_TAKE1,
       ngx_http_tidal_helper_path,
@@ -726,6 +733,7 @@ ngx_http_tidal_create_loc_conf(ngx_conf_t *cf)
      * set by ngx_pcalloc():
      *
      *     conf->allow_origins = NULL;
+     *     conf->allow_hosts = NULL;
      */
 
     conf->enable = NGX_CONF_UNSET;
@@ -762,6 +770,10 @@ ngx_http_tidal_merge_loc_conf(ngx_conf_t *cf, void *parent, void *child)
 
     if (conf->allow_origins == NULL) {
         conf->allow_origins = prev->allow_origins;
+    }
+
+    if (conf->allow_hosts == NULL) {
+        conf->allow_hosts = prev->allow_hosts;
     }
 
     return NGX_CONF_OK;

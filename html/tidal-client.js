@@ -11,6 +11,8 @@
  *     name: 'my-ui', version: '1.0.0',   // clientInfo
  *     WebSocket,                         // a constructor (Node: from 'ws');
  *                                        //   default globalThis.WebSocket
+ *     fetch,                             // default globalThis.fetch; null:
+ *                                        //   never ask why an upgrade failed
  *     minDelay: 1000, maxDelay: 30000,   // reconnect backoff, full jitter
  *     random: Math.random,               // injectable for tests
  *     timeout: 30000,                    // per request, and per handshake
@@ -52,6 +54,13 @@
  * while it was away are lost, so re-read the state (tidal_get_state).  A
  * JSON-RPC error answering initialize is final: the client closes, as a
  * retry would be refused the same way.
+ *
+ * So is a 403 (a Host or Origin the server does not allow, or no role):
+ * browsers do not tell a WebSocket why its upgrade failed, so after a
+ * socket that never opened the client GETs the endpoint's http(s) URL
+ * without the upgrade; when that answers 403 the client emits an 'error'
+ * (status 403, the server's one-line reason) and closes instead of
+ * retrying.  ngx_tidal lets any page read its 403s for this.
  */
 
 export const PROTOCOL_VERSION = '2025-11-25';
@@ -180,6 +189,7 @@ export class TidalClient extends EventTarget {
     #url;
     #options;
     #WebSocket;
+    #fetch;
 
     #ws = null;
     #state = 'closed';
@@ -207,6 +217,9 @@ export class TidalClient extends EventTarget {
             throw new TypeError('tidal: no WebSocket here; pass one in '
                                 + 'options.WebSocket (Node: from "ws")');
         }
+
+        this.#fetch = options.fetch !== undefined
+            ? options.fetch : globalThis.fetch?.bind(globalThis) ?? null;
 
         this.#session = this.#options.session;
         this.#lastSeq = this.#options.lastSeq;
@@ -276,7 +289,7 @@ export class TidalClient extends EventTarget {
 
 
     #open(delay) {
-        let ws;
+        let ws, opened = false;
 
         this.#reconnectTimer = null;
         this.#socketError = null;
@@ -302,6 +315,7 @@ export class TidalClient extends EventTarget {
          * and a dropped socket may still report its close much later.
          */
         ws.addEventListener('open', () => {
+            opened = true;
             if (ws === this.#ws) {
                 this.#initialize(ws);
             }
@@ -319,6 +333,9 @@ export class TidalClient extends EventTarget {
             }
         });
         ws.addEventListener('close', (ev) => {
+            if (ws === this.#ws && !opened) {
+                this.#askWhy();
+            }
             this.#lost(ws, ev.code ?? null,
                        ev.reason || this.#socketError || '');
         });
@@ -514,6 +531,39 @@ export class TidalClient extends EventTarget {
         /* armed before the status: a listener may call close() */
         this.#reconnectTimer = setTimeout(() => this.#open(delay), delay);
         this.#status({ delay, code, reason });
+    }
+
+    /*
+     * A 403 will not change by retrying.  The answer may come after the
+     * next attempt began; it ends that one too, unless it got through.
+     */
+    async #askWhy() {
+        let res, text;
+
+        if (typeof this.#fetch !== 'function') {
+            return;
+        }
+
+        try {
+            res = await this.#fetch(String(this.#url).replace(/^ws/i, 'http'),
+                                    { cache: 'no-store' });
+            if (res.status !== 403) {
+                return;
+            }
+            text = (await res.text()).split('\n')[0];
+        } catch {
+            return;               /* down, or a reply the page cannot read */
+        }
+
+        if (this.#stopped || this.#state === 'open') {
+            return;
+        }
+
+        const err = new Error('tidal: the server refused this client (403)'
+                              + (text ? `: ${text}` : ''));
+
+        err.status = 403;
+        this.#fail(err);
     }
 
     #fail(err) {

@@ -1,8 +1,9 @@
 // Copyright (C) ngx_tidal authors
 // SPDX-License-Identifier: BSD-2-Clause
 
-// Origin checks on the handshake: by default only the request's own host;
-// tidal_allow_origin adds exact origins, or "*" for all.
+// Origin checks on the handshake: by default only the request's own host,
+// when that host passes the Host check (t/014); tidal_allow_origin adds
+// exact origins, or "*" for all.
 
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
@@ -16,6 +17,8 @@ let ngx;
 before(async () => {
     ngx = await startNginx({
         server: `
+        tidal_allow_host music.example;
+
         location /mcp-listed {
             tidal_mcp;
             tidal_allow_origin https://app.example;
@@ -52,6 +55,7 @@ const cases = [
     ['/mcp', 'Origin matching a name-based Host', () => ({ Host: 'music.example', Origin: 'https://music.example' }), 101],
     ['/mcp', 'Origin matching a Host with its port', () => ({ Host: 'music.example:8080', Origin: 'http://music.example:8080' }), 101],
     ['/mcp', 'a foreign Origin', () => ({ Origin: 'http://evil.example' }), 403],
+    ['/mcp', 'Origin matching a Host that is not allowed (DNS rebinding)', () => ({ Host: 'evil.example', Origin: 'http://evil.example' }), 403],
     ['/mcp', 'Origin of the same host on another port', () => ({ Origin: `http://127.0.0.1:${ngx.port + 1}` }), 403],
     ['/mcp', 'Origin of the same host without the port', () => ({ Origin: 'http://127.0.0.1' }), 403],
     ['/mcp', 'Origin whose host only starts like the Host', () => ({ Host: 'music.example', Origin: 'http://music.example.evil.example' }), 403],

@@ -84,7 +84,7 @@ function fakeClient(options = {}) {
     FakeSocket.made = [];
     const c = new TidalClient(URL, {
         name: 'unit', version: '1.2.3', WebSocket: FakeSocket,
-        random: () => 0, ...options,
+        random: () => 0, fetch: null, ...options,
     });
     const seen = { events: [], status: [], errors: [] };
     c.addEventListener('event', (e) => seen.events.push(e.detail));
@@ -325,4 +325,57 @@ test('client: requests while not open reject; a refused initialize is final', as
     await new Promise((r) => setTimeout(r, 20));
     assert.equal(FakeSocket.made.length, 1);
     assert.equal(seen.errors.length, 1);
+});
+
+
+// What the client's fetch asked for, and a canned answer.
+function fakeFetch(status, body = '') {
+    const asked = [];
+    const fetch = async (url, init) => {
+        asked.push({ url, init });
+        return { status, text: async () => body };
+    };
+    return { fetch, asked };
+}
+
+test('client: an upgrade refused with 403 is final (found by a plain GET of the endpoint)', async () => {
+    const { fetch, asked } = fakeFetch(403, 'this Host or Origin is not allowed here (DNS rebinding protection); the rest\nmore\n');
+    const { c, seen } = fakeClient({ fetch, minDelay: 50, maxDelay: 50 });
+    const ready = c.connect();
+    (await nextSocket(1)).serverClose(1006);
+    await assert.rejects(ready, (err) => err.status === 403 && /DNS rebinding protection\); the rest$/.test(err.message));
+    assert.equal(asked.length, 1);
+    assert.equal(asked[0].url, 'http://127.0.0.1:8080/mcp');
+    assert.equal(seen.errors.length, 1);
+    assert.equal(seen.errors[0].status, 403);
+    assert.equal(c.state, 'closed');
+    await new Promise((r) => setTimeout(r, 120));
+    assert.equal(FakeSocket.made.length, 1, 'no reconnect after a 403');
+});
+
+test('client: a failed upgrade whose GET is not 403 (or fails) is retried; an opened socket is not probed', async () => {
+    for (const fetch of [fakeFetch(426).fetch, async () => { throw new TypeError('fetch failed'); }]) {
+        let asked = 0;
+        const { c, seen } = fakeClient({ fetch: (...a) => { asked++; return fetch(...a); }, minDelay: 1, maxDelay: 1 });
+        const ready = c.connect();
+        (await nextSocket(1)).serverClose(1006);
+        (await nextSocket(2)).serverClose(1006);
+        handshake(await nextSocket(3), { 'tidal/session': SESSION_A, 'tidal/seq': 0 });
+        await ready;
+        (await nextSocket(3)).serverClose(1001);
+        await nextSocket(4);
+        c.close();
+        assert.equal(asked, 2, 'one GET per socket that never opened');
+        assert.equal(seen.errors.length, 0);
+    }
+});
+
+test('client: wss:// is probed over https://', async () => {
+    const { fetch, asked } = fakeFetch(403);
+    FakeSocket.made = [];
+    const c = new TidalClient('wss://studio.example/mcp', { WebSocket: FakeSocket, fetch, random: () => 0 });
+    const ready = c.connect();
+    (await nextSocket(1)).serverClose(1006);
+    await assert.rejects(ready, (err) => err.status === 403);
+    assert.equal(asked[0].url, 'https://studio.example/mcp');
 });

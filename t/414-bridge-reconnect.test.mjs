@@ -6,13 +6,16 @@
 // and resumes the session, so the desktop client stays in the room and
 // gets the events it missed; a request while there is no connection, or
 // one the lost connection took with it, gets a -32000 error at once; a
-// close that blames the client still ends the bridge.
+// close that blames the client still ends the bridge.  The first connect
+// is retried too (nothing listens yet, or a proxy answers 502): stdin's
+// messages wait for it (at most 64, each at most 30 s).
 
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { CallToolResultSchema } from '@modelcontextprotocol/sdk/types.js';
-import { startNginx, waitFor, SLOW } from './lib/nginx.mjs';
+import { startNginx, freePort, waitFor, SLOW } from './lib/nginx.mjs';
 import { TidalWs } from './lib/tidal.mjs';
+import { INIT_PARAMS } from './lib/ws.mjs';
 import { Bridge, sdkClient, gone, killBridges } from './lib/bridge.mjs';
 
 const T = { timeout: 60000 * SLOW };
@@ -21,8 +24,10 @@ const SECRET = 'Bearer reconnect-secret-token';
 const UNREACHABLE = /the room is unreachable; tidal-helper is reconnecting/;
 
 let ngx;
+let roomPort;   // where the proxied room comes up, after the bridge
 
 before(async () => {
+    roomPort = await freePort();
     // one worker: killing it cuts the bridge, and the zone (the sessions)
     // outlives it
     ngx = await startNginx({
@@ -31,6 +36,14 @@ before(async () => {
         location /mcp-small {
             tidal_mcp;
             tidal_max_message_size 1k;
+        }
+
+        location /proxied {
+            proxy_pass http://127.0.0.1:${roomPort}/mcp;
+            proxy_http_version 1.1;
+            proxy_set_header Host $host;
+            proxy_set_header Upgrade $http_upgrade;
+            proxy_set_header Connection "upgrade";
         }`,
     });
 });
@@ -200,5 +213,71 @@ test('with --reconnect a close that blames the client (1009) and a refusal at th
         assert.deepEqual(attempts(refused.log), []);
     } finally {
         refused.kill();
+    }
+});
+
+
+test('the room not up yet: the bridge started first keeps trying, and the SDK client\'s initialize is answered once nginx is up', T, async () => {
+    const port = await freePort();
+    let room = null;
+    const connecting = sdkClient([`--connect`, `ws://127.0.0.1:${port}/mcp`, '--reconnect'], 'early');
+    try {
+        // the client's initialize waits in the bridge meanwhile
+        await new Promise((r) => setTimeout(r, 1500));
+        room = await startNginx({ port });
+        const c = await connecting;
+        assert.match(c.log, /cannot connect to 127\.0\.0\.1:\d+: Connection refused/);
+        assert.ok(attempts(c.log).length >= 1, c.log);
+        const { tools } = await c.client.listTools();
+        assert.ok(tools.some((t) => t.name === 'tidal_say'));
+        await c.client.close();
+        await gone(c);
+    } finally {
+        await connecting.then((c) => c.client.close(), () => {});
+        await room?.stop();
+    }
+});
+
+test('a proxy in front answering 502 at the start is waited for; messages wait in order, at most 64, the rest get -32000 at once', T, async () => {
+    const b = new Bridge(['--connect', `ws://127.0.0.1:${ngx.port}/proxied`, '--reconnect', '--verbose']);
+    let room = null;
+    try {
+        b.send({ jsonrpc: '2.0', id: 'init', method: 'initialize', params: INIT_PARAMS });
+        await b.until(() => /handshake failed: "HTTP\/1\.1 502 Bad Gateway"/.test(b.log), 'the 502');
+        await b.until(() => attempts(b.log).length >= 1, 'the first reconnect attempt');
+        for (let i = 1; i < 64; i++) {
+            b.send({ jsonrpc: '2.0', id: `early-${i}`, method: 'ping' });
+        }
+        await b.until(() => /debug: a message waits for the first connection \(64 waiting\)/.test(b.log), '64 held');
+        b.send({ jsonrpc: '2.0', id: 'one-too-many', method: 'ping' });
+        const over = await b.reply('one-too-many');
+        assert.equal(over.error?.code, -32000, JSON.stringify(over));
+        assert.match(over.error.message, UNREACHABLE);
+        assert.equal(b.lines.length, 1, 'the held ones wait');
+
+        room = await startNginx({ port: roomPort });
+        const init = await b.reply('init');
+        assert.ok(init.result, JSON.stringify(init));
+        b.send({ jsonrpc: '2.0', method: 'notifications/initialized' });
+        await b.reply('early-63');
+        const ids = b.lines.map((m) => m.id);
+        assert.deepEqual(ids.slice(1), ['init', ...Array.from({ length: 63 }, (_, i) => `early-${i + 1}`)]);
+        assert.ok(b.lines.slice(2).every((m) => m.result), 'the held pings were answered by the room');
+        b.proc.stdin.end();
+        assert.deepEqual(await b.exitStatus(), { code: 0, signal: null }, b.log);
+    } finally {
+        b.kill();
+        await room?.stop();
+    }
+});
+
+test('with --reconnect a refused Host or Origin (403) at the start ends the bridge with status 1', T, async () => {
+    const b = new Bridge(['--connect', ngx.url, '--reconnect', '--header', 'Origin: http://evil.example']);
+    try {
+        assert.deepEqual(await b.exitStatus(), { code: 1, signal: null }, b.log);
+        assert.match(b.log, /handshake failed: "HTTP\/1\.1 403 Forbidden"/);
+        assert.deepEqual(attempts(b.log), []);
+    } finally {
+        b.kill();
     }
 });

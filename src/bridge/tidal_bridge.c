@@ -50,8 +50,25 @@
 #define TIDAL_BRIDGE_RETRY_MAX     30000       /* ms, the longest wait */
 #define TIDAL_BRIDGE_PENDING_MAX   1024        /* requests awaiting answers */
 
+/*
+ * --reconnect before the first connection: stdin's messages wait for it,
+ * each at most HOLD_TIME (the TypeScript SDK gives up on a request after
+ * 60 s: our error comes first, and says why), at most HOLD_MAX of them
+ * in HOLD_BYTES; the others get TIDAL_BRIDGE_UNREACHABLE at once.
+ */
+#define TIDAL_BRIDGE_HOLD_TIME     30000       /* ms */
+#define TIDAL_BRIDGE_HOLD_MAX      64
+#define TIDAL_BRIDGE_HOLD_BYTES    (8 * 1024 * 1024)
+
 #define TIDAL_BRIDGE_UNREACHABLE                                              \
     "the room is unreachable; tidal-helper is reconnecting"
+
+
+typedef struct {
+    char                       *line;
+    size_t                      len;
+    int64_t                     until;           /* then it is answered */
+} tidal_bridge_held_t;
 
 
 typedef struct {
@@ -92,12 +109,18 @@ typedef struct {
     char                       *pending[TIDAL_BRIDGE_PENDING_MAX];
     unsigned                    npending;
 
+    /* stdin's lines waiting for the first connection, oldest first */
+    tidal_bridge_held_t         held[TIDAL_BRIDGE_HOLD_MAX];
+    unsigned                    nheld;
+    size_t                      held_bytes;
+
     unsigned                    stdin_done:1;
     unsigned                    close_sent:1;    /* queued, in fact */
     unsigned                    done:1;
     unsigned                    ssl_broken:1;    /* no close_notify then */
     unsigned                    lost:1;          /* worth connecting again */
     unsigned                    ready:1;         /* resumed, or nothing to */
+    unsigned                    connected:1;     /* once, at least */
 } tidal_bridge_t;
 
 
@@ -128,6 +151,8 @@ static void tidal_bridge_frames(tidal_bridge_t *b, const uint8_t *p,
 static void tidal_bridge_read_stdin(tidal_bridge_t *b);
 static void tidal_bridge_line(void *data, char *line, size_t len);
 static void tidal_bridge_offline(tidal_bridge_t *b, char *line, size_t len);
+static int tidal_bridge_hold(tidal_bridge_t *b, char *line, size_t len);
+static void tidal_bridge_release_held(tidal_bridge_t *b, int64_t now);
 static void tidal_bridge_track_out(tidal_bridge_t *b, char *line,
     size_t len);
 static int tidal_bridge_track_in(tidal_bridge_t *b, const uint8_t *p,
@@ -371,14 +396,23 @@ tidal_bridge_run(const tidal_bridge_conf_t *conf,
                     b.done = 1;
                 }
 
+                if (!b.done) {
+                    b.connected = 1;
+                    tidal_bridge_release_held(&b, -1);
+                }
+
                 tidal_bridge_loop(&b);
                 tidal_bridge_flush(&b);
 
             } else {
                 b.status = 1;
 
-                /* a refusal at the start is the user's to fix, not later */
-                b.lost = (attempt > 0);
+                /*
+                 * a refusal at the start is the user's to fix, not later;
+                 * a room not up yet (no answer, 502-504: handshake()
+                 * says) is waited for
+                 */
+                b.lost = (attempt > 0 || b.lost);
             }
 
             tidal_bridge_tls_end(&b);
@@ -386,8 +420,9 @@ tidal_bridge_run(const tidal_bridge_conf_t *conf,
             b.fd = -1;
 
         } else {
+            /* nothing listens yet, or the network is not up */
             b.status = 1;
-            b.lost = (attempt > 0);
+            b.lost = 1;
         }
 
         tidal_ws_parser_free(&b.parser);
@@ -416,6 +451,10 @@ tidal_bridge_run(const tidal_bridge_conf_t *conf,
 
     for (i = 0; i < b.npending; i++) {
         free(b.pending[i]);
+    }
+
+    for (i = 0; i < b.nheld; i++) {
+        free(b.held[i].line);
     }
 
     json_decref(b.init_params);
@@ -464,7 +503,7 @@ static int
 tidal_bridge_backoff(tidal_bridge_t *b, unsigned attempt, int64_t delay)
 {
     int            rc;
-    int64_t        wait, until, left;
+    int64_t        wait, until, left, now;
     uint32_t       r;
     struct pollfd  pfd;
 
@@ -487,10 +526,19 @@ tidal_bridge_backoff(tidal_bridge_t *b, unsigned attempt, int64_t delay)
             return -1;
         }
 
-        left = until - tidal_helper_msec();
+        now = tidal_helper_msec();
+
+        tidal_bridge_release_held(b, now);
+
+        left = until - now;
 
         if (left <= 0) {
             return 0;
+        }
+
+        /* wake up for the oldest held message's time, too */
+        if (b->nheld > 0 && b->held[0].until - now < left) {
+            left = (b->held[0].until - now > 0) ? b->held[0].until - now : 1;
         }
 
         pfd.fd = 0;
@@ -848,6 +896,7 @@ tidal_bridge_handshake(tidal_bridge_t *b, const tidal_bridge_conf_t *conf,
                          "failed: %s", conf->authority,
                          r == -1 ? tidal_bridge_strerror(b) : "timed out");
         free(req);
+        b->lost = 1;
         return -1;
     }
 
@@ -876,6 +925,7 @@ tidal_bridge_handshake(tidal_bridge_t *b, const tidal_bridge_conf_t *conf,
             tidal_helper_log(TIDAL_LOG_ERR, "handshake failed: no response "
                              "from %s within %d ms", conf->authority,
                              TIDAL_BRIDGE_CONNECT_TIME);
+            b->lost = 1;
             return -1;
         }
 
@@ -893,6 +943,7 @@ tidal_bridge_handshake(tidal_bridge_t *b, const tidal_bridge_conf_t *conf,
         tidal_helper_log(TIDAL_LOG_ERR, "handshake failed: %s",
                          r == 0 ? "the server closed the connection"
                                 : tidal_bridge_strerror(b));
+        b->lost = 1;
         return -1;
     }
 
@@ -913,6 +964,9 @@ tidal_bridge_handshake(tidal_bridge_t *b, const tidal_bridge_conf_t *conf,
             tidal_helper_log(TIDAL_LOG_ERR, "handshake failed: \"%s\" (%s)",
                              line, why);
         }
+
+        /* a proxy whose room is not up yet, or nginx shutting down */
+        b->lost = (status == 502 || status == 503 || status == 504);
 
         return -1;
     }
@@ -1316,6 +1370,10 @@ tidal_bridge_line(void *data, char *line, size_t len)
     tidal_utf8_t  utf8;
 
     if (b->fd == -1) {
+        if (!b->connected && tidal_bridge_hold(b, line, len) == 0) {
+            return;
+        }
+
         tidal_bridge_offline(b, line, len);
         return;
     }
@@ -1366,6 +1424,84 @@ tidal_bridge_offline(tidal_bridge_t *b, char *line, size_t len)
     /* the client would wait for an answer the room cannot give */
     tidal_bridge_unreachable(id);
     free(id);
+}
+
+
+/* a line from stdin before the first connection: it waits for one */
+
+static int
+tidal_bridge_hold(tidal_bridge_t *b, char *line, size_t len)
+{
+    char                 *copy;
+    tidal_bridge_held_t  *h;
+
+    if (b->nheld == TIDAL_BRIDGE_HOLD_MAX
+        || b->held_bytes + len > TIDAL_BRIDGE_HOLD_BYTES)
+    {
+        return -1;
+    }
+
+    copy = malloc(len ? len : 1);
+    if (copy == NULL) {
+        return -1;
+    }
+
+    memcpy(copy, line, len);
+
+    h = &b->held[b->nheld++];
+    h->line = copy;
+    h->len = len;
+    h->until = tidal_helper_msec() + TIDAL_BRIDGE_HOLD_TIME;
+
+    b->held_bytes += len;
+
+    tidal_helper_log(TIDAL_LOG_DEBUG, "a message waits for the first "
+                     "connection (%u waiting)", b->nheld);
+
+    return 0;
+}
+
+
+/*
+ * Held lines in order: sent, now that the connection is up (now -1), or
+ * those whose time has come answered as unreachable.
+ */
+
+static void
+tidal_bridge_release_held(tidal_bridge_t *b, int64_t now)
+{
+    unsigned              n;
+    tidal_bridge_held_t  *h;
+
+    for (n = 0; n < b->nheld; n++) {
+        h = &b->held[n];
+
+        if (now != -1 && h->until > now) {
+            break;
+        }
+
+        if (now != -1) {
+            tidal_helper_log(TIDAL_LOG_INFO, "a message waited %d ms for "
+                             "the first connection; answering it as "
+                             "unreachable", TIDAL_BRIDGE_HOLD_TIME);
+        }
+
+        if (now == -1) {
+            tidal_bridge_line(b, h->line, h->len);
+
+        } else {
+            tidal_bridge_offline(b, h->line, h->len);
+        }
+
+        b->held_bytes -= h->len;
+        free(h->line);
+    }
+
+    if (n > 0) {
+        memmove(&b->held[0], &b->held[n],
+                (b->nheld - n) * sizeof(tidal_bridge_held_t));
+        b->nheld -= n;
+    }
 }
 
 

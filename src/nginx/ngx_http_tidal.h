@@ -38,6 +38,11 @@
 /* a client's text in error_log, escaped (tidal_utf8_escape) and cut */
 #define NGX_HTTP_TIDAL_LOG_TEXT        256
 
+/* the body of a 403 from ngx_http_tidal_access_check() */
+#define NGX_HTTP_TIDAL_ACCESS_DENIED                                          \
+    "this Host or Origin is not allowed here (DNS rebinding protection); "  \
+    "the server's error_log names the directive that allows it\n"
+
 
 /* a worker's share of the connection count, reclaimed when it dies */
 typedef struct {
@@ -143,6 +148,7 @@ typedef struct {
     ngx_uint_t                  queue_size;
     size_t                      queue_bytes;
     ngx_array_t                *allow_origins;  /* of ngx_str_t, or NULL */
+    ngx_array_t                *allow_hosts;    /* of ngx_str_t, or NULL */
     ngx_http_complex_value_t   *role;
     ngx_http_complex_value_t   *name;
 } ngx_http_tidal_loc_conf_t;
@@ -291,6 +297,16 @@ void ngx_http_tidal_sse_end(ngx_http_tidal_ws_t *cl);
 ngx_http_tidal_frame_t *ngx_http_tidal_sse_frame(ngx_uint_t kind,
     ngx_uint_t opcode, uint64_t seq, const u_char *data, size_t len,
     ngx_log_t *log);
+
+/* ngx_http_tidal_access.c */
+ngx_int_t ngx_http_tidal_access_check(ngx_http_request_t *r,
+    ngx_http_tidal_loc_conf_t *tlcf);
+ngx_int_t ngx_http_tidal_access_cors(ngx_http_request_t *r,
+    ngx_http_tidal_loc_conf_t *tlcf);
+ngx_int_t ngx_http_tidal_access_preflight(ngx_http_request_t *r,
+    ngx_http_tidal_loc_conf_t *tlcf);
+char *ngx_http_tidal_access_allow_host(ngx_conf_t *cf, ngx_command_t *cmd,
+    void *conf);
 
 /* ngx_http_tidal_websocket.c */
 ngx_int_t ngx_http_tidal_websocket_start(ngx_http_request_t *r,

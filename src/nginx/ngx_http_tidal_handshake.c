@@ -5,8 +5,8 @@
 
 /*
  * ngx_tidal: the MCP location's request handler - checks an RFC 6455
- * upgrade (method, version, key, Origin) and answers 101, or explains in
- * one line what the endpoint expects.
+ * upgrade (method, version, key) and answers 101, or explains in one
+ * line what the endpoint expects.
  */
 
 
@@ -19,8 +19,6 @@
 
 static ngx_int_t ngx_http_tidal_reject(ngx_http_request_t *r,
     ngx_uint_t status, ngx_str_t *header, ngx_str_t *value, const char *text);
-static ngx_int_t ngx_http_tidal_origin_allowed(ngx_http_request_t *r,
-    ngx_http_tidal_loc_conf_t *tlcf, ngx_str_t *origin);
 static ngx_uint_t ngx_http_tidal_offers_mcp(ngx_http_request_t *r);
 
 
@@ -36,26 +34,52 @@ static ngx_str_t  ngx_http_tidal_accept_key =
 static ngx_str_t  ngx_http_tidal_protocol_key =
     ngx_string("Sec-WebSocket-Protocol");
 static ngx_str_t  ngx_http_tidal_mcp_protocol = ngx_string("mcp");
+static ngx_str_t  ngx_http_tidal_cors_key =
+    ngx_string("Access-Control-Allow-Origin");
+static ngx_str_t  ngx_http_tidal_cors_any = ngx_string("*");
 
 
 ngx_int_t
 ngx_http_tidal_handler(ngx_http_request_t *r)
 {
-    char                        shown[NGX_HTTP_TIDAL_LOG_TEXT];
     u_char                     *accept;
     ngx_int_t                   rc;
     tidal_role_e                role;
     ngx_str_t                   value;
-    ngx_table_elt_t            *key, *version, *origin, *connection;
+    ngx_table_elt_t            *key, *version, *connection;
     ngx_http_tidal_loc_conf_t  *tlcf;
 
     tlcf = ngx_http_get_module_loc_conf(r, ngx_tidal_module);
+
+    rc = ngx_http_tidal_access_check(r, tlcf);
+
+    if (rc != NGX_OK) {
+        if (ngx_http_discard_request_body(r) != NGX_OK) {
+            return NGX_HTTP_INTERNAL_SERVER_ERROR;
+        }
+
+        /* any page may read the refusal: tidal-client.js stops on it */
+
+        return ngx_http_tidal_reject(r, rc, &ngx_http_tidal_cors_key,
+                                     &ngx_http_tidal_cors_any,
+                                     NGX_HTTP_TIDAL_ACCESS_DENIED);
+    }
 
     if (r->headers_in.upgrade == NULL
         || !ngx_http_tidal_has_token(&r->headers_in.upgrade->value,
                                      "websocket", 9))
     {
         /* MCP Streamable HTTP: ngx_http_tidal_http.c */
+
+        if (r->method == NGX_HTTP_OPTIONS) {
+            rc = ngx_http_discard_request_body(r);
+            if (rc != NGX_OK) {
+                return rc;
+            }
+
+            return ngx_http_tidal_access_preflight(r, tlcf);
+        }
+
         return ngx_http_tidal_http_handler(r, tlcf);
     }
 
@@ -75,22 +99,6 @@ ngx_http_tidal_handler(ngx_http_request_t *r)
         return ngx_http_tidal_reject(r, NGX_HTTP_BAD_REQUEST, NULL, NULL,
                    "a WebSocket upgrade needs HTTP/1.1 and "
                    "\"Connection: Upgrade\"\n");
-    }
-
-    origin = ngx_http_tidal_find_header(r, "Origin", 6);
-
-    if (origin != NULL
-        && ngx_http_tidal_origin_allowed(r, tlcf, &origin->value) != NGX_OK)
-    {
-        (void) tidal_utf8_escape(shown, sizeof(shown),
-                                 (char *) origin->value.data,
-                                 origin->value.len);
-
-        ngx_log_error(NGX_LOG_INFO, r->connection->log, 0,
-                      "tidal: origin \"%s\" not allowed", shown);
-
-        return ngx_http_tidal_reject(r, NGX_HTTP_FORBIDDEN, NULL, NULL,
-                   "this origin is not allowed; see tidal_allow_origin\n");
     }
 
     version = ngx_http_tidal_find_header(r, "Sec-WebSocket-Version", 21);
@@ -217,70 +225,6 @@ ngx_http_tidal_offers_mcp(ngx_http_request_t *r)
             return 1;
         }
     }
-}
-
-
-/*
- * Browsers always send Origin on a WebSocket upgrade; other clients do
- * not, and pass.  A browser page may connect to its own host, or to an
- * origin listed in tidal_allow_origin.
- */
-
-static ngx_int_t
-ngx_http_tidal_origin_allowed(ngx_http_request_t *r,
-    ngx_http_tidal_loc_conf_t *tlcf, ngx_str_t *origin)
-{
-    u_char      *host;
-    size_t       len;
-    ngx_str_t   *allowed, *h;
-    ngx_uint_t   i;
-
-    if (tlcf->allow_origins) {
-        allowed = tlcf->allow_origins->elts;
-
-        for (i = 0; i < tlcf->allow_origins->nelts; i++) {
-
-            if (allowed[i].len == 1 && allowed[i].data[0] == '*') {
-                return NGX_OK;
-            }
-
-            if (allowed[i].len == origin->len
-                && ngx_strncasecmp(allowed[i].data, origin->data,
-                                   origin->len)
-                   == 0)
-            {
-                return NGX_OK;
-            }
-        }
-    }
-
-    if (r->headers_in.host == NULL) {
-        return NGX_DECLINED;
-    }
-
-    if (origin->len > 7
-        && ngx_strncasecmp(origin->data, (u_char *) "http://", 7) == 0)
-    {
-        host = origin->data + 7;
-
-    } else if (origin->len > 8
-               && ngx_strncasecmp(origin->data, (u_char *) "https://", 8)
-                  == 0)
-    {
-        host = origin->data + 8;
-
-    } else {
-        return NGX_DECLINED;
-    }
-
-    len = origin->data + origin->len - host;
-    h = &r->headers_in.host->value;
-
-    if (len == h->len && ngx_strncasecmp(host, h->data, len) == 0) {
-        return NGX_OK;
-    }
-
-    return NGX_DECLINED;
 }
 
 

@@ -68,6 +68,12 @@ ngx_http_tidal_http_handler(ngx_http_request_t *r,
 {
     ngx_int_t  rc;
 
+    /* browsers read the answers of the origins tidal_allow_origin names */
+
+    if (ngx_http_tidal_access_cors(r, tlcf) != NGX_OK) {
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
+
     if (r->method == NGX_HTTP_POST) {
         return ngx_http_tidal_http_post(r, tlcf);
     }
