@@ -140,13 +140,14 @@ export function makeTempDir(prefix = 'tidal-t-') {
 // ssl: { certificate, key } (PEM files) makes the server listen with TLS
 export function buildConf({
     dir, port, http = '', location = '', server = '', workers = 2, main = '', zone = defaultZone(),
-    helper = defaultHelper(), ssl = null,
+    helper = defaultHelper(), ssl = null, http2 = false,
 }) {
+    const h2 = http2 ? ' http2' : '';
     const listen = ssl
-        ? `listen 127.0.0.1:${port} ssl;
+        ? `listen 127.0.0.1:${port} ssl${h2};
         ssl_certificate ${ssl.certificate};
         ssl_certificate_key ${ssl.key};`
-        : `listen 127.0.0.1:${port};`;
+        : `listen 127.0.0.1:${port}${h2};`;
     return `${loadModuleLine()}worker_processes ${workers};
 error_log ${dir}/error.log ${process.env.TIDAL_LOG_LEVEL || "info"};
 pid ${dir}/nginx.pid;
