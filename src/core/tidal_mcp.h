@@ -90,15 +90,14 @@ typedef struct tidal_mcp_session_s {
     tidal_role_e               role;
     unsigned                   initialized;   /* initialize answered */
     unsigned                   client_ready;  /* notifications/initialized */
-    unsigned                   tidal_events;  /* asked for the tidal events */
+    unsigned                   tidal_events;  /* initialize asked for
+                                                 TIDAL_MCP_EVENTS_CAPABILITY */
     const char                *protocol_version;
     char                       client_name[64];   /* "" until initialize */
     int                        log_level;     /* TIDAL_MCP_LOG_*, least
                                                  severe level to send */
     uint32_t                   subscriptions; /* bit n - 1: resources/
                                                  subscribe to resource n */
-    unsigned                   tidal_events;  /* asked for notifications/
-                                                 tidal/... in initialize */
 
     /*
      * NULL by default.  Called once initialize is valid, with its params;
