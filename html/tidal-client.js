@@ -103,7 +103,8 @@ export function initializeParams({ name, version, session = null,
                                    lastSeq = null }) {
     const params = {
         protocolVersion: PROTOCOL_VERSION,
-        capabilities: {},
+        // the room's events, notifications/tidal/* (docs/collaboration.md)
+        capabilities: { experimental: { 'tidal/events': {} } },
         clientInfo: { name, version },
     };
 

@@ -153,12 +153,12 @@ test('backoffDelay honours minDelay and maxDelay', () => {
 test('initializeParams has _meta only when there is a session', () => {
     assert.deepEqual(initializeParams({ name: 'ui', version: '1.0.0' }), {
         protocolVersion: '2025-11-25',
-        capabilities: {},
+        capabilities: { experimental: { 'tidal/events': {} } },
         clientInfo: { name: 'ui', version: '1.0.0' },
     });
     assert.deepEqual(initializeParams({ name: 'ui', version: '1.0.0', session: SESSION_A, lastSeq: 41 }), {
         protocolVersion: '2025-11-25',
-        capabilities: {},
+        capabilities: { experimental: { 'tidal/events': {} } },
         clientInfo: { name: 'ui', version: '1.0.0' },
         _meta: { 'tidal/session': SESSION_A, 'tidal/last_seq': 41 },
     });

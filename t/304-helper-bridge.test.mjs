@@ -70,6 +70,51 @@ function url(p = '/mcp') {
 }
 
 
+test('a stdio client that does not ask for the events gets their log lines at its level through the bridge, and no notifications/tidal/*', T, async () => {
+    const direct = await TidalWs.join(url(), { name: 'direct' });
+    const c = await sdkClient(['--connect', url()], 'generic', undefined, { events: false });
+    const lines = () => c.notes.filter((n) => n.method === 'notifications/message');
+    try {
+        await direct.call('tidal_say', { text: 'hello generic' });
+        const line = await c.until(() => lines().find((n) => n.params.data === 'chat direct: hello generic'),
+            'the chat as a log line');
+        assert.deepEqual(line.params, { level: 'notice', logger: 'tidal', data: 'chat direct: hello generic' });
+
+        // above its level: nothing; the bridge read the level on its way
+        await c.client.setLoggingLevel('warning');
+        await direct.call('tidal_say', { text: 'quiet' });
+        await c.client.setLoggingLevel('info');
+        await direct.call('tidal_say', { text: 'loud' });
+        await c.until(() => lines().find((n) => n.params.data === 'chat direct: loud'), 'the chat after setLevel info');
+        assert.equal(lines().filter((n) => /quiet/.test(n.params.data)).length, 0,
+            JSON.stringify(lines()));
+
+        assert.deepEqual(c.notes.filter((n) => n.method.startsWith('notifications/tidal/')), [],
+            'no notifications/tidal/* for a client that did not ask');
+    } finally {
+        await c.client.close();
+        await direct.close();
+    }
+    await gone(c);
+});
+
+
+test('a stdio client that asks for the events gets them through the bridge, and no log lines', T, async () => {
+    const direct = await TidalWs.join(url(), { name: 'direct' });
+    const c = await sdkClient(['--connect', url()], 'eventful');
+    try {
+        await direct.call('tidal_say', { text: 'hello eventful' });
+        await c.until(() => c.notes.find((n) => n.method === 'notifications/tidal/chat'
+            && n.params.text === 'hello eventful'), 'the chat event');
+        assert.deepEqual(c.notes.filter((n) => n.method === 'notifications/message'), []);
+    } finally {
+        await c.client.close();
+        await direct.close();
+    }
+    await gone(c);
+});
+
+
 test('through the bridge the SDK client is in the room: serverInfo is the module\'s, ping, tools/list, and chat both ways', T, async () => {
     const direct = await TidalWs.join(url(), { name: 'direct' });
     const c = await sdkClient(['--connect', url()], 'via-bridge');

@@ -35,6 +35,7 @@
 #include "tidal_helper_log.h"
 #include "tidal_bridge.h"
 #include "tidal_lines.h"
+#include "tidal_mcp.h"
 #include "tidal_protocol.h"
 #include "tidal_ws.h"
 
@@ -105,6 +106,14 @@ typedef struct {
     unsigned                    resume_n;
     char                        resume_id[32];   /* our initialize, awaited */
 
+    /*
+     * The bridge asks the room for notifications/tidal/... for itself
+     * (their seq resumes the session); its client gets them only when it
+     * asked too, else their log lines from its logging/setLevel up.
+     */
+    int                         client_level;    /* TIDAL_MCP_LOG_* */
+    unsigned                    client_events;
+
     /* the ids (JSON text) of requests sent and not yet answered */
     char                       *pending[TIDAL_BRIDGE_PENDING_MAX];
     unsigned                    npending;
@@ -153,6 +162,10 @@ static void tidal_bridge_line(void *data, char *line, size_t len);
 static void tidal_bridge_offline(tidal_bridge_t *b, char *line, size_t len);
 static int tidal_bridge_hold(tidal_bridge_t *b, char *line, size_t len);
 static void tidal_bridge_release_held(tidal_bridge_t *b, int64_t now);
+static char *tidal_bridge_client_out(tidal_bridge_t *b, const char *line,
+    size_t len, size_t *out_len);
+static int tidal_bridge_client_event(tidal_bridge_t *b, const uint8_t *p,
+    size_t len);
 static void tidal_bridge_track_out(tidal_bridge_t *b, char *line,
     size_t len);
 static int tidal_bridge_track_in(tidal_bridge_t *b, const uint8_t *p,
@@ -371,6 +384,7 @@ tidal_bridge_run(const tidal_bridge_conf_t *conf,
     b.conf = conf;
     b.quit = quit;
     b.in.max = TIDAL_BRIDGE_MESSAGE_MAX;
+    b.client_level = TIDAL_MCP_LOG_INFO;
 
     tidal_helper_log(TIDAL_LOG_INFO, "stdio bridge to %s, no GHCi",
                      conf->url);
@@ -1291,6 +1305,10 @@ tidal_bridge_frames(tidal_bridge_t *b, const uint8_t *p, size_t n)
                 break;
             }
 
+            if (tidal_bridge_client_event(b, ev.data, ev.len)) {
+                break;
+            }
+
             if (tidal_bridge_stdout(ev.data, ev.len) != 0
                 && !b->close_sent)
             {
@@ -1367,7 +1385,8 @@ tidal_bridge_line(void *data, char *line, size_t len)
 {
     tidal_bridge_t *b = data;
 
-    tidal_utf8_t  utf8;
+    char          *text;
+    tidal_utf8_t   utf8;
 
     if (b->fd == -1) {
         if (!b->connected && tidal_bridge_hold(b, line, len) == 0) {
@@ -1389,11 +1408,143 @@ tidal_bridge_line(void *data, char *line, size_t len)
         return;
     }
 
+    /* initialize is sent with the bridge's own ask for the events */
+    text = tidal_bridge_client_out(b, line, len, &len);
+
+    if (text != NULL) {
+        line = text;
+    }
+
     if (b->conf->reconnect) {
         tidal_bridge_track_out(b, line, len);
     }
 
     (void) tidal_bridge_send(b, TIDAL_WS_OP_TEXT, line, len);
+
+    free(text);
+}
+
+
+/*
+ * What the client asks for in initialize and logging/setLevel, before
+ * the message goes on.  An initialize is returned rewritten (malloc'ed)
+ * to ask for the events; NULL: send the line as it is.
+ */
+
+static char *
+tidal_bridge_client_out(tidal_bridge_t *b, const char *line, size_t len,
+    size_t *out_len)
+{
+    int          i;
+    char        *text;
+    json_t      *msg, *params, *caps, *experimental, *level;
+    const char  *method, *name;
+
+    msg = json_loadb(line, len, 0, NULL);
+    method = json_string_value(json_object_get(msg, "method"));
+    params = json_object_get(msg, "params");
+    text = NULL;
+
+    if (method != NULL && strcmp(method, "logging/setLevel") == 0) {
+        level = json_object_get(params, "level");
+
+        /* an unknown level changes nothing: the server refuses it */
+        for (i = TIDAL_MCP_LOG_DEBUG; i <= TIDAL_MCP_LOG_EMERGENCY; i++) {
+            name = tidal_mcp_log_level_name(i);
+
+            if (json_is_string(level)
+                && strcmp(json_string_value(level), name) == 0)
+            {
+                b->client_level = i;
+            }
+        }
+
+    } else if (method != NULL && strcmp(method, "initialize") == 0
+               && json_is_object(params))
+    {
+        caps = json_object_get(params, "capabilities");
+        experimental = json_object_get(caps, "experimental");
+
+        b->client_events = json_is_object(json_object_get(experimental,
+                                              TIDAL_MCP_EVENTS_CAPABILITY));
+
+        if (!json_is_object(caps)) {
+            caps = json_object();
+            (void) json_object_set_new(params, "capabilities", caps);
+        }
+
+        if (!json_is_object(experimental)) {
+            experimental = json_object();
+            (void) json_object_set_new(caps, "experimental", experimental);
+        }
+
+        if (json_object_set_new(experimental, TIDAL_MCP_EVENTS_CAPABILITY,
+                                json_object())
+            == 0)
+        {
+            text = json_dumps(msg, JSON_COMPACT);
+        }
+
+        if (text == NULL) {
+            tidal_helper_log(TIDAL_LOG_ERR, "out of memory asking for the "
+                             "room's events");
+
+        } else {
+            *out_len = strlen(text);
+        }
+    }
+
+    json_decref(msg);
+
+    return text;
+}
+
+
+/*
+ * A room event for a client that did not ask for the events: its log
+ * line, when the client's level lets it through, in its place.  1: the
+ * event is dealt with; 0: any other message, for stdout as it is.
+ */
+
+static int
+tidal_bridge_client_event(tidal_bridge_t *b, const uint8_t *p, size_t len)
+{
+    int          level, event;
+    char        *text;
+    size_t       n;
+    json_t      *msg;
+    const char  *method;
+
+    if (b->client_events) {
+        return 0;
+    }
+
+    msg = json_loadb((const char *) p, len, 0, NULL);
+    method = json_string_value(json_object_get(msg, "method"));
+
+    event = method != NULL
+            && strncmp(method, TIDAL_PROTOCOL_EVENT, TIDAL_PROTOCOL_EVENT_LEN)
+               == 0;
+
+    json_decref(msg);
+
+    if (!event) {
+        return 0;
+    }
+
+    text = tidal_mcp_event_message((const char *) p, len, &level, &n);
+
+    if (text != NULL && level >= b->client_level
+        && tidal_bridge_stdout((uint8_t *) text, n) != 0 && !b->close_sent)
+    {
+        tidal_helper_log(TIDAL_LOG_INFO, "writing stdout failed: %s; "
+                         "closing", strerror(errno));
+        tidal_bridge_close(b, TIDAL_WS_CLOSE_GOING_AWAY, NULL);
+    }
+
+    free(text);
+
+    return 1;
 }
 
 

@@ -12,6 +12,8 @@
 
 #include "tidal_mcp.h"
 #include "tidal_protocol.h"
+#include "tidal_room.h"
+#include "tidal_utf8.h"
 
 
 /* bytes of a client's method or tool name quoted back in an error */
@@ -23,6 +25,17 @@
 #define TIDAL_MCP_INT_LEN      (sizeof("-2147483648") - 1)
 #define TIDAL_MCP_CHANNEL_URI_LEN                                            \
     (sizeof(TIDAL_MCP_CHANNEL_URI) + TIDAL_MCP_INT_LEN)
+
+/* bytes of a name and of a pattern quoted in a room event's log line */
+#define TIDAL_MCP_LINE_NAME_MAX     64
+#define TIDAL_MCP_LINE_PATTERN_MAX  512
+/* and of an error's text, as the helper cuts it */
+#define TIDAL_MCP_LINE_ERROR_MAX    4096
+
+/* completion/complete answers at most this many values, as MCP allows */
+#define TIDAL_MCP_COMPLETION_MAX    100
+
+#define TIDAL_MCP_PROMPT            "tidal_room_guide"
 
 
 typedef int (*tidal_mcp_handler_pt)(tidal_mcp_session_t *s, json_t *id,
@@ -72,9 +85,24 @@ static int tidal_mcp_unsubscribe(tidal_mcp_session_t *s, json_t *id,
     json_t *params, tidal_mcp_out_t *out);
 static int tidal_mcp_subscription(tidal_mcp_session_t *s, json_t *id,
     json_t *params, tidal_mcp_out_t *out, unsigned on);
-static int tidal_mcp_channel_param(json_t *id, json_t *params,
+static int tidal_mcp_resource_param(json_t *id, json_t *params,
     tidal_mcp_out_t *out);
-static void tidal_mcp_channel_uri(char *dst, int channel);
+static void tidal_mcp_resource_uri(char *dst, int resource);
+static json_t *tidal_mcp_resource_default(int resource);
+static int tidal_mcp_prompts_list(tidal_mcp_session_t *s, json_t *id,
+    json_t *params, tidal_mcp_out_t *out);
+static int tidal_mcp_prompts_get(tidal_mcp_session_t *s, json_t *id,
+    json_t *params, tidal_mcp_out_t *out);
+static int tidal_mcp_complete(tidal_mcp_session_t *s, json_t *id,
+    json_t *params, tidal_mcp_out_t *out);
+static char *tidal_mcp_prompt_text(tidal_mcp_session_t *s,
+    const char *channel);
+static int tidal_mcp_event_line(tidal_mcp_buf_t *line, const char *type,
+    json_t *p);
+static void tidal_mcp_line_text(tidal_mcp_buf_t *line, json_t *text,
+    size_t max, unsigned lines);
+static void tidal_mcp_line_printf(tidal_mcp_buf_t *line, const char *fmt,
+    ...) __attribute__((format(printf, 2, 3)));
 static json_t *tidal_mcp_tool_schema(const tidal_tool_t *tool);
 static const tidal_tool_t *tidal_mcp_tool_find(
     const tidal_mcp_server_t *server, const char *name);
@@ -130,7 +158,28 @@ static const tidal_mcp_method_t  tidal_mcp_methods[] = {
     { "resources/templates/list", tidal_mcp_resource_templates, 0 },
     { "resources/read", tidal_mcp_resources_read, 0 },
     { "resources/subscribe", tidal_mcp_subscribe, 0 },
-    { "resources/unsubscribe", tidal_mcp_unsubscribe, 0 }
+    { "resources/unsubscribe", tidal_mcp_unsubscribe, 0 },
+    { "prompts/list", tidal_mcp_prompts_list, 0 },
+    { "prompts/get", tidal_mcp_prompts_get, 0 },
+    { "completion/complete", tidal_mcp_complete, 0 }
+};
+
+
+/* resources after the channels, from TIDAL_MCP_RESOURCE_STATE on */
+static const struct {
+    const char  *uri;
+    const char  *name;
+    const char  *title;
+    const char  *description;
+} tidal_mcp_room_resources[] = {
+    { "tidal://state", "state", "The room",
+      "Every channel's pattern (null when silent), whether it is muted or "
+      "soloed, the tempo, and the number of the room's last event" },
+    { "tidal://history", "history", "History",
+      "The room's newest events: evaluations, channel changes, tempo "
+      "changes, errors, GHCi restarts" },
+    { "tidal://chat", "chat", "Chat",
+      "What the room's clients said with tidal_say, newest last" }
 };
 
 
@@ -384,7 +433,7 @@ tidal_mcp_initialize(tidal_mcp_session_t *s, json_t *id, json_t *params,
     tidal_mcp_out_t *out)
 {
     size_t       i;
-    json_t      *requested, *client, *name, *result, *meta;
+    json_t      *requested, *client, *name, *result, *meta, *events;
     const char  *version, *server_name, *server_version;
 
     if (s->initialized) {
@@ -444,24 +493,40 @@ tidal_mcp_initialize(tidal_mcp_session_t *s, json_t *id, json_t *params,
         server_version = s->server->version;
     }
 
-    result = json_pack("{s:s, s:{s:{s:b}, s:{}, s:{s:b, s:b}},"
-                       " s:{s:s, s:s}, s:s}",
+    result = json_pack("{s:s, s:{s:{s:b}, s:{}, s:{s:b, s:b}, s:{s:b},"
+                       " s:{}}, s:{s:s, s:s}, s:s}",
                        "protocolVersion", version,
                        "capabilities",
                            "tools", "listChanged", 0,
                            "logging",
                            "resources", "subscribe", 1, "listChanged", 0,
+                           "prompts", "listChanged", 0,
+                           "completions",
                        "serverInfo",
                            "name", server_name,
                            "version", server_version,
                        "instructions",
-                       "Collaborative TidalCycles live coding. Call "
-                       "tools/list to see what your role may do; changes "
-                       "made by every client arrive as "
-                       TIDAL_PROTOCOL_EVENT "* messages.");
+                       "Collaborative TidalCycles live coding: others play "
+                       "in this room too.  Call tools/list to see what your "
+                       "role may do, and the prompt " TIDAL_MCP_PROMPT
+                       " to learn how.  Read tidal://state before you "
+                       "play; every change in the room arrives as a "
+                       "notifications/message line (see logging/setLevel) "
+                       "and as notifications/resources/updated for the "
+                       "resources you subscribed to.");
     if (result == NULL) {
         return -1;
     }
+
+    /*
+     * An object, as MCP types experimental capabilities; {} will do.  Set
+     * before the hook, which may replay events the client is owed.
+     */
+    events = json_object_get(json_object_get(json_object_get(params,
+                                                             "capabilities"),
+                                             "experimental"),
+                             TIDAL_MCP_EVENTS_CAPABILITY);
+    s->tidal_events = json_is_object(events) ? 1 : 0;
 
     meta = s->initialize_hook ? s->initialize_hook(s, params) : NULL;
 
@@ -684,7 +749,7 @@ static int
 tidal_mcp_resources_list(tidal_mcp_session_t *s, json_t *id,
     json_t *params, tidal_mcp_out_t *out)
 {
-    int      n;
+    int      n, r;
     char     uri[TIDAL_MCP_CHANNEL_URI_LEN], name[TIDAL_MCP_INT_LEN + 2],
              title[TIDAL_MCP_INT_LEN + 10], description[128];
     json_t  *resources, *item, *result;
@@ -697,9 +762,28 @@ tidal_mcp_resources_list(tidal_mcp_session_t *s, json_t *id,
         return -1;
     }
 
-    /* sixteen fixed entries: a cursor is ignored, one page holds all */
-    for (n = 1; n <= TIDAL_MCP_CHANNELS; n++) {
-        tidal_mcp_channel_uri(uri, n);
+    /* fixed entries: a cursor is ignored, one page holds all */
+    for (n = 1; n <= TIDAL_MCP_RESOURCES; n++) {
+        if (n > TIDAL_MCP_CHANNELS) {
+            r = n - TIDAL_MCP_RESOURCE_STATE;
+            item = json_pack("{s:s, s:s, s:s, s:s, s:s}",
+                             "uri", tidal_mcp_room_resources[r].uri,
+                             "name", tidal_mcp_room_resources[r].name,
+                             "title", tidal_mcp_room_resources[r].title,
+                             "description",
+                                 tidal_mcp_room_resources[r].description,
+                             "mimeType", "application/json");
+
+            if (item == NULL || json_array_append_new(resources, item) != 0)
+            {
+                json_decref(resources);
+                return -1;
+            }
+
+            continue;
+        }
+
+        tidal_mcp_resource_uri(uri, n);
         snprintf(name, sizeof(name), "d%d", n);
         snprintf(title, sizeof(title), "Channel d%d", n);
         snprintf(description, sizeof(description),
@@ -748,30 +832,30 @@ static int
 tidal_mcp_resources_read(tidal_mcp_session_t *s, json_t *id,
     json_t *params, tidal_mcp_out_t *out)
 {
-    int      channel;
-    char    *text;
+    int      resource;
+    char    *text, uri[TIDAL_MCP_CHANNEL_URI_LEN];
     json_t  *state, *result;
 
-    channel = tidal_mcp_channel_param(id, params, out);
-    if (channel <= 0) {
-        return channel;
+    resource = tidal_mcp_resource_param(id, params, out);
+    if (resource <= 0) {
+        return resource;
     }
 
     if (s->resource_hook != NULL) {
-        state = s->resource_hook(s, channel);
+        state = s->resource_hook(s, resource);
 
     } else {
-        state = json_pack("{s:n, s:b, s:b}",
-                          "pattern", "muted", 0, "soloed", 0);
+        state = tidal_mcp_resource_default(resource);
     }
 
     if (!json_is_object(state)) {
         json_decref(state);
 
         /* the transport could not say: an answer, not a dropped socket */
+        tidal_mcp_resource_uri(uri, resource);
+
         return tidal_mcp_error(out, id, TIDAL_MCP_INTERNAL_ERROR,
-                               "Internal error: the state of channel d%d "
-                               "is unavailable", channel);
+                               "Internal error: %s is unavailable", uri);
     }
 
     text = tidal_mcp_dump(state, NULL);
@@ -815,13 +899,13 @@ static int
 tidal_mcp_subscription(tidal_mcp_session_t *s, json_t *id, json_t *params,
     tidal_mcp_out_t *out, unsigned on)
 {
-    int       channel;
+    int       resource;
     json_t   *result;
     uint32_t  bit;
 
-    channel = tidal_mcp_channel_param(id, params, out);
-    if (channel <= 0) {
-        return channel;
+    resource = tidal_mcp_resource_param(id, params, out);
+    if (resource <= 0) {
+        return resource;
     }
 
     result = json_object();
@@ -834,7 +918,7 @@ tidal_mcp_subscription(tidal_mcp_session_t *s, json_t *id, json_t *params,
     }
 
     /* only once the answer exists, so a failure changes nothing */
-    bit = (uint32_t) 1 << (channel - 1);
+    bit = TIDAL_MCP_RESOURCE_BIT(resource);
 
     if (on) {
         s->subscriptions |= bit;
@@ -848,13 +932,13 @@ tidal_mcp_subscription(tidal_mcp_session_t *s, json_t *id, json_t *params,
 
 
 /*
- * The channel params.uri names, or 0 when the error saying why is in out,
- * or -1 when even that could not be built.
+ * The resource params.uri names, or 0 when the error saying why is in
+ * out, or -1 when even that could not be built.
  */
 static int
-tidal_mcp_channel_param(json_t *id, json_t *params, tidal_mcp_out_t *out)
+tidal_mcp_resource_param(json_t *id, json_t *params, tidal_mcp_out_t *out)
 {
-    int          channel;
+    int          resource;
     char        *reply, text[TIDAL_MCP_URI_MAX + 4],
                  message[TIDAL_MCP_MESSAGE_MAX];
     json_t      *uri, *data;
@@ -871,9 +955,9 @@ tidal_mcp_channel_param(json_t *id, json_t *params, tidal_mcp_out_t *out)
                                "Invalid params: uri must be a string");
     }
 
-    channel = tidal_mcp_channel_from_uri(json_string_value(uri));
-    if (channel != 0) {
-        return channel;
+    resource = tidal_mcp_resource_from_uri(json_string_value(uri));
+    if (resource != 0) {
+        return resource;
     }
 
     /* the message quotes a cleaned, bounded uri; data holds it as sent */
@@ -932,17 +1016,36 @@ tidal_mcp_channel_from_uri(const char *uri)
 }
 
 
+int
+tidal_mcp_resource_from_uri(const char *uri)
+{
+    size_t  i;
+
+    if (uri == NULL) {
+        return 0;
+    }
+
+    for (i = 0; i < tidal_mcp_nelts(tidal_mcp_room_resources); i++) {
+        if (strcmp(uri, tidal_mcp_room_resources[i].uri) == 0) {
+            return TIDAL_MCP_RESOURCE_STATE + (int) i;
+        }
+    }
+
+    return tidal_mcp_channel_from_uri(uri);
+}
+
+
 char *
-tidal_mcp_resource_updated(int channel, size_t *len)
+tidal_mcp_resource_updated(int resource, size_t *len)
 {
     char     uri[TIDAL_MCP_CHANNEL_URI_LEN];
     json_t  *params;
 
-    if (channel < 1 || channel > TIDAL_MCP_CHANNELS) {
+    if (resource < 1 || resource > TIDAL_MCP_RESOURCES) {
         return NULL;
     }
 
-    tidal_mcp_channel_uri(uri, channel);
+    tidal_mcp_resource_uri(uri, resource);
 
     params = json_pack("{s:s}", "uri", uri);
     if (params == NULL) {
@@ -954,12 +1057,666 @@ tidal_mcp_resource_updated(int channel, size_t *len)
 }
 
 
-/* dst holds TIDAL_MCP_CHANNEL_URI_LEN bytes */
+/* dst holds TIDAL_MCP_CHANNEL_URI_LEN bytes; resource is in range */
 static void
-tidal_mcp_channel_uri(char *dst, int channel)
+tidal_mcp_resource_uri(char *dst, int resource)
 {
+    if (resource > TIDAL_MCP_CHANNELS) {
+        snprintf(dst, TIDAL_MCP_CHANNEL_URI_LEN, "%s",
+                 tidal_mcp_room_resources[resource
+                                          - TIDAL_MCP_RESOURCE_STATE].uri);
+        return;
+    }
+
     snprintf(dst, TIDAL_MCP_CHANNEL_URI_LEN, TIDAL_MCP_CHANNEL_URI "%d",
-             channel);
+             resource);
+}
+
+
+/* without a resource_hook: an empty, silent room at Tidal's tempo */
+static json_t *
+tidal_mcp_resource_default(int resource)
+{
+    json_t        *res;
+    tidal_room_t   room;
+
+    if (resource == TIDAL_MCP_RESOURCE_CHAT) {
+        return json_pack("{s:[]}", "chat");
+    }
+
+    if (tidal_room_init(&room) != 0) {
+        return NULL;
+    }
+
+    res = tidal_room_resource(&room, resource);
+
+    tidal_room_free(&room);
+
+    return res;
+}
+
+
+/* -- prompts and completion -------------------------------------------- */
+
+
+static int
+tidal_mcp_prompts_list(tidal_mcp_session_t *s, json_t *id, json_t *params,
+    tidal_mcp_out_t *out)
+{
+    json_t  *result;
+
+    (void) s;
+    (void) params;
+
+    result = json_pack("{s:[{s:s, s:s, s:s, s:[{s:s, s:s, s:b}]}]}",
+                       "prompts",
+                           "name", TIDAL_MCP_PROMPT,
+                           "title", "Play in this TidalCycles room",
+                           "description",
+                           "How to play here: this room's tools, for your "
+                           "role, and the basics of Tidal's patterns",
+                           "arguments",
+                               "name", "channel",
+                               "description",
+                               "The channel you mean to play on, d1 .. d16",
+                               "required", 0);
+    if (result == NULL) {
+        return -1;
+    }
+
+    return tidal_mcp_result(out, id, result);
+}
+
+
+static int
+tidal_mcp_prompts_get(tidal_mcp_session_t *s, json_t *id, json_t *params,
+    tidal_mcp_out_t *out)
+{
+    char        *text, name[TIDAL_MCP_NAME_MAX + 4];
+    json_t      *prompt, *args, *channel, *result;
+    const char  *ch;
+
+    prompt = json_object_get(params, "name");
+
+    if (!json_is_string(prompt)) {
+        return tidal_mcp_error(out, id, TIDAL_MCP_INVALID_PARAMS,
+                               "Invalid params: name must be a string");
+    }
+
+    if (strcmp(json_string_value(prompt), TIDAL_MCP_PROMPT) != 0) {
+        return tidal_mcp_error(out, id, TIDAL_MCP_INVALID_PARAMS,
+                               "Unknown prompt: %s",
+                               tidal_mcp_name_text(name, sizeof(name),
+                                                   prompt));
+    }
+
+    args = json_object_get(params, "arguments");
+    channel = json_object_get(args, "channel");
+
+    if ((args != NULL && !json_is_object(args))
+        || (channel != NULL
+            && (!json_is_string(channel)
+                || tidal_tools_channel(json_string_value(channel)) == 0)))
+    {
+        return tidal_mcp_error(out, id, TIDAL_MCP_INVALID_PARAMS,
+                               "Invalid params: arguments.channel must be "
+                               "one of d1 .. d16");
+    }
+
+    ch = json_string_value(channel);
+
+    text = tidal_mcp_prompt_text(s, ch);
+    if (text == NULL) {
+        return -1;
+    }
+
+    result = json_pack("{s:s, s:[{s:s, s:{s:s, s:s}}]}",
+                       "description", "How to play in this TidalCycles room",
+                       "messages",
+                           "role", "user",
+                           "content", "type", "text", "text", text);
+
+    free(text);
+
+    if (result == NULL) {
+        return -1;
+    }
+
+    return tidal_mcp_result(out, id, result);
+}
+
+
+/* the tools come from the table, as tools/list offers them to the role */
+
+static char *
+tidal_mcp_prompt_text(tidal_mcp_session_t *s, const char *channel)
+{
+    size_t               i;
+    tidal_mcp_buf_t      text;
+    const tidal_tool_t  *tool;
+
+    memset(&text, 0, sizeof(tidal_mcp_buf_t));
+
+    tidal_mcp_line_printf(&text,
+        "You are joining a live TidalCycles room that other people and "
+        "agents play in at the same time; everything you play is heard by "
+        "all of them.  Your role is %s.\n\nThe tools you may call:\n",
+        tidal_mcp_role_name(s->role));
+
+    for (i = 0; s->server != NULL && i < s->server->ntools; i++) {
+        tool = &s->server->tools[i];
+
+        if (tidal_mcp_tool_offered(s->server, tool) && tool->role <= s->role)
+        {
+            tidal_mcp_line_printf(&text, "- %s: %s\n", tool->name,
+                                  tool->description ? tool->description
+                                                    : "");
+        }
+    }
+
+    tidal_mcp_line_printf(&text, "%s",
+        "\nHow the room works:\n"
+        "- Listen first: call tidal_get_state (or read the resource "
+        "tidal://state) to see what plays on each channel and the tempo, "
+        "and tidal_get_history for what happened lately.  Changes by "
+        "others arrive as log messages and resource updates.\n"
+        "- There are 16 channels, d1 .. d16, each playing one pattern.  "
+        "Take a free one; do not replace or silence someone else's "
+        "channel without asking in the chat (tidal_say).\n"
+        "- tidal_eval takes a channel and a pattern, the expression Tidal "
+        "plays, without the \"d1 $\": {\"channel\": \"d1\", \"pattern\": "
+        "\"sound \\\"bd*2 [~ sn]\\\"\"}.  A pattern that does not "
+        "compile, or fails over the next cycles, comes back as an error "
+        "result with GHCi's message and its line and column; only you see "
+        "it: fix the pattern and evaluate again.  The previous pattern "
+        "keeps playing meanwhile.\n"
+        "- tidal_silence stops one channel, tidal_hush every channel (the "
+        "whole room's music: use it only in an emergency); tidal_mute, "
+        "tidal_solo and their undo forms change what is heard without "
+        "forgetting the pattern.\n"
+        "- The tempo is the room's: tidal_set_tempo sets it in cycles per "
+        "second (0.5625 cps is 135 bpm at four beats a cycle); a cps "
+        "inside a pattern is ignored.\n"
+        "\nTidal's basics, a few idiomatic patterns:\n"
+        "- sound \"bd*2 [~ sn] hh*4\": a cycle split in steps; * repeats, "
+        "[ ] groups, ~ rests\n"
+        "- sound \"bd(3,8) sn\": Euclidean rhythms\n"
+        "- n \"0 .. 7\" # sound \"arpy\" # speed 1.5: # adds parameters\n"
+        "- every 4 (fast 2) $ sound \"bd sn\": transform some cycles\n"
+        "- slow 2 $ note \"c e g b\" # s \"superpiano\" # room 0.3\n"
+        "- stack [sound \"bd*4\", sound \"~ hh\"]: several layers on one "
+        "channel\n"
+        "Start simple, change one thing at a time, and leave room for the "
+        "others.\n");
+
+    if (channel != NULL) {
+        tidal_mcp_line_printf(&text, "\nYou mean to play on %s: check with "
+                              "tidal_get_state that it is free.\n", channel);
+    }
+
+    if (text.failed || text.data == NULL) {
+        free(text.data);
+        return NULL;
+    }
+
+    text.data[text.len] = '\0';
+
+    return text.data;
+}
+
+
+static int
+tidal_mcp_complete(tidal_mcp_session_t *s, json_t *id, json_t *params,
+    tidal_mcp_out_t *out)
+{
+    int          n;
+    char         name[TIDAL_MCP_URI_MAX + 4], value[TIDAL_MCP_INT_LEN + 2];
+    json_t      *ref, *type, *arg, *argname, *argvalue, *values, *result;
+    const char  *prefix;
+
+    (void) s;
+
+    ref = json_object_get(params, "ref");
+    type = json_object_get(ref, "type");
+    arg = json_object_get(params, "argument");
+    argname = json_object_get(arg, "name");
+    argvalue = json_object_get(arg, "value");
+
+    if (!json_is_string(type) || !json_is_string(argname)
+        || !json_is_string(argvalue))
+    {
+        return tidal_mcp_error(out, id, TIDAL_MCP_INVALID_PARAMS,
+                               "Invalid params: ref.type, argument.name "
+                               "and argument.value must be strings");
+    }
+
+    values = json_array();
+    if (values == NULL) {
+        return -1;
+    }
+
+    if (strcmp(json_string_value(type), "ref/prompt") == 0) {
+        if (!json_is_string(json_object_get(ref, "name"))
+            || strcmp(json_string_value(json_object_get(ref, "name")),
+                      TIDAL_MCP_PROMPT) != 0)
+        {
+            json_decref(values);
+            return tidal_mcp_error(out, id, TIDAL_MCP_INVALID_PARAMS,
+                                   "Invalid params: unknown prompt");
+        }
+
+        prefix = json_string_value(argvalue);
+
+        for (n = 1;
+             strcmp(json_string_value(argname), "channel") == 0
+             && n <= TIDAL_MCP_CHANNELS;
+             n++)
+        {
+            snprintf(value, sizeof(value), "d%d", n);
+
+            /* "d1" and "1" both start d1, d10 .. d16 */
+            if ((strncmp(value, prefix, strlen(prefix)) == 0
+                 || strncmp(value + 1, prefix, strlen(prefix)) == 0)
+                && json_array_append_new(values, json_string(value)) != 0)
+            {
+                json_decref(values);
+                return -1;
+            }
+        }
+
+    } else if (strcmp(json_string_value(type), "ref/resource") == 0) {
+
+        /* fixed resources, no templates: nothing to complete */
+        if (tidal_mcp_resource_from_uri(json_string_value(
+                                            json_object_get(ref, "uri")))
+            == 0)
+        {
+            json_decref(values);
+
+            if (!json_is_string(json_object_get(ref, "uri"))) {
+                return tidal_mcp_error(out, id, TIDAL_MCP_INVALID_PARAMS,
+                                       "Invalid params: ref.uri must be a "
+                                       "string");
+            }
+
+            return tidal_mcp_error(out, id, TIDAL_MCP_INVALID_PARAMS,
+                                   "Resource template not found: %s",
+                                   tidal_mcp_name_text(name, sizeof(name),
+                                       json_object_get(ref, "uri")));
+        }
+
+    } else {
+        json_decref(values);
+        return tidal_mcp_error(out, id, TIDAL_MCP_INVALID_PARAMS,
+                               "Invalid params: ref.type must be "
+                               "ref/prompt or ref/resource");
+    }
+
+    result = json_pack("{s:{s:o, s:I, s:b}}", "completion",
+                       "values", values,
+                       "total", (json_int_t) json_array_size(values),
+                       "hasMore", 0);
+    if (result == NULL) {
+        return -1;
+    }
+
+    return tidal_mcp_result(out, id, result);
+}
+
+
+/* -- what clients are told of the room's events ------------------------- */
+
+
+/*
+ * The params of a notifications/tidal/<type> text, and its type; the
+ * whole message is returned, to be released, or NULL for other bytes.
+ */
+static json_t *
+tidal_mcp_event_load(const char *event, size_t len, json_t **params,
+    const char **type)
+{
+    json_t      *root, *method;
+    const char  *m;
+
+    if (event == NULL) {
+        return NULL;
+    }
+
+    root = json_loadb(event, len, JSON_REJECT_DUPLICATES, NULL);
+
+    method = json_object_get(root, "method");
+    *params = json_object_get(root, "params");
+    m = json_string_value(method);
+
+    if (m == NULL || !json_is_object(*params)
+        || strncmp(m, TIDAL_PROTOCOL_EVENT, TIDAL_PROTOCOL_EVENT_LEN) != 0)
+    {
+        json_decref(root);
+        return NULL;
+    }
+
+    *type = m + TIDAL_PROTOCOL_EVENT_LEN;
+
+    return root;
+}
+
+
+uint32_t
+tidal_mcp_event_resources(const char *event, size_t len)
+{
+    int          channel;
+    json_t      *root, *params;
+    uint32_t     bits;
+    const char  *type;
+
+    root = tidal_mcp_event_load(event, len, &params, &type);
+    if (root == NULL) {
+        return 0;
+    }
+
+    bits = 0;
+
+    if (strcmp(type, "session_restore") == 0) {
+        /* the client missed events: whatever it reads may have changed */
+        bits = TIDAL_MCP_RESOURCES_ALL;
+
+    } else if (strcmp(type, "chat") == 0) {
+        bits = TIDAL_MCP_RESOURCE_BIT(TIDAL_MCP_RESOURCE_CHAT);
+
+    } else {
+        channel = tidal_room_event_channel(type, params);
+
+        if (channel != 0) {
+            bits |= TIDAL_MCP_RESOURCE_BIT(channel)
+                    | TIDAL_MCP_RESOURCE_BIT(TIDAL_MCP_RESOURCE_STATE);
+        }
+
+        if (strcmp(type, "tempo_change") == 0) {
+            bits |= TIDAL_MCP_RESOURCE_BIT(TIDAL_MCP_RESOURCE_STATE);
+        }
+
+        if (tidal_room_event_kept(type)) {
+            bits |= TIDAL_MCP_RESOURCE_BIT(TIDAL_MCP_RESOURCE_HISTORY);
+        }
+    }
+
+    json_decref(root);
+
+    return bits;
+}
+
+
+char *
+tidal_mcp_event_message(const char *event, size_t len, int *level,
+    size_t *out_len)
+{
+    int               lvl;
+    char             *text;
+    json_t           *root, *params, *data;
+    const char       *type;
+    tidal_mcp_buf_t   line;
+
+    root = tidal_mcp_event_load(event, len, &params, &type);
+    if (root == NULL) {
+        return NULL;
+    }
+
+    memset(&line, 0, sizeof(tidal_mcp_buf_t));
+
+    lvl = tidal_mcp_event_line(&line, type, params);
+
+    json_decref(root);
+
+    if (lvl < 0 || line.failed || line.data == NULL) {
+        free(line.data);
+        return NULL;
+    }
+
+    /* json_stringn() checks the line is UTF-8, whatever went into it */
+    data = json_stringn(line.data, line.len);
+
+    free(line.data);
+
+    if (data == NULL) {
+        return NULL;
+    }
+
+    params = json_pack("{s:s, s:s, s:o}",
+                       "level", tidal_mcp_log_level_name(lvl),
+                       "logger", TIDAL_MCP_LOGGER,
+                       "data", data);
+    if (params == NULL) {
+        return NULL;
+    }
+
+    text = tidal_mcp_notification("notifications/message", params, out_len);
+    if (text == NULL) {
+        return NULL;
+    }
+
+    *level = lvl;
+
+    return text;
+}
+
+
+/* writes an event's line; returns its level, or -1 for no line */
+
+static int
+tidal_mcp_event_line(tidal_mcp_buf_t *line, const char *type, json_t *p)
+{
+    char    *text;
+    json_t  *who, *channel, *pattern, *state, *data;
+
+    who = json_object_get(p, "who");
+    channel = json_object_get(p, "channel");
+    pattern = json_object_get(p, "pattern");
+
+    if (strcmp(type, "pattern_update") == 0) {
+        tidal_mcp_line_text(line, who, TIDAL_MCP_LINE_NAME_MAX, 0);
+
+        if (json_is_string(pattern)
+            && strcmp(json_string_value(pattern), "silence") == 0)
+        {
+            tidal_mcp_line_printf(line, " silenced ");
+            tidal_mcp_line_text(line, channel, TIDAL_MCP_LINE_NAME_MAX, 0);
+            return TIDAL_MCP_LOG_INFO;
+        }
+
+        tidal_mcp_line_printf(line, " set ");
+        tidal_mcp_line_text(line, channel, TIDAL_MCP_LINE_NAME_MAX, 0);
+        tidal_mcp_line_printf(line, ": ");
+        tidal_mcp_line_text(line, pattern, TIDAL_MCP_LINE_PATTERN_MAX, 0);
+
+        return TIDAL_MCP_LOG_INFO;
+    }
+
+    if (strcmp(type, "pattern_eval") == 0) {
+
+        /* an accepted one: its pattern_update said it */
+        if (!json_is_false(json_object_get(p, "ok"))) {
+            return -1;
+        }
+
+        tidal_mcp_line_text(line, channel, TIDAL_MCP_LINE_NAME_MAX, 0);
+        tidal_mcp_line_printf(line, ": ");
+        tidal_mcp_line_text(line, who, TIDAL_MCP_LINE_NAME_MAX, 0);
+        tidal_mcp_line_printf(line, "'s pattern was refused: ");
+        tidal_mcp_line_text(line, json_object_get(p, "error"),
+                            TIDAL_MCP_LINE_ERROR_MAX, 1);
+
+        return TIDAL_MCP_LOG_WARNING;
+    }
+
+    if (strcmp(type, "channel_state") == 0) {
+        state = json_object_get(p, "state");
+        pattern = json_object_get(state, "pattern");
+
+        tidal_mcp_line_text(line, who, TIDAL_MCP_LINE_NAME_MAX, 0);
+        tidal_mcp_line_printf(line, " changed ");
+        tidal_mcp_line_text(line, channel, TIDAL_MCP_LINE_NAME_MAX, 0);
+        tidal_mcp_line_printf(line, ": %s%s%s",
+                              json_is_string(pattern)
+                              && strcmp(json_string_value(pattern),
+                                        "silence") != 0
+                              ? "playing" : "silent",
+                              json_is_true(json_object_get(state, "muted"))
+                              ? ", muted" : "",
+                              json_is_true(json_object_get(state, "soloed"))
+                              ? ", soloed" : "");
+
+        return TIDAL_MCP_LOG_INFO;
+    }
+
+    if (strcmp(type, "tempo_change") == 0) {
+        tidal_mcp_line_text(line, who, TIDAL_MCP_LINE_NAME_MAX, 0);
+        tidal_mcp_line_printf(line, " set the tempo to %g cps (%g bpm)",
+                              json_number_value(json_object_get(p, "cps")),
+                              json_number_value(json_object_get(p, "bpm")));
+
+        return TIDAL_MCP_LOG_INFO;
+    }
+
+    if (strcmp(type, "error") == 0) {
+        if (channel != NULL) {
+            tidal_mcp_line_text(line, channel, TIDAL_MCP_LINE_NAME_MAX, 0);
+            tidal_mcp_line_printf(line, ": ");
+        }
+
+        tidal_mcp_line_printf(line, "error: ");
+        tidal_mcp_line_text(line, json_object_get(p, "message"),
+                            TIDAL_MCP_LINE_ERROR_MAX, 1);
+
+        return TIDAL_MCP_LOG_ERROR;
+    }
+
+    if (strcmp(type, "ghci_restarted") == 0) {
+        tidal_mcp_line_printf(line, "GHCi restarted: ");
+        tidal_mcp_line_text(line, json_object_get(p, "reason"),
+                            TIDAL_MCP_LINE_ERROR_MAX, 0);
+
+        return TIDAL_MCP_LOG_WARNING;
+    }
+
+    if (strcmp(type, "chat") == 0) {
+        tidal_mcp_line_printf(line, "chat ");
+        tidal_mcp_line_text(line, who, TIDAL_MCP_LINE_NAME_MAX, 0);
+        tidal_mcp_line_printf(line, ": ");
+        tidal_mcp_line_text(line, json_object_get(p, "text"),
+                            TIDAL_MCP_LINE_ERROR_MAX, 0);
+
+        return TIDAL_MCP_LOG_NOTICE;
+    }
+
+    if (strcmp(type, "custom") == 0) {
+        /* the object as compact JSON, a text like any other */
+        text = json_dumps(json_object_get(p, "data"),
+                          JSON_COMPACT | JSON_ENCODE_ANY);
+        data = (text != NULL) ? json_string(text) : NULL;
+        free(text);
+
+        if (data == NULL) {
+            line->failed = 1;
+            return -1;
+        }
+
+        tidal_mcp_line_printf(line, "custom event: ");
+        tidal_mcp_line_text(line, data, TIDAL_MCP_LINE_PATTERN_MAX, 0);
+        json_decref(data);
+
+        return TIDAL_MCP_LOG_INFO;
+    }
+
+    if (strcmp(type, "metrics") == 0) {
+        tidal_mcp_line_printf(line, "metrics: %" JSON_INTEGER_FORMAT
+                              " connections, %g events/s",
+                              json_integer_value(json_object_get(p,
+                                  "connections")),
+                              json_number_value(json_object_get(p,
+                                  "events_per_second")));
+
+        return TIDAL_MCP_LOG_DEBUG;
+    }
+
+    return -1;
+}
+
+
+/*
+ * Client text into a line: a string cut at max bytes on a character
+ * boundary with the length of the rest; control characters become
+ * spaces, except newlines when lines is set (GHCi's messages have many).
+ * Anything but a string reads "?".
+ */
+static void
+tidal_mcp_line_text(tidal_mcp_buf_t *line, json_t *text, size_t max,
+    unsigned lines)
+{
+    char        c;
+    size_t      i, n, len;
+    const char  *s;
+
+    if (!json_is_string(text)) {
+        tidal_mcp_line_printf(line, "?");
+        return;
+    }
+
+    s = json_string_value(text);
+    len = json_string_length(text);
+    n = tidal_utf8_cut(s, len, max);
+
+    for (i = 0; i < n; i++) {
+        c = s[i];
+
+        if (((unsigned char) c < 0x20 && !(lines && c == '\n'))
+            || c == 0x7f)
+        {
+            c = ' ';
+        }
+
+        if (tidal_mcp_buf_append(&c, 1, line) != 0) {
+            return;
+        }
+    }
+
+    if (n < len) {
+        tidal_mcp_line_printf(line, "... (%zu more bytes)", len - n);
+    }
+}
+
+
+static void
+tidal_mcp_line_printf(tidal_mcp_buf_t *line, const char *fmt, ...)
+{
+    int      n;
+    char    *text;
+    va_list  args;
+
+    /* not vasprintf(): this file builds without _GNU_SOURCE in nginx */
+    va_start(args, fmt);
+    n = vsnprintf(NULL, 0, fmt, args);
+    va_end(args);
+
+    text = (n >= 0) ? malloc((size_t) n + 1) : NULL;
+    if (text == NULL) {
+        line->failed = 1;
+        return;
+    }
+
+    va_start(args, fmt);
+    vsnprintf(text, (size_t) n + 1, fmt, args);
+    va_end(args);
+
+    (void) tidal_mcp_buf_append(text, (size_t) n, line);
+
+    free(text);
+}
+
+
+int
+tidal_mcp_wants_event_message(const tidal_mcp_session_t *s, int level)
+{
+    return s->initialized && !s->tidal_events && level >= s->log_level;
 }
 
 

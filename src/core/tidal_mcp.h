@@ -5,8 +5,10 @@
 
 /*
  * MCP core: JSON-RPC 2.0 framing and the MCP lifecycle (initialize,
- * ping, tools/list, tools/call dispatch, logging/setLevel, the channel
- * resources tidal://channel/d1..d16) over jansson.
+ * ping, tools/list, tools/call dispatch, logging/setLevel, the room's
+ * resources, prompts, completion) over jansson, and what each client is
+ * told of the room's events: notifications/tidal/... for those that ask,
+ * notifications/message lines and resources/updated for the others.
  * Pure C with no nginx or socket types, so the nginx transport, the
  * helper's stdio mode, unit tests and fuzzers all share it.
  */
@@ -46,6 +48,27 @@
 #define TIDAL_MCP_CHANNELS          16
 #define TIDAL_MCP_CHANNEL_URI       "tidal://channel/d"
 
+/*
+ * Resources are numbered: 1..16 the channels, then these; a session's
+ * subscriptions hold bit n - 1 for resource n.
+ */
+#define TIDAL_MCP_RESOURCE_STATE    17    /* tidal://state */
+#define TIDAL_MCP_RESOURCE_HISTORY  18    /* tidal://history */
+#define TIDAL_MCP_RESOURCE_CHAT     19    /* tidal://chat */
+#define TIDAL_MCP_RESOURCES         19
+#define TIDAL_MCP_RESOURCE_BIT(n)   ((uint32_t) 1 << ((n) - 1))
+#define TIDAL_MCP_RESOURCES_ALL                                               \
+    (TIDAL_MCP_RESOURCE_BIT(TIDAL_MCP_RESOURCES + 1) - 1)
+
+/*
+ * initialize's capabilities.experimental key (its value an object, {}
+ * will do) by which a client asks for notifications/tidal/...
+ */
+#define TIDAL_MCP_EVENTS_CAPABILITY "tidal/events"
+
+/* log lines of room events go out under this logger */
+#define TIDAL_MCP_LOGGER            "tidal"
+
 
 /*
  * A server offers the tools of its table (tidal_tools, or a test's) that
@@ -67,13 +90,14 @@ typedef struct tidal_mcp_session_s {
     tidal_role_e               role;
     unsigned                   initialized;   /* initialize answered */
     unsigned                   client_ready;  /* notifications/initialized */
-    unsigned                   tidal_events;  /* asked for the tidal events */
+    unsigned                   tidal_events;  /* initialize asked for
+                                                 TIDAL_MCP_EVENTS_CAPABILITY */
     const char                *protocol_version;
     char                       client_name[64];   /* "" until initialize */
     int                        log_level;     /* TIDAL_MCP_LOG_*, least
                                                  severe level to send */
     uint32_t                   subscriptions; /* bit n - 1: resources/
-                                                 subscribe to channel dn */
+                                                 subscribe to resource n */
 
     /*
      * NULL by default.  Called once initialize is valid, with its params;
@@ -85,14 +109,15 @@ typedef struct tidal_mcp_session_s {
                                                 json_t *params);
 
     /*
-     * NULL by default.  Called by resources/read of channel 1..16; returns
-     * that channel's state object, e.g. {"pattern": "...", "muted": false,
-     * "soloed": false} with "pattern": null when silent, released here;
-     * its compact JSON becomes the resource text.  NULL or a non-object
-     * answers -32603.  Without the hook every channel reads as silent.
+     * NULL by default.  Called by resources/read of resource 1 ..
+     * TIDAL_MCP_RESOURCES; returns its object, released here, whose
+     * compact JSON becomes the resource text: a channel's {"pattern":
+     * text or null, "muted", "soloed"}, tidal_room_resource() for the
+     * others.  NULL or a non-object answers -32603.  Without the hook
+     * the room reads as empty and silent.
      */
     json_t                  *(*resource_hook)(struct tidal_mcp_session_s *s,
-                                              int channel);
+                                              int resource);
     void                      *data;
 } tidal_mcp_session_t;
 
@@ -165,12 +190,46 @@ char *tidal_mcp_error_reply(json_t *id, int code, const char *message,
  */
 int tidal_mcp_channel_from_uri(const char *uri);
 
+/* the resource (1 .. TIDAL_MCP_RESOURCES) a uri names, or 0 */
+int tidal_mcp_resource_from_uri(const char *uri);
+
 /*
- * The notifications/resources/updated text for channel 1..16, for the
- * transport to send to sessions whose subscriptions hold its bit;
- * malloc'ed, or NULL on failure or for another channel.
+ * The notifications/resources/updated text for resource 1 ..
+ * TIDAL_MCP_RESOURCES, for the transport to send to sessions whose
+ * subscriptions hold its bit; malloc'ed, or NULL on failure or for
+ * another number.
  */
-char *tidal_mcp_resource_updated(int channel, size_t *len);
+char *tidal_mcp_resource_updated(int resource, size_t *len);
+
+/*
+ * The resources (TIDAL_MCP_RESOURCE_BIT of each) that an event, the
+ * notifications/tidal/<type> text as stored, changes: the channel of a
+ * pattern_update or channel_state and tidal://state; tidal://state for
+ * tempo_change; tidal://history for the types the history keeps;
+ * tidal://chat for chat; all of them for a session_restore; 0 for
+ * anything else, including bytes that are no such event.
+ */
+uint32_t tidal_mcp_event_resources(const char *event, size_t len);
+
+/*
+ * The notifications/message text (logger "tidal", data one readable
+ * line, valid UTF-8, bounded) that tells an event to a client without
+ * tidal/events, and its level in *level: error for error events, warning
+ * for a refused pattern and a restarted GHCi, notice for chat, info for
+ * changes of the room and custom events, debug for metrics.  NULL, with
+ * *level untouched, for an event without a line (an accepted
+ * pattern_eval, which its pattern_update tells; session_restore; unknown
+ * types; bytes that are no event) or without memory.
+ */
+char *tidal_mcp_event_message(const char *event, size_t len, int *level,
+    size_t *out_len);
+
+/*
+ * Whether a session gets the notifications/message line of an event at
+ * level: never when it asked for notifications/tidal/... (which tell it
+ * all), else from level s->log_level up, once initialized.
+ */
+int tidal_mcp_wants_event_message(const tidal_mcp_session_t *s, int level);
 
 /*
  * The protocol version of those this server speaks that the len bytes at

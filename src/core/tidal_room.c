@@ -16,6 +16,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "tidal_mcp.h"
 #include "tidal_protocol.h"
 #include "tidal_room.h"
 #include "tidal_tools.h"
@@ -391,6 +392,32 @@ tidal_room_get_history(tidal_room_t *room, size_t limit)
     return tidal_tools_result_structured(
                json_pack("{s:o*}", "history",
                          tidal_room_history_tail(room, limit)));
+}
+
+
+json_t *
+tidal_room_resource(tidal_room_t *room, int resource)
+{
+    if (resource >= 1 && resource <= TIDAL_MCP_CHANNELS) {
+        return tidal_room_channel_state(room, resource);
+    }
+
+    switch (resource) {
+
+    case TIDAL_MCP_RESOURCE_STATE:
+        return json_pack("{s:O, s:o, s:I}",
+                         "channels", room->channels,
+                         "tempo", tidal_room_tempo(room),
+                         "seq", (json_int_t) room->seq);
+
+    case TIDAL_MCP_RESOURCE_HISTORY:
+        return json_pack("{s:o*}", "history",
+                         tidal_room_history_tail(room,
+                                                 TIDAL_ROOM_HISTORY_MAX));
+
+    default:
+        return NULL;
+    }
 }
 
 

@@ -116,6 +116,15 @@ json_t *tidal_room_get_state(tidal_room_t *room, const char *ghci,
     json_t *scheduler);
 json_t *tidal_room_get_history(tidal_room_t *room, size_t limit);
 
+/*
+ * The text of resource 1 .. TIDAL_MCP_RESOURCE_HISTORY as resources/read
+ * gives it: a channel's state; tidal://state {"channels", "tempo",
+ * "seq"}; tidal://history {"history": [the newest events]}.  NULL for
+ * another number (tidal://chat is the transport's: the room keeps no
+ * chat) or without memory.
+ */
+json_t *tidal_room_resource(tidal_room_t *room, int resource);
+
 /* the params of a session_restore with the newest history events */
 json_t *tidal_room_restore(tidal_room_t *room, size_t history,
     int64_t timestamp);

@@ -94,7 +94,7 @@ static void tidal_helper_replay_channel(tidal_helper_t *h, int channel,
     int urgent);
 static void tidal_helper_channel_set(tidal_helper_t *h, int channel,
     const char *pattern, int muted, int soloed);
-static json_t *tidal_helper_resource(tidal_mcp_session_t *s, int channel);
+static json_t *tidal_helper_resource(tidal_mcp_session_t *s, int resource);
 static void tidal_helper_channel_event(tidal_helper_t *h, int channel,
     const char *who);
 static uint64_t tidal_helper_event(tidal_helper_t *h, const char *type,
@@ -102,6 +102,8 @@ static uint64_t tidal_helper_event(tidal_helper_t *h, const char *type,
 static json_t *tidal_helper_event_text(const char *fmt, ...)
     __attribute__((format(printf, 1, 2)));
 static void tidal_helper_notify(tidal_helper_t *h, char *text, size_t len);
+static void tidal_helper_deliver(tidal_helper_t *h, const char *event,
+    size_t len);
 static void tidal_helper_reply(tidal_helper_t *h, json_t *id,
     json_t *result);
 static const char *tidal_helper_who(tidal_helper_t *h);
@@ -491,7 +493,6 @@ tidal_helper_applied(tidal_helper_t *h, tidal_helper_call_t *call)
 
     case TIDAL_TOOL_OP_EVAL:
         tidal_helper_channel_set(h, ch, call->pattern, muted, soloed);
-        h->last_channel = ch;
         snprintf(h->who_set[ch], sizeof(h->who_set[ch]), "%s", call->who);
 
         fields = json_pack("{s:s, s:s, s:s}", "channel", name,
@@ -504,8 +505,6 @@ tidal_helper_applied(tidal_helper_t *h, tidal_helper_call_t *call)
                            "pattern", call->pattern, "who", call->who,
                            "ok", 1, "error");
         seq = fields ? tidal_helper_event(h, "pattern_eval", fields) : 0;
-
-        tidal_helper_channel_event(h, 0, NULL);
 
         snprintf(text, sizeof(text), "%s is playing the new pattern%s.",
                  name, muted ? " (muted)" : "");
@@ -1038,52 +1037,41 @@ tidal_helper_channel_set(tidal_helper_t *h, int channel, const char *pattern,
 
 
 static json_t *
-tidal_helper_resource(tidal_mcp_session_t *s, int channel)
+tidal_helper_resource(tidal_mcp_session_t *s, int resource)
 {
     tidal_helper_t *h = s->data;
 
-    return tidal_room_channel_state(&h->room, channel);
+    /* tidal_say runs in nginx only: the helper's own room has no chat */
+    if (resource == TIDAL_MCP_RESOURCE_CHAT) {
+        return json_pack("{s:[]}", "chat");
+    }
+
+    return tidal_room_resource(&h->room, resource);
 }
 
 
 /*
- * who != NULL: a channel_state event for channel; in any case the
- * resources/updated notification when the client subscribed to it
- * (channel 0: the last one evaluated).
+ * A channel_state event for channel, set by who; a client of the
+ * helper's own room hears of it through tidal_helper_deliver.
  */
 
 static void
 tidal_helper_channel_event(tidal_helper_t *h, int channel, const char *who)
 {
-    char     name[8], *text;
-    size_t   len;
+    char     name[8];
     json_t  *fields;
-
-    if (channel == 0) {
-        channel = h->last_channel;
-    }
 
     if (channel < 1 || channel > TIDAL_STATE_CHANNELS) {
         return;
     }
 
-    if (who != NULL) {
-        snprintf(name, sizeof(name), "d%d", channel);
+    snprintf(name, sizeof(name), "d%d", channel);
 
-        fields = json_pack("{s:s, s:o, s:s}", "channel", name,
-                           "state", tidal_room_channel_state(&h->room,
-                                                             channel),
-                           "who", who);
-        if (fields) {
-            tidal_helper_event(h, "channel_state", fields);
-        }
-    }
-
-    if (h->session.initialized
-        && (h->session.subscriptions & (1u << (channel - 1))))
-    {
-        text = tidal_mcp_resource_updated(channel, &len);
-        tidal_helper_notify(h, text, len);
+    fields = json_pack("{s:s, s:o, s:s}", "channel", name,
+                       "state", tidal_room_channel_state(&h->room, channel),
+                       "who", who);
+    if (fields) {
+        tidal_helper_event(h, "channel_state", fields);
     }
 }
 
@@ -1123,12 +1111,49 @@ tidal_helper_event(tidal_helper_t *h, const char *type, json_t *fields)
     h->last_event = seq;
 
     if (h->session.initialized) {
-        h->send(h, text, len);
+        tidal_helper_deliver(h, text, len);
     }
 
     free(text);
 
     return seq;
+}
+
+
+/*
+ * An event of the helper's own room to its client: as it is when the
+ * client asked for notifications/tidal/..., else its log line at the
+ * client's level and resources/updated for what it subscribed to.
+ */
+
+static void
+tidal_helper_deliver(tidal_helper_t *h, const char *event, size_t len)
+{
+    int        r, level;
+    char      *text;
+    size_t     n;
+    uint32_t   bits;
+
+    if (h->session.tidal_events) {
+        h->send(h, event, len);
+        return;
+    }
+
+    text = tidal_mcp_event_message(event, len, &level, &n);
+
+    if (text != NULL && tidal_mcp_wants_event_message(&h->session, level)) {
+        h->send(h, text, n);
+    }
+
+    free(text);
+
+    bits = tidal_mcp_event_resources(event, len) & h->session.subscriptions;
+
+    for (r = 1; r <= TIDAL_MCP_RESOURCES; r++) {
+        if (bits & TIDAL_MCP_RESOURCE_BIT(r)) {
+            tidal_helper_notify(h, tidal_mcp_resource_updated(r, &n), n);
+        }
+    }
 }
 
 

@@ -34,7 +34,6 @@ struct tidal_helper_s {
 
     tidal_room_t           room;              /* history: --stdio only */
     char                   who_set[17][64];   /* who set dN's pattern */
-    int                    last_channel;      /* the last one evaluated */
     uint64_t               last_event;        /* its seq, or tidal/hid */
 
     const char            *who;               /* the caller nginx names */

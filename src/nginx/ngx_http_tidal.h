@@ -375,8 +375,8 @@ ngx_int_t ngx_http_tidal_state_room(ngx_http_tidal_main_conf_t *tmcf,
     tidal_room_t *room, ngx_uint_t history);
 json_t *ngx_http_tidal_state_snapshot(ngx_http_tidal_main_conf_t *tmcf,
     ngx_uint_t history);
-json_t *ngx_http_tidal_state_channel(ngx_http_tidal_main_conf_t *tmcf,
-    ngx_uint_t channel);
+json_t *ngx_http_tidal_state_resource(ngx_http_tidal_main_conf_t *tmcf,
+    ngx_uint_t resource);
 ngx_int_t ngx_http_tidal_state_update(ngx_http_tidal_main_conf_t *tmcf,
     uint64_t hid, json_t *state, const char *ghci, ngx_pid_t ghci_pid,
     ngx_log_t *log);

@@ -35,7 +35,7 @@ static ngx_http_tidal_ws_t *ngx_http_tidal_http_client(ngx_http_request_t *r,
 static json_t *ngx_http_tidal_http_initialize(tidal_mcp_session_t *s,
     json_t *params);
 static json_t *ngx_http_tidal_http_resource(tidal_mcp_session_t *s,
-    int channel);
+    int resource);
 static void ngx_http_tidal_http_cleanup(void *data);
 static ngx_int_t ngx_http_tidal_http_get(ngx_http_request_t *r,
     ngx_http_tidal_loc_conf_t *tlcf);
@@ -542,11 +542,11 @@ ngx_http_tidal_http_initialize(tidal_mcp_session_t *s, json_t *params)
 
 
 static json_t *
-ngx_http_tidal_http_resource(tidal_mcp_session_t *s, int channel)
+ngx_http_tidal_http_resource(tidal_mcp_session_t *s, int resource)
 {
     ngx_http_tidal_ws_t *cl = s->data;
 
-    return ngx_http_tidal_state_channel(cl->main_conf, channel);
+    return ngx_http_tidal_state_resource(cl->main_conf, resource);
 }
 
 

@@ -406,20 +406,28 @@ ngx_http_tidal_state_snapshot(ngx_http_tidal_main_conf_t *tmcf,
 }
 
 
-/* {"pattern": text or null, "muted": bool, "soloed": bool} of dN */
+/*
+ * resources/read of a channel, tidal://state or tidal://history
+ * (tidal_room_resource); NULL for tidal://chat, which the zone's room
+ * does not hold
+ */
 
 json_t *
-ngx_http_tidal_state_channel(ngx_http_tidal_main_conf_t *tmcf,
-    ngx_uint_t channel)
+ngx_http_tidal_state_resource(ngx_http_tidal_main_conf_t *tmcf,
+    ngx_uint_t resource)
 {
     json_t        *result;
     tidal_room_t   room;
 
-    if (ngx_http_tidal_state_room(tmcf, &room, 0) != NGX_OK) {
+    if (ngx_http_tidal_state_room(tmcf, &room,
+                                  resource == TIDAL_MCP_RESOURCE_HISTORY
+                                  ? TIDAL_ROOM_HISTORY_MAX : 0)
+        != NGX_OK)
+    {
         return NULL;
     }
 
-    result = tidal_room_channel_state(&room, (int) channel);
+    result = tidal_room_resource(&room, (int) resource);
 
     tidal_room_free(&room);
 

@@ -33,7 +33,7 @@ static ngx_http_tidal_out_t *ngx_http_tidal_ws_out_alloc(ngx_log_t *log);
 static void ngx_http_tidal_ws_drop_queue(ngx_http_tidal_ws_t *ws,
     ngx_uint_t all);
 static json_t *ngx_http_tidal_ws_resource(tidal_mcp_session_t *s,
-    int channel);
+    int resource);
 static ngx_int_t ngx_http_tidal_ws_updated(ngx_http_tidal_ws_t *ws,
     ngx_uint_t channel);
 
@@ -570,11 +570,11 @@ ngx_http_tidal_ws_initialize(tidal_mcp_session_t *s, json_t *params)
 /* resources/read of tidal://channel/dN: the zone's state of dN */
 
 static json_t *
-ngx_http_tidal_ws_resource(tidal_mcp_session_t *s, int channel)
+ngx_http_tidal_ws_resource(tidal_mcp_session_t *s, int resource)
 {
     ngx_http_tidal_ws_t *ws = s->data;
 
-    return ngx_http_tidal_state_channel(ws->main_conf, channel);
+    return ngx_http_tidal_state_resource(ws->main_conf, resource);
 }
 
 

@@ -19,8 +19,10 @@
  * initialize, bits 1-2 pick the role (3 wraps to listener), bit 3 sets
  * init_meta, bit 4 also sends notifications/initialized, bit 5 leaves
  * resource_hook unset (every channel silent), bit 6 starts with every
- * channel subscribed.  The rest is one message, run twice through the
- * same session.
+ * resource subscribed.  The rest is one message, run twice through the
+ * same session; with bit 4 also read as a room event (its bytes as they
+ * are, and as the params of each type of notifications/tidal/...),
+ * whose log line and resource bits must be sound.
  */
 #define FUZZ_INITIALIZED   0x01
 #define FUZZ_META          0x08
@@ -28,7 +30,7 @@
 #define FUZZ_NO_HOOK       0x20
 #define FUZZ_SUBSCRIBED    0x40
 
-#define FUZZ_CHANNELS_ALL  0xffff
+#define FUZZ_RESOURCES_ALL 0x7ffff
 
 
 static const tidal_tool_arg_t  fuzz_pattern_arg[] = {
@@ -65,13 +67,119 @@ fuzz_fail(const char *why, const char *text)
 }
 
 
-/* the channel a uri names, by a rule of its own rather than the core's */
+/*
+ * An event's log line is a JSON-RPC notifications/message with a level
+ * and a UTF-8 line of bounded length; its resources are known ones.
+ */
+static void
+fuzz_event(const char *event, size_t len)
+{
+    int          level;
+    char        *text;
+    size_t       n;
+    json_t      *msg, *params;
+    uint32_t     bits;
+    const char  *why;
+
+    bits = tidal_mcp_event_resources(event, len);
+
+    if (bits & ~(uint32_t) FUZZ_RESOURCES_ALL) {
+        fuzz_fail("an event updates no resource", event);
+    }
+
+    level = -1;
+    text = tidal_mcp_event_message(event, len, &level, &n);
+
+    if (text == NULL) {
+        if (level != -1) {
+            fuzz_fail("level set without a line", event);
+        }
+
+        return;
+    }
+
+    why = jsonrpc_check(text, n);
+    if (why != NULL) {
+        fuzz_fail(why, text);
+    }
+
+    msg = json_loadb(text, n, 0, NULL);
+    params = json_object_get(msg, "params");
+
+    if (tidal_mcp_log_level_name(level) == NULL
+        || !json_is_string(json_object_get(params, "level"))
+        || strcmp(json_string_value(json_object_get(params, "level")),
+                  tidal_mcp_log_level_name(level)) != 0
+        || !json_is_string(json_object_get(params, "data"))
+        || json_string_length(json_object_get(params, "data")) > 8192)
+    {
+        fuzz_fail("bad event line", text);
+    }
+
+    json_decref(msg);
+    free(text);
+}
+
+
+/* the bytes as they are, and as the params of each type of event */
+static void
+fuzz_events(const uint8_t *data, size_t size)
+{
+    size_t   i;
+    char    *text;
+    json_t  *params, *msg;
+
+    static const char  *types[] = {
+        "pattern_update", "pattern_eval", "channel_state", "tempo_change",
+        "error", "ghci_restarted", "chat", "custom", "metrics",
+        "session_restore", "unknown"
+    };
+
+    fuzz_event((const char *) data, size);
+
+    params = json_loadb((const char *) data, size, 0, NULL);
+    if (!json_is_object(params)) {
+        json_decref(params);
+        return;
+    }
+
+    for (i = 0; i < sizeof(types) / sizeof(types[0]); i++) {
+        msg = json_pack("{s:s, s:s+, s:O}", "jsonrpc", "2.0",
+                        "method", "notifications/tidal/", types[i],
+                        "params", params);
+        text = msg ? json_dumps(msg, JSON_COMPACT) : NULL;
+
+        if (text != NULL) {
+            fuzz_event(text, strlen(text));
+        }
+
+        free(text);
+        json_decref(msg);
+    }
+
+    json_decref(params);
+}
+
+
+/* the resource a uri names, by a rule of its own rather than the core's */
 static int
 fuzz_channel(json_t *uri)
 {
     const char  *p;
 
     p = json_string_value(uri);
+
+    if (p != NULL && strcmp(p, "tidal://state") == 0) {
+        return 17;
+    }
+
+    if (p != NULL && strcmp(p, "tidal://history") == 0) {
+        return 18;
+    }
+
+    if (p != NULL && strcmp(p, "tidal://chat") == 0) {
+        return 19;
+    }
 
     if (p == NULL || strncmp(p, "tidal://channel/d", 17) != 0) {
         return 0;
@@ -117,8 +225,8 @@ fuzz_resource_oracle(json_t *msg, json_t *reply, uint32_t before,
     channel = fuzz_channel(uri);
     bit = channel ? (uint32_t) 1 << (channel - 1) : 0;
 
-    if (tidal_mcp_channel_from_uri(json_string_value(uri)) != channel) {
-        fuzz_fail("channel_from_uri disagrees", json_string_value(uri));
+    if (tidal_mcp_resource_from_uri(json_string_value(uri)) != channel) {
+        fuzz_fail("resource_from_uri disagrees", json_string_value(uri));
     }
 
     if (result != NULL && json_is_object(params) && json_is_string(uri)
@@ -248,11 +356,11 @@ fuzz_updates(uint32_t subscriptions)
     size_t       len;
     const char  *why;
 
-    if (subscriptions & ~(uint32_t) FUZZ_CHANNELS_ALL) {
-        fuzz_fail("a subscription beyond d16", NULL);
+    if (subscriptions & ~(uint32_t) FUZZ_RESOURCES_ALL) {
+        fuzz_fail("a subscription beyond tidal://chat", NULL);
     }
 
-    for (n = 1; n <= 16; n++) {
+    for (n = 1; n <= 19; n++) {
         if (!(subscriptions & ((uint32_t) 1 << (n - 1)))) {
             continue;
         }
@@ -348,11 +456,18 @@ fuzz_meta_hook(tidal_mcp_session_t *s, json_t *params)
 static json_t *
 fuzz_resource_hook(tidal_mcp_session_t *s, int channel)
 {
-    if (channel < 1 || channel > 16) {
-        fuzz_fail("resource_hook called for no channel", NULL);
+    if (channel < 1 || channel > 19) {
+        fuzz_fail("resource_hook called for no resource", NULL);
     }
 
     switch (channel) {
+
+    case 17:
+    case 18:
+        return json_pack("{s:[]}", "history");
+
+    case 19:
+        return NULL;
 
     case 15:
         return NULL;
@@ -409,7 +524,7 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     }
 
     if (flags & FUZZ_SUBSCRIBED) {
-        s.subscriptions = FUZZ_CHANNELS_ALL;
+        s.subscriptions = FUZZ_RESOURCES_ALL;
     }
 
     if (flags & FUZZ_META) {
@@ -434,6 +549,10 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 
     fuzz_run(&s, data, size);
     fuzz_run(&s, data, size);
+
+    if (flags & FUZZ_READY) {
+        fuzz_events(data, size);
+    }
 
     json_decref(meta);
 

@@ -11,7 +11,7 @@ import { Client } from '@modelcontextprotocol/sdk/client/index.js';
 import { StdioClientTransport } from '@modelcontextprotocol/sdk/client/stdio.js';
 import { pidAlive, waitFor, SLOW } from './nginx.mjs';
 import { HELPER_BIN } from './helper.mjs';
-import { INIT_PARAMS } from './ws.mjs';
+import { INIT_PARAMS, EVENTS_CAPABILITIES } from './ws.mjs';
 import { until } from './until.mjs';
 
 export const SANITIZER = /AddressSanitizer|LeakSanitizer|runtime error:/;
@@ -127,7 +127,9 @@ export class Bridge {
 
 
 // the SDK's stdio client with the bridge as its server
-export async function sdkClient(args, name = 'bridge-test', env = undefined) {
+// (events: ask for notifications/tidal/*, as the tests' clients do)
+export async function sdkClient(args, name = 'bridge-test', env = undefined,
+                                { events = true } = {}) {
     const transport = new StdioClientTransport({
         command: HELPER_BIN,
         args: ['--stdio', ...args],
@@ -136,7 +138,8 @@ export async function sdkClient(args, name = 'bridge-test', env = undefined) {
     });
     const c = {
         transport, log: '', notes: [], waiters: new Set(), closed: false,
-        client: new Client({ name, version: '1.0.0' }),
+        client: new Client({ name, version: '1.0.0' },
+            events ? { capabilities: EVENTS_CAPABILITIES } : undefined),
     };
     const wake = () => c.waiters.forEach((w) => w());
     transport.stderr.on('data', (d) => {

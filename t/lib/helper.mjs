@@ -16,6 +16,7 @@ import { Client } from '@modelcontextprotocol/sdk/client/index.js';
 import { StdioClientTransport } from '@modelcontextprotocol/sdk/client/stdio.js';
 import { CallToolResultSchema } from '@modelcontextprotocol/sdk/types.js';
 import { DirtListener } from './osc.mjs';
+import { EVENTS_CAPABILITIES } from './ws.mjs';
 import { waitFor } from './nginx.mjs';
 import { until } from './until.mjs';
 
@@ -82,7 +83,9 @@ export class Helper {
             }
             this._wake();
         });
-        this.client = new Client({ name, version: '1.0.0' });
+        // the tests watch the room's events: asked for as the module's
+        this.client = new Client({ name, version: '1.0.0' },
+            { capabilities: EVENTS_CAPABILITIES });
         this.client.fallbackNotificationHandler = async (n) => {
             this.notes.push({ ...n, arrival: Date.now() });
             this._wake();

@@ -111,11 +111,12 @@ export class TidalWs {
         });
     }
 
-    // open + initialize; the result's _meta is kept in meta
-    static async join(url, { name = 'tidal-tests', session, lastSeq, meta, headers, label, timeout, ca } = {}) {
+    // open + initialize; the result's _meta is kept in meta; events: false
+    // for a generic client that does not ask for notifications/tidal/*
+    static async join(url, { name = 'tidal-tests', session, lastSeq, meta, headers, label, timeout, ca, events } = {}) {
         const c = await TidalWs.open(url, { headers, label: label || name, timeout, ca });
         try {
-            await c.initialize({ name, session, lastSeq, meta, timeout });
+            await c.initialize({ name, session, lastSeq, meta, timeout, events });
         } catch (e) {
             c.terminate();
             throw e;
@@ -202,8 +203,11 @@ export class TidalWs {
 
     // initialize (resuming when session is given) and notifications/initialized;
     // returns the result, after checking it with the SDK's schema
-    async initialize({ name = 'tidal-tests', session, lastSeq, meta, timeout } = {}) {
+    async initialize({ name = 'tidal-tests', session, lastSeq, meta, timeout, events = true } = {}) {
         const params = { ...INIT_PARAMS, clientInfo: { name, version: '1.0.0' } };
+        if (!events) {
+            params.capabilities = {};
+        }
         if (meta !== undefined) {
             params._meta = meta;
         } else if (session !== undefined) {

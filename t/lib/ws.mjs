@@ -21,11 +21,18 @@ export const DEFAULT_TIMEOUT = 5000 * SLOW;
 
 export const LATEST_VERSION = '2025-11-25';
 
+// what a client asks for to get notifications/tidal/* (docs/collaboration.md)
+export const EVENTS_CAPABILITIES = { experimental: { 'tidal/events': {} } };
+
+// the tests' clients watch the room's events, so they ask for them
 export const INIT_PARAMS = {
     protocolVersion: LATEST_VERSION,
-    capabilities: {},
+    capabilities: EVENTS_CAPABILITIES,
     clientInfo: { name: 'ngx_tidal-tests', version: '0.0.0' },
 };
+
+// a generic MCP client: standard notifications only
+export const GENERIC_INIT_PARAMS = { ...INIT_PARAMS, capabilities: {} };
 
 
 export function acceptFor(key) {

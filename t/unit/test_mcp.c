@@ -591,14 +591,15 @@ UNIT_TEST(method_not_found)
 
     /* before initialize too: the method does not exist either way */
     CHECK(error_is(send_msg(&s, "{'jsonrpc':'2.0','id':1,"
-                                "'method':'prompts/list'}"), "1", -32601,
-                   "Method not found: prompts/list"));
+                                "'method':'sampling/createMessage'}"), "1",
+                   -32601, "Method not found: sampling/createMessage"));
 
     session_ready(&s, &test_server, TIDAL_ROLE_ADMIN);
 
     CHECK(error_is(send_msg(&s, "{'jsonrpc':'2.0','id':'m',"
-                                "'method':'prompts/get','params':{}}"),
-                   "\"m\"", -32601, "Method not found: prompts/get"));
+                                "'method':'elicitation/create',"
+                                "'params':{}}"),
+                   "\"m\"", -32601, "Method not found: elicitation/create"));
     CHECK(error_is(send_msg(&s, "{'jsonrpc':'2.0','id':2,'method':''}"),
                    "2", -32601, "Method not found: "));
     CHECK(error_is(send_msg(&s, "{'jsonrpc':'2.0','id':3,"
@@ -785,10 +786,15 @@ UNIT_TEST(initialize_result)
     caps = json_object_get(result, "capabilities");
     info = json_object_get(result, "serverInfo");
 
-    /* only what exists: tools, logging, subscribable fixed resources */
+    /*
+     * only what exists: tools, logging, subscribable fixed resources, one
+     * fixed prompt, completion of its argument
+     */
     want = json_loads("{\"tools\":{\"listChanged\":false},\"logging\":{},"
                       "\"resources\":{\"subscribe\":true,"
-                      "\"listChanged\":false}}", 0, NULL);
+                      "\"listChanged\":false},"
+                      "\"prompts\":{\"listChanged\":false},"
+                      "\"completions\":{}}", 0, NULL);
     CHECK(json_equal(caps, want));
     json_decref(want);
 
@@ -1236,7 +1242,7 @@ UNIT_TEST(resources_list)
 
     CHECK_EQ(json_object_size(result), 1);
     CHECK(json_is_array(resources));
-    CHECK_EQ(json_array_size(resources), 16);
+    CHECK_EQ(json_array_size(resources), 19);
 
     for (n = 1; n <= 16; n++) {
         item = json_array_get(resources, n - 1);
@@ -1259,13 +1265,32 @@ UNIT_TEST(resources_list)
         CHECK_EQ(tidal_mcp_channel_from_uri(uri), n);
     }
 
+    for (n = 17; n <= 19; n++) {
+        static const char  *room[] = {
+            "tidal://state", "tidal://history", "tidal://chat"
+        };
+
+        item = json_array_get(resources, n - 1);
+
+        CHECK_EQ(json_object_size(item), 5);
+        CHECK_STR(json_string_value(json_object_get(item, "uri")),
+                  room[n - 17]);
+        CHECK_STR(json_string_value(json_object_get(item, "mimeType")),
+                  "application/json");
+        CHECK_EQ(tidal_mcp_resource_from_uri(room[n - 17]), n);
+    }
+
+    CHECK_EQ(TIDAL_MCP_RESOURCE_STATE, 17);
+    CHECK_EQ(TIDAL_MCP_RESOURCE_HISTORY, 18);
+    CHECK_EQ(TIDAL_MCP_RESOURCE_CHAT, 19);
+
     json_decref(result);
 
     /* a cursor is ignored and there is no next page */
     result = result_of(send_msg(&s, "{'jsonrpc':'2.0','id':2,"
                                     "'method':'resources/list','params':"
                                     "{'cursor':'page2'}}"), "2");
-    CHECK_EQ(json_array_size(json_object_get(result, "resources")), 16);
+    CHECK_EQ(json_array_size(json_object_get(result, "resources")), 19);
     CHECK(json_object_get(result, "nextCursor") == NULL);
     json_decref(result);
 
@@ -1339,14 +1364,14 @@ UNIT_TEST(resources_read)
     CHECK(error_is(send_msg(&s, "{'jsonrpc':'2.0','id':9,"
                                 "'method':'resources/read','params':"
                                 "{'uri':'tidal://channel/d3'}}"), "9",
-                   -32603, "Internal error: the state of channel d3 "
+                   -32603, "Internal error: tidal://channel/d3 "
                            "is unavailable"));
 
     hook_mode = HOOK_NOT_OBJECT;
     CHECK(error_is(send_msg(&s, "{'jsonrpc':'2.0','id':'n',"
                                 "'method':'resources/read','params':"
                                 "{'uri':'tidal://channel/d12'}}"), "\"n\"",
-                   -32603, "Internal error: the state of channel d12 "
+                   -32603, "Internal error: tidal://channel/d12 "
                            "is unavailable"));
     CHECK_EQ(hook_channel, 12);
 
@@ -1636,8 +1661,527 @@ UNIT_TEST(channel_uri_helpers)
     free(text);
 
     CHECK(tidal_mcp_resource_updated(0, &len) == NULL);
-    CHECK(tidal_mcp_resource_updated(17, &len) == NULL);
+    CHECK(tidal_mcp_resource_updated(20, &len) == NULL);
     CHECK(tidal_mcp_resource_updated(-1, &len) == NULL);
+}
+
+
+/* the text of a resources/read result for uri, parsed; consumes result */
+static json_t *
+read_json(tidal_mcp_session_t *s, const char *uri)
+{
+    char    msg[160];
+    json_t  *result, *value;
+
+    snprintf(msg, sizeof(msg), "{'jsonrpc':'2.0','id':'rj',"
+             "'method':'resources/read','params':{'uri':'%s'}}", uri);
+
+    result = result_of(send_msg(s, msg), "\"rj\"");
+    value = json_loads(read_text(result, uri), 0, NULL);
+    json_decref(result);
+
+    return value;
+}
+
+
+UNIT_TEST(room_resources)
+{
+    int                  n;
+    char                 msg[160], id[16];
+    json_t              *value, *want, *result;
+    const char          *uris[] = {
+        "tidal://state", "tidal://history", "tidal://chat"
+    };
+    tidal_mcp_session_t  s;
+
+    session_ready(&s, &test_server, TIDAL_ROLE_LISTENER);
+
+    /* without a hook: an empty room at Tidal's default tempo */
+    value = read_json(&s, "tidal://state");
+    want = json_loads("{\"channels\":{},\"tempo\":{\"cps\":0.5625,"
+                      "\"bpm\":135.0},\"seq\":0}", 0, NULL);
+    CHECK(json_equal(value, want));
+    json_decref(want);
+    json_decref(value);
+
+    value = read_json(&s, "tidal://history");
+    want = json_loads("{\"history\":[]}", 0, NULL);
+    CHECK(json_equal(value, want));
+    json_decref(want);
+    json_decref(value);
+
+    value = read_json(&s, "tidal://chat");
+    want = json_loads("{\"chat\":[]}", 0, NULL);
+    CHECK(json_equal(value, want));
+    json_decref(want);
+    json_decref(value);
+
+    /* the hook is asked with the resource's number */
+    s.resource_hook = test_resource_hook;
+    hook_mode = HOOK_NULL;
+
+    for (n = 17; n <= 19; n++) {
+        hook_channel = 0;
+        snprintf(msg, sizeof(msg), "{'jsonrpc':'2.0','id':%d,"
+                 "'method':'resources/read','params':{'uri':'%s'}}",
+                 n, uris[n - 17]);
+        snprintf(id, sizeof(id), "%d", n);
+        CHECK(error_is(send_msg(&s, msg), id, -32603, "Internal error: *"));
+        CHECK_EQ(hook_channel, n);
+    }
+
+    hook_mode = HOOK_STATE;
+
+    /* each can be subscribed, its bit n - 1 */
+    s.subscriptions = 0;
+
+    for (n = 17; n <= 19; n++) {
+        snprintf(msg, sizeof(msg), "{'jsonrpc':'2.0','id':%d,"
+                 "'method':'resources/subscribe','params':{'uri':'%s'}}",
+                 n, uris[n - 17]);
+        snprintf(id, sizeof(id), "%d", n);
+        result = result_of(send_msg(&s, msg), id);
+        CHECK(json_is_object(result));
+        json_decref(result);
+        CHECK(s.subscriptions & TIDAL_MCP_RESOURCE_BIT(n));
+    }
+
+    CHECK_EQ(s.subscriptions, 0x70000);
+
+    result = result_of(send_msg(&s, "{'jsonrpc':'2.0','id':'u',"
+                                    "'method':'resources/unsubscribe',"
+                                    "'params':{'uri':'tidal://history'}}"),
+                       "\"u\"");
+    json_decref(result);
+    CHECK_EQ(s.subscriptions, 0x50000);
+
+    CHECK_EQ(tidal_mcp_resource_from_uri("tidal://state/"), 0);
+    CHECK_EQ(tidal_mcp_resource_from_uri("tidal://State"), 0);
+    CHECK_EQ(tidal_mcp_resource_from_uri("tidal://channel/d4"), 4);
+    CHECK_EQ(tidal_mcp_resource_from_uri(NULL), 0);
+    CHECK_EQ(TIDAL_MCP_RESOURCES_ALL, 0x7ffff);
+
+    for (n = 17; n <= 19; n++) {
+        char  *text, want_text[160];
+
+        text = tidal_mcp_resource_updated(n, NULL);
+        snprintf(want_text, sizeof(want_text),
+                 "{\"jsonrpc\":\"2.0\","
+                 "\"method\":\"notifications/resources/updated\","
+                 "\"params\":{\"uri\":\"%s\"}}", uris[n - 17]);
+        CHECK_STR(text, want_text);
+        free(text);
+    }
+}
+
+
+UNIT_TEST(events_opt_in)
+{
+    tidal_mcp_session_t  s;
+
+    /* no opt-in: the standard notifications, from info up */
+    session_ready(&s, &test_server, TIDAL_ROLE_LISTENER);
+    CHECK_EQ(s.tidal_events, 0);
+    CHECK_EQ(s.log_level, TIDAL_MCP_LOG_INFO);
+    CHECK(tidal_mcp_wants_event_message(&s, TIDAL_MCP_LOG_INFO));
+    CHECK(tidal_mcp_wants_event_message(&s, TIDAL_MCP_LOG_ERROR));
+    CHECK(!tidal_mcp_wants_event_message(&s, TIDAL_MCP_LOG_DEBUG));
+
+    json_decref(send_msg(&s, "{'jsonrpc':'2.0','id':1,"
+                             "'method':'logging/setLevel',"
+                             "'params':{'level':'error'}}"));
+    CHECK(!tidal_mcp_wants_event_message(&s, TIDAL_MCP_LOG_WARNING));
+    CHECK(tidal_mcp_wants_event_message(&s, TIDAL_MCP_LOG_ERROR));
+
+    /* nothing before initialize */
+    tidal_mcp_session_init(&s, &test_server, TIDAL_ROLE_LISTENER);
+    CHECK(!tidal_mcp_wants_event_message(&s, TIDAL_MCP_LOG_ERROR));
+
+    /* an object asks for the events, and then no message lines */
+    json_decref(send_msg(&s,
+        "{'jsonrpc':'2.0','id':0,'method':'initialize','params':"
+        "{'protocolVersion':'2025-11-25','capabilities':"
+        "{'experimental':{'tidal/events':{}}}}}"));
+    CHECK(s.initialized);
+    CHECK_EQ(s.tidal_events, 1);
+    CHECK(!tidal_mcp_wants_event_message(&s, TIDAL_MCP_LOG_EMERGENCY));
+
+    /* anything else does not */
+    tidal_mcp_session_init(&s, &test_server, TIDAL_ROLE_LISTENER);
+    json_decref(send_msg(&s,
+        "{'jsonrpc':'2.0','id':0,'method':'initialize','params':"
+        "{'protocolVersion':'2025-11-25','capabilities':"
+        "{'experimental':{'tidal/events':true}}}}"));
+    CHECK(s.initialized);
+    CHECK_EQ(s.tidal_events, 0);
+
+    tidal_mcp_session_init(&s, &test_server, TIDAL_ROLE_LISTENER);
+    json_decref(send_msg(&s,
+        "{'jsonrpc':'2.0','id':0,'method':'initialize','params':"
+        "{'protocolVersion':'2025-11-25','capabilities':"
+        "{'tidal/events':{}}}}"));
+    CHECK_EQ(s.tidal_events, 0);
+}
+
+
+static const char *
+event_text(const char *type, const char *fields)
+{
+    static char  buf[8192];
+
+    snprintf(buf, sizeof(buf),
+             "{\"jsonrpc\":\"2.0\",\"method\":\"notifications/tidal/%s\","
+             "\"params\":{\"type\":\"%s\",\"seq\":7,\"timestamp\":1%s%s}}",
+             type, type, *fields ? "," : "", fields);
+
+    return buf;
+}
+
+
+static uint32_t
+event_bits(const char *type, const char *fields)
+{
+    const char  *e;
+
+    e = event_text(type, fields);
+
+    return tidal_mcp_event_resources(e, strlen(e));
+}
+
+
+#define BIT(n)  TIDAL_MCP_RESOURCE_BIT(n)
+#define STATE   BIT(TIDAL_MCP_RESOURCE_STATE)
+#define HIST    BIT(TIDAL_MCP_RESOURCE_HISTORY)
+#define CHAT    BIT(TIDAL_MCP_RESOURCE_CHAT)
+
+
+UNIT_TEST(event_resources)
+{
+    CHECK_EQ(event_bits("pattern_update", "\"channel\":\"d3\","
+                        "\"pattern\":\"s \\\"bd\\\"\",\"who\":\"a\""),
+             BIT(3) | STATE);
+    CHECK_EQ(event_bits("pattern_update", "\"channel\":\"d16\","
+                        "\"pattern\":\"silence\",\"who\":\"a\""),
+             BIT(16) | STATE);
+    CHECK_EQ(event_bits("channel_state", "\"channel\":\"d1\",\"state\":"
+                        "{\"pattern\":null,\"muted\":false,"
+                        "\"soloed\":false},\"who\":\"a\""),
+             BIT(1) | STATE | HIST);
+    CHECK_EQ(event_bits("pattern_eval", "\"channel\":\"d2\","
+                        "\"pattern\":\"x\",\"who\":\"a\",\"ok\":true,"
+                        "\"error\":null"), HIST);
+    CHECK_EQ(event_bits("tempo_change", "\"cps\":0.5,\"bpm\":120,"
+                        "\"who\":\"b\""), STATE | HIST);
+    CHECK_EQ(event_bits("error", "\"channel\":\"d2\",\"message\":\"m\""),
+             HIST);
+    CHECK_EQ(event_bits("ghci_restarted", "\"reason\":\"r\""), HIST);
+    CHECK_EQ(event_bits("chat", "\"who\":\"a\",\"text\":\"hi\""), CHAT);
+    CHECK_EQ(event_bits("custom", "\"data\":{}"), 0);
+    CHECK_EQ(event_bits("metrics", "\"connections\":1"), 0);
+    CHECK_EQ(event_bits("session_restore", "\"channels\":{}"),
+             TIDAL_MCP_RESOURCES_ALL);
+
+    /* a channel that is none */
+    CHECK_EQ(event_bits("pattern_update", "\"channel\":\"d17\""), 0);
+    CHECK_EQ(event_bits("channel_state", "\"channel\":3"), HIST);
+
+    /* not an event */
+    CHECK_EQ(tidal_mcp_event_resources(NULL, 0), 0);
+    CHECK_EQ(tidal_mcp_event_resources("", 0), 0);
+    CHECK_EQ(tidal_mcp_event_resources("{\"method\":\"notifications/"
+                                       "message\",\"params\":{}}", 47), 0);
+    CHECK_EQ(tidal_mcp_event_resources("{\"method\":\"notifications/tidal/"
+                                       "chat\",\"params\":[]}", 48), 0);
+}
+
+
+/* the data of an event's line at want_level, or NULL; a static buffer */
+static const char *
+event_line(const char *type, const char *fields, int want_level)
+{
+    int          level;
+    char        *text;
+    size_t       len;
+    json_t      *msg, *params;
+    const char  *e;
+
+    static char  line[16384];
+
+    e = event_text(type, fields);
+    level = -5;
+    len = 0;
+
+    text = tidal_mcp_event_message(e, strlen(e), &level, &len);
+    if (text == NULL) {
+        CHECK_EQ(level, -5);
+        return NULL;
+    }
+
+    CHECK(jsonrpc_check(text, len) == NULL);
+    CHECK_EQ(level, want_level);
+
+    msg = json_loads(text, 0, NULL);
+    params = json_object_get(msg, "params");
+
+    CHECK_STR(json_string_value(json_object_get(msg, "method")),
+              "notifications/message");
+    CHECK_EQ(json_object_size(params), 3);
+    CHECK_STR(json_string_value(json_object_get(params, "level")),
+              tidal_mcp_log_level_name(want_level));
+    CHECK_STR(json_string_value(json_object_get(params, "logger")), "tidal");
+    snprintf(line, sizeof(line), "%s",
+             json_string_value(json_object_get(params, "data")));
+
+    json_decref(msg);
+    free(text);
+
+    return line;
+}
+
+
+UNIT_TEST(event_message)
+{
+    int          level;
+    char        *big, fields[12000];
+    const char  *line;
+
+    CHECK_STR(event_line("pattern_update", "\"channel\":\"d1\","
+                         "\"pattern\":\"sound \\\"bd*2\\\"\","
+                         "\"who\":\"alice\"", TIDAL_MCP_LOG_INFO),
+              "alice set d1: sound \"bd*2\"");
+    CHECK_STR(event_line("pattern_update", "\"channel\":\"d4\","
+                         "\"pattern\":\"silence\",\"who\":\"alice\"",
+                         TIDAL_MCP_LOG_INFO),
+              "alice silenced d4");
+    CHECK_STR(event_line("tempo_change", "\"cps\":0.5,\"bpm\":120.0,"
+                         "\"who\":\"bob\"", TIDAL_MCP_LOG_INFO),
+              "bob set the tempo to 0.5 cps (120 bpm)");
+    CHECK_STR(event_line("chat", "\"who\":\"alice\",\"text\":\"hello\"",
+                         TIDAL_MCP_LOG_NOTICE),
+              "chat alice: hello");
+    CHECK_STR(event_line("error", "\"channel\":\"d2\",\"message\":"
+                         "\"<interactive>:1:5: error:\\n  oops\","
+                         "\"who\":\"carol\"", TIDAL_MCP_LOG_ERROR),
+              "d2: error: <interactive>:1:5: error:\n  oops");
+    CHECK_STR(event_line("error", "\"message\":\"GHCi died\"",
+                         TIDAL_MCP_LOG_ERROR),
+              "error: GHCi died");
+    CHECK_STR(event_line("ghci_restarted", "\"reason\":\"it hung\"",
+                         TIDAL_MCP_LOG_WARNING),
+              "GHCi restarted: it hung");
+    CHECK_STR(event_line("pattern_eval", "\"channel\":\"d2\","
+                         "\"pattern\":\"x\",\"who\":\"dan\",\"ok\":false,"
+                         "\"error\":\"Variable not in scope: x\"",
+                         TIDAL_MCP_LOG_WARNING),
+              "d2: dan's pattern was refused: Variable not in scope: x");
+    CHECK_STR(event_line("channel_state", "\"channel\":\"d5\",\"state\":"
+                         "{\"pattern\":\"s \\\"hh\\\"\",\"muted\":true,"
+                         "\"soloed\":false},\"who\":\"eve\"",
+                         TIDAL_MCP_LOG_INFO),
+              "eve changed d5: playing, muted");
+    CHECK_STR(event_line("channel_state", "\"channel\":\"d5\",\"state\":"
+                         "{\"pattern\":null,\"muted\":false,"
+                         "\"soloed\":false},\"who\":\"eve\"",
+                         TIDAL_MCP_LOG_INFO),
+              "eve changed d5: silent");
+    CHECK_STR(event_line("custom", "\"data\":{\"a\":[1,\"\xc3\xa9\"]}",
+                         TIDAL_MCP_LOG_INFO),
+              "custom event: {\"a\":[1,\"\xc3\xa9\"]}");
+    CHECK_STR(event_line("metrics", "\"connections\":3,"
+                         "\"events_per_second\":1.5", TIDAL_MCP_LOG_DEBUG),
+              "metrics: 3 connections, 1.5 events/s");
+
+    /* no line: an accepted evaluation, a snapshot, an unknown type */
+    CHECK(event_line("pattern_eval", "\"channel\":\"d2\",\"pattern\":\"x\","
+                     "\"who\":\"dan\",\"ok\":true,\"error\":null", 0)
+          == NULL);
+    CHECK(event_line("session_restore", "\"channels\":{}", 0) == NULL);
+    CHECK(event_line("zzz", "", 0) == NULL);
+
+    /* client text is data: one line, control characters gone */
+    CHECK_STR(event_line("chat", "\"who\":\"a\\nb\",\"text\":"
+                         "\"x\\r\\ny\\u001b[2J\\u007f\"",
+                         TIDAL_MCP_LOG_NOTICE),
+              "chat a b: x  y [2J ");
+    CHECK_STR(event_line("pattern_update", "\"channel\":\"d1\","
+                         "\"pattern\":\"d1 $\\n  s \\\"bd\\\"\","
+                         "\"who\":\"a\"", TIDAL_MCP_LOG_INFO),
+              "a set d1: d1 $   s \"bd\"");
+
+    /* missing or mistyped fields read "?" */
+    CHECK_STR(event_line("pattern_update", "\"channel\":1",
+                         TIDAL_MCP_LOG_INFO), "? set ?: ?");
+
+    /* bounded, cut on a character boundary with the rest counted */
+    big = malloc(6001);
+    memset(big, 'a', 6000);
+    big[0] = '\xc3';    /* é at offsets 0-1, then across the cut */
+    big[1] = '\xa9';
+    big[4095] = '\xc3';
+    big[4096] = '\xa9';
+    big[6000] = '\0';
+    snprintf(fields, sizeof(fields), "\"message\":\"%s\"", big);
+    line = event_line("error", fields, TIDAL_MCP_LOG_ERROR);
+    CHECK(line != NULL && strlen(line) == 7 + 4095
+                                           + strlen("... (1905 more bytes)"));
+    CHECK(line != NULL && strstr(line, "a... (1905 more bytes)") != NULL);
+    free(big);
+
+    big = malloc(2001);
+    memset(big, 'p', 2000);
+    big[2000] = '\0';
+    snprintf(fields, sizeof(fields),
+             "\"channel\":\"d1\",\"who\":\"w\",\"pattern\":\"%s\"", big);
+    line = event_line("pattern_update", fields, TIDAL_MCP_LOG_INFO);
+    CHECK(line != NULL && strlen(line) < 600);
+    CHECK(line != NULL && strstr(line, "(1488 more bytes)") != NULL);
+    free(big);
+
+    /* not an event: no line, level untouched */
+    level = 42;
+    CHECK(tidal_mcp_event_message(NULL, 0, &level, NULL) == NULL);
+    CHECK(tidal_mcp_event_message("{", 1, &level, NULL) == NULL);
+    CHECK(tidal_mcp_event_message("\xff", 1, &level, NULL) == NULL);
+    CHECK(tidal_mcp_event_message("{\"method\":\"tools/list\","
+                                  "\"params\":{}}", 34, &level, NULL)
+          == NULL);
+    CHECK_EQ(level, 42);
+}
+
+
+UNIT_TEST(prompts)
+{
+    char                *text;
+    json_t              *result, *prompt, *msg;
+    tidal_mcp_session_t  s;
+
+    session_ready(&s, &test_server, TIDAL_ROLE_PERFORMER);
+
+    result = result_of(send_msg(&s, "{'jsonrpc':'2.0','id':1,"
+                                    "'method':'prompts/list'}"), "1");
+    CHECK_EQ(json_array_size(json_object_get(result, "prompts")), 1);
+    prompt = json_array_get(json_object_get(result, "prompts"), 0);
+    CHECK_STR(json_string_value(json_object_get(prompt, "name")),
+              "tidal_room_guide");
+    CHECK_STR(json_string_value(json_object_get(
+                  json_array_get(json_object_get(prompt, "arguments"), 0),
+                  "name")), "channel");
+    json_decref(result);
+
+    result = result_of(send_msg(&s, "{'jsonrpc':'2.0','id':2,"
+                                    "'method':'prompts/get','params':"
+                                    "{'name':'tidal_room_guide',"
+                                    "'arguments':{'channel':'d3'}}}"), "2");
+    msg = json_array_get(json_object_get(result, "messages"), 0);
+    CHECK_EQ(json_array_size(json_object_get(result, "messages")), 1);
+    CHECK_STR(json_string_value(json_object_get(msg, "role")), "user");
+    CHECK_STR(json_string_value(json_object_get(json_object_get(msg,
+                                                                "content"),
+                                                "type")), "text");
+    text = (char *) json_string_value(json_object_get(
+                                          json_object_get(msg, "content"),
+                                          "text"));
+
+    /* the tools of the role, from the table; the room's basics */
+    CHECK(text != NULL && strstr(text, "- tidal_eval: Evaluate a pattern\n")
+                          != NULL);
+    CHECK(text != NULL && strstr(text, "- tidal_get_state:") != NULL);
+    CHECK(text != NULL && strstr(text, "tidal_admin_eval") == NULL);
+    CHECK(text != NULL && strstr(text, "tidal_elsewhere") == NULL);
+    CHECK(text != NULL && strstr(text, "d1 .. d16") != NULL);
+    CHECK(text != NULL && strstr(text, "line and column") != NULL);
+    CHECK(text != NULL && strstr(text, "You mean to play on d3") != NULL);
+    CHECK(text != NULL && strstr(text, "role is performer") != NULL);
+    json_decref(result);
+
+    /* no arguments will do */
+    result = result_of(send_msg(&s, "{'jsonrpc':'2.0','id':3,"
+                                    "'method':'prompts/get','params':"
+                                    "{'name':'tidal_room_guide'}}"), "3");
+    CHECK(json_is_array(json_object_get(result, "messages")));
+    json_decref(result);
+
+    CHECK(error_is(send_msg(&s, "{'jsonrpc':'2.0','id':4,"
+                                "'method':'prompts/get','params':"
+                                "{'name':'nope'}}"), "4", -32602,
+                   "Unknown prompt: nope"));
+    CHECK(error_is(send_msg(&s, "{'jsonrpc':'2.0','id':5,"
+                                "'method':'prompts/get','params':{}}"),
+                   "5", -32602, "Invalid params: name must be a string"));
+    CHECK(error_is(send_msg(&s, "{'jsonrpc':'2.0','id':6,"
+                                "'method':'prompts/get','params':"
+                                "{'name':'tidal_room_guide',"
+                                "'arguments':{'channel':'d17'}}}"), "6",
+                   -32602, "Invalid params: arguments.channel*"));
+
+    /* initialize first */
+    tidal_mcp_session_init(&s, &test_server, TIDAL_ROLE_PERFORMER);
+    CHECK(error_is(send_msg(&s, "{'jsonrpc':'2.0','id':7,"
+                                "'method':'prompts/list'}"), "7", -32600,
+                   "Server not initialized*"));
+}
+
+
+UNIT_TEST(completion)
+{
+    json_t              *result, *want;
+    tidal_mcp_session_t  s;
+
+    session_ready(&s, &test_server, TIDAL_ROLE_LISTENER);
+
+    result = result_of(send_msg(&s, "{'jsonrpc':'2.0','id':1,"
+        "'method':'completion/complete','params':{'ref':{'type':"
+        "'ref/prompt','name':'tidal_room_guide'},'argument':"
+        "{'name':'channel','value':'d1'}}}"), "1");
+    want = json_loads("{\"completion\":{\"values\":[\"d1\",\"d10\",\"d11\","
+                      "\"d12\",\"d13\",\"d14\",\"d15\",\"d16\"],"
+                      "\"total\":8,\"hasMore\":false}}", 0, NULL);
+    CHECK(json_equal(result, want));
+    json_decref(want);
+    json_decref(result);
+
+    result = result_of(send_msg(&s, "{'jsonrpc':'2.0','id':2,"
+        "'method':'completion/complete','params':{'ref':{'type':"
+        "'ref/prompt','name':'tidal_room_guide'},'argument':"
+        "{'name':'channel','value':''}}}"), "2");
+    CHECK_EQ(json_array_size(json_object_get(json_object_get(result,
+                                                             "completion"),
+                                             "values")), 16);
+    json_decref(result);
+
+    result = result_of(send_msg(&s, "{'jsonrpc':'2.0','id':3,"
+        "'method':'completion/complete','params':{'ref':{'type':"
+        "'ref/prompt','name':'tidal_room_guide'},'argument':"
+        "{'name':'channel','value':'x'}}}"), "3");
+    want = json_loads("{\"completion\":{\"values\":[],\"total\":0,"
+                      "\"hasMore\":false}}", 0, NULL);
+    CHECK(json_equal(result, want));
+    json_decref(result);
+
+    /* a fixed resource has nothing to complete */
+    result = result_of(send_msg(&s, "{'jsonrpc':'2.0','id':4,"
+        "'method':'completion/complete','params':{'ref':{'type':"
+        "'ref/resource','uri':'tidal://state'},'argument':"
+        "{'name':'x','value':''}}}"), "4");
+    CHECK(json_equal(result, want));
+    json_decref(want);
+    json_decref(result);
+
+    CHECK(error_is(send_msg(&s, "{'jsonrpc':'2.0','id':5,"
+        "'method':'completion/complete','params':{'ref':{'type':"
+        "'ref/resource','uri':'tidal://x/{y}'},'argument':"
+        "{'name':'y','value':''}}}"), "5", -32602,
+        "Resource template not found: tidal://x/{y}"));
+    CHECK(error_is(send_msg(&s, "{'jsonrpc':'2.0','id':6,"
+        "'method':'completion/complete','params':{'ref':{'type':"
+        "'ref/prompt','name':'other'},'argument':"
+        "{'name':'channel','value':''}}}"), "6", -32602, NULL));
+    CHECK(error_is(send_msg(&s, "{'jsonrpc':'2.0','id':7,"
+        "'method':'completion/complete','params':{}}"), "7", -32602,
+        NULL));
+    CHECK(error_is(send_msg(&s, "{'jsonrpc':'2.0','id':8,"
+        "'method':'completion/complete','params':{'ref':{'type':'x'},"
+        "'argument':{'name':'a','value':''}}}"), "8", -32602, NULL));
 }
 
 
@@ -1933,6 +2477,12 @@ main(void)
     UNIT_RUN(resources_uri_errors);
     UNIT_RUN(resources_subscribe);
     UNIT_RUN(channel_uri_helpers);
+    UNIT_RUN(room_resources);
+    UNIT_RUN(events_opt_in);
+    UNIT_RUN(event_resources);
+    UNIT_RUN(event_message);
+    UNIT_RUN(prompts);
+    UNIT_RUN(completion);
     UNIT_RUN(reply_helpers);
     UNIT_RUN(role_by_name);
     UNIT_RUN(allocation_failures);
