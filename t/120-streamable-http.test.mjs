@@ -284,7 +284,7 @@ test('resume with Last-Event-ID across nginx -s reload and a killed worker', T, 
 
 
 test('an HTTP session carries its role and a display name', T, async () => {
-    const r = await post(url, initializeMessage(1, { name: 'carol' }));
+    const r = await post(url, initializeMessage(1, { name: 'carol', capabilities: EVENTS }));
     assert.equal(r.status, 200);
     assert.equal(r.json.result._meta['tidal/role'], 'performer');
     assert.equal(r.json.result._meta['tidal/session'], r.headers.get('mcp-session-id'));

@@ -325,6 +325,8 @@ void ngx_http_tidal_ws_close(ngx_http_tidal_ws_t *ws, ngx_uint_t code,
 void ngx_http_tidal_ws_finish(ngx_http_tidal_ws_t *ws, ngx_uint_t linger);
 void ngx_http_tidal_ws_cleanup(void *data);
 void ngx_http_tidal_ws_dequeue(ngx_http_tidal_ws_t *ws);
+ngx_int_t ngx_http_tidal_ws_updated(ngx_http_tidal_ws_t *ws,
+    ngx_uint_t resource);
 void ngx_http_tidal_ws_heartbeat_handler(ngx_event_t *ev);
 void ngx_http_tidal_ws_metrics_handler(ngx_event_t *ev);
 void ngx_http_tidal_ws_after_write(ngx_http_tidal_ws_t *ws);

@@ -43,14 +43,32 @@
 
 
 /*
- * Events read from the ring, framed at most once for each kind of client
- * that gets them; the bytes are the worker's buffer's until the next read.
+ * How an event reaches a client: as it is, a tidal event notification for
+ * those that asked for them, or as a notifications/message line for the
+ * others (tidal_mcp.h).
+ */
+#define NGX_HTTP_TIDAL_AS_EVENT    0
+#define NGX_HTTP_TIDAL_AS_MESSAGE  1
+
+/* not yet worked out, for level[] */
+#define NGX_HTTP_TIDAL_UNKNOWN     -2
+#define NGX_HTTP_TIDAL_NO_LINE     -1
+
+
+/*
+ * Events read from the ring, each read as a line and framed at most once
+ * for each form and kind of client that gets it; the bytes are the
+ * worker's buffer's until the next read.
  */
 typedef struct {
     ngx_uint_t                   n;
     uint64_t                     first;         /* the seq of events[0] */
     ngx_http_tidal_event_t       events[NGX_HTTP_TIDAL_FETCH];
-    ngx_http_tidal_frame_t      *frames[NGX_HTTP_TIDAL_KINDS]
+    int                          level[NGX_HTTP_TIDAL_FETCH];
+    char                        *line[NGX_HTTP_TIDAL_FETCH];
+    size_t                       line_len[NGX_HTTP_TIDAL_FETCH];
+    uint32_t                     resources[NGX_HTTP_TIDAL_FETCH];
+    ngx_http_tidal_frame_t      *frames[2][NGX_HTTP_TIDAL_KINDS]
                                        [NGX_HTTP_TIDAL_FETCH];
 } ngx_http_tidal_batch_t;
 
@@ -84,6 +102,8 @@ static ngx_int_t ngx_http_tidal_fanout_fetch(ngx_http_tidal_main_conf_t *tmcf,
 static ngx_int_t ngx_http_tidal_fanout_send(ngx_http_tidal_ws_t *ws,
     ngx_http_tidal_batch_t *b, ngx_uint_t from);
 static void ngx_http_tidal_fanout_free(ngx_http_tidal_batch_t *b);
+static ngx_int_t ngx_http_tidal_fanout_read(ngx_http_tidal_batch_t *b,
+    ngx_uint_t i);
 static ngx_int_t ngx_http_tidal_fanout_restore(ngx_http_tidal_ws_t *ws);
 static void ngx_http_tidal_fanout_replay(ngx_http_tidal_ws_t *ws,
     uint64_t from);
@@ -638,14 +658,13 @@ ngx_http_tidal_fanout_fetch(ngx_http_tidal_main_conf_t *tmcf, uint64_t from,
 {
     size_t                    size;
     ngx_int_t                 rc;
-    ngx_uint_t                got;
+    ngx_uint_t                i, got;
     ngx_http_tidal_worker_t  *w;
 
     w = &ngx_http_tidal_worker;
 
     b->n = 0;
     b->first = from;
-    ngx_memzero(b->frames, sizeof(b->frames));
 
     for ( ;; ) {
         rc = ngx_http_tidal_zone_fetch(tmcf, from, w->buf, w->size, b->events,
@@ -681,6 +700,13 @@ ngx_http_tidal_fanout_fetch(ngx_http_tidal_main_conf_t *tmcf, uint64_t from,
 
     b->n = got;
 
+    ngx_memzero(b->frames, sizeof(b->frames));
+    ngx_memzero(b->line, sizeof(b->line));
+
+    for (i = 0; i < got; i++) {
+        b->level[i] = NGX_HTTP_TIDAL_UNKNOWN;
+    }
+
     return rc;
 }
 
@@ -695,8 +721,11 @@ static ngx_int_t
 ngx_http_tidal_fanout_send(ngx_http_tidal_ws_t *ws, ngx_http_tidal_batch_t *b,
     ngx_uint_t from)
 {
+    u_char                   *data;
+    size_t                    len;
+    uint32_t                  updated;
     ngx_int_t                 rc;
-    ngx_uint_t                i;
+    ngx_uint_t                i, r, as;
     ngx_http_tidal_frame_t  **f;
 
     if (ws->newest && *ws->newest != ws->stream) {
@@ -707,28 +736,95 @@ ngx_http_tidal_fanout_send(ngx_http_tidal_ws_t *ws, ngx_http_tidal_batch_t *b,
         return NGX_DECLINED;
     }
 
-    f = b->frames[ws->kind];
-
     for (i = from; i < b->n; i++) {
 
-        if (f[i] == NULL) {
-            f[i] = ngx_http_tidal_frame_make(ws->kind, TIDAL_WS_OP_TEXT,
-                                             b->first + i, b->events[i].data,
-                                             b->events[i].len,
-                                             ngx_cycle->log);
-            if (f[i] == NULL) {
+        if (!ws->mcp.tidal_events || ws->mcp.subscriptions) {
+            if (ngx_http_tidal_fanout_read(b, i) != NGX_OK) {
                 return NGX_ERROR;
             }
-
-            f[i]->channel = b->events[i].channel;
         }
 
-        rc = ngx_http_tidal_ws_queue(ws, f[i]);
+        if (ws->mcp.tidal_events) {
+            as = NGX_HTTP_TIDAL_AS_EVENT;
+            data = b->events[i].data;
+            len = b->events[i].len;
+
+        } else if (b->level[i] != NGX_HTTP_TIDAL_NO_LINE
+                   && tidal_mcp_wants_event_message(&ws->mcp, b->level[i]))
+        {
+            as = NGX_HTTP_TIDAL_AS_MESSAGE;
+            data = (u_char *) b->line[i];
+            len = b->line_len[i];
+
+        } else {
+            goto updated;
+        }
+
+        f = &b->frames[as][ws->kind][i];
+
+        if (*f == NULL) {
+            *f = ngx_http_tidal_frame_make(ws->kind, TIDAL_WS_OP_TEXT,
+                                           b->first + i, data, len,
+                                           ngx_cycle->log);
+            if (*f == NULL) {
+                return NGX_ERROR;
+            }
+        }
+
+        rc = ngx_http_tidal_ws_queue(ws, *f);
 
         if (rc != NGX_OK) {
             return rc;
         }
+
+    updated:
+
+        updated = ws->mcp.subscriptions ? ws->mcp.subscriptions
+                                          & b->resources[i]
+                                        : 0;
+
+        for (r = 1; updated; r++) {
+            if (updated & TIDAL_MCP_RESOURCE_BIT(r)) {
+                updated &= ~TIDAL_MCP_RESOURCE_BIT(r);
+
+                rc = ngx_http_tidal_ws_updated(ws, r);
+
+                if (rc != NGX_OK) {
+                    return rc;
+                }
+            }
+        }
     }
+
+    return NGX_OK;
+}
+
+
+/*
+ * What an event means to a client that did not ask for the tidal events:
+ * its line and level, and the resources it changed; worked out once per
+ * worker, and only when such a client gets it.
+ */
+
+static ngx_int_t
+ngx_http_tidal_fanout_read(ngx_http_tidal_batch_t *b, ngx_uint_t i)
+{
+    int  level;
+
+    if (b->level[i] != NGX_HTTP_TIDAL_UNKNOWN) {
+        return NGX_OK;
+    }
+
+    b->resources[i] = tidal_mcp_event_resources((char *) b->events[i].data,
+                                                b->events[i].len);
+
+    level = NGX_HTTP_TIDAL_NO_LINE;
+
+    b->line[i] = tidal_mcp_event_message((char *) b->events[i].data,
+                                         b->events[i].len, &level,
+                                         &b->line_len[i]);
+
+    b->level[i] = b->line[i] ? level : NGX_HTTP_TIDAL_NO_LINE;
 
     return NGX_OK;
 }
@@ -737,14 +833,19 @@ ngx_http_tidal_fanout_send(ngx_http_tidal_ws_t *ws, ngx_http_tidal_batch_t *b,
 static void
 ngx_http_tidal_fanout_free(ngx_http_tidal_batch_t *b)
 {
-    ngx_uint_t  i, k;
+    ngx_uint_t  i, k, as;
 
-    for (k = 0; k < NGX_HTTP_TIDAL_KINDS; k++) {
-        for (i = 0; i < b->n; i++) {
-            if (b->frames[k][i]) {
-                ngx_http_tidal_frame_release(b->frames[k][i]);
+    for (i = 0; i < b->n; i++) {
+
+        for (as = 0; as < 2; as++) {
+            for (k = 0; k < NGX_HTTP_TIDAL_KINDS; k++) {
+                if (b->frames[as][k][i]) {
+                    ngx_http_tidal_frame_release(b->frames[as][k][i]);
+                }
             }
         }
+
+        free(b->line[i]);
     }
 
     /* a large event does not keep its memory */
@@ -757,15 +858,34 @@ ngx_http_tidal_fanout_free(ngx_http_tidal_batch_t *b)
 }
 
 
-/* a session_restore snapshot; the client goes on after what it holds */
+/*
+ * A session_restore snapshot; the client goes on after what it holds.  A
+ * client without the tidal events learns that each resource it watches
+ * has changed.
+ */
 
 static ngx_int_t
 ngx_http_tidal_fanout_restore(ngx_http_tidal_ws_t *ws)
 {
-    char      *text;
-    size_t     len;
-    json_t    *params;
-    uint64_t   seq;
+    char        *text;
+    size_t       len;
+    json_t      *params;
+    uint64_t     seq;
+    ngx_uint_t   r;
+
+    if (!ws->mcp.tidal_events) {
+        ws->next_seq = ngx_http_tidal_fanout_position();
+
+        for (r = 1; r <= TIDAL_MCP_RESOURCES; r++) {
+            if ((ws->mcp.subscriptions & TIDAL_MCP_RESOURCE_BIT(r))
+                && ngx_http_tidal_ws_updated(ws, r) != NGX_OK)
+            {
+                return NGX_ERROR;
+            }
+        }
+
+        return NGX_OK;
+    }
 
     params = ngx_http_tidal_state_snapshot(ws->main_conf, 50);
     if (params == NULL) {

@@ -34,8 +34,7 @@ static void ngx_http_tidal_ws_drop_queue(ngx_http_tidal_ws_t *ws,
     ngx_uint_t all);
 static json_t *ngx_http_tidal_ws_resource(tidal_mcp_session_t *s,
     int resource);
-static ngx_int_t ngx_http_tidal_ws_updated(ngx_http_tidal_ws_t *ws,
-    ngx_uint_t channel);
+
 
 
 /* reads are parsed at once, so one buffer serves every connection */
@@ -685,33 +684,29 @@ ngx_http_tidal_ws_queue(ngx_http_tidal_ws_t *ws, ngx_http_tidal_frame_t *f)
     ws->out_count++;
     ws->out_bytes += f->len;
 
-    if (f->channel && (ws->mcp.subscriptions & (1u << (f->channel - 1)))) {
-        return ngx_http_tidal_ws_updated(ws, f->channel);
-    }
-
     return NGX_OK;
 }
 
 
 /*
- * notifications/resources/updated for a client subscribed to a channel
- * an event changed; one frame per channel and worker serves them all
+ * notifications/resources/updated for a client subscribed to a resource
+ * an event changed; one frame per resource, kind and worker serves all
  */
 
-static ngx_int_t
-ngx_http_tidal_ws_updated(ngx_http_tidal_ws_t *ws, ngx_uint_t channel)
+ngx_int_t
+ngx_http_tidal_ws_updated(ngx_http_tidal_ws_t *ws, ngx_uint_t resource)
 {
     char                    *text;
     size_t                   len;
     ngx_http_tidal_frame_t  *f;
 
     static ngx_http_tidal_frame_t
-                            *frames[NGX_HTTP_TIDAL_KINDS][TIDAL_MCP_CHANNELS];
+                            *frames[NGX_HTTP_TIDAL_KINDS][TIDAL_MCP_RESOURCES];
 
-    f = frames[ws->kind][channel - 1];
+    f = frames[ws->kind][resource - 1];
 
     if (f == NULL) {
-        text = tidal_mcp_resource_updated((int) channel, &len);
+        text = tidal_mcp_resource_updated((int) resource, &len);
         if (text == NULL) {
             return NGX_ERROR;
         }
@@ -725,7 +720,7 @@ ngx_http_tidal_ws_updated(ngx_http_tidal_ws_t *ws, ngx_uint_t channel)
             return NGX_ERROR;
         }
 
-        frames[ws->kind][channel - 1] = f;
+        frames[ws->kind][resource - 1] = f;
     }
 
     return ngx_http_tidal_ws_queue(ws, f);
@@ -1135,18 +1130,30 @@ ngx_http_tidal_ws_cleanup(void *data)
 void
 ngx_http_tidal_ws_metrics_handler(ngx_event_t *ev)
 {
-    char                 *text;
+    int                   level;
+    char                 *text, *line;
     size_t                len;
     json_t               *params;
     ngx_http_tidal_ws_t  *ws;
 
     ws = ev->data;
 
-    params = ngx_http_tidal_status_metrics(ws->main_conf);
+    /* a client without the tidal events gets them as debug lines */
+
+    params = (ws->mcp.tidal_events
+              || tidal_mcp_wants_event_message(&ws->mcp, TIDAL_MCP_LOG_DEBUG))
+             ? ngx_http_tidal_status_metrics(ws->main_conf) : NULL;
 
     if (params) {
         text = tidal_mcp_notification(TIDAL_PROTOCOL_EVENT "metrics",
                                       params, &len);
+
+        if (text && !ws->mcp.tidal_events) {
+            line = tidal_mcp_event_message(text, len, &level, &len);
+            free(text);
+            text = line;
+        }
+
         if (text) {
             (void) ngx_http_tidal_ws_send_text(ws, (u_char *) text, len);
             free(text);
