@@ -14,6 +14,10 @@
 
 
 #include "ngx_http_tidal.h"
+
+
+/* events are read from the ring this much at a time for tidal://chat */
+#define NGX_HTTP_TIDAL_CHAT_BUFFER  65536
 #include "tidal_room.h"
 
 
@@ -23,6 +27,7 @@
 static ngx_int_t ngx_http_tidal_state_store(ngx_http_tidal_main_conf_t *tmcf,
     json_t *state, ngx_log_t *log);
 static void ngx_http_tidal_state_clean(ngx_str_t *path, ngx_log_t *log);
+static json_t *ngx_http_tidal_state_chat(ngx_http_tidal_main_conf_t *tmcf);
 static json_t *ngx_http_tidal_state_read_file(ngx_str_t *path,
     ngx_log_t *log);
 static char *ngx_http_tidal_state_text(json_t *state);
@@ -419,6 +424,10 @@ ngx_http_tidal_state_resource(ngx_http_tidal_main_conf_t *tmcf,
     json_t        *result;
     tidal_room_t   room;
 
+    if (resource == TIDAL_MCP_RESOURCE_CHAT) {
+        return ngx_http_tidal_state_chat(tmcf);
+    }
+
     if (ngx_http_tidal_state_room(tmcf, &room,
                                   resource == TIDAL_MCP_RESOURCE_HISTORY
                                   ? TIDAL_ROOM_HISTORY_MAX : 0)
@@ -432,6 +441,85 @@ ngx_http_tidal_state_resource(ngx_http_tidal_main_conf_t *tmcf,
     tidal_room_free(&room);
 
     return result;
+}
+
+
+/*
+ * tidal://chat: the chat lines still in the event ring, oldest first, as
+ * {"chat": [{seq, timestamp, who, text}, ...]}; chat is not part of the
+ * room's state, so what has left the ring is gone.
+ */
+
+static json_t *
+ngx_http_tidal_state_chat(ngx_http_tidal_main_conf_t *tmcf)
+{
+    u_char                  *buf;
+    json_t                  *chat, *ev, *params;
+    uint64_t                 from, next;
+    ngx_int_t                rc;
+    ngx_uint_t               i, n;
+    ngx_http_tidal_event_t   events[64];
+
+    chat = json_array();
+    buf = ngx_alloc(NGX_HTTP_TIDAL_CHAT_BUFFER, ngx_cycle->log);
+
+    if (chat == NULL || buf == NULL) {
+        json_decref(chat);
+        ngx_free(buf);
+        return NULL;
+    }
+
+    ngx_shmtx_lock(&tmcf->shpool->mutex);
+    from = tmcf->sh->first_seq;
+    ngx_shmtx_unlock(&tmcf->shpool->mutex);
+
+    do {
+        rc = ngx_http_tidal_zone_fetch(tmcf, from, buf,
+                                       NGX_HTTP_TIDAL_CHAT_BUFFER, events, 64,
+                                       &n, &next);
+
+        if (rc == NGX_DECLINED) {
+            /* overwritten meanwhile: start again at the oldest */
+            ngx_shmtx_lock(&tmcf->shpool->mutex);
+            from = tmcf->sh->first_seq;
+            ngx_shmtx_unlock(&tmcf->shpool->mutex);
+            continue;
+        }
+
+        if (rc == NGX_AGAIN) {
+            /* an event larger than the buffer is no chat line: skip it */
+            from++;
+            continue;
+        }
+
+        for (i = 0; i < n; i++) {
+            ev = json_loadb((char *) events[i].data, events[i].len, 0, NULL);
+            params = json_object_get(ev, "params");
+
+            if (json_is_string(json_object_get(params, "type"))
+                && ngx_strcmp(json_string_value(json_object_get(params,
+                                                                "type")),
+                              "chat") == 0)
+            {
+                (void) json_array_append_new(chat,
+                           json_pack("{s:O?, s:O?, s:O?, s:O?}",
+                                     "seq", json_object_get(params, "seq"),
+                                     "timestamp",
+                                     json_object_get(params, "timestamp"),
+                                     "who", json_object_get(params, "who"),
+                                     "text", json_object_get(params, "text")));
+            }
+
+            json_decref(ev);
+        }
+
+        from = next;
+
+    } while (rc == NGX_DONE || rc == NGX_DECLINED || rc == NGX_AGAIN);
+
+    ngx_free(buf);
+
+    return json_pack("{s:o}", "chat", chat);
 }
 
 
