@@ -83,7 +83,8 @@ function exampleConf({ dir, port }, introspectionPort) {
     const swaps = [
         ['load_module modules/ngx_tidal_module.so;\n', loadModuleLine()],
         ['worker_processes auto;', 'worker_processes 2;'],
-        ['error_log logs/error.log notice;', `error_log ${dir}/error.log ${process.env.TIDAL_LOG_LEVEL || 'info'};`],
+        // info whatever TIDAL_LOG_LEVEL says: at debug nginx logs every header
+        ['error_log logs/error.log notice;', `error_log ${dir}/error.log info;`],
         ['access_log logs/access.log tidal_oauth;', `access_log ${dir}/access.log tidal_oauth;`],
         ['listen 127.0.0.1:8080;', `listen 127.0.0.1:${port};`],
         ['http://127.0.0.1:9090/introspect', `http://127.0.0.1:${introspectionPort}/introspect`],
@@ -195,6 +196,14 @@ test('the introspection endpoint got each token in a form body, with the server\
         assert.equal(r.form.get('token_type_hint'), 'access_token');
         assert.equal(r.headers.upgrade, undefined, 'the client\'s headers are not passed on');
         assert.equal(r.headers['sec-websocket-key'], undefined);
+    }
+});
+
+test('an introspection endpoint that does not answer fails the request with 500, not open', T, async () => {
+    await introspection.close();
+    introspection = null;
+    for (const t of Object.values(TRANSPORTS)) {
+        assert.equal((await t.status(bearer(PERFORMER))).status, 500);
     }
 });
 
