@@ -403,6 +403,7 @@ ngx_int_t ngx_http_tidal_session_stream(ngx_http_tidal_main_conf_t *tmcf,
     u_char *id, ngx_http_tidal_ws_t *cl, uint64_t *next_seq);
 void ngx_http_tidal_session_stream_end(ngx_http_tidal_main_conf_t *tmcf,
     ngx_http_tidal_ws_t *cl);
+void ngx_http_tidal_session_refresh(ngx_http_tidal_ws_t *cl);
 
 /* ngx_http_tidal_fanout.c */
 ngx_int_t ngx_http_tidal_fanout_init_module(ngx_cycle_t *cycle,

@@ -324,6 +324,13 @@ ngx_http_tidal_fanout_wake_handler(ngx_event_t *ev)
     c = ev->data;
     w = c->data;
 
+    if (c->close) {
+        /* graceful shutdown: ngx_close_idle_connections() */
+        c->close = 0;
+        ngx_http_tidal_fanout_exiting();
+        return;
+    }
+
     while (read(c->fd, &count, sizeof(count)) == sizeof(count)) {
         /* void */
     }
@@ -555,9 +562,11 @@ ngx_http_tidal_fanout_leave(ngx_http_tidal_ws_t *ws)
 
 
 /*
- * Graceful shutdown reaches a connection only when it is idle: an HTTP/2
- * connection with an event stream is not, so the streams end here, as
- * HTTP/1 ones do when nginx asks; their clients come back elsewhere.
+ * Graceful shutdown reaches an HTTP/2 connection, but not its streams: an
+ * event stream would hold its worker until the client leaves, so the
+ * streams end here, as HTTP/1 ones do when nginx asks; their clients come
+ * back elsewhere.  Called when the worker is told to go (the wake-up
+ * connection is marked idle for that), and again by the poll timer.
  */
 
 void
@@ -581,7 +590,9 @@ ngx_http_tidal_fanout_exiting(void)
         ws = ngx_queue_data(q, ngx_http_tidal_ws_t, link);
 
         if (ws->request) {
+            /* nginx 1.22 runs no posted event before a worker goes */
             ngx_http_tidal_ws_close(ws, TIDAL_WS_CLOSE_GOING_AWAY, NULL);
+            ngx_http_tidal_ws_after_write(ws);
         }
     }
 }
@@ -734,6 +745,10 @@ ngx_http_tidal_fanout_send(ngx_http_tidal_ws_t *ws, ngx_http_tidal_batch_t *b,
 
         ngx_http_tidal_ws_close(ws, TIDAL_WS_CLOSE_GOING_AWAY, NULL);
         return NGX_DECLINED;
+    }
+
+    if (ws->newest) {
+        ngx_http_tidal_session_refresh(ws);
     }
 
     for (i = from; i < b->n; i++) {

@@ -528,6 +528,13 @@ ngx_http_tidal_wake_connection(ngx_fd_t fd, ngx_event_handler_pt handler,
     c->write->channel = 1;
     c->data = data;
 
+    /*
+     * graceful shutdown calls the read handler of an idle connection at
+     * once (c->close): the fan-out ends what nginx would not reach
+     */
+
+    c->idle = 1;
+
     if (ngx_add_event(c->read, NGX_READ_EVENT, 0) != NGX_OK) {
         ngx_free_connection(c);
         return NULL;

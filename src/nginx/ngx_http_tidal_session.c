@@ -283,6 +283,28 @@ ngx_http_tidal_session_stream(ngx_http_tidal_main_conf_t *tmcf, u_char *id,
 }
 
 
+/*
+ * What the session's later requests changed (logging/setLevel,
+ * resources/subscribe) reaches its open stream: read without the lock,
+ * as each is a word the zone's writers replace whole, and the stream's
+ * hold keeps the session in place.
+ */
+
+void
+ngx_http_tidal_session_refresh(ngx_http_tidal_ws_t *cl)
+{
+    volatile ngx_http_tidal_session_t  *s;
+
+    s = (ngx_http_tidal_session_t *)
+            ((u_char *) cl->newest - offsetof(ngx_http_tidal_session_t,
+                                              newest));
+
+    cl->mcp.tidal_events = s->tidal_events;
+    cl->mcp.log_level = s->log_level;
+    cl->mcp.subscriptions = s->subscriptions;
+}
+
+
 /* the stream ends: the next one starts where it stopped */
 
 void
