@@ -114,7 +114,7 @@ run: deps helper-deps build
 	@mkdir -p $(RUN_DIR)/logs $(RUN_DIR)/modules $(RUN_DIR)/tmp
 	@ln -sf $(MODULE_SO) $(RUN_DIR)/modules/ngx_tidal_module.so
 	@$(NGINX_BIN) -t -q -p $(RUN_DIR)/ -c $(CURDIR)/conf-examples/tidal.conf
-	@echo "ngx_tidal: listening on ws://127.0.0.1:8080/mcp (Ctrl-C stops);" \
+	@echo "ngx_tidal: listening on http://127.0.0.1:8080/mcp (Streamable HTTP and WebSocket; Ctrl-C stops);" \
 	    "Tidal boots in the helper nginx starts and sends OSC to" \
 	    "127.0.0.1:57120 (SuperDirt)"
 	@echo "ngx_tidal: error log $(RUN_DIR)/logs/error.log"
