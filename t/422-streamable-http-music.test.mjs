@@ -1,0 +1,134 @@
+// Copyright (C) ngx_tidal authors
+// SPDX-License-Identifier: BSD-2-Clause
+
+// A performer who joins by URL: the official SDK's
+// StreamableHTTPClientTransport against real nginx and GHCi plays a
+// pattern that is heard on the OSC port, sees the room's events on its
+// GET stream, keeps every event through nginx -s reload and a killed
+// worker (the SDK reconnects with Last-Event-ID), and ends with DELETE.
+
+import { test, before, after } from 'node:test';
+import assert from 'node:assert/strict';
+import { Room } from './lib/room.mjs';
+import { waitFor, SLOW } from './lib/nginx.mjs';
+import { httpUrl, post } from './lib/http.mjs';
+
+const { Client } = await import('@modelcontextprotocol/sdk/client/index.js');
+const { StreamableHTTPClientTransport } =
+    await import('@modelcontextprotocol/sdk/client/streamableHttp.js');
+const { CallToolResultSchema } = await import('@modelcontextprotocol/sdk/types.js');
+
+const T = { timeout: 180000 * SLOW };
+
+let room;
+
+before(async () => {
+    room = await Room.start({ name: 'http-room', workers: 2 });
+});
+
+after(async () => {
+    await room?.stop();
+});
+
+
+async function httpPerformer(name) {
+    const notes = [];
+    const client = new Client({ name, version: '1.0.0' },
+                              { capabilities: { experimental: { 'tidal/events': {} } } });
+    client.fallbackNotificationHandler = async (n) => { notes.push(n); };
+    const transport = new StreamableHTTPClientTransport(new URL(httpUrl(room.ngx)), {
+        reconnectionOptions: {
+            initialReconnectionDelay: 200, maxReconnectionDelay: 2000,
+            reconnectionDelayGrowFactor: 1.5, maxRetries: 20,
+        },
+    });
+    await client.connect(transport);
+    return { client, transport, notes };
+}
+
+const seqs = (notes) => notes.map((n) => n.params?.seq).filter((s) => typeof s === 'number'
+                                                                      && s > 0);
+
+
+test('tidal_eval over Streamable HTTP is heard, and its events arrive on the GET stream', T, async () => {
+    const p = await httpPerformer('http-performer');
+    const since = Date.now();
+    const r = await p.client.callTool({ name: 'tidal_eval',
+                                        arguments: { channel: 'd1', pattern: 'sound "bd*2"' } },
+                                      CallToolResultSchema, { timeout: 60000 });
+    assert.equal(r.isError, false, JSON.stringify(r));
+    await room.dirt.waitFor((e) => e.s === 'bd' && e.arrival >= since,
+                            { what: 'bd from the HTTP client', timeoutMs: 15000 });
+    await waitFor(() => p.notes.some((n) => n.method === 'notifications/tidal/pattern_update'
+                                            && n.params.channel === 'd1'
+                                            && n.params.who === 'http-performer'),
+                  { what: 'pattern_update on the GET stream' });
+
+    // a mistake is GHCi's, with its line and column, and d1 plays on
+    const bad = await p.client.callTool({ name: 'tidal_eval',
+                                          arguments: { channel: 'd1', pattern: 'sound "bd" #' } },
+                                        CallToolResultSchema, { timeout: 60000 });
+    assert.equal(bad.isError, true);
+    const after = Date.now();
+    await room.dirt.waitFor((e) => e.s === 'bd' && e.arrival >= after, { what: 'd1 still playing' });
+
+    const sid = p.transport.sessionId;
+    await p.transport.terminateSession();
+    await p.client.close();
+    const gone = await post(httpUrl(room.ngx), { jsonrpc: '2.0', id: 1, method: 'ping' },
+                            { session: sid });
+    assert.equal(gone.status, 404);
+});
+
+
+test('every event reaches the SDK client exactly once through nginx -s reload and a killed worker', T, async () => {
+    const p = await httpPerformer('http-listener');
+    // a WebSocket performer plays: room.client, a new one after each cut
+    const play = async (n) => {
+        const r = await room.call('tidal_eval', { channel: 'd2', pattern: `sound "hh*${n}"` });
+        assert.equal(r.isError, false, r.text);
+    };
+    const sent = [];
+    const record = async (n) => {
+        await play(n);
+        sent.push(n);
+    };
+
+    await record(1);
+    await waitFor(() => p.notes.some((n) => n.params?.pattern === 'sound "hh*1"'),
+                  { what: 'the first d2 event over HTTP' });
+
+    const oldPids = room.ngx.workerPids();
+    await room.reload();
+    await room.clientAfterReload('ws-after-reload', oldPids).then((c) => { room.client = c; });
+    await record(2);
+    await record(3);
+
+    room.ngx.expectLogLines(/exited on signal 9/);
+    for (const pid of room.ngx.workerPids()) {
+        process.kill(pid, 'SIGKILL');
+    }
+    await waitFor(async () => {
+        try {
+            room.client = await room.client2('ws-after-kill');
+            return true;
+        } catch {
+            return false;
+        }
+    }, { what: 'new workers', timeout: 30000 });
+    await room.ready();
+    await play(4).then(() => sent.push(4));
+
+    const patterns = () => p.notes.filter((n) => n.method === 'notifications/tidal/pattern_update'
+                                                 && n.params.channel === 'd2')
+        .map((n) => n.params.pattern);
+    await waitFor(() => patterns().includes('sound "hh*4"'),
+                  { what: 'the last d2 event over HTTP', timeout: 30000 });
+    assert.deepEqual(patterns(), sent.map((n) => `sound "hh*${n}"`),
+                     'each pattern_update once, in order');
+    const s = seqs(p.notes.filter((n) => n.method?.startsWith('notifications/tidal/')
+                                         && n.method !== 'notifications/tidal/metrics'));
+    assert.deepEqual(s, [...new Set(s)], 'no event twice');
+    await p.transport.terminateSession().catch(() => {});
+    await p.client.close();
+});
