@@ -6,7 +6,7 @@
 // introspection endpoint (here a Node one that knows a performer's and a
 // listener's token), the role from the token's scope, 401 with
 // WWW-Authenticate naming the RFC 9728 metadata, which is served; no token
-// in any log.  Over WebSocket; TRANSPORTS is where Streamable HTTP joins.
+// in any log.  Over WebSocket and Streamable HTTP (TRANSPORTS).
 
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
@@ -18,6 +18,7 @@ import { fileURLToPath } from 'node:url';
 import { startNginx, loadModuleLine, SLOW } from './lib/nginx.mjs';
 import { TidalWs, ALL_TOOLS, LISTENER_TOOLS } from './lib/tidal.mjs';
 import { handshake, httpRequest } from './lib/ws.mjs';
+import { httpUrl, initializeMessage, joinHttp, post } from './lib/http.mjs';
 
 const T = { timeout: 30000 * SLOW };
 
@@ -115,7 +116,7 @@ const bearer = (t) => ({ Authorization: `Bearer ${t}` });
 
 // How a client meets the endpoint, per transport: the status a request
 // with these headers gets before MCP starts, and an MCP client that
-// joined.  Streamable HTTP adds its row once the transport lands.
+// joined.
 const TRANSPORTS = {
     websocket: {
         status: async (headers) => {
@@ -125,6 +126,13 @@ const TRANSPORTS = {
             return r;
         },
         join: (headers, name) => TidalWs.join(ngx.url, { headers, name }),
+    },
+    'streamable HTTP': {
+        status: async (headers) => {
+            const r = await post(httpUrl(ngx), initializeMessage(), { headers });
+            return { status: r.status, headers: Object.fromEntries(r.headers) };
+        },
+        join: (headers, name) => joinHttp(httpUrl(ngx), { headers, name }),
     },
 };
 

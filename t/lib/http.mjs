@@ -176,3 +176,37 @@ export async function say(url, session, text, id = 100) {
     }
     return r.json.result.structuredContent.seq;
 }
+
+
+// An MCP client over Streamable HTTP by hand, shaped like TidalWs.join's:
+// meta (initialize's _meta), request(), call() (the JSON-RPC answer, with
+// .error or the result's fields), listTools() (names), close() (DELETE).
+export async function joinHttp(url, { headers = {}, name = 'http-client', capabilities = {} } = {}) {
+    const init = await post(url, initializeMessage(1, { name, capabilities }), { headers });
+    if (init.status !== 200) {
+        throw new Error(`initialize answered ${init.status}: ${init.text}`);
+    }
+    const session = init.headers.get('mcp-session-id');
+    let id = 1;
+    const c = {
+        session,
+        meta: init.json.result._meta,
+        async request(method, params = {}) {
+            const r = await post(url, { jsonrpc: '2.0', id: ++id, method, params },
+                                 { session, headers });
+            return r.json;
+        },
+        async call(tool, args = {}) {
+            const r = await c.request('tools/call', { name: tool, arguments: args });
+            return r.error ? r : { ...r.result, id: r.id };
+        },
+        async listTools() {
+            return (await c.request('tools/list')).result.tools.map((t) => t.name);
+        },
+        async close() {
+            await fetch(url, { method: 'DELETE', headers: { 'mcp-session-id': session, ...headers } });
+        },
+    };
+    await post(url, { jsonrpc: '2.0', method: 'notifications/initialized' }, { session, headers });
+    return c;
+}
