@@ -1523,7 +1523,9 @@ sse_response(struct conn *c)
 
     if (status < 200 || status > 299) {
         snprintf(line, sizeof(line), "%s: %.*s",
-                 c->state == CONN_OPENING ? "GET" : "POST",
+                 c->state == CONN_OPENING ? "GET"
+                 : c->state == CONN_INITIALIZING ? "POST initialize"
+                 : "POST notifications/initialized",
                  (int) strcspn(head, "\r\n"), head);
         free(head);
         conn_fail(c, line, 0);
