@@ -5,11 +5,21 @@
 
 /*
  * wsload: the load client of the fan-out benchmark - N WebSocket clients
- * on one epoll loop, M messages published over HTTP, deliveries timed.
+ * (or, with --transport sse, N Server-Sent Events subscribers) on one
+ * epoll loop, M messages published over HTTP, deliveries timed.
  *
  * Single-threaded on purpose: on a 2-core machine every thread we add
  * takes CPU from the server being measured, and one epoll loop in C keeps
  * up with nginx where a Node client saturates first.
+ *
+ * Transports: ws, a WebSocket client (tidal: subprotocol mcp, then
+ * initialize and notifications/initialized as frames); sse, an event
+ * stream over HTTP/1.1 (tidal: MCP Streamable HTTP - POST initialize,
+ * POST notifications/initialized with the Mcp-Session-Id it gave, then
+ * GET with Accept: text/event-stream, all on the client's one keep-alive
+ * connection; nchan: a GET with Accept: text/event-stream to an
+ * nchan_subscriber eventsource location).  Either way a delivery is a
+ * message (a frame, or an SSE event's data: lines) carrying the marker.
  *
  * Phases: connect (all N upgraded, and initialized in tidal mode), idle
  * (prints "idle {...}" and, with --wait-go, waits for SIGUSR1 so the
@@ -58,6 +68,9 @@
 #define ID_PUBLISHER      ((uint64_t) 1 << 40)
 #define ID_SIGNAL         (((uint64_t) 1 << 40) + 1)
 
+#define TIDAL_PROTOCOL    "2025-11-25"
+#define SESSION_ID_MAX    64
+
 #define DEFAULT_MARKER    "wsload-mark-"
 #define DEFAULT_BODY                                                        \
     "{\"bench\":\"wsload-mark-%N%\",\"kind\":\"fanout\",\"text\":"          \
@@ -65,9 +78,11 @@
     "# size 0.8 # speed (range 1 2 sine)\",\"who\":\"bench\","              \
     "\"padding\":\"0123456789abcdef0123456789abcdef0123456789\"}"
 
+/* the room's events (notifications/tidal/...) go only to who asks */
 #define TIDAL_INITIALIZE                                                    \
     "{\"jsonrpc\":\"2.0\",\"id\":1,\"method\":\"initialize\",\"params\":"   \
-    "{\"protocolVersion\":\"2025-11-25\",\"capabilities\":{},"              \
+    "{\"protocolVersion\":\"" TIDAL_PROTOCOL "\",\"capabilities\":"         \
+    "{\"experimental\":{\"tidal/events\":{}}},"                              \
     "\"clientInfo\":{\"name\":\"bench\",\"version\":\"1\"}}}"
 
 #define TIDAL_INITIALIZED                                                   \
@@ -77,6 +92,11 @@
 enum mode {
     MODE_TIDAL,
     MODE_NCHAN
+};
+
+enum transport {
+    TRANSPORT_WS,
+    TRANSPORT_SSE
 };
 
 enum phase {
@@ -90,6 +110,8 @@ enum conn_state {
     CONN_CONNECTING,
     CONN_UPGRADING,     /* request sent, reading the 101 */
     CONN_INITIALIZING,  /* tidal: initialize sent, waiting for its result */
+    CONN_NOTIFYING,     /* tidal sse: initialized POSTed, waiting for 202 */
+    CONN_OPENING,       /* sse: GET sent, reading the stream's head */
     CONN_READY,
     CONN_FAILED,        /* never became ready */
     CONN_CLOSED         /* was ready, then lost */
@@ -107,11 +129,15 @@ struct conn {
     uint8_t      tries;
     uint8_t      polling_out;
     uint8_t      frag_opcode;
+    uint8_t      chunked;     /* sse: the stream is chunked */
+    uint32_t     chunk_left;  /* sse: bytes of the chunk to come, CRLF too */
     uint32_t     delivered;
     uint32_t     next_index;
     struct buf   in;      /* bytes received, not yet a whole frame */
     struct buf   out;     /* bytes the socket did not take yet */
-    struct buf   frag;    /* a fragmented message being reassembled */
+    struct buf   frag;    /* a fragmented message, or sse: a partial line */
+    struct buf   event;   /* sse: the data: lines of the event so far */
+    char        *session; /* tidal sse: the Mcp-Session-Id, until the GET */
     char         key[25];
 };
 
@@ -141,6 +167,7 @@ struct publisher {
 
 struct options {
     enum mode        mode;
+    enum transport   transport;
     struct endpoint  url;
     struct endpoint  publish;
     int              have_publish;
@@ -225,6 +252,14 @@ static void conn_message(struct conn *c, const uint8_t *p, size_t len);
 static void conn_delivery(struct conn *c, const uint8_t *p, size_t len,
     const uint8_t *mark);
 static void conn_ready(struct conn *c);
+static void sse_request(struct conn *c, const char *method,
+    const char *body);
+static void sse_bytes(struct conn *c, const uint8_t *data, size_t len);
+static int sse_response(struct conn *c);
+static ssize_t sse_stream(struct conn *c, const uint8_t *p, size_t len);
+static void sse_data(struct conn *c, const uint8_t *p, size_t len);
+static void sse_line(struct conn *c, const uint8_t *p, size_t len);
+static char *http_head(const struct buf *b);
 static void conn_send(struct conn *c, const void *data, size_t len);
 static void conn_send_frame(struct conn *c, int opcode, const void *payload,
     size_t len);
@@ -257,6 +292,7 @@ main(int argc, char **argv)
 
     static const struct option longopts[] = {
         { "mode",            required_argument, NULL, 'm' },
+        { "transport",       required_argument, NULL, 'T' },
         { "url",             required_argument, NULL, 'u' },
         { "clients",         required_argument, NULL, 'n' },
         { "messages",        required_argument, NULL, 'M' },
@@ -299,6 +335,15 @@ main(int argc, char **argv)
                 opt.mode = MODE_NCHAN;
             } else {
                 fatal("--mode is tidal or nchan, not \"%s\"", optarg);
+            }
+            break;
+        case 'T':
+            if (strcmp(optarg, "ws") == 0) {
+                opt.transport = TRANSPORT_WS;
+            } else if (strcmp(optarg, "sse") == 0) {
+                opt.transport = TRANSPORT_SSE;
+            } else {
+                fatal("--transport is ws or sse, not \"%s\"", optarg);
             }
             break;
         case 'u':
@@ -538,7 +583,8 @@ static void
 usage(void)
 {
     fprintf(stderr,
-        "usage: wsload --mode tidal|nchan --url IP:PORT/PATH --clients N\n"
+        "usage: wsload --mode tidal|nchan [--transport ws|sse]\n"
+        "              --url IP:PORT/PATH --clients N\n"
         "              --messages M --publish-url IP:PORT/PATH [--body JSON]\n"
         "              [--marker TEXT] [--rate MSG_PER_S | --burst]\n"
         "              [--source-ips K] [--concurrency C] [--wait-go]\n"
@@ -820,10 +866,21 @@ conn_connected(struct conn *c)
     int   n;
     char  req[1024];
 
-    c->state = CONN_UPGRADING;
     epoll_set(c->fd, (uint64_t) (c - conns), EPOLLIN, EPOLL_CTL_MOD);
     c->polling_out = 0;
 
+    if (opt.transport == TRANSPORT_SSE) {
+        if (opt.mode == MODE_TIDAL) {
+            c->state = CONN_INITIALIZING;
+            sse_request(c, "POST", TIDAL_INITIALIZE);
+        } else {
+            c->state = CONN_OPENING;
+            sse_request(c, "GET", NULL);
+        }
+        return;
+    }
+
+    c->state = CONN_UPGRADING;
     ws_key(c->key);
 
     n = snprintf(req, sizeof(req),
@@ -902,6 +959,9 @@ conn_release(struct conn *c)
         buf_free(&c->in);
         buf_free(&c->out);
         buf_free(&c->frag);
+        buf_free(&c->event);
+        free(c->session);
+        c->session = NULL;
     }
 }
 
@@ -991,6 +1051,11 @@ static void
 conn_bytes(struct conn *c, const uint8_t *data, size_t len)
 {
     ssize_t  used;
+
+    if (opt.transport == TRANSPORT_SSE) {
+        sse_bytes(c, data, len);
+        return;
+    }
 
     if (c->in.len == 0 && c->state != CONN_UPGRADING) {
         /* the common case: whole frames straight from the read buffer */
@@ -1333,6 +1398,329 @@ conn_send_frame(struct conn *c, int opcode, const void *payload, size_t len)
 }
 
 
+/*
+ * sse: one HTTP/1.1 request on the client's connection - tidal's POSTs
+ * (initialize, then notifications/initialized with the session) and the
+ * GET that opens the stream (tidal: with the session; nchan: as is).
+ */
+static void
+sse_request(struct conn *c, const char *method, const char *body)
+{
+    int   n;
+    char  req[2048], session[SESSION_ID_MAX + 64];
+
+    session[0] = '\0';
+    if (c->session != NULL) {
+        snprintf(session, sizeof(session),
+                 "Mcp-Session-Id: %s\r\n"
+                 "MCP-Protocol-Version: " TIDAL_PROTOCOL "\r\n", c->session);
+    }
+
+    if (body == NULL) {
+        n = snprintf(req, sizeof(req),
+                     "GET %s HTTP/1.1\r\n"
+                     "Host: %s\r\n"
+                     "Accept: text/event-stream\r\n"
+                     "Cache-Control: no-cache\r\n"
+                     "%s"
+                     "\r\n",
+                     opt.url.path, opt.url.hostport, session);
+    } else {
+        n = snprintf(req, sizeof(req),
+                     "%s %s HTTP/1.1\r\n"
+                     "Host: %s\r\n"
+                     "Content-Type: application/json\r\n"
+                     "Accept: application/json, text/event-stream\r\n"
+                     "%s"
+                     "Content-Length: %zu\r\n"
+                     "\r\n"
+                     "%s",
+                     method, opt.url.path, opt.url.hostport, session,
+                     strlen(body), body);
+    }
+
+    if (n < 0 || (size_t) n >= sizeof(req)) {
+        fatal("sse: request too long");
+    }
+
+    conn_send(c, req, (size_t) n);
+}
+
+
+static void
+sse_bytes(struct conn *c, const uint8_t *data, size_t len)
+{
+    ssize_t  used;
+
+    if (c->in.len == 0 && c->state == CONN_READY) {
+        /* the common case: the stream straight from the read buffer */
+        used = sse_stream(c, data, len);
+        if (used >= 0 && c->fd != -1 && (size_t) used < len) {
+            buf_append(&c->in, data + used, len - (size_t) used);
+        }
+        return;
+    }
+
+    buf_append(&c->in, data, len);
+
+    while (c->fd != -1 && c->state != CONN_READY) {
+        if (!sse_response(c)) {
+            return;
+        }
+    }
+
+    if (c->fd == -1 || c->in.len == 0) {
+        return;
+    }
+
+    used = sse_stream(c, c->in.data, c->in.len);
+    if (used > 0 && c->fd != -1) {
+        buf_consume(&c->in, (size_t) used);
+    }
+}
+
+
+/*
+ * sse, before the stream: reads the answer the state waits for from c->in
+ * and sends the next request; 1 when it moved on, 0 when it needs more
+ * bytes or failed.
+ */
+static int
+sse_response(struct conn *c)
+{
+    int       status, close_after, done;
+    char     *head, value[SESSION_ID_MAX + 1], line[64];
+    size_t    used;
+    uint8_t  *end;
+
+    if (c->state == CONN_OPENING) {
+        end = memmem(c->in.data, c->in.len, "\r\n\r\n", 4);
+        if (end == NULL) {
+            if (c->in.len > MAX_HEAD) {
+                conn_fail(c, "response headers too long", 0);
+            }
+            return 0;
+        }
+        used = (size_t) (end - c->in.data) + 4;
+        status = 0;
+        close_after = 0;
+    } else {
+        done = http_response(&c->in, &status, &used, &close_after);
+        if (done == 0) {
+            return 0;
+        }
+        if (done < 0) {
+            conn_fail(c, "unreadable answer", 0);
+            return 0;
+        }
+    }
+
+    head = http_head(&c->in);
+    if (c->state == CONN_OPENING) {
+        status = strncmp(head, "HTTP/1.", 7) == 0 && strlen(head) > 12
+                 ? atoi(head + 9) : 0;
+    }
+
+    if (status < 200 || status > 299) {
+        snprintf(line, sizeof(line), "%s: %.*s",
+                 c->state == CONN_OPENING ? "GET"
+                 : c->state == CONN_INITIALIZING ? "POST initialize"
+                 : "POST notifications/initialized",
+                 (int) strcspn(head, "\r\n"), head);
+        free(head);
+        conn_fail(c, line, 0);
+        return 0;
+    }
+
+    switch (c->state) {
+
+    case CONN_INITIALIZING:
+        if (!header_value(head, "Mcp-Session-Id", value, sizeof(value))
+            || memmem(c->in.data, used, "\"result\"", 8) == NULL)
+        {
+            free(head);
+            conn_fail(c, "initialize: no result or no Mcp-Session-Id", 0);
+            return 0;
+        }
+        c->session = strdup(value);
+        if (c->session == NULL) {
+            fatal("out of memory");
+        }
+        c->state = CONN_NOTIFYING;
+        sse_request(c, "POST", TIDAL_INITIALIZED);
+        break;
+
+    case CONN_NOTIFYING:
+        c->state = CONN_OPENING;
+        sse_request(c, "GET", NULL);
+        break;
+
+    default: /* CONN_OPENING */
+        c->chunked = header_value(head, "Transfer-Encoding", value,
+                                  sizeof(value))
+                     && strcasecmp(value, "chunked") == 0;
+        free(c->session);
+        c->session = NULL;
+        close_after = 0;    /* a stream ends with its connection anyway */
+        conn_ready(c);
+        break;
+    }
+
+    free(head);
+    buf_consume(&c->in, used);
+
+    if (close_after && c->fd != -1) {
+        conn_fail(c, "the server closed the connection after a POST", 0);
+        return 0;
+    }
+
+    return c->fd != -1;
+}
+
+
+/* sse: the stream's bytes, chunked or not; returns how many were used */
+static ssize_t
+sse_stream(struct conn *c, const uint8_t *p, size_t len)
+{
+    size_t          off, n, data;
+    uint64_t        size;
+    const uint8_t  *eol, *d;
+
+    if (!c->chunked) {
+        sse_data(c, p, len);
+        return (ssize_t) len;
+    }
+
+    off = 0;
+
+    while (off < len && c->fd != -1) {
+        if (c->chunk_left == 0) {
+            eol = memmem(p + off, len - off, "\r\n", 2);
+            if (eol == NULL) {
+                if (len - off > 64) {
+                    conn_fail(c, "bad chunk size line", 0);
+                    return -1;
+                }
+                break;
+            }
+
+            size = 0;
+            for (d = p + off; d < eol; d++) {
+                if (*d >= '0' && *d <= '9') {
+                    size = size * 16 + (uint64_t) (*d - '0');
+                } else if ((*d | 0x20) >= 'a' && (*d | 0x20) <= 'f') {
+                    size = size * 16 + (uint64_t) ((*d | 0x20) - 'a' + 10);
+                } else {
+                    break;      /* chunk extensions */
+                }
+                if (size > MAX_FRAME) {
+                    conn_fail(c, "chunk too big", 0);
+                    return -1;
+                }
+            }
+
+            off = (size_t) (eol - p) + 2;
+
+            if (size == 0) {
+                conn_fail(c, "the server ended the stream", 0);
+                return -1;
+            }
+
+            c->chunk_left = (uint32_t) size + 2;     /* and its CRLF */
+            continue;
+        }
+
+        n = len - off;
+        if (n > c->chunk_left) {
+            n = c->chunk_left;
+        }
+
+        data = c->chunk_left > 2 ? c->chunk_left - 2 : 0;
+        if (data > n) {
+            data = n;
+        }
+
+        if (data > 0) {
+            sse_data(c, p + off, data);
+        }
+
+        off += n;
+        c->chunk_left -= (uint32_t) n;
+    }
+
+    return (ssize_t) off;
+}
+
+
+/* sse: the event stream's text, in lines (a partial one waits in frag) */
+static void
+sse_data(struct conn *c, const uint8_t *p, size_t len)
+{
+    const uint8_t  *end, *nl;
+
+    end = p + len;
+
+    while (p < end && c->fd != -1) {
+        nl = memchr(p, '\n', (size_t) (end - p));
+
+        if (nl == NULL) {
+            if (c->frag.len + (size_t) (end - p) > MAX_FRAME) {
+                conn_fail(c, "SSE line too long", 0);
+                return;
+            }
+            buf_append(&c->frag, p, (size_t) (end - p));
+            return;
+        }
+
+        if (c->frag.len > 0) {
+            buf_append(&c->frag, p, (size_t) (nl - p));
+            sse_line(c, c->frag.data, c->frag.len);
+            buf_consume(&c->frag, c->frag.len);
+        } else {
+            sse_line(c, p, (size_t) (nl - p));
+        }
+
+        p = nl + 1;
+    }
+}
+
+
+/*
+ * sse: one line: "data:" lines make the event's data (joined by "\n"), a
+ * blank line dispatches it; id:, event:, retry: and comments are skipped.
+ */
+static void
+sse_line(struct conn *c, const uint8_t *p, size_t len)
+{
+    if (len > 0 && p[len - 1] == '\r') {
+        len--;
+    }
+
+    if (len == 0) {
+        if (c->event.len > 0) {
+            conn_message(c, c->event.data, c->event.len - 1);
+            buf_consume(&c->event, c->event.len);
+        }
+        return;
+    }
+
+    if (len < 5 || memcmp(p, "data:", 5) != 0) {
+        return;
+    }
+
+    p += 5;
+    len -= 5;
+
+    if (len > 0 && *p == ' ') {
+        p++;
+        len--;
+    }
+
+    buf_append(&c->event, p, len);
+    buf_append(&c->event, "\n", 1);
+}
+
+
 /* >0: the frame's length; 0: incomplete; -1: not a valid server frame */
 static ssize_t
 ws_frame_parse(const uint8_t *p, size_t len, struct ws_frame *f)
@@ -1611,6 +1999,25 @@ pub_readable(void)
 }
 
 
+/* a copy of b's status line and headers, NUL-terminated, for header_value() */
+static char *
+http_head(const struct buf *b)
+{
+    char        *copy;
+    const char  *end;
+
+    end = memmem(b->data, b->len, "\r\n\r\n", 4);
+
+    copy = strndup((const char *) b->data,
+                   end ? (size_t) (end - (const char *) b->data) + 2 : b->len);
+    if (copy == NULL) {
+        fatal("out of memory");
+    }
+
+    return copy;
+}
+
+
 /* 1: a whole response of `used` bytes is in b; 0: not yet; -1: garbage */
 static int
 http_response(const struct buf *b, int *status, size_t *used,
@@ -1638,11 +2045,7 @@ http_response(const struct buf *b, int *status, size_t *used,
 
     *status = atoi(head + 9);
 
-    /* header_value() reads up to the blank line only */
-    char *copy = strndup(head, head_len - 2);
-    if (copy == NULL) {
-        fatal("out of memory");
-    }
+    char *copy = http_head(b);
 
     *close_after = header_value(copy, "Connection", value, sizeof(value))
                    && strcasecmp(value, "close") == 0;
@@ -1847,7 +2250,8 @@ report(uint64_t t_first, uint64_t t_end, double cpu)
 
     expected = (uint64_t) ready_count * pub.next;
 
-    printf("result {\"mode\":\"%s\",\"clients\":%u,\"ready\":%u,"
+    printf("result {\"mode\":\"%s\",\"transport\":\"%s\","
+           "\"clients\":%u,\"ready\":%u,"
            "\"messages\":%u,\"published\":%u,\"publish_errors\":%u,"
            "\"publish_aborted\":%s,"
            "\"deliveries\":%llu,\"expected\":%llu,\"complete\":%s,"
@@ -1862,6 +2266,7 @@ report(uint64_t t_first, uint64_t t_end, double cpu)
            "\"early_marked\":%llu,\"other_frames\":%llu,"
            "\"client_cpu_seconds\":%.3f}\n",
            opt.mode == MODE_TIDAL ? "tidal" : "nchan",
+           opt.transport == TRANSPORT_SSE ? "sse" : "ws",
            opt.clients, ready_count, opt.messages, pub.ok, pub.errors,
            pub.aborted ? "true" : "false",
            (unsigned long long) deliveries, (unsigned long long) expected,

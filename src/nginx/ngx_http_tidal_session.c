@@ -49,6 +49,18 @@ static void ngx_http_tidal_session_expire(ngx_http_tidal_main_conf_t *tmcf,
     ngx_uint_t all);
 
 
+/*
+ * Whether nobody has held s for tidal_session_timeout.  last_seen is the
+ * ngx_current_msec of the worker that last held it; each worker's is
+ * cached, so another worker's may be a few ms ahead of ours: signed, such
+ * a time counts as just now, not as some 49 days ago.
+ */
+
+#define ngx_http_tidal_session_timed_out(tmcf, s)                             \
+    ((ngx_msec_int_t) (ngx_current_msec - (s)->last_seen)                    \
+     >= (ngx_msec_int_t) (tmcf)->session_timeout)
+
+
 ngx_int_t
 ngx_http_tidal_session_create(ngx_http_tidal_main_conf_t *tmcf, u_char *id,
     ngx_log_t *log)
@@ -138,7 +150,7 @@ ngx_http_tidal_session_hold(ngx_http_tidal_main_conf_t *tmcf, u_char *id)
 
     if (s == NULL
         || (s->connections == 0
-            && ngx_current_msec - s->last_seen >= tmcf->session_timeout))
+            && ngx_http_tidal_session_timed_out(tmcf, s)))
     {
         return NULL;
     }
@@ -438,7 +450,7 @@ ngx_http_tidal_session_expire(ngx_http_tidal_main_conf_t *tmcf,
             continue;
         }
 
-        if (ngx_current_msec - s->last_seen < tmcf->session_timeout) {
+        if (!ngx_http_tidal_session_timed_out(tmcf, s)) {
             ngx_queue_insert_tail(&sh->session_lru, q);
             return;
         }
