@@ -271,7 +271,7 @@ test('resume with Last-Event-ID across nginx -s reload and a killed worker', T, 
     }
     await stream.closed;
     await waitFor(async () => (await post(url, { jsonrpc: '2.0', id: 5, method: 'ping' },
-                                          { session })).status === 200,
+                                          { session }).catch(() => ({}))).status === 200,
                   { what: 'new workers', timeout: 15000 });
     const c = await say(url, session, 'after the kill');
     const again = await openStream(url, session, { lastEventId: lastSeen });

@@ -6,12 +6,14 @@
 // pattern that is heard on the OSC port, sees the room's events on its
 // GET stream, keeps every event through nginx -s reload and a killed
 // worker (the SDK reconnects with Last-Event-ID), and ends with DELETE.
+// A call from a client without a GET stream is answered as an event
+// stream that carries the events it caused.
 
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { Room } from './lib/room.mjs';
 import { waitFor, SLOW } from './lib/nginx.mjs';
-import { httpUrl, post } from './lib/http.mjs';
+import { ACCEPT_BOTH, httpUrl, openSession, openStream, post } from './lib/http.mjs';
 
 const { Client } = await import('@modelcontextprotocol/sdk/client/index.js');
 const { StreamableHTTPClientTransport } =
@@ -19,6 +21,7 @@ const { StreamableHTTPClientTransport } =
 const { CallToolResultSchema } = await import('@modelcontextprotocol/sdk/types.js');
 
 const T = { timeout: 180000 * SLOW };
+const EVENTS = { experimental: { 'tidal/events': {} } };
 
 let room;
 
@@ -132,3 +135,52 @@ test('every event reaches the SDK client exactly once through nginx -s reload an
     await p.transport.terminateSession().catch(() => {});
     await p.client.close();
 });
+
+
+test('a call answered later comes as an event stream with the events it caused, when no GET stream is open', T, async () => {
+    const url = httpUrl(room.ngx);
+    const session = await openSession(url, { name: 'no-get', capabilities: EVENTS });
+    const call = (pattern, id) => fetch(url, {
+        method: 'POST',
+        headers: { 'content-type': 'application/json', accept: ACCEPT_BOTH,
+                   'mcp-session-id': session },
+        body: JSON.stringify({ jsonrpc: '2.0', id, method: 'tools/call',
+                               params: { name: 'tidal_eval',
+                                         arguments: { channel: 'd3', pattern } } }),
+    });
+
+    const res = await call('sound "cp"', 11);
+    assert.equal(res.status, 200);
+    assert.equal(res.headers.get('content-type'), 'text/event-stream');
+    const events = parseSse(await res.text());
+    const answer = events.at(-1);
+    assert.equal(answer.json.id, 11, 'the answer comes last');
+    assert.equal(answer.json.result.isError, false);
+    const update = events.find((e) => e.json.method === 'notifications/tidal/pattern_update'
+                                      && e.json.params.pattern === 'sound "cp"');
+    assert.ok(update, `the event the call caused: ${JSON.stringify(events.map((e) => e.json.method))}`);
+    assert.equal(update.id, String(update.json.params.seq));
+
+    // a GET stream opened after it starts after what the POST carried
+    const stream = await openStream(url, session);
+    await call('sound "cp*2"', 12).then((r) => r.text());
+    const again = await stream.next((e) => e.json.params?.pattern === 'sound "cp*2"');
+    assert.ok(!stream.events.some((e) => Number(e.id) <= Number(update.id)), 'nothing twice');
+    assert.ok(Number(again.id) > Number(update.id));
+
+    // with the GET stream open, answers are JSON and the events go there
+    const json = await call('sound "cp*3"', 13);
+    assert.equal(json.headers.get('content-type'), 'application/json');
+    assert.equal((await json.json()).id, 13);
+    await stream.next((e) => e.json.params?.pattern === 'sound "cp*3"');
+    stream.close();
+});
+
+
+function parseSse(text) {
+    return text.split('\n\n').filter((b) => /^data: /m.test(b)).map((b) => {
+        const id = /^id: (.*)$/m.exec(b)?.[1] ?? null;
+        const data = /^data: (.*)$/m.exec(b)[1];
+        return { id, json: JSON.parse(data) };
+    });
+}

@@ -249,6 +249,7 @@ struct ngx_http_tidal_ws_s {
     ngx_chain_t                 pending_chain;
 
     ngx_uint_t                  kind;           /* NGX_HTTP_TIDAL_WS, ... */
+    ngx_uint_t                  answering;      /* a POST's event stream */
 
     unsigned                    awaiting_pong:1;
     unsigned                    close_sent:1;
@@ -290,6 +291,10 @@ ngx_int_t ngx_http_tidal_sse_start(ngx_http_request_t *r,
     ngx_http_tidal_loc_conf_t *tlcf, tidal_role_e role, u_char *session,
     uint64_t from);
 ngx_int_t ngx_http_tidal_sse_headers(ngx_http_request_t *r);
+ngx_int_t ngx_http_tidal_sse_answer_start(ngx_http_request_t *r,
+    ngx_http_tidal_ws_t *cl);
+void ngx_http_tidal_sse_answer(ngx_http_tidal_ws_t *cl, const u_char *data,
+    size_t len);
 void ngx_http_tidal_sse_read_handler(ngx_event_t *rev);
 void ngx_http_tidal_sse_heartbeat(ngx_http_tidal_ws_t *cl);
 ngx_int_t ngx_http_tidal_sse_flush(ngx_http_tidal_ws_t *cl);
@@ -401,9 +406,14 @@ ngx_int_t ngx_http_tidal_session_delete(ngx_http_tidal_main_conf_t *tmcf,
     u_char *id);
 ngx_int_t ngx_http_tidal_session_stream(ngx_http_tidal_main_conf_t *tmcf,
     u_char *id, ngx_http_tidal_ws_t *cl, uint64_t *next_seq);
+ngx_int_t ngx_http_tidal_session_answer_stream(
+    ngx_http_tidal_main_conf_t *tmcf, ngx_http_tidal_ws_t *cl,
+    uint64_t *next_seq);
 void ngx_http_tidal_session_stream_end(ngx_http_tidal_main_conf_t *tmcf,
     ngx_http_tidal_ws_t *cl);
 void ngx_http_tidal_session_refresh(ngx_http_tidal_ws_t *cl);
+void ngx_http_tidal_session_stream_at(ngx_http_tidal_ws_t *cl,
+    uint64_t next_seq);
 
 /* ngx_http_tidal_fanout.c */
 ngx_int_t ngx_http_tidal_fanout_init_module(ngx_cycle_t *cycle,

@@ -740,10 +740,16 @@ ngx_http_tidal_fanout_send(ngx_http_tidal_ws_t *ws, ngx_http_tidal_batch_t *b,
     ngx_http_tidal_frame_t  **f;
 
     if (ws->newest && *ws->newest != ws->stream) {
-        ngx_log_debug0(NGX_LOG_DEBUG_HTTP, ws->connection->log, 0,
-                       "tidal: a newer stream of the session took over");
 
-        ngx_http_tidal_ws_close(ws, TIDAL_WS_CLOSE_GOING_AWAY, NULL);
+        /* a POST's stream still owes its answer */
+
+        if (!ws->answering) {
+            ngx_log_debug0(NGX_LOG_DEBUG_HTTP, ws->connection->log, 0,
+                           "tidal: a newer stream of the session took over");
+
+            ngx_http_tidal_ws_close(ws, TIDAL_WS_CLOSE_GOING_AWAY, NULL);
+        }
+
         return NGX_DECLINED;
     }
 
@@ -809,6 +815,10 @@ ngx_http_tidal_fanout_send(ngx_http_tidal_ws_t *ws, ngx_http_tidal_batch_t *b,
                 }
             }
         }
+    }
+
+    if (ws->answering && b->n > from) {
+        ngx_http_tidal_session_stream_at(ws, b->first + b->n);
     }
 
     return NGX_OK;

@@ -339,9 +339,26 @@ ngx_http_tidal_http_message(ngx_http_request_t *r)
                                       out.id, &result);
 
         if (rc == NGX_DONE) {
-            /* the helper answers later: ngx_http_tidal_http_answer() */
             tidal_mcp_out_free(&out);
+
+            /* the helper answers later, in an event stream or as JSON */
+
+            if (ngx_http_tidal_http_accepts(r, "text/event-stream", 0)) {
+                rc = ngx_http_tidal_sse_answer_start(r, cl);
+
+                if (rc == NGX_ERROR) {
+                    ngx_http_tidal_helper_forget(cl);
+                    return NGX_ERROR;
+                }
+
+                if (rc == NGX_OK) {
+                    return NGX_DONE;
+                }
+            }
+
+            cl->kind = NGX_HTTP_TIDAL_POST;
             r->read_event_handler = ngx_http_test_reading;
+
             return NGX_DONE;
         }
 
@@ -576,6 +593,12 @@ static void
 ngx_http_tidal_http_cleanup(void *data)
 {
     ngx_http_tidal_ws_t  *cl = data;
+
+    if (cl->slot) {
+        /* an answer's event stream, or its start */
+        ngx_http_tidal_ws_cleanup(cl);
+        return;
+    }
 
     ngx_http_tidal_helper_forget(cl);
 

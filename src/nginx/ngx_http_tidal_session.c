@@ -25,6 +25,7 @@ typedef struct {
 
     /* a Streamable HTTP session's (ngx_http_tidal_http.c) */
     ngx_atomic_t                newest;         /* its newest stream */
+    ngx_uint_t                  streams;        /* GET streams open */
     uint64_t                    next_seq;       /* where a stream starts */
     uint32_t                    subscriptions;
     u_char                      initialized;
@@ -287,11 +288,50 @@ ngx_http_tidal_session_stream(ngx_http_tidal_main_conf_t *tmcf, u_char *id,
         cl->newest = &s->newest;
         cl->stream = ngx_atomic_fetch_add(&s->newest, 1) + 1;
         *next_seq = s->next_seq;
+        s->streams++;
     }
 
     ngx_shmtx_unlock(&tmcf->shpool->mutex);
 
     return s ? NGX_OK : NGX_DECLINED;
+}
+
+
+/*
+ * A POST answered as an event stream carries the events its call causes,
+ * but only where no GET stream of the session is open to carry them:
+ * NGX_BUSY then.  Otherwise as ngx_http_tidal_session_stream().
+ */
+
+ngx_int_t
+ngx_http_tidal_session_answer_stream(ngx_http_tidal_main_conf_t *tmcf,
+    ngx_http_tidal_ws_t *cl, uint64_t *next_seq)
+{
+    ngx_int_t                  rc;
+    ngx_http_tidal_session_t  *s;
+
+    ngx_shmtx_lock(&tmcf->shpool->mutex);
+
+    s = ngx_http_tidal_session_lookup(tmcf->sh, cl->session,
+                ngx_crc32_short(cl->session, NGX_HTTP_TIDAL_SESSION_ID_LEN));
+
+    if (s == NULL) {
+        rc = NGX_DECLINED;
+
+    } else if (s->streams) {
+        rc = NGX_BUSY;
+
+    } else {
+        s->connections++;
+        cl->newest = &s->newest;
+        cl->stream = ngx_atomic_fetch_add(&s->newest, 1) + 1;
+        *next_seq = s->next_seq;
+        rc = NGX_OK;
+    }
+
+    ngx_shmtx_unlock(&tmcf->shpool->mutex);
+
+    return rc;
 }
 
 
@@ -317,6 +357,33 @@ ngx_http_tidal_session_refresh(ngx_http_tidal_ws_t *cl)
 }
 
 
+/*
+ * A POST's stream has sent the events before next_seq: a GET stream that
+ * opens meanwhile starts after them, so that none goes out twice.
+ */
+
+void
+ngx_http_tidal_session_stream_at(ngx_http_tidal_ws_t *cl, uint64_t next_seq)
+{
+    ngx_http_tidal_session_t    *s;
+    ngx_http_tidal_main_conf_t  *tmcf;
+
+    tmcf = cl->main_conf;
+
+    ngx_shmtx_lock(&tmcf->shpool->mutex);
+
+    s = (ngx_http_tidal_session_t *)
+            ((u_char *) cl->newest - offsetof(ngx_http_tidal_session_t,
+                                              newest));
+
+    if (s->newest == cl->stream && s->next_seq < next_seq) {
+        s->next_seq = next_seq;
+    }
+
+    ngx_shmtx_unlock(&tmcf->shpool->mutex);
+}
+
+
 /* the stream ends: the next one starts where it stopped */
 
 void
@@ -332,6 +399,10 @@ ngx_http_tidal_session_stream_end(ngx_http_tidal_main_conf_t *tmcf,
 
     if (s && s->newest == cl->stream && cl->next_seq) {
         s->next_seq = cl->next_seq;
+    }
+
+    if (s && !cl->answering && s->streams) {
+        s->streams--;
     }
 
     ngx_shmtx_unlock(&tmcf->shpool->mutex);

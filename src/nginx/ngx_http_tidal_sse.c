@@ -23,9 +23,7 @@ static ngx_int_t ngx_http_tidal_sse_attach(ngx_http_tidal_ws_t *cl,
     ngx_chain_t *unsent, ngx_buf_t *pipelined);
 static ngx_int_t ngx_http_tidal_sse_open(ngx_http_tidal_ws_t *cl,
     uint64_t from);
-#if (NGX_HTTP_V2)
 static void ngx_http_tidal_sse_request_handler(ngx_http_request_t *r);
-#endif
 
 
 static u_char  ngx_http_tidal_sse_drain[256];
@@ -174,6 +172,104 @@ ngx_http_tidal_sse_start(ngx_http_request_t *r,
     cl->attach = ngx_http_tidal_sse_attach;
 
     return ngx_http_tidal_upgrade(r, cl);
+}
+
+
+/*
+ * A tools/call the helper answers later, from a client that takes an
+ * event stream and has no GET stream open: the answer comes as an event
+ * stream that carries the events published meanwhile, among them those
+ * the call causes, then the answer (ngx_http_tidal_sse_answer()).
+ * NGX_DECLINED: answer with JSON instead.
+ */
+
+ngx_int_t
+ngx_http_tidal_sse_answer_start(ngx_http_request_t *r,
+    ngx_http_tidal_ws_t *cl)
+{
+    uint64_t                     next_seq;
+    ngx_int_t                    rc;
+    ngx_http_tidal_main_conf_t  *tmcf;
+
+    tmcf = cl->main_conf;
+
+    if (ngx_http_tidal_zone_acquire(tmcf, &cl->slot, r->connection->log)
+        != NGX_OK)
+    {
+        return NGX_DECLINED;
+    }
+
+    cl->answering = 1;
+
+    rc = ngx_http_tidal_session_answer_stream(tmcf, cl, &next_seq);
+
+    if (rc != NGX_OK) {
+        ngx_http_tidal_zone_release(tmcf, cl->slot);
+        cl->slot = NULL;
+        cl->answering = 0;
+
+        return NGX_DECLINED;
+    }
+
+    /* the stream holds the session now, the request's hold goes */
+
+    ngx_http_tidal_session_release(tmcf, cl->session);
+    cl->has_session = 0;
+
+    cl->kind = NGX_HTTP_TIDAL_SSE;
+
+    r->headers_out.status = NGX_HTTP_OK;
+    r->headers_out.content_length_n = -1;
+    ngx_str_set(&r->headers_out.content_type, "text/event-stream");
+    r->headers_out.content_type_len = r->headers_out.content_type.len;
+
+    if (ngx_http_tidal_sse_headers(r) != NGX_OK) {
+        return NGX_ERROR;
+    }
+
+    rc = ngx_http_send_header(r);
+
+    if (rc == NGX_ERROR || rc > NGX_OK) {
+        return NGX_ERROR;
+    }
+
+    ngx_http_set_ctx(r, cl, ngx_tidal_module);
+
+    cl->heartbeat.handler = ngx_http_tidal_ws_heartbeat_handler;
+    cl->heartbeat.data = cl;
+    cl->heartbeat.log = r->connection->log;
+    cl->heartbeat.cancelable = 1;
+
+    cl->metrics.handler = ngx_http_tidal_ws_metrics_handler;
+    cl->metrics.data = cl;
+    cl->metrics.log = r->connection->log;
+    cl->metrics.cancelable = 1;
+
+    r->read_event_handler = ngx_http_test_reading;
+    r->write_event_handler = ngx_http_tidal_sse_request_handler;
+
+    if (ngx_http_tidal_sse_open(cl, next_seq) != NGX_OK) {
+        return NGX_ERROR;
+    }
+
+    ngx_http_tidal_ws_after_write(cl);
+
+    return NGX_OK;
+}
+
+
+/* the helper's answer ends a POST's event stream, after its events */
+
+void
+ngx_http_tidal_sse_answer(ngx_http_tidal_ws_t *cl, const u_char *data,
+    size_t len)
+{
+    ngx_http_tidal_fanout_catch_up(cl);
+
+    (void) ngx_http_tidal_ws_send_text(cl, data, len);
+
+    ngx_http_tidal_ws_close(cl, TIDAL_WS_CLOSE_NORMAL, NULL);
+    ngx_http_tidal_ws_after_write(cl);
 }
 
 
@@ -404,10 +500,31 @@ ngx_http_tidal_sse_frame(ngx_uint_t kind, ngx_uint_t opcode, uint64_t seq,
 }
 
 
-#if (NGX_HTTP_V2)
+/* a stream whose request stays (HTTP/2, a POST) can write again */
+
+static void
+ngx_http_tidal_sse_request_handler(ngx_http_request_t *r)
+{
+    ngx_http_tidal_ws_t  *cl;
+
+    cl = ngx_http_get_module_ctx(r, ngx_tidal_module);
+
+    if (cl == NULL) {
+        return;
+    }
+
+    if (r->connection->write->timedout) {
+        r->connection->timedout = 1;
+        ngx_http_tidal_ws_finish(cl, 0);
+        return;
+    }
+
+    ngx_http_tidal_ws_after_write(cl);
+}
+
 
 /*
- * HTTP/2: the queue goes through nginx's filters as one buffer at a time,
+ * A stream whose request stays (HTTP/2, a POST): the queue goes through nginx's filters as one buffer at a time,
  * which the client owns until HTTP/2 has sent it (its pos reaches last).
  * NGX_OK: all is out; NGX_AGAIN; NGX_ERROR.
  */
@@ -503,30 +620,7 @@ ngx_http_tidal_sse_flush(ngx_http_tidal_ws_t *cl)
 }
 
 
-/* HTTP/2: the stream can write again */
-
-static void
-ngx_http_tidal_sse_request_handler(ngx_http_request_t *r)
-{
-    ngx_http_tidal_ws_t  *cl;
-
-    cl = ngx_http_get_module_ctx(r, ngx_tidal_module);
-
-    if (cl == NULL) {
-        return;
-    }
-
-    if (r->connection->write->timedout) {
-        r->connection->timedout = 1;
-        ngx_http_tidal_ws_finish(cl, 0);
-        return;
-    }
-
-    ngx_http_tidal_ws_after_write(cl);
-}
-
-
-/* HTTP/2: the stream ends with its request */
+/* a stream whose request stays ends with it */
 
 void
 ngx_http_tidal_sse_end(ngx_http_tidal_ws_t *cl)
@@ -544,18 +638,3 @@ ngx_http_tidal_sse_end(ngx_http_tidal_ws_t *cl)
     ngx_http_finalize_request(r, r->connection->error ? NGX_ERROR : NGX_OK);
 }
 
-#else
-
-ngx_int_t
-ngx_http_tidal_sse_flush(ngx_http_tidal_ws_t *cl)
-{
-    return NGX_ERROR;
-}
-
-
-void
-ngx_http_tidal_sse_end(ngx_http_tidal_ws_t *cl)
-{
-}
-
-#endif

@@ -743,6 +743,11 @@ ngx_http_tidal_ws_reply(ngx_http_tidal_ws_t *ws, const u_char *data,
         return;
     }
 
+    if (ws->answering) {
+        ngx_http_tidal_sse_answer(ws, data, len);
+        return;
+    }
+
     c = ws->connection;
 
     ngx_http_tidal_fanout_catch_up(ws);

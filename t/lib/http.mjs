@@ -43,13 +43,13 @@ export async function post(url, message, { session, headers = {} } = {}) {
     return { status: res.status, headers: res.headers, text, json };
 }
 
-// A kept-alive connection that an old worker closed at a reload fails
-// before the request was read: it is sent again, once, on a new one.
+// A kept-alive connection that an old worker closed at a reload (or a
+// killed one reset) fails: the request is sent again, once, on a new one.
 async function fetchOnce(url, init) {
     try {
         return await fetch(url, init);
     } catch (e) {
-        if (e.cause?.code !== 'UND_ERR_SOCKET') {
+        if (!['UND_ERR_SOCKET', 'ECONNRESET'].includes(e.cause?.code)) {
             throw e;
         }
         return fetch(url, init);
