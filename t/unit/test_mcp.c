@@ -2282,6 +2282,36 @@ UNIT_TEST(role_by_name)
 }
 
 
+/* a transport checks the version a client names (MCP-Protocol-Version) */
+
+UNIT_TEST(version_by_name)
+{
+    size_t       i;
+    const char  *v;
+
+    static const char  *known[] = { "2025-11-25", "2025-06-18", "2025-03-26" };
+    static const char  *wrong[] = {
+        "", "2024-11-05", "2025-11-2", "2025-11-255", " 2025-11-25", "latest"
+    };
+
+    for (i = 0; i < sizeof(known) / sizeof(known[0]); i++) {
+        v = tidal_mcp_version(known[i], strlen(known[i]));
+        CHECK(v != NULL && strcmp(v, known[i]) == 0);
+
+        /* the same static text each time: sessions keep the pointer */
+        CHECK(v == tidal_mcp_version(known[i], strlen(known[i])));
+    }
+
+    /* the length counts, not a NUL */
+
+    CHECK(tidal_mcp_version("2025-06-18xyz", 10) != NULL);
+
+    for (i = 0; i < sizeof(wrong) / sizeof(wrong[0]); i++) {
+        CHECK(tidal_mcp_version(wrong[i], strlen(wrong[i])) == NULL);
+    }
+}
+
+
 UNIT_TEST(allocation_failures)
 {
     int                  rc, fresh, want_action;
@@ -2485,6 +2515,7 @@ main(void)
     UNIT_RUN(completion);
     UNIT_RUN(reply_helpers);
     UNIT_RUN(role_by_name);
+    UNIT_RUN(version_by_name);
     UNIT_RUN(allocation_failures);
     UNIT_RUN(validator_rejects);
 
