@@ -295,7 +295,6 @@ ngx_int_t ngx_http_tidal_sse_answer_start(ngx_http_request_t *r,
     ngx_http_tidal_ws_t *cl);
 void ngx_http_tidal_sse_answer(ngx_http_tidal_ws_t *cl, const u_char *data,
     size_t len);
-void ngx_http_tidal_sse_read_handler(ngx_event_t *rev);
 void ngx_http_tidal_sse_heartbeat(ngx_http_tidal_ws_t *cl);
 ngx_int_t ngx_http_tidal_sse_flush(ngx_http_tidal_ws_t *cl);
 void ngx_http_tidal_sse_end(ngx_http_tidal_ws_t *cl);
@@ -316,6 +315,9 @@ char *ngx_http_tidal_access_allow_host(ngx_conf_t *cf, ngx_command_t *cmd,
 /* ngx_http_tidal_websocket.c */
 ngx_int_t ngx_http_tidal_websocket_start(ngx_http_request_t *r,
     ngx_http_tidal_loc_conf_t *tlcf, tidal_role_e role);
+ngx_int_t ngx_http_tidal_ws_init(ngx_http_tidal_ws_t *ws,
+    ngx_http_request_t *r, ngx_http_tidal_loc_conf_t *tlcf,
+    tidal_role_e role, ngx_pool_t *pool);
 ngx_int_t ngx_http_tidal_ws_queue(ngx_http_tidal_ws_t *ws,
     ngx_http_tidal_frame_t *frame);
 ngx_int_t ngx_http_tidal_ws_send_text(ngx_http_tidal_ws_t *ws,
@@ -324,6 +326,7 @@ ngx_int_t ngx_http_tidal_ws_send_event(ngx_http_tidal_ws_t *ws,
     uint64_t seq, const u_char *data, size_t len);
 ngx_int_t ngx_http_tidal_ws_take_unsent(ngx_http_tidal_ws_t *ws,
     ngx_chain_t *unsent);
+void ngx_http_tidal_ws_read_handler(ngx_event_t *rev);
 void ngx_http_tidal_ws_write_handler(ngx_event_t *wev);
 void ngx_http_tidal_ws_close(ngx_http_tidal_ws_t *ws, ngx_uint_t code,
     const char *reason);

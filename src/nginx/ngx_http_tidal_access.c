@@ -23,8 +23,6 @@ static ngx_uint_t ngx_http_tidal_access_name_match(ngx_str_t *name,
     ngx_str_t *host);
 static ngx_int_t ngx_http_tidal_access_origin(ngx_http_request_t *r,
     ngx_http_tidal_loc_conf_t *tlcf, ngx_str_t *origin);
-static ngx_int_t ngx_http_tidal_access_add(ngx_http_request_t *r,
-    ngx_str_t *key, ngx_str_t *value);
 static ngx_uint_t ngx_http_tidal_access_valid_name(ngx_str_t *name);
 
 
@@ -345,7 +343,7 @@ ngx_http_tidal_access_cors(ngx_http_request_t *r,
 {
     ngx_table_elt_t  *origin;
 
-    if (ngx_http_tidal_access_add(r, &ngx_http_tidal_access_vary,
+    if (ngx_http_tidal_add_header(r, &ngx_http_tidal_access_vary,
                                   &ngx_http_tidal_access_origin_name)
         != NGX_OK)
     {
@@ -360,10 +358,10 @@ ngx_http_tidal_access_cors(ngx_http_request_t *r,
         return NGX_OK;
     }
 
-    if (ngx_http_tidal_access_add(r, &ngx_http_tidal_access_allow_origin,
+    if (ngx_http_tidal_add_header(r, &ngx_http_tidal_access_allow_origin,
                                   &origin->value)
         != NGX_OK
-        || ngx_http_tidal_access_add(r, &ngx_http_tidal_access_expose,
+        || ngx_http_tidal_add_header(r, &ngx_http_tidal_access_expose,
                                      &ngx_http_tidal_access_exposed)
            != NGX_OK)
     {
@@ -396,18 +394,18 @@ ngx_http_tidal_access_preflight(ngx_http_request_t *r,
     }
 
     if (ngx_http_tidal_access_cors(r, tlcf) != NGX_OK
-        || ngx_http_tidal_access_add(r, &ngx_http_tidal_access_allow,
+        || ngx_http_tidal_add_header(r, &ngx_http_tidal_access_allow,
                                      &ngx_http_tidal_access_methods)
            != NGX_OK
-        || ngx_http_tidal_access_add(r,
+        || ngx_http_tidal_add_header(r,
                                      &ngx_http_tidal_access_allow_methods,
                                      &ngx_http_tidal_access_methods)
            != NGX_OK
-        || ngx_http_tidal_access_add(r,
+        || ngx_http_tidal_add_header(r,
                                      &ngx_http_tidal_access_allow_headers,
                                      &ngx_http_tidal_access_headers)
            != NGX_OK
-        || ngx_http_tidal_access_add(r, &ngx_http_tidal_access_max_age_name,
+        || ngx_http_tidal_add_header(r, &ngx_http_tidal_access_max_age_name,
                                      &ngx_http_tidal_access_max_age)
            != NGX_OK)
     {
@@ -416,25 +414,6 @@ ngx_http_tidal_access_preflight(ngx_http_request_t *r,
 
     return ngx_http_tidal_reply(r, NGX_HTTP_NO_CONTENT, "text/plain",
                                 (u_char *) "", 0);
-}
-
-
-static ngx_int_t
-ngx_http_tidal_access_add(ngx_http_request_t *r, ngx_str_t *key,
-    ngx_str_t *value)
-{
-    ngx_table_elt_t  *h;
-
-    h = ngx_list_push(&r->headers_out.headers);
-    if (h == NULL) {
-        return NGX_ERROR;
-    }
-
-    h->hash = 1;
-    h->key = *key;
-    h->value = *value;
-
-    return NGX_OK;
 }
 
 

@@ -24,6 +24,14 @@
 #define NGX_HTTP_TIDAL_RPC_NO_SESSION      -32001
 
 
+/* a request refused before MCP: its status and JSON-RPC error */
+typedef struct {
+    ngx_uint_t                   status;
+    int                          code;
+    const char                  *message;
+} ngx_http_tidal_http_problem_t;
+
+
 static ngx_int_t ngx_http_tidal_http_post(ngx_http_request_t *r,
     ngx_http_tidal_loc_conf_t *tlcf);
 static void ngx_http_tidal_http_body(ngx_http_request_t *r);
@@ -40,6 +48,9 @@ static void ngx_http_tidal_http_cleanup(void *data);
 static ngx_int_t ngx_http_tidal_http_get(ngx_http_request_t *r,
     ngx_http_tidal_loc_conf_t *tlcf);
 static ngx_int_t ngx_http_tidal_http_delete(ngx_http_request_t *r);
+static const ngx_http_tidal_http_problem_t *ngx_http_tidal_http_check(
+    ngx_http_request_t *r, ngx_http_tidal_loc_conf_t *tlcf,
+    ngx_uint_t initialize, u_char **id, tidal_role_e *role);
 static ngx_int_t ngx_http_tidal_http_session_id(ngx_http_request_t *r,
     u_char **id);
 static ngx_int_t ngx_http_tidal_http_version(ngx_http_request_t *r);
@@ -195,18 +206,19 @@ ngx_http_tidal_http_body(ngx_http_request_t *r)
 static ngx_int_t
 ngx_http_tidal_http_message(ngx_http_request_t *r)
 {
-    u_char                      *text, *id;
-    size_t                       len;
-    json_t                      *msg, *result, *method;
-    ngx_str_t                    value;
-    ngx_int_t                    rc;
-    ngx_uint_t                   initialize;
-    json_error_t                 err;
-    tidal_role_e                 role;
-    tidal_mcp_out_t              out;
-    ngx_http_tidal_ws_t         *cl;
-    ngx_http_tidal_loc_conf_t   *tlcf;
-    ngx_http_tidal_main_conf_t  *tmcf;
+    u_char                               *text, *id;
+    size_t                                len;
+    json_t                               *msg, *result, *method;
+    ngx_str_t                             value;
+    ngx_int_t                             rc;
+    ngx_uint_t                            initialize;
+    json_error_t                          err;
+    tidal_role_e                          role;
+    tidal_mcp_out_t                       out;
+    ngx_http_tidal_ws_t                  *cl;
+    ngx_http_tidal_loc_conf_t            *tlcf;
+    ngx_http_tidal_main_conf_t           *tmcf;
+    const ngx_http_tidal_http_problem_t  *problem;
 
     tlcf = ngx_http_get_module_loc_conf(r, ngx_tidal_module);
     tmcf = ngx_http_get_module_main_conf(r, ngx_tidal_module);
@@ -258,46 +270,11 @@ ngx_http_tidal_http_message(ngx_http_request_t *r)
 
     json_decref(msg);
 
-    rc = ngx_http_tidal_http_session_id(r, &id);
+    problem = ngx_http_tidal_http_check(r, tlcf, initialize, &id, &role);
 
-    if (rc == NGX_ERROR) {
-        return NGX_HTTP_INTERNAL_SERVER_ERROR;
-    }
-
-    if (initialize && id != NULL) {
-        return ngx_http_tidal_http_error(r, NGX_HTTP_BAD_REQUEST,
-                   TIDAL_MCP_INVALID_REQUEST,
-                   "initialize starts a new session: send it without "
-                   "Mcp-Session-Id");
-    }
-
-    if (!initialize && id == NULL) {
-        return ngx_http_tidal_http_error(r, NGX_HTTP_BAD_REQUEST,
-                   TIDAL_MCP_INVALID_REQUEST,
-                   rc == NGX_DECLINED
-                   ? "Bad Request: Mcp-Session-Id is not a session id"
-                   : "Bad Request: Mcp-Session-Id is required after "
-                     "initialize");
-    }
-
-    if (!initialize && ngx_http_tidal_http_version(r) != NGX_OK) {
-        return ngx_http_tidal_http_error(r, NGX_HTTP_BAD_REQUEST,
-                   TIDAL_MCP_INVALID_REQUEST,
-                   "Bad Request: unsupported MCP-Protocol-Version (this "
-                   "server speaks " TIDAL_MCP_LATEST_VERSION ", 2025-06-18 "
-                   "and 2025-03-26)");
-    }
-
-    rc = ngx_http_tidal_request_role(r, tlcf, &role);
-
-    if (rc == NGX_ERROR) {
-        return NGX_HTTP_INTERNAL_SERVER_ERROR;
-    }
-
-    if (rc != NGX_OK) {
-        return ngx_http_tidal_http_error(r, NGX_HTTP_FORBIDDEN,
-                   NGX_HTTP_TIDAL_RPC_SERVER_ERROR,
-                   "no role for this client; see tidal_role");
+    if (problem) {
+        return ngx_http_tidal_http_error(r, problem->status, problem->code,
+                                         problem->message);
     }
 
     cl = ngx_http_tidal_http_client(r, tlcf, role);
@@ -472,20 +449,8 @@ static ngx_http_tidal_ws_t *
 ngx_http_tidal_http_client(ngx_http_request_t *r,
     ngx_http_tidal_loc_conf_t *tlcf, tidal_role_e role)
 {
-    ngx_str_t                    name;
-    ngx_pool_cleanup_t          *cln;
-    ngx_http_tidal_ws_t         *cl;
-    ngx_http_tidal_main_conf_t  *tmcf;
-
-    tmcf = ngx_http_get_module_main_conf(r, ngx_tidal_module);
-
-    ngx_str_null(&name);
-
-    if (tlcf->name
-        && ngx_http_complex_value(r, tlcf->name, &name) != NGX_OK)
-    {
-        return NULL;
-    }
+    ngx_pool_cleanup_t   *cln;
+    ngx_http_tidal_ws_t  *cl;
 
     cln = ngx_pool_cleanup_add(r->pool, sizeof(ngx_http_tidal_ws_t));
     if (cln == NULL) {
@@ -493,32 +458,16 @@ ngx_http_tidal_http_client(ngx_http_request_t *r,
     }
 
     cl = cln->data;
-    ngx_memzero(cl, sizeof(ngx_http_tidal_ws_t));
 
-    cln->handler = ngx_http_tidal_http_cleanup;
-
-    /* a C string: it goes into JSON as "who" */
-
-    cl->name.data = ngx_pnalloc(r->pool, name.len + 1);
-    if (cl->name.data == NULL) {
+    if (ngx_http_tidal_ws_init(cl, r, tlcf, role, r->pool) != NGX_OK) {
+        ngx_memzero(cl, sizeof(ngx_http_tidal_ws_t));
         return NULL;
     }
 
-    cl->name.len = ngx_cpystrn(cl->name.data, name.data, name.len + 1)
-                   - cl->name.data;
+    cln->handler = ngx_http_tidal_http_cleanup;
 
-    cl->connection = r->connection;
     cl->request = r;
-    cl->conf = tlcf;
-    cl->main_conf = tmcf;
-    cl->core_conf = ngx_http_get_module_loc_conf(r, ngx_http_core_module);
     cl->kind = NGX_HTTP_TIDAL_POST;
-    cl->out_last = &cl->out;
-
-    tidal_mcp_session_init(&cl->mcp, tmcf->allow_raw
-                                     ? &ngx_http_tidal_mcp_server_raw
-                                     : &ngx_http_tidal_mcp_server,
-                           role);
 
     cl->mcp.initialize_hook = ngx_http_tidal_http_initialize;
     cl->mcp.resource_hook = ngx_http_tidal_http_resource;
@@ -614,11 +563,12 @@ ngx_http_tidal_http_cleanup(void *data)
 static ngx_int_t
 ngx_http_tidal_http_get(ngx_http_request_t *r, ngx_http_tidal_loc_conf_t *tlcf)
 {
-    u_char           *id, *p, *last;
-    uint64_t          from;
-    ngx_int_t         rc;
-    tidal_role_e      role;
-    ngx_table_elt_t  *h;
+    u_char                               *id, *p, *last;
+    uint64_t                              from;
+    ngx_int_t                             rc;
+    tidal_role_e                          role;
+    ngx_table_elt_t                      *h;
+    const ngx_http_tidal_http_problem_t  *problem;
 
     if (!ngx_http_tidal_http_accepts(r, "text/event-stream", 0)) {
 
@@ -638,36 +588,11 @@ ngx_http_tidal_http_get(ngx_http_request_t *r, ngx_http_tidal_loc_conf_t *tlcf)
                    ngx_http_tidal_get_help.len);
     }
 
-    rc = ngx_http_tidal_http_session_id(r, &id);
+    problem = ngx_http_tidal_http_check(r, tlcf, 0, &id, &role);
 
-    if (rc == NGX_ERROR) {
-        return NGX_HTTP_INTERNAL_SERVER_ERROR;
-    }
-
-    if (id == NULL) {
-        return ngx_http_tidal_http_error(r, NGX_HTTP_BAD_REQUEST,
-                   TIDAL_MCP_INVALID_REQUEST,
-                   "Bad Request: Mcp-Session-Id is required");
-    }
-
-    if (ngx_http_tidal_http_version(r) != NGX_OK) {
-        return ngx_http_tidal_http_error(r, NGX_HTTP_BAD_REQUEST,
-                   TIDAL_MCP_INVALID_REQUEST,
-                   "Bad Request: unsupported MCP-Protocol-Version (this "
-                   "server speaks " TIDAL_MCP_LATEST_VERSION ", 2025-06-18 "
-                   "and 2025-03-26)");
-    }
-
-    rc = ngx_http_tidal_request_role(r, tlcf, &role);
-
-    if (rc == NGX_ERROR) {
-        return NGX_HTTP_INTERNAL_SERVER_ERROR;
-    }
-
-    if (rc != NGX_OK) {
-        return ngx_http_tidal_http_error(r, NGX_HTTP_FORBIDDEN,
-                   NGX_HTTP_TIDAL_RPC_SERVER_ERROR,
-                   "no role for this client; see tidal_role");
+    if (problem) {
+        return ngx_http_tidal_http_error(r, problem->status, problem->code,
+                                         problem->message);
     }
 
     /* Last-Event-ID: the last seq the client has; it gets what follows */
@@ -757,6 +682,69 @@ ngx_http_tidal_http_delete(ngx_http_request_t *r)
 
 
 /* -- headers -------------------------------------------------------------- */
+
+/*
+ * What every message and stream must bring: a session id (none before
+ * initialize), a protocol version this server speaks and a role.  NULL,
+ * with *id and *role, or the problem to answer.
+ */
+
+static const ngx_http_tidal_http_problem_t *
+ngx_http_tidal_http_check(ngx_http_request_t *r,
+    ngx_http_tidal_loc_conf_t *tlcf, ngx_uint_t initialize, u_char **id,
+    tidal_role_e *role)
+{
+    ngx_int_t  rc;
+
+    static const ngx_http_tidal_http_problem_t  problems[] = {
+        { NGX_HTTP_INTERNAL_SERVER_ERROR, TIDAL_MCP_INTERNAL_ERROR,
+          "Internal error" },
+        { NGX_HTTP_BAD_REQUEST, TIDAL_MCP_INVALID_REQUEST,
+          "initialize starts a new session: send it without "
+          "Mcp-Session-Id" },
+        { NGX_HTTP_BAD_REQUEST, TIDAL_MCP_INVALID_REQUEST,
+          "Bad Request: Mcp-Session-Id is not a session id" },
+        { NGX_HTTP_BAD_REQUEST, TIDAL_MCP_INVALID_REQUEST,
+          "Bad Request: Mcp-Session-Id is required after initialize" },
+        { NGX_HTTP_BAD_REQUEST, TIDAL_MCP_INVALID_REQUEST,
+          "Bad Request: unsupported MCP-Protocol-Version (this server "
+          "speaks " TIDAL_MCP_LATEST_VERSION ", 2025-06-18 and "
+          "2025-03-26)" },
+        { NGX_HTTP_FORBIDDEN, NGX_HTTP_TIDAL_RPC_SERVER_ERROR,
+          "no role for this client; see tidal_role" }
+    };
+
+    rc = ngx_http_tidal_http_session_id(r, id);
+
+    if (rc == NGX_ERROR) {
+        return &problems[0];
+    }
+
+    if (initialize && *id != NULL) {
+        return &problems[1];
+    }
+
+    if (!initialize && *id == NULL) {
+        return &problems[rc == NGX_DECLINED ? 2 : 3];
+    }
+
+    if (!initialize && ngx_http_tidal_http_version(r) != NGX_OK) {
+        return &problems[4];
+    }
+
+    rc = ngx_http_tidal_request_role(r, tlcf, role);
+
+    if (rc == NGX_ERROR) {
+        return &problems[0];
+    }
+
+    if (rc != NGX_OK) {
+        return &problems[5];
+    }
+
+    return NULL;
+}
+
 
 /*
  * The session the request names: NGX_OK with *id, or with *id NULL when

@@ -62,6 +62,14 @@ static void ngx_http_tidal_session_expire(ngx_http_tidal_main_conf_t *tmcf,
      >= (ngx_msec_int_t) (tmcf)->session_timeout)
 
 
+/* the session an open stream holds, from its place in it */
+
+#define ngx_http_tidal_session_of_stream(cl)                                  \
+    ((ngx_http_tidal_session_t *)                                             \
+         ((u_char *) (cl)->newest - offsetof(ngx_http_tidal_session_t,      \
+                                             newest)))
+
+
 ngx_int_t
 ngx_http_tidal_session_create(ngx_http_tidal_main_conf_t *tmcf, u_char *id,
     ngx_log_t *log)
@@ -347,9 +355,7 @@ ngx_http_tidal_session_refresh(ngx_http_tidal_ws_t *cl)
 {
     volatile ngx_http_tidal_session_t  *s;
 
-    s = (ngx_http_tidal_session_t *)
-            ((u_char *) cl->newest - offsetof(ngx_http_tidal_session_t,
-                                              newest));
+    s = ngx_http_tidal_session_of_stream(cl);
 
     cl->mcp.tidal_events = s->tidal_events;
     cl->mcp.log_level = s->log_level;
@@ -372,9 +378,7 @@ ngx_http_tidal_session_stream_at(ngx_http_tidal_ws_t *cl, uint64_t next_seq)
 
     ngx_shmtx_lock(&tmcf->shpool->mutex);
 
-    s = (ngx_http_tidal_session_t *)
-            ((u_char *) cl->newest - offsetof(ngx_http_tidal_session_t,
-                                              newest));
+    s = ngx_http_tidal_session_of_stream(cl);
 
     if (s->newest == cl->stream && s->next_seq < next_seq) {
         s->next_seq = next_seq;

@@ -26,9 +26,6 @@ static ngx_int_t ngx_http_tidal_sse_open(ngx_http_tidal_ws_t *cl,
 static void ngx_http_tidal_sse_request_handler(ngx_http_request_t *r);
 
 
-static u_char  ngx_http_tidal_sse_drain[256];
-
-
 /*
  * Opens the stream of a session the caller has checked: from is the
  * first event to send, 0 for new events only, (uint64_t) -1 for a
@@ -76,29 +73,15 @@ ngx_http_tidal_sse_start(ngx_http_request_t *r,
     }
 
     cl = cln->data;
-    ngx_memzero(cl, sizeof(ngx_http_tidal_ws_t));
 
-    cl->connection = c;
-    cl->conf = tlcf;
-    cl->main_conf = tmcf;
-    cl->core_conf = ngx_http_get_module_loc_conf(r, ngx_http_core_module);
+    if (ngx_http_tidal_ws_init(cl, r, tlcf, role, pool) != NGX_OK) {
+        ngx_memzero(cl, sizeof(ngx_http_tidal_ws_t));
+        ngx_http_tidal_zone_release(tmcf, slot);
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
+
     cl->slot = slot;
-    cl->out_last = &cl->out;
     cl->kind = NGX_HTTP_TIDAL_SSE;
-    ngx_str_set(&cl->name, "");
-
-    tidal_ws_parser_init(&cl->parser, tlcf->max_message_size);
-    tidal_mcp_session_init(&cl->mcp, &ngx_http_tidal_mcp_server, role);
-
-    cl->heartbeat.handler = ngx_http_tidal_ws_heartbeat_handler;
-    cl->heartbeat.data = cl;
-    cl->heartbeat.log = c->log;
-    cl->heartbeat.cancelable = 1;
-
-    cl->metrics.handler = ngx_http_tidal_ws_metrics_handler;
-    cl->metrics.data = cl;
-    cl->metrics.log = c->log;
-    cl->metrics.cancelable = 1;
 
     cln->handler = ngx_http_tidal_ws_cleanup;
 
@@ -235,16 +218,6 @@ ngx_http_tidal_sse_answer_start(ngx_http_request_t *r,
 
     ngx_http_set_ctx(r, cl, ngx_tidal_module);
 
-    cl->heartbeat.handler = ngx_http_tidal_ws_heartbeat_handler;
-    cl->heartbeat.data = cl;
-    cl->heartbeat.log = r->connection->log;
-    cl->heartbeat.cancelable = 1;
-
-    cl->metrics.handler = ngx_http_tidal_ws_metrics_handler;
-    cl->metrics.data = cl;
-    cl->metrics.log = r->connection->log;
-    cl->metrics.cancelable = 1;
-
     r->read_event_handler = ngx_http_test_reading;
     r->write_event_handler = ngx_http_tidal_sse_request_handler;
 
@@ -320,7 +293,7 @@ ngx_http_tidal_sse_attach(ngx_http_tidal_ws_t *cl, ngx_chain_t *unsent,
 
     pipelined->pos = pipelined->last;
 
-    c->read->handler = ngx_http_tidal_sse_read_handler;
+    c->read->handler = ngx_http_tidal_ws_read_handler;
     c->write->handler = ngx_http_tidal_ws_write_handler;
 
     return ngx_http_tidal_sse_open(cl, cl->resume_from);
@@ -368,51 +341,6 @@ ngx_http_tidal_sse_open(ngx_http_tidal_ws_t *cl, uint64_t from)
     }
 
     return NGX_OK;
-}
-
-
-/* HTTP/1: the client's end closes the stream; anything it sends is dropped */
-
-void
-ngx_http_tidal_sse_read_handler(ngx_event_t *rev)
-{
-    ssize_t               n;
-    ngx_connection_t     *c;
-    ngx_http_tidal_ws_t  *cl;
-
-    c = rev->data;
-    cl = c->data;
-
-    if (ngx_http_tidal_shutdown_asked(c)) {
-        /* graceful shutdown or reload: the client comes back elsewhere */
-        ngx_http_tidal_ws_close(cl, TIDAL_WS_CLOSE_GOING_AWAY, NULL);
-        ngx_http_tidal_ws_after_write(cl);
-        return;
-    }
-
-    if (cl->close_sent) {
-        return;
-    }
-
-    for ( ;; ) {
-        n = c->recv(c, ngx_http_tidal_sse_drain,
-                    sizeof(ngx_http_tidal_sse_drain));
-
-        if (n == NGX_AGAIN) {
-            break;
-        }
-
-        if (n == 0 || n == NGX_ERROR) {
-            ngx_log_debug0(NGX_LOG_DEBUG_HTTP, c->log, 0,
-                           "tidal: event stream closed by the client");
-            ngx_http_tidal_ws_finish(cl, 0);
-            return;
-        }
-    }
-
-    if (ngx_handle_read_event(rev, 0) != NGX_OK) {
-        ngx_http_tidal_ws_finish(cl, 0);
-    }
 }
 
 

@@ -19,13 +19,14 @@
 
 static ngx_int_t ngx_http_tidal_ws_attach(ngx_http_tidal_ws_t *ws,
     ngx_chain_t *unsent, ngx_buf_t *pipelined);
-static void ngx_http_tidal_ws_read_handler(ngx_event_t *rev);
 static json_t *ngx_http_tidal_ws_initialize(tidal_mcp_session_t *s,
     json_t *params);
 static void ngx_http_tidal_ws_process(ngx_http_tidal_ws_t *ws,
     u_char *pos, u_char *last);
 static ngx_int_t ngx_http_tidal_ws_message(ngx_http_tidal_ws_t *ws,
     const u_char *data, size_t len);
+static ngx_int_t ngx_http_tidal_ws_send_numbered(ngx_http_tidal_ws_t *ws,
+    ngx_uint_t opcode, uint64_t seq, const u_char *data, size_t len);
 static ngx_int_t ngx_http_tidal_ws_send(ngx_http_tidal_ws_t *ws,
     ngx_uint_t opcode, const u_char *data, size_t len);
 static ngx_int_t ngx_http_tidal_ws_flush(ngx_http_tidal_ws_t *ws);
@@ -46,7 +47,6 @@ ngx_http_tidal_websocket_start(ngx_http_request_t *r,
     ngx_http_tidal_loc_conf_t *tlcf, tidal_role_e role)
 {
     ngx_int_t                    rc;
-    ngx_str_t                    name;
     ngx_connection_t            *c;
     ngx_pool_cleanup_t          *cln;
     ngx_http_tidal_ws_t         *ws;
@@ -55,14 +55,6 @@ ngx_http_tidal_websocket_start(ngx_http_request_t *r,
 
     c = r->connection;
     tmcf = ngx_http_get_module_main_conf(r, ngx_tidal_module);
-
-    ngx_str_null(&name);
-
-    if (tlcf->name
-        && ngx_http_complex_value(r, tlcf->name, &name) != NGX_OK)
-    {
-        return NGX_HTTP_INTERNAL_SERVER_ERROR;
-    }
 
     /* counted before the 101: the one over the limit never upgrades */
 
@@ -87,51 +79,18 @@ ngx_http_tidal_websocket_start(ngx_http_request_t *r,
     }
 
     ws = cln->data;
-    ngx_memzero(ws, sizeof(ngx_http_tidal_ws_t));
 
-    if (name.len) {
-
-        /* a C string: it goes into JSON as "who" */
-
-        ws->name.data = ngx_pnalloc(c->pool, name.len + 1);
-        if (ws->name.data == NULL) {
-            ngx_http_tidal_zone_release(tmcf, slot);
-            return NGX_HTTP_INTERNAL_SERVER_ERROR;
-        }
-
-        ws->name.len = ngx_cpystrn(ws->name.data, name.data, name.len + 1)
-                       - ws->name.data;
-
-    } else {
-        ngx_str_set(&ws->name, "");
+    if (ngx_http_tidal_ws_init(ws, r, tlcf, role, c->pool) != NGX_OK) {
+        ngx_memzero(ws, sizeof(ngx_http_tidal_ws_t));
+        ngx_http_tidal_zone_release(tmcf, slot);
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
     }
 
-    ws->connection = c;
-    ws->conf = tlcf;
-    ws->main_conf = tmcf;
-    ws->core_conf = ngx_http_get_module_loc_conf(r, ngx_http_core_module);
     ws->slot = slot;
-    ws->out_last = &ws->out;
-
-    tidal_ws_parser_init(&ws->parser, tlcf->max_message_size);
-    tidal_mcp_session_init(&ws->mcp, tmcf->allow_raw
-                                     ? &ngx_http_tidal_mcp_server_raw
-                                     : &ngx_http_tidal_mcp_server,
-                           role);
 
     ws->mcp.initialize_hook = ngx_http_tidal_ws_initialize;
     ws->mcp.resource_hook = ngx_http_tidal_ws_resource;
     ws->mcp.data = ws;
-
-    ws->heartbeat.handler = ngx_http_tidal_ws_heartbeat_handler;
-    ws->heartbeat.data = ws;
-    ws->heartbeat.log = c->log;
-    ws->heartbeat.cancelable = 1;
-
-    ws->metrics.handler = ngx_http_tidal_ws_metrics_handler;
-    ws->metrics.data = ws;
-    ws->metrics.log = c->log;
-    ws->metrics.cancelable = 1;
 
     cln->handler = ngx_http_tidal_ws_cleanup;
 
@@ -217,6 +176,69 @@ ngx_http_tidal_ws_take_unsent(ngx_http_tidal_ws_t *ws, ngx_chain_t *unsent)
 
 
 /*
+ * What every client starts with, whatever its transport: its name
+ * (tidal_name, from pool), an MCP session with the request's role, and
+ * its timers, set as its transport needs them.
+ */
+
+ngx_int_t
+ngx_http_tidal_ws_init(ngx_http_tidal_ws_t *ws, ngx_http_request_t *r,
+    ngx_http_tidal_loc_conf_t *tlcf, tidal_role_e role, ngx_pool_t *pool)
+{
+    ngx_str_t                    name;
+    ngx_connection_t            *c;
+    ngx_http_tidal_main_conf_t  *tmcf;
+
+    c = r->connection;
+    tmcf = ngx_http_get_module_main_conf(r, ngx_tidal_module);
+
+    ngx_memzero(ws, sizeof(ngx_http_tidal_ws_t));
+
+    ngx_str_null(&name);
+
+    if (tlcf->name
+        && ngx_http_complex_value(r, tlcf->name, &name) != NGX_OK)
+    {
+        return NGX_ERROR;
+    }
+
+    /* a C string: it goes into JSON as "who" */
+
+    ws->name.data = ngx_pnalloc(pool, name.len + 1);
+    if (ws->name.data == NULL) {
+        return NGX_ERROR;
+    }
+
+    ws->name.len = ngx_cpystrn(ws->name.data, name.data, name.len + 1)
+                   - ws->name.data;
+
+    ws->connection = c;
+    ws->conf = tlcf;
+    ws->main_conf = tmcf;
+    ws->core_conf = ngx_http_get_module_loc_conf(r, ngx_http_core_module);
+    ws->out_last = &ws->out;
+
+    tidal_ws_parser_init(&ws->parser, tlcf->max_message_size);
+    tidal_mcp_session_init(&ws->mcp, tmcf->allow_raw
+                                     ? &ngx_http_tidal_mcp_server_raw
+                                     : &ngx_http_tidal_mcp_server,
+                           role);
+
+    ws->heartbeat.handler = ngx_http_tidal_ws_heartbeat_handler;
+    ws->heartbeat.data = ws;
+    ws->heartbeat.log = c->log;
+    ws->heartbeat.cancelable = 1;
+
+    ws->metrics.handler = ngx_http_tidal_ws_metrics_handler;
+    ws->metrics.data = ws;
+    ws->metrics.log = c->log;
+    ws->metrics.cancelable = 1;
+
+    return NGX_OK;
+}
+
+
+/*
  * The connection is the client's once its request has gone
  * (ngx_http_tidal_upgrade()): what the socket did not take of the 101
  * goes out first, and frames the client sent right behind its request
@@ -251,7 +273,12 @@ ngx_http_tidal_ws_attach(ngx_http_tidal_ws_t *ws, ngx_chain_t *unsent,
 }
 
 
-static void
+/*
+ * Reads frames; an event stream's client sends nothing there, so what
+ * comes is dropped, and the end of its connection ends the stream.
+ */
+
+void
 ngx_http_tidal_ws_read_handler(ngx_event_t *rev)
 {
     ssize_t               n;
@@ -285,14 +312,18 @@ ngx_http_tidal_ws_read_handler(ngx_event_t *rev)
 
         if (n == 0 || n == NGX_ERROR) {
             ngx_log_error(NGX_LOG_INFO, c->log, 0,
-                          "tidal: client closed connection without "
-                          "a close frame");
+                          ws->kind == NGX_HTTP_TIDAL_WS
+                          ? "tidal: client closed connection without "
+                            "a close frame"
+                          : "tidal: client closed its event stream");
             ngx_http_tidal_ws_finish(ws, 0);
             return;
         }
 
-        ngx_http_tidal_ws_process(ws, ngx_http_tidal_ws_buffer,
-                                  ngx_http_tidal_ws_buffer + n);
+        if (ws->kind == NGX_HTTP_TIDAL_WS) {
+            ngx_http_tidal_ws_process(ws, ngx_http_tidal_ws_buffer,
+                                      ngx_http_tidal_ws_buffer + n);
+        }
 
         if (ws->close_sent) {
             break;
@@ -798,24 +829,7 @@ static ngx_int_t
 ngx_http_tidal_ws_send(ngx_http_tidal_ws_t *ws, ngx_uint_t opcode,
     const u_char *data, size_t len)
 {
-    ngx_int_t                rc;
-    ngx_http_tidal_frame_t  *f;
-
-    if (ws->close_sent) {
-        return NGX_DECLINED;
-    }
-
-    f = ngx_http_tidal_frame_make(ws->kind, opcode, 0, data, len,
-                                  ws->connection->log);
-    if (f == NULL) {
-        return NGX_ERROR;
-    }
-
-    rc = ngx_http_tidal_ws_queue(ws, f);
-
-    ngx_http_tidal_frame_release(f);
-
-    return rc;
+    return ngx_http_tidal_ws_send_numbered(ws, opcode, 0, data, len);
 }
 
 
@@ -833,6 +847,15 @@ ngx_int_t
 ngx_http_tidal_ws_send_event(ngx_http_tidal_ws_t *ws, uint64_t seq,
     const u_char *data, size_t len)
 {
+    return ngx_http_tidal_ws_send_numbered(ws, TIDAL_WS_OP_TEXT, seq, data,
+                                           len);
+}
+
+
+static ngx_int_t
+ngx_http_tidal_ws_send_numbered(ngx_http_tidal_ws_t *ws, ngx_uint_t opcode,
+    uint64_t seq, const u_char *data, size_t len)
+{
     ngx_int_t                rc;
     ngx_http_tidal_frame_t  *f;
 
@@ -840,7 +863,7 @@ ngx_http_tidal_ws_send_event(ngx_http_tidal_ws_t *ws, uint64_t seq,
         return NGX_DECLINED;
     }
 
-    f = ngx_http_tidal_frame_make(ws->kind, TIDAL_WS_OP_TEXT, seq, data, len,
+    f = ngx_http_tidal_frame_make(ws->kind, opcode, seq, data, len,
                                   ws->connection->log);
     if (f == NULL) {
         return NGX_ERROR;
