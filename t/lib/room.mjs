@@ -86,7 +86,9 @@ export class Room {
     // an SDK client of its own (the room's first is this.client)
     async client2(name = this.name, { url = this.url, notes = this.notes } = {}) {
         const transport = new WebSocketClientTransport(new URL(url));
-        const client = new Client({ name, version: '1.0.0' });
+        // the room's events, as notifications/tidal/* (docs/collaboration.md)
+        const client = new Client({ name, version: '1.0.0' },
+                                  { capabilities: { experimental: { 'tidal/events': {} } } });
         client.fallbackNotificationHandler = async (n) => {
             notes.push({ ...n, arrival: Date.now() });
             this._wake();
