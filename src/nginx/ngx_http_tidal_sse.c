@@ -83,24 +83,28 @@ ngx_http_tidal_sse_start(ngx_http_request_t *r,
     cl->slot = slot;
     cl->kind = NGX_HTTP_TIDAL_SSE;
 
-    cln->handler = ngx_http_tidal_ws_cleanup;
-
     ngx_memcpy(cl->session, session, NGX_HTTP_TIDAL_SESSION_ID_LEN);
 
-    if (ngx_http_tidal_session_load(tmcf, session, &cl->mcp) != NGX_OK) {
-        return NGX_HTTP_NOT_FOUND;
+    /* the session's MCP state, then the stream's hold on the session */
+
+    if (ngx_http_tidal_session_load(tmcf, session, &cl->mcp) == NGX_OK) {
+        ngx_http_tidal_session_release(tmcf, session);
+
+        if (ngx_http_tidal_session_stream(tmcf, session, cl, &next_seq)
+            == NGX_OK)
+        {
+            goto found;
+        }
     }
 
-    cl->has_session = 1;
+    ngx_memzero(cl, sizeof(ngx_http_tidal_ws_t));
+    ngx_http_tidal_zone_release(tmcf, slot);
 
-    ngx_http_tidal_session_release(tmcf, session);
-    cl->has_session = 0;
+    return NGX_HTTP_NOT_FOUND;
 
-    if (ngx_http_tidal_session_stream(tmcf, session, cl, &next_seq)
-        != NGX_OK)
-    {
-        return NGX_HTTP_NOT_FOUND;
-    }
+found:
+
+    cln->handler = ngx_http_tidal_ws_cleanup;
 
     if (from == 0) {
         from = next_seq;
