@@ -124,63 +124,61 @@ static ngx_int_t
 ngx_http_tidal_http_post(ngx_http_request_t *r,
     ngx_http_tidal_loc_conf_t *tlcf)
 {
-    ngx_int_t         rc;
-    ngx_str_t        *type;
+    size_t                                n;
+    ngx_int_t                             rc;
+    ngx_str_t                            *type;
+    const ngx_http_tidal_http_problem_t  *problem;
 
+    static const ngx_http_tidal_http_problem_t  problems[] = {
+        { NGX_HTTP_UNSUPPORTED_MEDIA_TYPE, NGX_HTTP_TIDAL_RPC_SERVER_ERROR,
+          "a message is POSTed as Content-Type: application/json" },
+        { NGX_HTTP_TIDAL_NOT_ACCEPTABLE, NGX_HTTP_TIDAL_RPC_SERVER_ERROR,
+          "the client must accept both application/json and "
+          "text/event-stream" },
+        { NGX_HTTP_REQUEST_ENTITY_TOO_LARGE, TIDAL_MCP_INVALID_REQUEST,
+          "the message is larger than tidal_max_message_size" }
+    };
+
+    n = sizeof("application/json") - 1;
     type = r->headers_in.content_type ? &r->headers_in.content_type->value
                                       : NULL;
 
+    /* application/json, maybe with parameters: ";charset=utf-8" */
+
     if (type == NULL
-        || type->len < sizeof("application/json") - 1
-        || ngx_strncasecmp(type->data, (u_char *) "application/json",
-                           sizeof("application/json") - 1) != 0
-        || (type->len > sizeof("application/json") - 1
-            && type->data[sizeof("application/json") - 1] != ';'
-            && type->data[sizeof("application/json") - 1] != ' '))
+        || type->len < n
+        || ngx_strncasecmp(type->data, (u_char *) "application/json", n) != 0
+        || (type->len > n && type->data[n] != ';' && type->data[n] != ' '))
     {
-        rc = ngx_http_discard_request_body(r);
-        if (rc != NGX_OK) {
-            return rc;
-        }
+        problem = &problems[0];
 
-        return ngx_http_tidal_http_error(r, NGX_HTTP_UNSUPPORTED_MEDIA_TYPE,
-                   NGX_HTTP_TIDAL_RPC_SERVER_ERROR,
-                   "a message is POSTed as Content-Type: application/json");
-    }
-
-    if (!ngx_http_tidal_http_accepts(r, "application/json", 1)
-        || !ngx_http_tidal_http_accepts(r, "text/event-stream", 1))
+    } else if (!ngx_http_tidal_http_accepts(r, "application/json", 1)
+               || !ngx_http_tidal_http_accepts(r, "text/event-stream", 1))
     {
-        rc = ngx_http_discard_request_body(r);
-        if (rc != NGX_OK) {
+        problem = &problems[1];
+
+    } else if (r->headers_in.content_length_n
+               > (off_t) tlcf->max_message_size)
+    {
+        problem = &problems[2];
+
+    } else {
+        rc = ngx_http_read_client_request_body(r, ngx_http_tidal_http_body);
+
+        if (rc >= NGX_HTTP_SPECIAL_RESPONSE) {
             return rc;
         }
 
-        return ngx_http_tidal_http_error(r, NGX_HTTP_TIDAL_NOT_ACCEPTABLE,
-                   NGX_HTTP_TIDAL_RPC_SERVER_ERROR,
-                   "the client must accept both application/json and "
-                   "text/event-stream");
+        return NGX_DONE;
     }
 
-    if (r->headers_in.content_length_n > (off_t) tlcf->max_message_size) {
-        rc = ngx_http_discard_request_body(r);
-        if (rc != NGX_OK) {
-            return rc;
-        }
-
-        return ngx_http_tidal_http_error(r,
-                   NGX_HTTP_REQUEST_ENTITY_TOO_LARGE,
-                   TIDAL_MCP_INVALID_REQUEST,
-                   "the message is larger than tidal_max_message_size");
-    }
-
-    rc = ngx_http_read_client_request_body(r, ngx_http_tidal_http_body);
-
-    if (rc >= NGX_HTTP_SPECIAL_RESPONSE) {
+    rc = ngx_http_discard_request_body(r);
+    if (rc != NGX_OK) {
         return rc;
     }
 
-    return NGX_DONE;
+    return ngx_http_tidal_http_error(r, problem->status, problem->code,
+                                     problem->message);
 }
 
 
