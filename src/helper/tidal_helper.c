@@ -195,6 +195,11 @@ static const tidal_helper_option_t  tidal_helper_option_table[] = {
       0, TIDAL_SETTING_DIRT_RATE_MAX,
       "wants %d .. %d a second" },
 
+    { "--latency", 1, tidal_helper_set_number,
+      tidal_helper_offset(ghci.latency),
+      TIDAL_SETTING_LATENCY_MIN, TIDAL_SETTING_LATENCY_MAX,
+      "wants %d .. %d ms" },
+
     { "--ghci-memory", 1, tidal_helper_set_memory, 0, 0, 0,
       "wants a size such as 512m or 2g, or off" },
 
@@ -285,6 +290,7 @@ main(int argc, char **argv)
     handler.failed = tidal_helper_ghci_failed;
     handler.audible = tidal_helper_ghci_audible;
     handler.dropped = tidal_helper_dirt_dropped;
+    handler.sound = cf.sock.path ? tidal_helper_sound : NULL;
     handler.data = &h;
 
     g = tidal_super_create(&cf.ghci, &handler);
@@ -386,6 +392,11 @@ tidal_helper_usage(FILE *f)
         "                          SuperDirt and drop the excess, 0: no cap\n"
         "                          (default: "
                           TIDAL_PROTOCOL_STR(TIDAL_SETTING_DIRT_RATE) ")\n"
+        "  --latency MS            Tidal sends each event MS ahead of its\n"
+        "                          time (Tidal's oLatency): SuperDirt's\n"
+        "                          and the room's listeners' margin\n"
+        "                          (default: "
+                          TIDAL_PROTOCOL_STR(TIDAL_SETTING_LATENCY) ")\n"
         "  --ghci-memory SIZE      GHCi's heap cap, e.g. 1g, or off\n"
         "                          (default: " TIDAL_SETTING_GHCI_MEMORY ")\n"
         "  --tempo-port PORT       Tidal's tempo server port (default: a\n"
@@ -425,6 +436,7 @@ tidal_helper_options(int argc, char **argv, tidal_helper_conf_t *cf)
     cf->ghci.check_cycles = TIDAL_HELPER_CHECK_CYCLES;
     cf->ghci.memory = "-M" TIDAL_SETTING_GHCI_MEMORY;
     cf->ghci.dirt_rate = TIDAL_SETTING_DIRT_RATE;
+    cf->ghci.latency = TIDAL_SETTING_LATENCY;
 
     for (i = 1; i < argc; i++) {
         arg = argv[i];

@@ -41,6 +41,34 @@ typedef struct {
 } tidal_osc_t;
 
 
+/* one argument of a message */
+typedef struct {
+    char                  type;     /* its OSC type tag */
+    const char           *s;        /* 's', 'S': in the packet, NUL-ended */
+    size_t                len;
+    double                d;        /* 'i', 'h', 'f', 'd' as a number */
+} tidal_osc_arg_t;
+
+
+/* the arguments of one message, one after another */
+typedef struct {
+    const unsigned char  *p;
+    size_t                n;
+    size_t                off;
+    const char           *tags;     /* after the ',' */
+    size_t                ntags;
+    size_t                i;
+} tidal_osc_args_t;
+
+
+/*
+ * Each /dirt/play of a packet with its bundle's timetag (0: none) and
+ * the message itself (p, n), to read with tidal_osc_args_start().
+ */
+typedef void (*tidal_osc_play_pt)(void *data, uint64_t time,
+    const unsigned char *p, size_t n);
+
+
 /*
  * What a packet (a message, or bundles nested at most 8 deep) holds:
  * 0, or -1 when it is not OSC as far as it could be read (osc then
@@ -49,6 +77,23 @@ typedef struct {
  */
 int tidal_osc_scan(const unsigned char *p, size_t n, const char *sound,
     tidal_osc_t *osc);
+
+/*
+ * Calls play for each /dirt/play of a packet, in order; 0, or -1 when
+ * the packet is not OSC (play may have been called for what came before).
+ */
+int tidal_osc_plays(const unsigned char *p, size_t n, tidal_osc_play_pt play,
+    void *data);
+
+/* a message's arguments, after its address: 0, or -1 when it has none */
+int tidal_osc_args_start(tidal_osc_args_t *a, const unsigned char *p,
+    size_t n);
+
+/* the next argument: 1, 0 after the last, -1 when it cannot be read */
+int tidal_osc_args_next(tidal_osc_args_t *a, tidal_osc_arg_t *arg);
+
+/* an OSC timetag (NTP seconds, 32.32) as Unix seconds */
+double tidal_osc_unix_time(uint64_t time);
 
 
 #endif /* _TIDAL_OSC_H_INCLUDED_ */
