@@ -137,12 +137,13 @@ export function makeTempDir(prefix = 'tidal-t-') {
 }
 
 
-// ssl: { certificate, key } (PEM files) makes the server listen with TLS
+// ssl: { certificate, key } (PEM files) makes the server listen with TLS;
+// listen: more parameters of the listen directive (e.g. "sndbuf=4k")
 export function buildConf({
     dir, port, http = '', location = '', server = '', workers = 2, main = '', zone = defaultZone(),
-    helper = defaultHelper(), ssl = null, http2 = false,
+    helper = defaultHelper(), ssl = null, http2 = false, listen: more = '',
 }) {
-    const h2 = http2 ? ' http2' : '';
+    const h2 = (http2 ? ' http2' : '') + (more ? ` ${more}` : '');
     const listen = ssl
         ? `listen 127.0.0.1:${port} ssl${h2};
         ssl_certificate ${ssl.certificate};
