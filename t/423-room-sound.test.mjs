@@ -178,11 +178,11 @@ test('tidal/clock over WebSocket, before and after initialize, and over HTTP: of
 });
 
 
-test('a client that stops reading loses sound, counted in its metrics, but none of its events', T, async () => {
+test('a client that stops reading loses sound, counted in its metrics, but none of its events', T, async (t) => {
     const slow = await connectRaw(room.ngx.port);
     try {
         await slow.initialize(SOUND_PARAMS);
-        await room.ok('tidal_set_tempo', { cps: 2 });
+        await room.ok('tidal_set_tempo', { cps: 4 });
         for (const ch of ['d1', 'd2', 'd3', 'd4']) {
             await room.ok('tidal_eval', {
                 channel: ch,
@@ -190,7 +190,7 @@ test('a client that stops reading loses sound, counted in its metrics, but none 
             });
         }
         slow.socket.pause();
-        await sleep(8000);
+        await sleep(12000);
         await room.ok('tidal_say', { text: 'still here?' });
         await room.ok('tidal_hush');
         await room.ok('tidal_set_tempo', { cps: 0.5625 });
@@ -210,6 +210,9 @@ test('a client that stops reading loses sound, counted in its metrics, but none 
                 }
             }
         }
+        const metrics = got.filter((x) => x.method === 'notifications/tidal/metrics');
+        t.diagnostic(`${got.length} messages, ${got.filter((x) => x.method === 'notifications/tidal/sound').length} sound, `
+            + `metrics: ${JSON.stringify(metrics.map((x) => x.params.sound_dropped))}`);
         // a close frame would have thrown in message()
         const chat = got.find((x) => x.method === 'notifications/tidal/chat');
         assert.ok(chat, 'the chat event reached the slow client');
@@ -238,8 +241,9 @@ test('reload keeps sound flowing; tidal_latency moves the timetags', T, async ()
     const before = await lead(100);
     const pids = room.ngx.workerPids();
     await room.reload({ helper: 'tidal_latency 400ms;' });
+    room.client = await room.clientAfterReload('after-reload', pids);
     await room.ready({ timeout: 120000 });
-    const ears = await room.clientAfterReload('after-reload', pids).then(() => listener('ears-2'));
+    const ears = await listener('ears-2');
     try {
         const after = await lead(400);
         assert.ok(after - before > 250, `latency 100 ms -> 400 ms moved the lead by ${after - before} ms`);
