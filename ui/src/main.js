@@ -49,6 +49,7 @@ const ui = {
     sounds: 0,
 };
 window.tidalUI = ui;
+ui.onEvent = (ev) => onEvent(ev);   // tests feed synthetic events here
 
 function keep() {
     sessionStorage.setItem(storeKey, JSON.stringify({ session: client.session, lastSeq: client.lastSeq }));
