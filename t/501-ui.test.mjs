@@ -165,6 +165,7 @@ test('two pages, a listener page and an SDK client play one room', T, async () =
         assert.match(err, /nosuchparam/);
         const marked = await a.$eval('#ch-d1 .cm-lintRange-error', (e) => e.closest('.cm-line').textContent);
         assert.match(marked, /nosuchparam/, `the error is marked on its line (${err})`);
+        assert.match(await a.textContent('#ch-d1 .result'), /^line 3, column 5: .*nosuchparam/s);
         const st = await room.ok('tidal_get_state');
         assert.equal(st.structuredContent.channels.d1.pattern, 'sound "bd*2 arpy"');
         const after = Date.now();

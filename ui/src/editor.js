@@ -57,7 +57,8 @@ export function blockAt(doc, pos) {
 // GHCi's positions in an error text, relative to the pattern: the first
 // "L:C" (as in "<interactive>:2:7: error:" or "2:7:"), else none.
 export function errorPosition(text) {
-    const m = /(?:^|[\s:>])(\d+):(\d+)(?:-\d+)?:/m.exec(text)
+    const m = /\bd\d+:(\d+):(\d+)/.exec(text)
+        || /(?:^|[\s:>])(\d+):(\d+)(?:-\d+)?:/m.exec(text)
         || /line (\d+), column (\d+)/i.exec(text);
     return m ? { line: Number(m[1]), column: Number(m[2]) } : null;
 }
@@ -158,6 +159,7 @@ export class ChannelEditor {
         ]));
         this.flash({ from: block.from, to: block.to }, 'cm-flash-error');
         this.hasError = true;
+        return pos;
     }
 
     clearError() {

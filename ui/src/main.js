@@ -191,7 +191,7 @@ async function callTool(name, args, ch) {
         if (ch) {
             $('.result', ch.card).textContent = r.isError ? text : '';
         }
-        if (r.isError) {
+        if (r.isError && name !== 'tidal_eval') {
             notice(`${name}: ${text}`);
         }
         return r;
@@ -213,8 +213,8 @@ async function evaluate(ch, block) {
     }
     const text = (r.content ?? []).map((c) => c.text).join('\n');
     if (r.isError) {
-        result.textContent = '';
-        ch.editor.showError(block, text);
+        const pos = ch.editor.showError(block, text);
+        result.textContent = pos ? `line ${pos.line}, column ${pos.column}: ${text}` : text;
         ch.card.dataset.error = text;
     } else {
         result.textContent = '';
@@ -322,7 +322,7 @@ function describe(ev) {
     case 'pattern_eval':
         return `${ev.who} ${ev.ok ? 'played' : 'was refused'} ${ev.channel}: ${ev.pattern}${ev.ok ? '' : ` — ${ev.error ?? ''}`}`;
     case 'channel_state':
-        return `${ev.who} changed ${ev.channel}: ${typeof ev.state === 'object' ? JSON.stringify(ev.state) : ev.state}`;
+        return `${ev.who} changed ${ev.channel}: ${stateWords(ev.state)}`;
     case 'tempo_change':
         return `${ev.who} set the tempo to ${ev.cps} cps (${ev.bpm} bpm)`;
     case 'error':
@@ -334,6 +334,20 @@ function describe(ev) {
     default:
         return `${ev.type}`;
     }
+}
+
+function stateWords(st) {
+    if (!st || typeof st !== 'object') {
+        return String(st);
+    }
+    const w = [st.pattern && st.pattern !== 'silence' ? 'playing' : 'silent'];
+    if (st.muted) {
+        w.push('muted');
+    }
+    if (st.soloed) {
+        w.push('soloed');
+    }
+    return w.join(', ');
 }
 
 function addHistory(ev) {
