@@ -17,6 +17,8 @@
  *     random: Math.random,               // injectable for tests
  *     timeout: 30000,                    // per request, and per handshake
  *     session: null, lastSeq: null,      // resume a session kept elsewhere
+ *     experimental: {},                  // more capabilities.experimental,
+ *                                        //   e.g. {'tidal/sound': {}}
  * });
  *
  * c.addEventListener('event', e => e.detail);
@@ -79,6 +81,7 @@ const DEFAULTS = {
     timeout: 30000,
     session: null,
     lastSeq: null,
+    experimental: null,
 };
 
 // Node 18 has EventTarget and Event but CustomEvent only behind a flag.
@@ -100,11 +103,14 @@ export function backoffDelay(attempt, options = {}) {
 
 
 export function initializeParams({ name, version, session = null,
-                                   lastSeq = null }) {
+                                   lastSeq = null, experimental = null }) {
     const params = {
         protocolVersion: PROTOCOL_VERSION,
-        // the room's events, notifications/tidal/* (docs/collaboration.md)
-        capabilities: { experimental: { 'tidal/events': {} } },
+        // the room's events, notifications/tidal/* (docs/collaboration.md),
+        // and whatever else the caller opts in to (e.g. 'tidal/sound')
+        capabilities: {
+            experimental: { ...experimental, 'tidal/events': {} },
+        },
         clientInfo: { name, version },
     };
 
@@ -353,6 +359,7 @@ export class TidalClient extends EventTarget {
             version: this.#options.version,
             session: this.#session,
             lastSeq: this.#lastSeq,
+            experimental: this.#options.experimental,
         });
 
         /*

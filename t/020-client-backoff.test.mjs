@@ -379,3 +379,9 @@ test('client: wss:// is probed over https://', async () => {
     await assert.rejects(ready, (err) => err.status === 403);
     assert.equal(asked[0].url, 'https://studio.example/mcp');
 });
+
+
+test('initializeParams adds the caller\'s experimental capabilities to the events opt-in', () => {
+    const p = initializeParams({ name: 'ui', version: '1.0.0', experimental: { 'tidal/sound': {} } });
+    assert.deepEqual(p.capabilities, { experimental: { 'tidal/sound': {}, 'tidal/events': {} } });
+});

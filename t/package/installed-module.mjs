@@ -28,6 +28,8 @@ const FILES = {
     enabled: '/etc/nginx/modules-enabled/50-mod-http-tidal.conf',
     helper: '/usr/libexec/nginx-tidal/tidal-helper',
     boot: '/usr/share/nginx-tidal/BootTidal.hs',
+    page: '/usr/share/nginx-tidal/html/index.html',
+    pageScript: '/usr/share/nginx-tidal/html/app.js',
     example: `/usr/share/doc/${PACKAGE}/examples/tidal.conf`,
 };
 
