@@ -5,7 +5,7 @@
 
 /*
  * Reading OSC packets (messages and bundles) as Tidal sends them to
- * SuperDirt: pure, no sockets.
+ * SuperDirt, and writing one: pure, no sockets.
  */
 
 #ifndef _TIDAL_OSC_H_INCLUDED_
@@ -49,6 +49,27 @@ typedef struct {
  */
 int tidal_osc_scan(const unsigned char *p, size_t n, const char *sound,
     tidal_osc_t *osc);
+
+
+/* one argument of a message written: 'i', 'f' or 's' (NUL-terminated) */
+typedef struct {
+    char         type;
+    int32_t      i;
+    float        f;
+    const char  *s;
+} tidal_osc_arg_t;
+
+
+/* Unix seconds as an OSC timetag (NTP 32.32 fixed point) */
+uint64_t tidal_osc_time(double unix_seconds);
+
+/*
+ * A bundle at time holding one message, address with args: its length
+ * in buf, or 0 when it does not fit in size bytes.
+ */
+size_t tidal_osc_write_bundle(unsigned char *buf, size_t size,
+    uint64_t time, const char *address, const tidal_osc_arg_t *args,
+    size_t nargs);
 
 
 #endif /* _TIDAL_OSC_H_INCLUDED_ */
