@@ -270,7 +270,7 @@ main(int argc, char **argv)
 
     if (cf.bridge.url != NULL) {
         free(cf.ghci.argv);
-        return tidal_bridge_run(&cf.bridge, &tidal_helper_quit);
+        return tidal_bridge_run(&cf.bridge, NULL, &tidal_helper_quit);
     }
 
     if (tidal_helper_init(&h, cf.role, cf.allow_raw) != 0) {
