@@ -61,8 +61,6 @@
 #define TIDAL_BRIDGE_HOLD_MAX      64
 #define TIDAL_BRIDGE_HOLD_BYTES    (8 * 1024 * 1024)
 
-#define TIDAL_BRIDGE_SOUND_METHOD  TIDAL_PROTOCOL_EVENT "sound"
-
 #define TIDAL_BRIDGE_UNREACHABLE                                              \
     "the room is unreachable; tidal-helper is reconnecting"
 

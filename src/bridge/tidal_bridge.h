@@ -20,6 +20,10 @@
 
 #define TIDAL_BRIDGE_HEADERS_MAX  32
 
+/* the room's sound, for a client that asks for it in initialize */
+#define TIDAL_BRIDGE_SOUND_CAPABILITY  "tidal/sound"
+#define TIDAL_BRIDGE_SOUND_METHOD      "notifications/tidal/sound"
+
 
 typedef struct {
     const char   *url;                  /* as given, for logs */
