@@ -114,6 +114,12 @@ static ngx_http_tidal_msec_bounds_t  ngx_http_tidal_eval_timeout_bounds = {
     "must be 100ms .. 10m"
 };
 
+static ngx_http_tidal_msec_bounds_t  ngx_http_tidal_latency_bounds = {
+    ngx_http_tidal_check_msec,
+    TIDAL_SETTING_LATENCY_MIN, TIDAL_SETTING_LATENCY_MAX,
+    "must be 20ms .. 10s"
+};
+
 static ngx_http_tidal_msec_bounds_t  ngx_http_tidal_health_bounds = {
     ngx_http_tidal_check_msec,
     0, TIDAL_SETTING_HEALTH_INTERVAL_MAX,
@@ -291,6 +297,13 @@ static ngx_command_t  ngx_http_tidal_commands[] = {
       offsetof(ngx_http_tidal_main_conf_t, eval_timeout),
       &ngx_http_tidal_eval_timeout_bounds },
 
+    { ngx_string("tidal_latency"),
+      NGX_HTTP_MAIN_CONF|NGX_CONF_TAKE1,
+      ngx_conf_set_msec_slot,
+      NGX_HTTP_MAIN_CONF_OFFSET,
+      offsetof(ngx_http_tidal_main_conf_t, latency),
+      &ngx_http_tidal_latency_bounds },
+
     { ngx_string("tidal_health_interval"),
       NGX_HTTP_MAIN_CONF|NGX_CONF_TAKE1,
       ngx_conf_set_msec_slot,
@@ -388,6 +401,7 @@ ngx_http_tidal_create_main_conf(ngx_conf_t *cf)
     conf->session_timeout = NGX_CONF_UNSET_MSEC;
     conf->dirt_rate = NGX_CONF_UNSET;
     conf->eval_timeout = NGX_CONF_UNSET_MSEC;
+    conf->latency = NGX_CONF_UNSET_MSEC;
     conf->health_interval = NGX_CONF_UNSET_MSEC;
     conf->allow_raw = NGX_CONF_UNSET;
     conf->fanout_delay = NGX_CONF_UNSET_MSEC;
@@ -455,6 +469,7 @@ ngx_http_tidal_init_helper_conf(ngx_conf_t *cf,
 
     ngx_conf_init_value(tmcf->dirt_rate, TIDAL_SETTING_DIRT_RATE);
     ngx_conf_init_msec_value(tmcf->eval_timeout, TIDAL_SETTING_EVAL_TIMEOUT);
+    ngx_conf_init_msec_value(tmcf->latency, TIDAL_SETTING_LATENCY);
     ngx_conf_init_msec_value(tmcf->health_interval,
                              TIDAL_SETTING_HEALTH_INTERVAL);
     ngx_conf_init_value(tmcf->allow_raw, 0);
@@ -499,18 +514,18 @@ ngx_http_tidal_init_helper_conf(ngx_conf_t *cf,
 
     len = tmcf->helper.len + tmcf->helper_socket.len + tmcf->ghci.len
           + tmcf->boot.len + tmcf->dirt_address.len + tmcf->ghci_memory.len
-          + 4 * NGX_INT_T_LEN + 16;
+          + 5 * NGX_INT_T_LEN + 16;
 
     buf = ngx_pnalloc(cf->temp_pool, len);
     if (buf == NULL) {
         return NGX_CONF_ERROR;
     }
 
-    p = ngx_snprintf(buf, len, "%V|%V|%V|%V|%V|%V|%i|%M|%M|%i",
+    p = ngx_snprintf(buf, len, "%V|%V|%V|%V|%V|%V|%i|%M|%M|%i|%M",
                      &tmcf->helper, &tmcf->helper_socket, &tmcf->ghci,
                      &tmcf->boot, &tmcf->dirt_address, &tmcf->ghci_memory,
                      tmcf->dirt_rate, tmcf->eval_timeout,
-                     tmcf->health_interval, tmcf->allow_raw);
+                     tmcf->health_interval, tmcf->allow_raw, tmcf->latency);
 
     crc = ngx_crc32_long(buf, p - buf);
     ngx_sprintf(tmcf->helper_config, "%08xD%Z", crc);

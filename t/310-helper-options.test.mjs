@@ -31,9 +31,9 @@ const REJECTED = [
     [['--play', '127.0.0.1:57120'], /--play needs --connect/],
     [['--connect', 'ws://127.0.0.1/mcp', '--play', '57120'], /--play wants HOST:PORT, not "57120"/],
     [['--connect', 'ws://127.0.0.1/mcp', '--play', '127.0.0.1:0'], /--play wants HOST:PORT/],
-    [['--connect', 'ws://127.0.0.1/mcp', '--play', '127.0.0.1:57120', '--latency', '10001'], /--latency wants -10000 \.\. 10000 ms/],
-    [['--connect', 'ws://127.0.0.1/mcp', '--play', '127.0.0.1:57120', '--latency', '0.1'], /--latency wants -10000 \.\. 10000 ms/],
-    [['--stdio', '--latency', '100'], /--latency goes with --play/],
+    [['--connect', 'ws://127.0.0.1/mcp', '--play', '127.0.0.1:57120', '--latency', '10001'], /--latency wants 0 \.\. 10000 ms/],
+    [['--connect', 'ws://127.0.0.1/mcp', '--play', '127.0.0.1:57120', '--latency', '0.1'], /--latency wants 0 \.\. 10000 ms/],
+    [['--stdio', '--latency', '19'], /--latency wants 20 \.\. 10000 ms/],
     [['--connect', 'ws://127.0.0.1/mcp'], /--stdio, --socket or --play, one of them/],
     [['--stdio', '--bogus'], /unknown option or missing value: --bogus/],
     [['--bogus', 'x', '--stdio'], /unknown option --bogus/],
@@ -121,9 +121,9 @@ test('valid options: the helper starts with them (its first lines say so)', T, (
     assert.match(r.err, /role listener, SuperDirt at 127\.0\.0\.1:57120, boot file \S*BootTidal\.hs/);
 
     // nothing listens on port 9: --play says what it would do, then fails
-    r = helper(['--connect', 'ws://127.0.0.1:9/mcp', '--play', 'localhost:57121', '--latency', '-50']);
+    r = helper(['--connect', 'ws://127.0.0.1:9/mcp', '--play', 'localhost:57121', '--latency', '0']);
     assert.equal(r.code, 1, r.err);
-    assert.match(r.err, /info: playing the room at ws:\/\/127\.0\.0\.1:9\/mcp on SuperDirt at localhost:57121, latency -50 ms/);
+    assert.match(r.err, /info: playing the room at ws:\/\/127\.0\.0\.1:9\/mcp on SuperDirt at localhost:57121, latency 0 ms/);
     r = helper(['--connect', 'ws://127.0.0.1:9/mcp', '--play', '127.0.0.1:57120']);
     assert.match(r.err, /SuperDirt at 127\.0\.0\.1:57120, latency 100 ms/);
 });

@@ -20,8 +20,7 @@
 
 #define TIDAL_BRIDGE_HEADERS_MAX  32
 
-/* the room's sound, for a client that asks for it in initialize */
-#define TIDAL_BRIDGE_SOUND_CAPABILITY  "tidal/sound"
+/* the room's sound (TIDAL_MCP_SOUND_CAPABILITY), to a client that asks */
 #define TIDAL_BRIDGE_SOUND_METHOD      "notifications/tidal/sound"
 
 

@@ -220,7 +220,7 @@ tidal_play_ready(void *data, tidal_bridge_t *b)
     params = json_pack("{s:s, s:{s:{s:{}}}, s:{s:s, s:s}}",
                        "protocolVersion", TIDAL_MCP_LATEST_VERSION,
                        "capabilities", "experimental",
-                       TIDAL_BRIDGE_SOUND_CAPABILITY,
+                       TIDAL_MCP_SOUND_CAPABILITY,
                        "clientInfo", "name", "tidal-helper --play",
                        "version", TIDAL_HELPER_VERSION);
 
@@ -321,12 +321,12 @@ tidal_play_answer(tidal_play_t *pl, tidal_bridge_t *b, json_t *msg,
     static char  initialized[] =
         "{\"jsonrpc\":\"2.0\",\"method\":\"notifications/initialized\"}";
 
-    if (strcmp(id, pl->probe_id) == 0) {
+    if (pl->probe_id[0] != '\0' && strcmp(id, pl->probe_id) == 0) {
         tidal_play_clock(pl, b, msg, now);
         return;
     }
 
-    if (strcmp(id, pl->init_id) != 0) {
+    if (pl->init_id[0] == '\0' || strcmp(id, pl->init_id) != 0) {
         return;
     }
 
@@ -363,7 +363,7 @@ tidal_play_probe(tidal_play_t *pl, tidal_bridge_t *b)
     pl->probe_sent = tidal_helper_unix_time();
 
     if (tidal_play_request(pl, b, pl->probe_id, sizeof(pl->probe_id),
-                           "tidal/clock", NULL)
+                           TIDAL_MCP_CLOCK_METHOD, NULL)
         != 0)
     {
         pl->next_measure = tidal_helper_msec() + TIDAL_PLAY_MEASURE_EVERY;
@@ -552,31 +552,28 @@ tidal_play_event(tidal_play_t *pl, json_t *event, double now)
             break;
         }
 
-        args[n + 1].s = NULL;
+        memset(&args[n], 0, 2 * sizeof(tidal_osc_arg_t));
 
         if (json_is_integer(value)) {
             i = json_integer_value(value);
 
-            if (i >= INT32_MIN && i <= INT32_MAX) {
-                args[n + 1].type = 'i';
-                args[n + 1].i = (int32_t) i;
-
-            } else {
-                args[n + 1].type = 'f';
-                args[n + 1].f = (float) i;
-            }
+            /* an int beyond OSC's 32 bits keeps its value as a float */
+            args[n + 1].type = (i >= INT32_MIN && i <= INT32_MAX) ? 'i'
+                                                                  : 'f';
+            args[n + 1].d = (double) i;
 
         } else if (json_is_real(value)) {
             args[n + 1].type = 'f';
-            args[n + 1].f = (float) json_real_value(value);
+            args[n + 1].d = json_real_value(value);
 
         } else if (json_is_string(value)) {
             args[n + 1].type = 's';
             args[n + 1].s = json_string_value(value);
+            args[n + 1].len = strlen(args[n + 1].s);
 
         } else if (json_is_boolean(value)) {
             args[n + 1].type = 'i';
-            args[n + 1].i = json_is_true(value);
+            args[n + 1].d = json_is_true(value);
 
         } else {
             continue;
@@ -584,10 +581,11 @@ tidal_play_event(tidal_play_t *pl, json_t *event, double now)
 
         args[n].type = 's';
         args[n].s = name;
+        args[n].len = strlen(name);
         n += 2;
     }
 
-    len = tidal_osc_write_bundle(packet, sizeof(packet), tidal_osc_time(at),
+    len = tidal_osc_write_bundle(packet, sizeof(packet), tidal_osc_timetag(at),
                                  "/dirt/play", args, n);
 
     if (len == 0) {

@@ -18,7 +18,6 @@
 
 
 #define TIDAL_PLAY_LATENCY      100         /* ms, --latency's default */
-#define TIDAL_PLAY_LATENCY_MAX  10000
 
 
 typedef struct {

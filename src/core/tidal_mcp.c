@@ -67,6 +67,8 @@ static int tidal_mcp_initialize(tidal_mcp_session_t *s, json_t *id,
     json_t *params, tidal_mcp_out_t *out);
 static int tidal_mcp_ping(tidal_mcp_session_t *s, json_t *id,
     json_t *params, tidal_mcp_out_t *out);
+static int tidal_mcp_clock(tidal_mcp_session_t *s, json_t *id,
+    json_t *params, tidal_mcp_out_t *out);
 static int tidal_mcp_tools_list(tidal_mcp_session_t *s, json_t *id,
     json_t *params, tidal_mcp_out_t *out);
 static int tidal_mcp_tools_call(tidal_mcp_session_t *s, json_t *id,
@@ -151,6 +153,7 @@ static const char  *tidal_mcp_roles[] = {
 static const tidal_mcp_method_t  tidal_mcp_methods[] = {
     { "initialize", tidal_mcp_initialize, 1 },
     { "ping", tidal_mcp_ping, 1 },
+    { TIDAL_MCP_CLOCK_METHOD, tidal_mcp_clock, 1 },
     { "tools/list", tidal_mcp_tools_list, 0 },
     { "tools/call", tidal_mcp_tools_call, 0 },
     { "logging/setLevel", tidal_mcp_set_level, 0 },
@@ -207,6 +210,10 @@ tidal_mcp_handle(tidal_mcp_session_t *s, const char *msg, size_t len,
     json_error_t   err;
 
     memset(out, 0, sizeof(tidal_mcp_out_t));
+
+    if (s->clock) {
+        s->received = s->clock();
+    }
 
     if (msg == NULL) {
         msg = "";
@@ -433,7 +440,7 @@ tidal_mcp_initialize(tidal_mcp_session_t *s, json_t *id, json_t *params,
     tidal_mcp_out_t *out)
 {
     size_t       i;
-    json_t      *requested, *client, *name, *result, *meta, *events;
+    json_t      *requested, *client, *name, *result, *meta, *events, *sound;
     const char  *version, *server_name, *server_version;
 
     if (s->initialized) {
@@ -528,6 +535,12 @@ tidal_mcp_initialize(tidal_mcp_session_t *s, json_t *id, json_t *params,
                              TIDAL_MCP_EVENTS_CAPABILITY);
     s->tidal_events = json_is_object(events) ? 1 : 0;
 
+    sound = json_object_get(json_object_get(json_object_get(params,
+                                                            "capabilities"),
+                                            "experimental"),
+                            TIDAL_MCP_SOUND_CAPABILITY);
+    s->tidal_sound = json_is_object(sound) ? 1 : 0;
+
     meta = s->initialize_hook ? s->initialize_hook(s, params) : NULL;
 
     if (json_is_object(meta)
@@ -555,6 +568,35 @@ tidal_mcp_initialize(tidal_mcp_session_t *s, json_t *id, json_t *params,
     }
 
     return 0;
+}
+
+
+/*
+ * The server's time as the request came and as the answer leaves, for a
+ * client to work out its clock's offset the way NTP does
+ * (docs/collaboration.md); params are ignored.
+ */
+
+static int
+tidal_mcp_clock(tidal_mcp_session_t *s, json_t *id, json_t *params,
+    tidal_mcp_out_t *out)
+{
+    json_t  *result;
+
+    (void) params;
+
+    if (s->clock == NULL) {
+        return tidal_mcp_error(out, id, TIDAL_MCP_METHOD_NOT_FOUND,
+                               "Method not found: " TIDAL_MCP_CLOCK_METHOD);
+    }
+
+    result = json_pack("{s:f, s:f}", "receive", s->received,
+                       "transmit", s->clock());
+    if (result == NULL) {
+        return -1;
+    }
+
+    return tidal_mcp_result(out, id, result);
 }
 
 

@@ -66,6 +66,18 @@
  */
 #define TIDAL_MCP_EVENTS_CAPABILITY "tidal/events"
 
+/*
+ * The key by which a client asks for the room's sound: a
+ * notifications/tidal/sound a Tidal frame (TIDAL_PROTOCOL_SOUND_HEAD)
+ */
+#define TIDAL_MCP_SOUND_CAPABILITY  "tidal/sound"
+
+/*
+ * A request any client may send, before initialize too, whatever its
+ * role: {"receive": ms, "transmit": ms} of the server's clock, NTP-style
+ */
+#define TIDAL_MCP_CLOCK_METHOD      "tidal/clock"
+
 /* log lines of room events go out under this logger */
 #define TIDAL_MCP_LOGGER            "tidal"
 
@@ -92,6 +104,8 @@ typedef struct tidal_mcp_session_s {
     unsigned                   client_ready;  /* notifications/initialized */
     unsigned                   tidal_events;  /* initialize asked for
                                                  TIDAL_MCP_EVENTS_CAPABILITY */
+    unsigned                   tidal_sound;   /* and for
+                                                 TIDAL_MCP_SOUND_CAPABILITY */
     const char                *protocol_version;
     char                       client_name[64];   /* "" until initialize */
     int                        log_level;     /* TIDAL_MCP_LOG_*, least
@@ -118,6 +132,14 @@ typedef struct tidal_mcp_session_s {
      */
     json_t                  *(*resource_hook)(struct tidal_mcp_session_s *s,
                                               int resource);
+
+    /*
+     * NULL by default: the server's clock, ms since the epoch (a real
+     * clock read, sub-ms).  Read as each message arrives; without it
+     * TIDAL_MCP_CLOCK_METHOD is not found.
+     */
+    double                   (*clock)(void);
+    double                     received;      /* the clock at the message */
     void                      *data;
 } tidal_mcp_session_t;
 

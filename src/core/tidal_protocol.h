@@ -22,9 +22,10 @@
 /*
  * The link's version, in tidal/hello and its answer: a reload may load a
  * rebuilt module next to a helper that is still running.  2: the helper's
- * events are facts, unnumbered; the zone numbers them.
+ * events are facts, unnumbered; the zone numbers them.  3: the room's
+ * sound (TIDAL_PROTOCOL_SOUND).
  */
-#define TIDAL_PROTOCOL_VERSION       2
+#define TIDAL_PROTOCOL_VERSION       3
 
 /* a worker's first message: its nginx's generation, settings and state */
 #define TIDAL_PROTOCOL_HELLO         "tidal/hello"
@@ -38,6 +39,17 @@
  */
 #define TIDAL_PROTOCOL_EVENT         "notifications/tidal/"
 #define TIDAL_PROTOCOL_EVENT_LEN     (sizeof(TIDAL_PROTOCOL_EVENT) - 1)
+
+/*
+ * The room's sound: a batch of sound events, about one a Tidal frame,
+ * from the helper to every worker as the very text the clients that
+ * asked for it receive, so that a worker recognizes it by this start and
+ * frames it without parsing it.  Never numbered, never in the ring.
+ */
+#define TIDAL_PROTOCOL_SOUND_HEAD                                             \
+    "{\"jsonrpc\":\"2.0\",\"method\":\"" TIDAL_PROTOCOL_EVENT "sound\","      \
+    "\"params\":{\"type\":\"sound\",\"events\":["
+#define TIDAL_PROTOCOL_SOUND_TAIL    "]}}"
 
 
 /*
@@ -78,6 +90,14 @@
 /* tidal_health_interval, --health-interval: ms; 0: no health checks */
 #define TIDAL_SETTING_HEALTH_INTERVAL      5000
 #define TIDAL_SETTING_HEALTH_INTERVAL_MAX  3600000
+
+/*
+ * tidal_latency, --latency: ms Tidal sends each event ahead of its time
+ * (Tidal's oLatency); SuperDirt's and every listener's margin
+ */
+#define TIDAL_SETTING_LATENCY        100
+#define TIDAL_SETTING_LATENCY_MIN    20
+#define TIDAL_SETTING_LATENCY_MAX    10000
 
 /* tidal_ghci_memory, --ghci-memory: GHCi's heap cap, or "off" */
 #define TIDAL_SETTING_GHCI_MEMORY    "2g"

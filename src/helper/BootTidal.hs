@@ -16,6 +16,8 @@
 --                     "tidal-helper-heartbeat-SECRET", which a pattern
 --                     cannot know, so the relay can tell its packets
 --   TIDAL_REPORT_FD   a pipe to the helper (below)
+--   TIDAL_LATENCY     ms each event is sent ahead of its time (Tidal's
+--                     oLatency, tidal_latency; default 100)
 --
 -- What the helper decides on never comes from text a pattern controls:
 -- every statement the helper sends ends with `tidalDone TOKEN`, which
@@ -79,10 +81,11 @@ tidalTempoPort <- (\n -> if n == 0 then 9160 else n) <$> tidalEnvInt "TIDAL_TEMP
 tidalCtrlPort <- tidalEnvInt "TIDAL_CTRL_PORT" 0
 tidalBeatName <- ("tidal-helper-heartbeat-" ++) . Data.Maybe.fromMaybe "" <$> TidalEnv.lookupEnv "TIDAL_BEAT"
 tidalReportFd <- tidalEnvInt "TIDAL_REPORT_FD" 0
+tidalLatency <- (\n -> fromIntegral n / 1000 :: Double) <$> tidalEnvInt "TIDAL_LATENCY" 100
 
 :{
 tidal <- startTidal
-    (superdirtTarget {oLatency = 0.1,
+    (superdirtTarget {oLatency = tidalLatency,
                       oAddress = tidalDirtHost,
                       oPort = tidalDirtPort,
                       oHandshake = tidalCtrlPort > 0})
@@ -231,7 +234,7 @@ let tidalStandby :: IO ()
             then tidalStandby >> TidalConc.threadDelay 120000
             else return ()
         TidalMVar.modifyMVar_ (sTempoMV tidal)
-            (\t -> return t {TidalTempo.atTime = time - 0.1 - 1/20,
+            (\t -> return t {TidalTempo.atTime = time - tidalLatency - 1/20,
                              TidalTempo.atCycle = cyc,
                              TidalTempo.cps = rate,
                              TidalTempo.synched = True})

@@ -799,7 +799,7 @@ tidal_ghci_exec_env(tidal_ghci_t *g, char ***envp)
 
     tempo = g->conf.tempo_port ? g->conf.tempo_port : tidal_ghci_free_port();
 
-    env = calloc(10, sizeof(char *));
+    env = calloc(11, sizeof(char *));
     if (env == NULL) {
         return -1;
     }
@@ -814,6 +814,7 @@ tidal_ghci_exec_env(tidal_ghci_t *g, char ***envp)
            == -1
         || asprintf(&env[i++], "TIDAL_TEMPO_PORT=%d", tempo) == -1
         || asprintf(&env[i++], "TIDAL_CTRL_PORT=%d", g->conf.ctrl_port) == -1
+        || asprintf(&env[i++], "TIDAL_LATENCY=%d", g->conf.latency) == -1
         || asprintf(&env[i++], "TIDAL_BEAT=%s", g->secret) == -1
         || asprintf(&env[i++], "TIDAL_REPORT_FD=%d", TIDAL_GHCI_REPORT_FD)
            == -1)

@@ -107,6 +107,7 @@ typedef struct {
     int              check_cycles;    /* a new pattern's cycles checked */
     const char      *memory;          /* GHCi's heap cap (+RTS -M) */
     unsigned         dirt_rate;       /* /dirt/play a second; 0: no cap */
+    int              latency;         /* ms Tidal sends events ahead */
 } tidal_ghci_conf_t;
 
 

@@ -59,6 +59,7 @@ typedef struct {
     int                          verbose;
     const char                  *ghci_cmd;
     const char                  *error_log;
+    int                          latency;         /* ms, -1: the default */
     char                         memory[64];      /* "-M" and the size */
     char                         dirt_host[256];
 } tidal_helper_conf_t;
@@ -158,11 +159,6 @@ static const tidal_helper_option_t  tidal_helper_option_table[] = {
 
     { "--play", 1, tidal_helper_set_play, 0, 1, 65535, NULL },
 
-    { "--latency", 1, tidal_helper_set_number,
-      tidal_helper_offset(play.latency),
-      -TIDAL_PLAY_LATENCY_MAX, TIDAL_PLAY_LATENCY_MAX,
-      "wants %d .. %d ms" },
-
     { "--socket", 1, tidal_helper_set_str,
       tidal_helper_offset(sock.path), 0, 0, NULL },
 
@@ -207,6 +203,12 @@ static const tidal_helper_option_t  tidal_helper_option_table[] = {
       tidal_helper_offset(ghci.dirt_rate),
       0, TIDAL_SETTING_DIRT_RATE_MAX,
       "wants %d .. %d a second" },
+
+    /* Tidal's, or --play's: the rules across options check which */
+    { "--latency", 1, tidal_helper_set_number,
+      tidal_helper_offset(latency),
+      0, TIDAL_SETTING_LATENCY_MAX,
+      "wants %d .. %d ms" },
 
     { "--ghci-memory", 1, tidal_helper_set_memory, 0, 0, 0,
       "wants a size such as 512m or 2g, or off" },
@@ -303,6 +305,7 @@ main(int argc, char **argv)
     handler.failed = tidal_helper_ghci_failed;
     handler.audible = tidal_helper_ghci_audible;
     handler.dropped = tidal_helper_dirt_dropped;
+    handler.sound = cf.sock.path ? tidal_helper_sound : NULL;
     handler.data = &h;
 
     g = tidal_super_create(&cf.ghci, &handler);
@@ -387,10 +390,6 @@ tidal_helper_usage(FILE *f)
         "                          bundle timed by this machine's clock\n"
         "                          (the room's measured with tidal/clock);\n"
         "                          events too late to play are dropped\n"
-        "  --latency MS            with --play: play MS after the room,\n"
-        "                          more for a room far away or a shaky\n"
-        "                          network (default: "
-                              TIDAL_PROTOCOL_STR(TIDAL_PLAY_LATENCY) ")\n"
         "  --socket PATH           serve nginx's workers on this unix socket\n"
         "  --master-pid PID        exit when this process (nginx's master)\n"
         "                          is gone\n"
@@ -420,6 +419,16 @@ tidal_helper_usage(FILE *f)
         "                          SuperDirt and drop the excess, 0: no cap\n"
         "                          (default: "
                           TIDAL_PROTOCOL_STR(TIDAL_SETTING_DIRT_RATE) ")\n"
+        "  --latency MS            Tidal sends each event MS ahead of its\n"
+        "                          time (Tidal's oLatency): SuperDirt's\n"
+        "                          and the room's listeners' margin\n"
+        "                          (default: "
+                          TIDAL_PROTOCOL_STR(TIDAL_SETTING_LATENCY) ", at least "
+                          TIDAL_PROTOCOL_STR(TIDAL_SETTING_LATENCY_MIN) ");\n"
+        "                          with --play: play MS after the room,\n"
+        "                          more for a room far away or a shaky\n"
+        "                          network (default: "
+                              TIDAL_PROTOCOL_STR(TIDAL_PLAY_LATENCY) ")\n"
         "  --ghci-memory SIZE      GHCi's heap cap, e.g. 1g, or off\n"
         "                          (default: " TIDAL_SETTING_GHCI_MEMORY ")\n"
         "  --tempo-port PORT       Tidal's tempo server port (default: a\n"
@@ -459,7 +468,7 @@ tidal_helper_options(int argc, char **argv, tidal_helper_conf_t *cf)
     cf->ghci.check_cycles = TIDAL_HELPER_CHECK_CYCLES;
     cf->ghci.memory = "-M" TIDAL_SETTING_GHCI_MEMORY;
     cf->ghci.dirt_rate = TIDAL_SETTING_DIRT_RATE;
-    cf->play.latency = INT_MIN;                       /* not given */
+    cf->latency = -1;                                 /* not given */
 
     for (i = 1; i < argc; i++) {
         arg = argv[i];
@@ -508,13 +517,22 @@ tidal_helper_options(int argc, char **argv, tidal_helper_conf_t *cf)
         goto usage;
     }
 
-    if (cf->play.latency != INT_MIN && cf->play.port == 0) {
-        fprintf(stderr, "tidal-helper: --latency goes with --play\n");
-        goto usage;
-    }
+    /* --play's is after the room's time, Tidal's before it: less risky */
 
-    if (cf->play.latency == INT_MIN) {
-        cf->play.latency = TIDAL_PLAY_LATENCY;
+    if (cf->play.port != 0) {
+        cf->play.latency = (cf->latency == -1) ? TIDAL_PLAY_LATENCY
+                                               : cf->latency;
+
+    } else if (cf->latency == -1) {
+        cf->ghci.latency = TIDAL_SETTING_LATENCY;
+
+    } else if (cf->latency < TIDAL_SETTING_LATENCY_MIN) {
+        fprintf(stderr, "tidal-helper: --latency wants %d .. %d ms\n",
+                TIDAL_SETTING_LATENCY_MIN, TIDAL_SETTING_LATENCY_MAX);
+        goto usage;
+
+    } else {
+        cf->ghci.latency = cf->latency;
     }
 
     if (cf->bridge.nheaders > 0 && cf->bridge.url == NULL) {

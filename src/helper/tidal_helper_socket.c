@@ -45,6 +45,12 @@
 #define TIDAL_HELPER_MASTER_POLL      1000                /* ms */
 #define TIDAL_HELPER_EARLY_MAX        32
 
+/*
+ * A worker with this much still to read gets no sound until it has read
+ * it: sound is dropped, never what the room's collaboration needs.
+ */
+#define TIDAL_HELPER_SOUND_BACKLOG    (1024 * 1024)
+
 
 typedef struct {
     int            fd;
@@ -74,6 +80,7 @@ typedef struct {
     tidal_helper_conn_t           *answered;     /* got an answer */
 
     uint64_t                       hid;          /* the last message's */
+    uint64_t                       sound_dropped; /* batches, for the log */
     char                           status[128];  /* GHCi's, last sent */
     uint64_t                       generation;   /* the newest seen */
 
@@ -96,6 +103,8 @@ static void tidal_helper_socket_send(tidal_helper_t *h, const char *text,
     size_t len);
 static uint64_t tidal_helper_socket_publish(tidal_helper_t *h,
     const char *type, json_t *fields);
+static void tidal_helper_socket_sound(tidal_helper_t *h, const char *text,
+    size_t len);
 static void tidal_helper_socket_state(tidal_helper_server_t *srv);
 static uint64_t tidal_helper_socket_hid(tidal_helper_server_t *srv);
 static void tidal_helper_socket_put(tidal_helper_conn_t *c,
@@ -148,6 +157,7 @@ tidal_helper_socket(tidal_helper_t *h, tidal_super_t *g,
     tidal_helper_server = &srv;
     h->send = tidal_helper_socket_send;
     h->publish = tidal_helper_socket_publish;
+    h->sound = tidal_helper_socket_sound;
 
     /* one MCP session serves every worker: open it here, answer nobody */
 
@@ -717,6 +727,43 @@ tidal_helper_socket_publish(tidal_helper_t *h, const char *type,
     }
 
     return hid;
+}
+
+
+/*
+ * A batch of the room's sound to every worker that said hello and keeps
+ * up; it is not kept for the ones that come later.
+ */
+
+static void
+tidal_helper_socket_sound(tidal_helper_t *h, const char *text, size_t len)
+{
+    int                     i;
+    tidal_helper_conn_t    *c;
+    tidal_helper_server_t  *srv;
+
+    srv = tidal_helper_server;
+
+    for (i = 0; i < srv->nconns; i++) {
+        c = srv->conns[i];
+
+        if (!c->hello) {
+            continue;
+        }
+
+        if (c->out_len > TIDAL_HELPER_SOUND_BACKLOG) {
+            if (srv->sound_dropped++ % 1000 == 0) {
+                tidal_helper_log(TIDAL_LOG_WARN, "worker %d is behind: "
+                                 "%llu batch(es) of sound dropped so far",
+                                 (int) c->pid,
+                                 (unsigned long long) srv->sound_dropped);
+            }
+
+            continue;
+        }
+
+        tidal_helper_socket_put(c, text, len);
+    }
 }
 
 

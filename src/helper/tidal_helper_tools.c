@@ -986,6 +986,19 @@ tidal_helper_dirt_dropped(void *data, int channel, unsigned rate)
 }
 
 
+void
+tidal_helper_sound(void *data, const char *text, size_t len)
+{
+    tidal_helper_t  *h;
+
+    h = data;
+
+    if (h->sound) {
+        h->sound(h, text, len);
+    }
+}
+
+
 /* what the scheduler plays on a channel: its pattern, unless silenced */
 
 const char *

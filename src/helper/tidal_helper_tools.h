@@ -50,6 +50,13 @@ struct tidal_helper_s {
      */
     uint64_t             (*publish)(tidal_helper_t *h, const char *type,
                                     json_t *fields);
+
+    /*
+     * Socket mode: a batch of the room's sound for every worker, as the
+     * text its clients receive.  NULL: nobody listens.
+     */
+    void                 (*sound)(tidal_helper_t *h, const char *text,
+                                  size_t len);
 };
 
 
@@ -72,6 +79,9 @@ const char *tidal_helper_ghci_audible(tidal_helper_super_t *s, int channel);
 
 /* the relay's: it began to drop /dirt/play over its cap; data is h */
 void tidal_helper_dirt_dropped(void *data, int channel, unsigned rate);
+
+/* the relay's: a batch of the room's sound; data is h */
+void tidal_helper_sound(void *data, const char *text, size_t len);
 
 void tidal_helper_free(tidal_helper_t *h);
 

@@ -7,9 +7,10 @@
  * OSC 1.0 packets as Tidal sends them to SuperDirt, read as far as the
  * relay needs: how many messages, how many /dirt/play whose sound starts
  * with a given prefix and from which channel, and the tempo, cycle and
- * time of the last of them, whether one is a handshake.  Pure: bytes in,
- * counts out.  And one bundle written, as --play sends the room's sound
- * to a local SuperDirt: values in, bytes out.
+ * time of the last of them, whether one is a handshake; and each
+ * /dirt/play with its arguments, for the room's sound.  Pure: bytes in,
+ * counts and arguments out.  And one bundle written, as --play sends the
+ * room's sound to a local SuperDirt: arguments in, bytes out.
  */
 
 
@@ -21,15 +22,36 @@
 
 #define TIDAL_OSC_DEPTH  8         /* nested bundles */
 
-/* seconds from 1900 (NTP's epoch, OSC's) to 1970 (Unix's) */
-#define TIDAL_OSC_UNIX_EPOCH  2208988800.0
+/* the NTP era's start, 1900, in Unix seconds: -2208988800 */
+#define TIDAL_OSC_NTP_UNIX  2208988800.0
+
+
+/* what a walk over a packet does with each message, at its bundle's time */
+typedef int (*tidal_osc_visit_pt)(void *data, const unsigned char *p,
+    size_t n, uint64_t time);
+
+
+typedef struct {
+    const char         *sound;
+    size_t              slen;
+    tidal_osc_t        *osc;
+} tidal_osc_scan_t;
+
+
+typedef struct {
+    tidal_osc_play_pt   play;
+    void               *data;
+} tidal_osc_each_t;
 
 
 static int tidal_osc_bundle(const unsigned char *p, size_t n,
-    const char *sound, size_t slen, tidal_osc_t *osc, uint64_t time,
-    int depth);
-static int tidal_osc_message(const unsigned char *p, size_t n,
-    const char *sound, size_t slen, tidal_osc_t *osc, uint64_t time);
+    tidal_osc_visit_pt visit, void *data, uint64_t time, int depth);
+static int tidal_osc_message(void *data, const unsigned char *p, size_t n,
+    uint64_t time);
+static int tidal_osc_play(void *data, const unsigned char *p, size_t n,
+    uint64_t time);
+static int tidal_osc_address(const unsigned char *p, size_t n,
+    const char **addr, size_t *len);
 static int tidal_osc_string(const unsigned char *p, size_t n, size_t *off,
     const char **s, size_t *len);
 static int tidal_osc_put_string(unsigned char *buf, size_t size,
@@ -42,23 +64,50 @@ int
 tidal_osc_scan(const unsigned char *p, size_t n, const char *sound,
     tidal_osc_t *osc)
 {
+    tidal_osc_scan_t  scan;
+
     memset(osc, 0, sizeof(tidal_osc_t));
     osc->cycle = -1;
 
-    return tidal_osc_bundle(p, n, sound, strlen(sound), osc, 0, 0);
+    scan.sound = sound;
+    scan.slen = strlen(sound);
+    scan.osc = osc;
+
+    return tidal_osc_bundle(p, n, tidal_osc_message, &scan, 0, 0);
+}
+
+
+int
+tidal_osc_plays(const unsigned char *p, size_t n, tidal_osc_play_pt play,
+    void *data)
+{
+    tidal_osc_each_t  each;
+
+    each.play = play;
+    each.data = data;
+
+    return tidal_osc_bundle(p, n, tidal_osc_play, &each, 0, 0);
+}
+
+
+double
+tidal_osc_unix_time(uint64_t time)
+{
+    return (double) (time >> 32) - TIDAL_OSC_NTP_UNIX
+           + (double) (time & 0xffffffff) / 4294967296.0;
 }
 
 
 static int
-tidal_osc_bundle(const unsigned char *p, size_t n, const char *sound,
-    size_t slen, tidal_osc_t *osc, uint64_t time, int depth)
+tidal_osc_bundle(const unsigned char *p, size_t n, tidal_osc_visit_pt visit,
+    void *data, uint64_t time, int depth)
 {
     int       i;
     size_t    off;
     uint32_t  size;
 
     if (n < 16 || memcmp(p, "#bundle", 8) != 0) {
-        return tidal_osc_message(p, n, sound, slen, osc, time);
+        return visit(data, p, n, time);
     }
 
     if (depth == TIDAL_OSC_DEPTH) {
@@ -81,8 +130,7 @@ tidal_osc_bundle(const unsigned char *p, size_t n, const char *sound,
         off += 4;
 
         if (size == 0 || size > n - off
-            || tidal_osc_bundle(p + off, size, sound, slen, osc, time,
-                                depth + 1)
+            || tidal_osc_bundle(p + off, size, visit, data, time, depth + 1)
                != 0)
         {
             return -1;
@@ -101,22 +149,24 @@ tidal_osc_bundle(const unsigned char *p, size_t n, const char *sound,
  */
 
 static int
-tidal_osc_message(const unsigned char *p, size_t n, const char *sound,
-    size_t slen, tidal_osc_t *osc, uint64_t time)
+tidal_osc_message(void *data, const unsigned char *p, size_t n,
+    uint64_t time)
 {
-    int          play, match, channel;
-    float        f;
-    double       d, cps, cycle;
-    const char  *rest;
-    size_t       rest_len;
-    size_t       off, len, tlen, klen, i;
-    uint32_t     u32, blob;
-    uint64_t     u64;
-    const char  *addr, *tags, *s, *key;
+    tidal_osc_scan_t *scan = data;
 
-    off = 0;
+    int                rc, play, match, channel, value;
+    double             cps, cycle;
+    size_t             len, klen, slen, rest_len;
+    const char        *addr, *key, *rest, *sound;
+    tidal_osc_t       *osc;
+    tidal_osc_arg_t    arg;
+    tidal_osc_args_t   args;
 
-    if (tidal_osc_string(p, n, &off, &addr, &len) != 0 || addr[0] != '/') {
+    osc = scan->osc;
+    sound = scan->sound;
+    slen = scan->slen;
+
+    if (tidal_osc_address(p, n, &addr, &len) != 0) {
         return -1;
     }
 
@@ -133,12 +183,8 @@ tidal_osc_message(const unsigned char *p, size_t n, const char *sound,
         osc->handshake = 1;
     }
 
-    if (off == n) {
+    if (tidal_osc_args_start(&args, p, n) != 0) {
         return 0;
-    }
-
-    if (tidal_osc_string(p, n, &off, &tags, &tlen) != 0 || tags[0] != ',') {
-        return -1;
     }
 
     key = NULL;
@@ -149,87 +195,16 @@ tidal_osc_message(const unsigned char *p, size_t n, const char *sound,
     cps = 0;
     cycle = -1;
     channel = 0;
+    value = 0;
 
-    for (i = 1; i < tlen; i++) {
-        s = NULL;
-        len = 0;
-        d = 0;
+    for ( ;; ) {
+        rc = tidal_osc_args_next(&args, &arg);
 
-        switch (tags[i]) {
-
-        case 's':
-        case 'S':
-            if (tidal_osc_string(p, n, &off, &s, &len) != 0) {
-                return -1;
-            }
-
+        if (rc == 0) {
             break;
+        }
 
-        case 'i':
-        case 'f':
-        case 'c':
-        case 'r':
-        case 'm':
-            if (n - off < 4) {
-                return -1;
-            }
-
-            u32 = (uint32_t) p[off] << 24 | (uint32_t) p[off + 1] << 16
-                  | (uint32_t) p[off + 2] << 8 | p[off + 3];
-
-            if (tags[i] == 'f') {
-                memcpy(&f, &u32, sizeof(f));
-                d = f;
-
-            } else if (tags[i] == 'i') {
-                d = (int32_t) u32;
-            }
-
-            off += 4;
-            break;
-
-        case 'h':
-        case 't':
-        case 'd':
-            if (n - off < 8) {
-                return -1;
-            }
-
-            u64 = (uint64_t) p[off] << 56 | (uint64_t) p[off + 1] << 48
-                  | (uint64_t) p[off + 2] << 40 | (uint64_t) p[off + 3] << 32
-                  | (uint64_t) p[off + 4] << 24 | (uint64_t) p[off + 5] << 16
-                  | (uint64_t) p[off + 6] << 8 | p[off + 7];
-
-            if (tags[i] == 'd') {
-                memcpy(&d, &u64, sizeof(d));
-            }
-
-            off += 8;
-            break;
-
-        case 'b':
-            if (n - off < 4) {
-                return -1;
-            }
-
-            blob = (uint32_t) p[off] << 24 | (uint32_t) p[off + 1] << 16
-                   | (uint32_t) p[off + 2] << 8 | p[off + 3];
-            off += 4;
-
-            if (blob > n - off || ((blob + 3) & ~3u) > n - off) {
-                return -1;
-            }
-
-            off += (blob + 3) & ~3u;
-            break;
-
-        case 'T':
-        case 'F':
-        case 'N':
-        case 'I':
-            break;
-
-        default:
+        if (rc == -1) {
             return -1;
         }
 
@@ -237,35 +212,38 @@ tidal_osc_message(const unsigned char *p, size_t n, const char *sound,
             continue;
         }
 
-        if ((i & 1) == 1) {
+        if (!value) {
             /* a name */
-            key = s;
-            klen = len;
+            key = arg.s;
+            klen = arg.len;
+            value = 1;
             continue;
         }
+
+        value = 0;
 
         if (key == NULL) {
             continue;
         }
 
-        if (klen == 1 && key[0] == 's' && s != NULL
-            && len >= slen && memcmp(s, sound, slen) == 0)
+        if (klen == 1 && key[0] == 's' && arg.s != NULL
+            && arg.len >= slen && memcmp(arg.s, sound, slen) == 0)
         {
             match = 1;
-            rest = s + slen;
-            rest_len = len - slen;
+            rest = arg.s + slen;
+            rest_len = arg.len - slen;
 
-        } else if (klen == 3 && memcmp(key, "cps", 3) == 0 && d > 0) {
-            cps = d;
+        } else if (klen == 3 && memcmp(key, "cps", 3) == 0 && arg.d > 0) {
+            cps = arg.d;
 
-        } else if (klen == 5 && memcmp(key, "cycle", 5) == 0 && d >= 0) {
-            cycle = d;
+        } else if (klen == 5 && memcmp(key, "cycle", 5) == 0 && arg.d >= 0) {
+            cycle = arg.d;
 
         } else if (klen == 7 && memcmp(key, "tidalch", 7) == 0
-                   && tags[i] == 'i' && channel == 0
-                   && d >= 1 && d <= TIDAL_OSC_CHANNELS)
+                   && arg.type == 'i' && channel == 0
+                   && arg.d >= 1 && arg.d <= TIDAL_OSC_CHANNELS)
         {
-            channel = (int) d;
+            channel = (int) arg.d;
             osc->channel_plays[0]--;
             osc->channel_plays[channel]++;
         }
@@ -281,6 +259,185 @@ tidal_osc_message(const unsigned char *p, size_t n, const char *sound,
     }
 
     return 0;
+}
+
+
+static int
+tidal_osc_play(void *data, const unsigned char *p, size_t n, uint64_t time)
+{
+    tidal_osc_each_t *each = data;
+
+    size_t       len;
+    const char  *addr;
+
+    if (tidal_osc_address(p, n, &addr, &len) != 0) {
+        return -1;
+    }
+
+    if (len == 10 && memcmp(addr, "/dirt/play", 10) == 0) {
+        each->play(each->data, time, p, n);
+    }
+
+    return 0;
+}
+
+
+static int
+tidal_osc_address(const unsigned char *p, size_t n, const char **addr,
+    size_t *len)
+{
+    size_t  off;
+
+    off = 0;
+
+    if (tidal_osc_string(p, n, &off, addr, len) != 0 || (*addr)[0] != '/') {
+        return -1;
+    }
+
+    return 0;
+}
+
+
+int
+tidal_osc_args_start(tidal_osc_args_t *a, const unsigned char *p, size_t n)
+{
+    size_t       len;
+    const char  *addr, *tags;
+
+    a->p = p;
+    a->n = n;
+    a->off = 0;
+    a->tags = "";
+    a->ntags = 0;
+    a->i = 0;
+
+    if (tidal_osc_string(p, n, &a->off, &addr, &len) != 0 || a->off == n) {
+        return -1;
+    }
+
+    if (tidal_osc_string(p, n, &a->off, &tags, &len) != 0 || tags[0] != ',') {
+        a->i = 1;           /* next() answers -1: not OSC */
+        return 0;
+    }
+
+    a->tags = tags + 1;
+    a->ntags = len - 1;
+
+    return 0;
+}
+
+
+int
+tidal_osc_args_next(tidal_osc_args_t *a, tidal_osc_arg_t *arg)
+{
+    float                 f;
+    size_t                off, n;
+    uint32_t              u32, blob;
+    uint64_t              u64;
+    const unsigned char  *p;
+
+    if (a->i > a->ntags) {
+        return -1;
+    }
+
+    if (a->i == a->ntags) {
+        return 0;
+    }
+
+    p = a->p;
+    n = a->n;
+    off = a->off;
+
+    arg->type = a->tags[a->i++];
+    arg->s = NULL;
+    arg->len = 0;
+    arg->d = 0;
+
+    switch (arg->type) {
+
+    case 's':
+    case 'S':
+        if (tidal_osc_string(p, n, &off, &arg->s, &arg->len) != 0) {
+            return -1;
+        }
+
+        break;
+
+    case 'i':
+    case 'f':
+    case 'c':
+    case 'r':
+    case 'm':
+        if (n - off < 4) {
+            return -1;
+        }
+
+        u32 = (uint32_t) p[off] << 24 | (uint32_t) p[off + 1] << 16
+              | (uint32_t) p[off + 2] << 8 | p[off + 3];
+
+        if (arg->type == 'f') {
+            memcpy(&f, &u32, sizeof(f));
+            arg->d = f;
+
+        } else if (arg->type == 'i') {
+            arg->d = (int32_t) u32;
+        }
+
+        off += 4;
+        break;
+
+    case 'h':
+    case 't':
+    case 'd':
+        if (n - off < 8) {
+            return -1;
+        }
+
+        u64 = (uint64_t) p[off] << 56 | (uint64_t) p[off + 1] << 48
+              | (uint64_t) p[off + 2] << 40 | (uint64_t) p[off + 3] << 32
+              | (uint64_t) p[off + 4] << 24 | (uint64_t) p[off + 5] << 16
+              | (uint64_t) p[off + 6] << 8 | p[off + 7];
+
+        if (arg->type == 'd') {
+            memcpy(&arg->d, &u64, sizeof(arg->d));
+
+        } else if (arg->type == 'h') {
+            arg->d = (double) (int64_t) u64;
+        }
+
+        off += 8;
+        break;
+
+    case 'b':
+        if (n - off < 4) {
+            return -1;
+        }
+
+        blob = (uint32_t) p[off] << 24 | (uint32_t) p[off + 1] << 16
+               | (uint32_t) p[off + 2] << 8 | p[off + 3];
+        off += 4;
+
+        if (blob > n - off || ((blob + 3) & ~3u) > n - off) {
+            return -1;
+        }
+
+        off += (blob + 3) & ~3u;
+        break;
+
+    case 'T':
+    case 'F':
+    case 'N':
+    case 'I':
+        break;
+
+    default:
+        a->i = a->ntags + 1;
+        return -1;
+    }
+
+    a->off = off;
+
+    return 1;
 }
 
 
@@ -318,12 +475,12 @@ tidal_osc_string(const unsigned char *p, size_t n, size_t *off,
 
 
 uint64_t
-tidal_osc_time(double unix_seconds)
+tidal_osc_timetag(double unix_seconds)
 {
     double    t, secs;
     uint64_t  frac;
 
-    t = unix_seconds + TIDAL_OSC_UNIX_EPOCH;
+    t = unix_seconds + TIDAL_OSC_NTP_UNIX;
 
     if (t <= 0) {
         /* 1 is "at once" in OSC; the epoch itself is as good as never */
@@ -345,6 +502,7 @@ size_t
 tidal_osc_write_bundle(unsigned char *buf, size_t size, uint64_t time,
     const char *address, const tidal_osc_arg_t *args, size_t nargs)
 {
+    float     f;
     size_t    i, off, start;
     uint32_t  u32;
 
@@ -394,16 +552,16 @@ tidal_osc_write_bundle(unsigned char *buf, size_t size, uint64_t time,
         switch (args[i].type) {
 
         case 'i':
-            u32 = (uint32_t) args[i].i;
+            u32 = (uint32_t) (int32_t) args[i].d;
             break;
 
         case 'f':
-            memcpy(&u32, &args[i].f, sizeof(u32));
+            f = (float) args[i].d;
+            memcpy(&u32, &f, sizeof(u32));
             break;
 
         case 's':
-            if (tidal_osc_put_string(buf, size, &off, args[i].s,
-                                     strlen(args[i].s))
+            if (tidal_osc_put_string(buf, size, &off, args[i].s, args[i].len)
                 != 0)
             {
                 return 0;

@@ -41,6 +41,34 @@ typedef struct {
 } tidal_osc_t;
 
 
+/* one argument of a message */
+typedef struct {
+    char                  type;     /* its OSC type tag */
+    const char           *s;        /* 's', 'S': in the packet, NUL-ended */
+    size_t                len;
+    double                d;        /* 'i', 'h', 'f', 'd' as a number */
+} tidal_osc_arg_t;
+
+
+/* the arguments of one message, one after another */
+typedef struct {
+    const unsigned char  *p;
+    size_t                n;
+    size_t                off;
+    const char           *tags;     /* after the ',' */
+    size_t                ntags;
+    size_t                i;
+} tidal_osc_args_t;
+
+
+/*
+ * Each /dirt/play of a packet with its bundle's timetag (0: none) and
+ * the message itself (p, n), to read with tidal_osc_args_start().
+ */
+typedef void (*tidal_osc_play_pt)(void *data, uint64_t time,
+    const unsigned char *p, size_t n);
+
+
 /*
  * What a packet (a message, or bundles nested at most 8 deep) holds:
  * 0, or -1 when it is not OSC as far as it could be read (osc then
@@ -50,22 +78,30 @@ typedef struct {
 int tidal_osc_scan(const unsigned char *p, size_t n, const char *sound,
     tidal_osc_t *osc);
 
+/*
+ * Calls play for each /dirt/play of a packet, in order; 0, or -1 when
+ * the packet is not OSC (play may have been called for what came before).
+ */
+int tidal_osc_plays(const unsigned char *p, size_t n, tidal_osc_play_pt play,
+    void *data);
 
-/* one argument of a message written: 'i', 'f' or 's' (NUL-terminated) */
-typedef struct {
-    char         type;
-    int32_t      i;
-    float        f;
-    const char  *s;
-} tidal_osc_arg_t;
+/* a message's arguments, after its address: 0, or -1 when it has none */
+int tidal_osc_args_start(tidal_osc_args_t *a, const unsigned char *p,
+    size_t n);
 
+/* the next argument: 1, 0 after the last, -1 when it cannot be read */
+int tidal_osc_args_next(tidal_osc_args_t *a, tidal_osc_arg_t *arg);
 
-/* Unix seconds as an OSC timetag (NTP 32.32 fixed point) */
-uint64_t tidal_osc_time(double unix_seconds);
+/* an OSC timetag (NTP seconds, 32.32) as Unix seconds */
+double tidal_osc_unix_time(uint64_t time);
+
+/* and back */
+uint64_t tidal_osc_timetag(double unix_seconds);
 
 /*
- * A bundle at time holding one message, address with args: its length
- * in buf, or 0 when it does not fit in size bytes.
+ * A bundle at time holding one message, address with args ('i' and 'f'
+ * from d, 's' from s and len): its length in buf, or 0 when it does not
+ * fit in size bytes.
  */
 size_t tidal_osc_write_bundle(unsigned char *buf, size_t size,
     uint64_t time, const char *address, const tidal_osc_arg_t *args,

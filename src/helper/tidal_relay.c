@@ -36,6 +36,14 @@
 #define TIDAL_RELAY_DROPS_END    1000      /* ms without drops: over */
 #define TIDAL_RELAY_WHOSE_MS     250       /* who played what, counted */
 
+/*
+ * Tidal sends a frame's events (1/20 s of them) at once: what came within
+ * this many ms of a batch's first event goes out with it, about one batch
+ * a frame, long before the events are due (tidal_latency ahead).
+ */
+#define TIDAL_RELAY_SOUND_GATHER 20
+#define TIDAL_RELAY_SOUND_MAX    (256 * 1024)   /* bytes: sent at once */
+
 
 static void tidal_relay_from_tidal(tidal_relay_t *r);
 static int tidal_relay_beat(tidal_relay_t *r, tidal_osc_t *osc,
@@ -47,6 +55,7 @@ static void tidal_relay_from_dirt(tidal_relay_t *r);
 static int tidal_relay_admit(tidal_relay_t *r, const tidal_osc_t *osc,
     int64_t now);
 static void tidal_relay_warn(tidal_relay_t *r, const char *what, int err);
+static void tidal_relay_sound_flush(tidal_relay_t *r);
 
 
 tidal_relay_t *
@@ -151,6 +160,43 @@ tidal_relay_limit(tidal_relay_t *r, unsigned rate,
 }
 
 
+void
+tidal_relay_sound(tidal_relay_t *r, tidal_relay_sound_pt on_sound,
+    void *data)
+{
+    tidal_sound_init(&r->sound, TIDAL_RELAY_BEAT);
+    r->on_sound = on_sound;
+    r->sound_data = data;
+}
+
+
+int
+tidal_relay_timeout(tidal_relay_t *r)
+{
+    int64_t  now;
+
+    if (r->sound_at == 0) {
+        return -1;
+    }
+
+    now = tidal_helper_msec();
+
+    return now >= r->sound_at + TIDAL_RELAY_SOUND_GATHER
+           ? 0 : (int) (r->sound_at + TIDAL_RELAY_SOUND_GATHER - now);
+}
+
+
+void
+tidal_relay_tick(tidal_relay_t *r)
+{
+    if (r->sound_at
+        && tidal_helper_msec() >= r->sound_at + TIDAL_RELAY_SOUND_GATHER)
+    {
+        tidal_relay_sound_flush(r);
+    }
+}
+
+
 int
 tidal_relay_pollfds(tidal_relay_t *r, struct pollfd *pfd)
 {
@@ -220,6 +266,7 @@ tidal_relay_destroy(tidal_relay_t *r)
         close(r->out);
     }
 
+    tidal_sound_free(&r->sound);
     free(r);
 }
 
@@ -289,6 +336,19 @@ tidal_relay_from_tidal(tidal_relay_t *r)
 
         if (osc.plays && !tidal_relay_admit(r, &osc, now)) {
             continue;
+        }
+
+        /* the room's sound, also when no SuperDirt listens here */
+
+        if (osc.plays && r->on_sound
+            && tidal_sound_add(&r->sound, buf, (size_t) len)
+            && r->sound_at == 0)
+        {
+            r->sound_at = now;
+        }
+
+        if (r->sound.len > TIDAL_RELAY_SOUND_MAX) {
+            tidal_relay_sound_flush(r);
         }
 
         if (send(r->out, buf, (size_t) len, 0) == -1) {
@@ -540,4 +600,20 @@ tidal_relay_warn(tidal_relay_t *r, const char *what, int err)
                      what, r->dirt,
                      err == ECONNREFUSED ? " (is SuperDirt running?)" : "",
                      strerror(err));
+}
+
+
+static void
+tidal_relay_sound_flush(tidal_relay_t *r)
+{
+    size_t       len;
+    const char  *text;
+
+    r->sound_at = 0;
+
+    text = tidal_sound_take(&r->sound, &len);
+
+    if (text) {
+        r->on_sound(r->sound_data, text, len);
+    }
 }

@@ -23,6 +23,7 @@
 
 #include "tidal_osc.h"
 #include "tidal_rate.h"
+#include "tidal_sound.h"
 
 
 #define TIDAL_RELAY_NFDS            2
@@ -61,6 +62,10 @@ typedef struct {
 typedef void (*tidal_relay_dropped_pt)(void *data, int channel,
     unsigned rate);
 
+/* a batch of the room's sound, a notifications/tidal/sound (tidal_sound.h) */
+typedef void (*tidal_relay_sound_pt)(void *data, const char *text,
+    size_t len);
+
 
 typedef struct {
     int                      in;         /* 127.0.0.1:port, from Tidal */
@@ -92,6 +97,12 @@ typedef struct {
     int64_t                  drop_last;
     tidal_relay_dropped_pt   on_drop;
     void                    *data;
+
+    /* the sound of what goes on, gathered a Tidal frame at a time */
+    tidal_sound_t            sound;
+    int64_t                  sound_at;   /* ms the batch began; 0: none */
+    tidal_relay_sound_pt     on_sound;
+    void                    *sound_data;
 } tidal_relay_t;
 
 
@@ -106,6 +117,19 @@ tidal_relay_t *tidal_relay_create(const char *host, int port, char *err,
  */
 void tidal_relay_limit(tidal_relay_t *r, unsigned rate,
     tidal_relay_dropped_pt on_drop, void *data);
+
+/*
+ * Every /dirt/play that goes on (or would, were SuperDirt there) is told
+ * to on_sound with data, a batch a Tidal frame; NULL: none (as created).
+ */
+void tidal_relay_sound(tidal_relay_t *r, tidal_relay_sound_pt on_sound,
+    void *data);
+
+/* ms until a batch of sound is due (-1: none waits) */
+int tidal_relay_timeout(tidal_relay_t *r);
+
+/* sends the batch of sound when it is due */
+void tidal_relay_tick(tidal_relay_t *r);
 
 /* fills pfd with what to poll (TIDAL_RELAY_NFDS); returns n */
 int tidal_relay_pollfds(tidal_relay_t *r, struct pollfd *pfd);

@@ -169,6 +169,10 @@ tidal_super_create(const tidal_ghci_conf_t *conf,
 
     s->conf.relay_port = s->relay->port;
 
+    if (handler->sound) {
+        tidal_relay_sound(s->relay, handler->sound, handler->data);
+    }
+
     tidal_relay_limit(s->relay, conf->dirt_rate, handler->dropped,
                       handler->data);
 
@@ -312,6 +316,12 @@ tidal_super_timeout(tidal_super_t *s)
         }
     }
 
+    t = tidal_relay_timeout(s->relay);
+
+    if (t >= 0 && (best < 0 || t < best)) {
+        best = t;
+    }
+
     at = tidal_super_watch_at(s);
 
     if (at) {
@@ -345,6 +355,8 @@ tidal_super_process(tidal_super_t *s, struct pollfd *pfd, int n)
             pfd[i].revents = 0;
         }
     }
+
+    tidal_relay_tick(s->relay);
 
     for (i = 0; i < TIDAL_RELAY_SOURCES; i++) {
         tidal_ghci_process(s->g[i], pfd, n);

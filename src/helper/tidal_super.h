@@ -74,6 +74,12 @@ typedef struct {
      */
     void         (*dropped)(void *data, int channel, unsigned rate);
 
+    /*
+     * A batch of the room's sound (tidal_relay.h), its first argument
+     * data; NULL: the relay gathers none.
+     */
+    void         (*sound)(void *data, const char *text, size_t len);
+
     void          *data;
 } tidal_super_handler_t;
 

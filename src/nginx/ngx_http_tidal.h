@@ -26,7 +26,7 @@
 #define NGX_TIDAL_VERSION              "0.2.0"
 
 #define NGX_HTTP_TIDAL_ZONE_MAGIC      0x7469646c    /* "tidl" */
-#define NGX_HTTP_TIDAL_ZONE_LAYOUT     5
+#define NGX_HTTP_TIDAL_ZONE_LAYOUT     6
 
 /* the zone of a configuration without tidal_zone (README, tidal_zone) */
 #define NGX_HTTP_TIDAL_ZONE_NAME       "tidal"
@@ -133,6 +133,7 @@ typedef struct {
     ngx_str_t                   ghci_memory;
     ngx_int_t                   dirt_rate;      /* /dirt/play a second */
     ngx_msec_t                  eval_timeout;
+    ngx_msec_t                  latency;        /* Tidal's oLatency */
     ngx_msec_t                  health_interval;
     ngx_flag_t                  allow_raw;
     uint64_t                    generation;     /* when it was configured */
@@ -238,6 +239,7 @@ struct ngx_http_tidal_ws_s {
     u_char                      session[NGX_HTTP_TIDAL_SESSION_ID_LEN];
 
     uint64_t                    resume_from;    /* replay start, or 0 */
+    uint64_t                    sound_dropped;  /* batches it was behind */
     ngx_uint_t                  calls;          /* at the helper */
 
     /* an event stream gets events while it is its session's newest */
@@ -346,6 +348,7 @@ ngx_http_tidal_frame_t *ngx_http_tidal_frame_make(ngx_uint_t kind,
     ngx_uint_t opcode, uint64_t seq, const u_char *data, size_t len,
     ngx_log_t *log);
 void ngx_http_tidal_frame_release(ngx_http_tidal_frame_t *frame);
+double ngx_http_tidal_clock(void);
 
 /* ngx_http_tidal_internals.c: nginx's request and connection, beyond its API */
 ngx_int_t ngx_http_tidal_upgrade(ngx_http_request_t *r,
@@ -430,6 +433,7 @@ void ngx_http_tidal_fanout_exiting(void);
 void ngx_http_tidal_fanout_catch_up(ngx_http_tidal_ws_t *ws);
 void ngx_http_tidal_fanout_published(ngx_http_tidal_main_conf_t *tmcf);
 ngx_uint_t ngx_http_tidal_fanout_clients(void);
+void ngx_http_tidal_fanout_sound(const u_char *data, size_t len);
 
 /* ngx_http_tidal_tools.c */
 ngx_int_t ngx_http_tidal_tool_call(ngx_http_tidal_ws_t *ws,

@@ -21,6 +21,14 @@
 
 #define NGX_HTTP_TIDAL_FETCH  64
 
+/*
+ * A client whose send queue holds this much gets no more sound until it
+ * has caught up (each batch it misses counted): sound never makes a
+ * queue overflow, which would close the client.
+ */
+#define NGX_HTTP_TIDAL_SOUND_QUEUE  8
+#define NGX_HTTP_TIDAL_SOUND_BYTES  (256 * 1024)
+
 /* what the zone copies events into: kept between reads up to this size */
 #define NGX_HTTP_TIDAL_READ_BUFFER  65536
 
@@ -623,6 +631,78 @@ ngx_uint_t
 ngx_http_tidal_fanout_clients(void)
 {
     return ngx_http_tidal_worker.nclients;
+}
+
+
+/*
+ * A batch of the room's sound from the helper (TIDAL_PROTOCOL_SOUND_HEAD):
+ * framed at most once per kind of client and queued at once, without the
+ * ring, numbers or tidal_fanout_delay, to the clients that asked for it
+ * and keep up; the others miss it.
+ */
+
+void
+ngx_http_tidal_fanout_sound(const u_char *data, size_t len)
+{
+    ngx_uint_t                k;
+    ngx_queue_t              *q;
+    ngx_http_tidal_ws_t      *ws;
+    ngx_http_tidal_frame_t   *frames[NGX_HTTP_TIDAL_KINDS];
+    ngx_http_tidal_worker_t  *w;
+
+    w = &ngx_http_tidal_worker;
+
+    if (w->tmcf == NULL || ngx_exiting) {
+        return;
+    }
+
+    ngx_memzero(frames, sizeof(frames));
+
+    for (q = ngx_queue_head(&w->clients);
+         q != ngx_queue_sentinel(&w->clients);
+         q = ngx_queue_next(q))
+    {
+        ws = ngx_queue_data(q, ngx_http_tidal_ws_t, link);
+
+        if (!ws->mcp.tidal_sound || ws->kind >= NGX_HTTP_TIDAL_KINDS
+            || ws->answering || ws->close_sent
+            || (ws->newest && *ws->newest != ws->stream))
+        {
+            continue;
+        }
+
+        if (ws->out_count >= ngx_min(NGX_HTTP_TIDAL_SOUND_QUEUE,
+                                     ws->conf->queue_size / 2)
+            || ws->out_bytes + len > ngx_min(NGX_HTTP_TIDAL_SOUND_BYTES,
+                                             ws->conf->queue_bytes / 2))
+        {
+            ws->sound_dropped++;
+            continue;
+        }
+
+        if (frames[ws->kind] == NULL) {
+            frames[ws->kind] = ngx_http_tidal_frame_make(ws->kind,
+                                   TIDAL_WS_OP_TEXT, 0, data, len,
+                                   ngx_cycle->log);
+            if (frames[ws->kind] == NULL) {
+                break;
+            }
+        }
+
+        if (ngx_http_tidal_ws_queue(ws, frames[ws->kind]) != NGX_OK) {
+            continue;
+        }
+
+        if (!ws->connection->write->posted) {
+            ngx_post_event(ws->connection->write, &ngx_posted_events);
+        }
+    }
+
+    for (k = 0; k < NGX_HTTP_TIDAL_KINDS; k++) {
+        if (frames[k]) {
+            ngx_http_tidal_frame_release(frames[k]);
+        }
+    }
 }
 
 

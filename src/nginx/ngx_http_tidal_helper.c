@@ -486,6 +486,9 @@ ngx_http_tidal_helper_exec(ngx_http_tidal_main_conf_t *tmcf,
     argv[i++] = "--eval-timeout";
     argv[i++] = p;
     p = (char *) ngx_slprintf((u_char *) p, last, "%M%Z", tmcf->eval_timeout);
+    argv[i++] = "--latency";
+    argv[i++] = p;
+    p = (char *) ngx_slprintf((u_char *) p, last, "%M%Z", tmcf->latency);
     argv[i++] = "--health-interval";
     argv[i++] = p;
     p = (char *) ngx_slprintf((u_char *) p, last, "%M%Z",
@@ -788,6 +791,17 @@ ngx_http_tidal_helper_message(ngx_http_tidal_helper_t *hp, u_char *msg,
     json_t        *root, *result;
     const char    *method;
     json_error_t   err;
+
+    /* the room's sound is framed as it came, never parsed */
+
+    if (len > sizeof(TIDAL_PROTOCOL_SOUND_HEAD) - 1
+        && ngx_strncmp(msg, TIDAL_PROTOCOL_SOUND_HEAD,
+                       sizeof(TIDAL_PROTOCOL_SOUND_HEAD) - 1)
+           == 0)
+    {
+        ngx_http_tidal_fanout_sound(msg, len);
+        return;
+    }
 
     root = json_loadb((char *) msg, len, 0, &err);
 

@@ -36,6 +36,8 @@ static ngx_int_t ngx_http_tidal_http_post(ngx_http_request_t *r,
     ngx_http_tidal_loc_conf_t *tlcf);
 static void ngx_http_tidal_http_body(ngx_http_request_t *r);
 static ngx_int_t ngx_http_tidal_http_message(ngx_http_request_t *r);
+static ngx_int_t ngx_http_tidal_http_clock(ngx_http_request_t *r,
+    ngx_http_tidal_loc_conf_t *tlcf, u_char *text, size_t len);
 static ngx_int_t ngx_http_tidal_http_read_body(ngx_http_request_t *r,
     ngx_http_tidal_loc_conf_t *tlcf, u_char **text, size_t *len);
 static ngx_http_tidal_ws_t *ngx_http_tidal_http_client(ngx_http_request_t *r,
@@ -266,6 +268,13 @@ ngx_http_tidal_http_message(ngx_http_request_t *r)
     initialize = json_is_string(method)
                  && ngx_strcmp(json_string_value(method), "initialize") == 0;
 
+    if (json_is_string(method)
+        && ngx_strcmp(json_string_value(method), TIDAL_MCP_CLOCK_METHOD) == 0)
+    {
+        json_decref(msg);
+        return ngx_http_tidal_http_clock(r, tlcf, text, len);
+    }
+
     json_decref(msg);
 
     problem = ngx_http_tidal_http_check(r, tlcf, initialize, &id, &role);
@@ -366,6 +375,54 @@ ngx_http_tidal_http_message(ngx_http_request_t *r)
             tidal_mcp_out_free(&out);
             return NGX_HTTP_INTERNAL_SERVER_ERROR;
         }
+    }
+
+    rc = ngx_http_tidal_http_json(r, NGX_HTTP_OK, (u_char *) out.reply,
+                                  out.reply_len);
+
+    tidal_mcp_out_free(&out);
+
+    return rc;
+}
+
+
+/*
+ * tidal/clock needs no session, so a page can set its clock before it
+ * joins: a role (any), nothing else; a session id sent is not looked at.
+ */
+
+static ngx_int_t
+ngx_http_tidal_http_clock(ngx_http_request_t *r,
+    ngx_http_tidal_loc_conf_t *tlcf, u_char *text, size_t len)
+{
+    ngx_int_t             rc;
+    tidal_role_e          role;
+    tidal_mcp_out_t       out;
+    tidal_mcp_session_t   mcp;
+
+    rc = ngx_http_tidal_request_role(r, tlcf, &role);
+
+    if (rc == NGX_ERROR) {
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
+
+    if (rc != NGX_OK) {
+        return ngx_http_tidal_http_error(r, NGX_HTTP_FORBIDDEN,
+                   NGX_HTTP_TIDAL_RPC_SERVER_ERROR,
+                   "no role for this client; see tidal_role");
+    }
+
+    tidal_mcp_session_init(&mcp, &ngx_http_tidal_mcp_server, role);
+    mcp.clock = ngx_http_tidal_clock;
+
+    if (tidal_mcp_handle(&mcp, (char *) text, len, &out) != 0) {
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
+
+    if (out.reply == NULL) {
+        tidal_mcp_out_free(&out);
+        r->header_only = 1;
+        return ngx_http_tidal_http_json(r, NGX_HTTP_ACCEPTED, NULL, 0);
     }
 
     rc = ngx_http_tidal_http_json(r, NGX_HTTP_OK, (u_char *) out.reply,

@@ -31,6 +31,7 @@ typedef struct {
     u_char                      initialized;
     u_char                      client_ready;
     u_char                      tidal_events;
+    u_char                      tidal_sound;
     u_char                      log_level;
     u_char                      deleted;
     u_char                      version[16];
@@ -193,6 +194,7 @@ ngx_http_tidal_session_load(ngx_http_tidal_main_conf_t *tmcf, u_char *id,
         s->initialized = hs->initialized;
         s->client_ready = hs->client_ready;
         s->tidal_events = hs->tidal_events;
+        s->tidal_sound = hs->tidal_sound;
         s->log_level = hs->log_level;
         s->subscriptions = hs->subscriptions;
         s->protocol_version = tidal_mcp_version((char *) hs->version,
@@ -225,6 +227,7 @@ ngx_http_tidal_session_store(ngx_http_tidal_main_conf_t *tmcf, u_char *id,
         hs->initialized = s->initialized ? 1 : 0;
         hs->client_ready = s->client_ready ? 1 : 0;
         hs->tidal_events = s->tidal_events ? 1 : 0;
+        hs->tidal_sound = s->tidal_sound ? 1 : 0;
         hs->log_level = (u_char) s->log_level;
         hs->subscriptions = s->subscriptions;
 
@@ -358,6 +361,7 @@ ngx_http_tidal_session_refresh(ngx_http_tidal_ws_t *cl)
     s = ngx_http_tidal_session_of_stream(cl);
 
     cl->mcp.tidal_events = s->tidal_events;
+    cl->mcp.tidal_sound = s->tidal_sound;
     cl->mcp.log_level = s->log_level;
     cl->mcp.subscriptions = s->subscriptions;
 }

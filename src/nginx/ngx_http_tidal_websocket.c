@@ -224,6 +224,8 @@ ngx_http_tidal_ws_init(ngx_http_tidal_ws_t *ws, ngx_http_request_t *r,
                                      : &ngx_http_tidal_mcp_server,
                            role);
 
+    ws->mcp.clock = ngx_http_tidal_clock;
+
     ws->heartbeat.handler = ngx_http_tidal_ws_heartbeat_handler;
     ws->heartbeat.data = ws;
     ws->heartbeat.log = c->log;
@@ -235,6 +237,22 @@ ngx_http_tidal_ws_init(ngx_http_tidal_ws_t *ws, ngx_http_request_t *r,
     ws->metrics.cancelable = 1;
 
     return NGX_OK;
+}
+
+
+/*
+ * tidal/clock's: a clock read now, not nginx's cached time, which is as
+ * old as the event loop's last wakeup.
+ */
+
+double
+ngx_http_tidal_clock(void)
+{
+    struct timespec  ts;
+
+    (void) clock_gettime(CLOCK_REALTIME, &ts);
+
+    return (double) ts.tv_sec * 1000 + (double) ts.tv_nsec / 1000000;
 }
 
 
@@ -1171,6 +1189,17 @@ ngx_http_tidal_ws_metrics_handler(ngx_event_t *ev)
     params = (ws->mcp.tidal_events
               || tidal_mcp_wants_event_message(&ws->mcp, TIDAL_MCP_LOG_DEBUG))
              ? ngx_http_tidal_status_metrics(ws->main_conf) : NULL;
+
+    /* the client's own: sound it was too slow for */
+
+    if (params && ws->mcp.tidal_sound
+        && json_object_set_new(params, "sound_dropped",
+                               json_integer((json_int_t) ws->sound_dropped))
+           != 0)
+    {
+        json_decref(params);
+        params = NULL;
+    }
 
     if (params) {
         text = tidal_mcp_notification(TIDAL_PROTOCOL_EVENT "metrics",

@@ -472,27 +472,31 @@ UNIT_TEST(write_bundle)
         "n\0\0\0" "\x3f\xc0\x00\x00";
 
     /* 1970 + 0.5 s: 2208988800 = 0x83aa7e80 */
-    t = tidal_osc_time(0.5);
+    t = tidal_osc_timetag(0.5);
     CHECK(t == ((uint64_t) 0x83aa7e80 << 32 | 0x80000000));
 
     /* 1 ms apart is 2^32 / 1000 apart */
-    t = tidal_osc_time(1700000000.001) - tidal_osc_time(1700000000.0);
+    t = tidal_osc_timetag(1700000000.001) - tidal_osc_timetag(1700000000.0);
     CHECK(t > 4294967 - 2000 && t < 4294967 + 2000);
 
     args[0].type = 's';
     args[0].s = "s";
+    args[0].len = 1;
     args[1].type = 's';
     args[1].s = "bd";
+    args[1].len = 2;
     args[2].type = 's';
     args[2].s = "tidalch";
+    args[2].len = 7;
     args[3].type = 'i';
-    args[3].i = 2;
+    args[3].d = 2;
     args[4].type = 's';
     args[4].s = "n";
+    args[4].len = 1;
     args[5].type = 'f';
-    args[5].f = 1.5f;
+    args[5].d = 1.5;
 
-    n = tidal_osc_write_bundle(buf, sizeof(buf), tidal_osc_time(0.5),
+    n = tidal_osc_write_bundle(buf, sizeof(buf), tidal_osc_timetag(0.5),
                                "/dirt/play", args, 6);
 
     CHECK_EQ(n, sizeof(want) - 1);
@@ -502,7 +506,7 @@ UNIT_TEST(write_bundle)
     CHECK_EQ(osc.plays, 1);
     CHECK_EQ(osc.sounds, 1);
     CHECK_EQ(osc.channel_plays[2], 1);
-    CHECK(osc.time == tidal_osc_time(0.5));
+    CHECK(osc.time == tidal_osc_timetag(0.5));
 
     /* too small, at every length: 0, and nothing written past it */
 
