@@ -75,7 +75,7 @@ typedef struct {
 struct tidal_bridge_s {
     int                         fd;
     const tidal_bridge_conf_t  *conf;
-    const tidal_bridge_client_t *client;
+    const tidal_bridge_client_t  *client;     /* who speaks through it */
     volatile sig_atomic_t      *quit;
     tidal_ws_parser_t           parser;
 
