@@ -39,7 +39,7 @@ MODULE_SRCS := config sources $(call sources,core) $(call sources,module)
 
 BUILD_PKGS := nginx nginx-dev libjansson-dev libssl-dev libpcre2-dev \
               zlib1g-dev build-essential pkg-config
-TEST_PKGS  := clang libclang-rt-14-dev curl procps openssl
+TEST_PKGS  := clang libclang-rt-14-dev curl procps openssl faketime
 
 UNIT_CFLAGS := -std=c99 -D_GNU_SOURCE -Wall -Wextra -Werror -g -O1 \
                -fsanitize=address,undefined -fno-omit-frame-pointer -Isrc/core

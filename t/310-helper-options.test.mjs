@@ -25,8 +25,16 @@ function helper(args, env = {}) {
 const USAGE = /usage: tidal-helper --stdio \[options\]/;
 
 const REJECTED = [
-    [[], /--stdio or --socket, one of them/],
-    [['--stdio', '--socket', '/tmp/x.sock', '--master-pid', '2'], /--stdio or --socket, one of them/],
+    [[], /--stdio, --socket or --play, one of them/],
+    [['--stdio', '--socket', '/tmp/x.sock', '--master-pid', '2'], /--stdio, --socket or --play, one of them/],
+    [['--stdio', '--connect', 'ws://127.0.0.1/mcp', '--play', '127.0.0.1:57120'], /--stdio, --socket or --play, one of them/],
+    [['--play', '127.0.0.1:57120'], /--play needs --connect/],
+    [['--connect', 'ws://127.0.0.1/mcp', '--play', '57120'], /--play wants HOST:PORT, not "57120"/],
+    [['--connect', 'ws://127.0.0.1/mcp', '--play', '127.0.0.1:0'], /--play wants HOST:PORT/],
+    [['--connect', 'ws://127.0.0.1/mcp', '--play', '127.0.0.1:57120', '--latency', '10001'], /--latency wants 0 \.\. 10000 ms/],
+    [['--connect', 'ws://127.0.0.1/mcp', '--play', '127.0.0.1:57120', '--latency', '0.1'], /--latency wants 0 \.\. 10000 ms/],
+    [['--stdio', '--latency', '19'], /--latency wants 20 \.\. 10000 ms/],
+    [['--connect', 'ws://127.0.0.1/mcp'], /--stdio, --socket or --play, one of them/],
     [['--stdio', '--bogus'], /unknown option or missing value: --bogus/],
     [['--bogus', 'x', '--stdio'], /unknown option --bogus/],
     [['--stdio', 'stdio'], /unknown option or missing value: stdio/],
@@ -111,4 +119,11 @@ test('valid options: the helper starts with them (its first lines say so)', T, (
     r = helper(['--stdio', '--ghci', '/bin/false', '--role', 'listener']);
     assert.equal(r.code, 0, r.err);
     assert.match(r.err, /role listener, SuperDirt at 127\.0\.0\.1:57120, boot file \S*BootTidal\.hs/);
+
+    // nothing listens on port 9: --play says what it would do, then fails
+    r = helper(['--connect', 'ws://127.0.0.1:9/mcp', '--play', 'localhost:57121', '--latency', '0']);
+    assert.equal(r.code, 1, r.err);
+    assert.match(r.err, /info: playing the room at ws:\/\/127\.0\.0\.1:9\/mcp on SuperDirt at localhost:57121, latency 0 ms/);
+    r = helper(['--connect', 'ws://127.0.0.1:9/mcp', '--play', '127.0.0.1:57120']);
+    assert.match(r.err, /SuperDirt at 127\.0\.0\.1:57120, latency 100 ms/);
 });

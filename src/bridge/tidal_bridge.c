@@ -72,9 +72,10 @@ typedef struct {
 } tidal_bridge_held_t;
 
 
-typedef struct {
+struct tidal_bridge_s {
     int                         fd;
     const tidal_bridge_conf_t  *conf;
+    const tidal_bridge_client_t  *client;     /* who speaks through it */
     volatile sig_atomic_t      *quit;
     tidal_ws_parser_t           parser;
 
@@ -87,7 +88,7 @@ typedef struct {
     short                       read_events;
     short                       write_events;
 
-    tidal_lines_t               in;              /* stdin */
+    tidal_lines_t               in;              /* client->in */
 
     /* frames not yet taken by the socket */
     uint8_t                    *out;
@@ -123,14 +124,14 @@ typedef struct {
     unsigned                    nheld;
     size_t                      held_bytes;
 
-    unsigned                    stdin_done:1;
+    unsigned                    stdin_done:1;    /* or the client's */
     unsigned                    close_sent:1;    /* queued, in fact */
     unsigned                    done:1;
     unsigned                    ssl_broken:1;    /* no close_notify then */
     unsigned                    lost:1;          /* worth connecting again */
     unsigned                    ready:1;         /* resumed, or nothing to */
     unsigned                    connected:1;     /* once, at least */
-} tidal_bridge_t;
+};
 
 
 static void tidal_bridge_reset(tidal_bridge_t *b);
@@ -176,7 +177,12 @@ static int tidal_bridge_resume(tidal_bridge_t *b);
 static char *tidal_bridge_id_text(json_t *id);
 static void tidal_bridge_answered(tidal_bridge_t *b, const char *id);
 static void tidal_bridge_fail_pending(tidal_bridge_t *b);
-static void tidal_bridge_unreachable(const char *id);
+static void tidal_bridge_unreachable(tidal_bridge_t *b, const char *id);
+static void tidal_bridge_ready(tidal_bridge_t *b);
+static int tidal_bridge_receive(tidal_bridge_t *b, const uint8_t *p,
+    size_t len);
+static int tidal_bridge_stdout_receive(void *data, tidal_bridge_t *b,
+    const uint8_t *p, size_t len);
 static int tidal_bridge_send(tidal_bridge_t *b, unsigned opcode,
     const void *payload, size_t len);
 static void tidal_bridge_close(tidal_bridge_t *b, uint16_t code,
@@ -374,11 +380,12 @@ tidal_bridge_add_header(tidal_bridge_conf_t *conf, const char *header)
 
 int
 tidal_bridge_run(const tidal_bridge_conf_t *conf,
-    volatile sig_atomic_t *quit)
+    const tidal_bridge_client_t *client, volatile sig_atomic_t *quit)
 {
-    unsigned         i, attempt;
-    int64_t          deadline, delay;
-    tidal_bridge_t   b;
+    unsigned                i, attempt;
+    int64_t                 deadline, delay;
+    tidal_bridge_t          b;
+    tidal_bridge_client_t   stdio;
 
     memset(&b, 0, sizeof(b));
     b.conf = conf;
@@ -386,8 +393,17 @@ tidal_bridge_run(const tidal_bridge_conf_t *conf,
     b.in.max = TIDAL_BRIDGE_MESSAGE_MAX;
     b.client_level = TIDAL_MCP_LOG_INFO;
 
-    tidal_helper_log(TIDAL_LOG_INFO, "stdio bridge to %s, no GHCi",
-                     conf->url);
+    if (client == NULL) {
+        memset(&stdio, 0, sizeof(stdio));
+        stdio.in = 0;
+        stdio.receive = tidal_bridge_stdout_receive;
+        client = &stdio;
+
+        tidal_helper_log(TIDAL_LOG_INFO, "stdio bridge to %s, no GHCi",
+                         conf->url);
+    }
+
+    b.client = client;
 
     attempt = 0;
     delay = TIDAL_BRIDGE_RETRY_MIN;
@@ -404,7 +420,7 @@ tidal_bridge_run(const tidal_bridge_conf_t *conf,
                 && tidal_bridge_handshake(&b, conf, deadline) == 0)
             {
                 if (attempt == 0 || b.init_params == NULL) {
-                    b.ready = 1;
+                    tidal_bridge_ready(&b);
 
                 } else if (tidal_bridge_resume(&b) != 0) {
                     b.done = 1;
@@ -555,7 +571,8 @@ tidal_bridge_backoff(tidal_bridge_t *b, unsigned attempt, int64_t delay)
             left = (b->held[0].until - now > 0) ? b->held[0].until - now : 1;
         }
 
-        pfd.fd = 0;
+        /* a client without input (fd -1) is not polled: a plain wait */
+        pfd.fd = b->client->in;
         pfd.events = POLLIN;
         pfd.revents = 0;
 
@@ -576,7 +593,8 @@ tidal_bridge_backoff(tidal_bridge_t *b, unsigned attempt, int64_t delay)
             continue;
         }
 
-        rc = tidal_lines_read(&b->in, 0, "stdin", tidal_bridge_line, b);
+        rc = tidal_lines_read(&b->in, b->client->in, "stdin",
+                              tidal_bridge_line, b);
 
         if (rc == -1) {
             tidal_helper_log(TIDAL_LOG_INFO, "stdin closed");
@@ -1165,7 +1183,7 @@ static void
 tidal_bridge_loop(tidal_bridge_t *b)
 {
     int            n, timeout;
-    int64_t        left;
+    int64_t        left, next;
     struct pollfd  pfd[2];
 
     while (!b->done) {
@@ -1176,6 +1194,19 @@ tidal_bridge_loop(tidal_bridge_t *b)
         }
 
         timeout = -1;
+
+        if (!b->close_sent && b->ready && b->client->timer != NULL) {
+            next = b->client->timer(b->client->data, b, tidal_helper_msec());
+
+            if (next != -1) {
+                left = next - tidal_helper_msec();
+                timeout = (left > 0) ? (int) left : 0;
+            }
+        }
+
+        if (b->done) {
+            break;
+        }
 
         if (b->close_sent) {
             left = b->close_deadline - tidal_helper_msec();
@@ -1203,7 +1234,7 @@ tidal_bridge_loop(tidal_bridge_t *b)
          * while the session is being resumed: the client's messages come
          * after our initialize is answered
          */
-        pfd[1].fd = 0;
+        pfd[1].fd = b->client->in;
         pfd[1].events = POLLIN;
         pfd[1].revents = 0;
         n = (!b->stdin_done && !b->close_sent && b->resume_id[0] == '\0'
@@ -1309,13 +1340,7 @@ tidal_bridge_frames(tidal_bridge_t *b, const uint8_t *p, size_t n)
                 break;
             }
 
-            if (tidal_bridge_stdout(ev.data, ev.len) != 0
-                && !b->close_sent)
-            {
-                tidal_helper_log(TIDAL_LOG_INFO, "writing stdout failed: "
-                                 "%s; closing", strerror(errno));
-                tidal_bridge_close(b, TIDAL_WS_CLOSE_GOING_AWAY, NULL);
-            }
+            (void) tidal_bridge_receive(b, ev.data, ev.len);
 
             break;
 
@@ -1366,7 +1391,8 @@ tidal_bridge_read_stdin(tidal_bridge_t *b)
 {
     int  rc;
 
-    rc = tidal_lines_read(&b->in, 0, "stdin", tidal_bridge_line, b);
+    rc = tidal_lines_read(&b->in, b->client->in, "stdin", tidal_bridge_line,
+                          b);
 
     if (rc == -2) {
         tidal_bridge_close(b, TIDAL_WS_CLOSE_INTERNAL, NULL);
@@ -1522,9 +1548,11 @@ tidal_bridge_client_event(tidal_bridge_t *b, const uint8_t *p, size_t len)
     msg = json_loadb((const char *) p, len, 0, NULL);
     method = json_string_value(json_object_get(msg, "method"));
 
+    /* the sound comes only to a client that asked for it: as it is */
     event = method != NULL
             && strncmp(method, TIDAL_PROTOCOL_EVENT, TIDAL_PROTOCOL_EVENT_LEN)
-               == 0;
+               == 0
+            && strcmp(method, TIDAL_BRIDGE_SOUND_METHOD) != 0;
 
     json_decref(msg);
 
@@ -1534,12 +1562,8 @@ tidal_bridge_client_event(tidal_bridge_t *b, const uint8_t *p, size_t len)
 
     text = tidal_mcp_event_message((const char *) p, len, &level, &n);
 
-    if (text != NULL && level >= b->client_level
-        && tidal_bridge_stdout((uint8_t *) text, n) != 0 && !b->close_sent)
-    {
-        tidal_helper_log(TIDAL_LOG_INFO, "writing stdout failed: %s; "
-                         "closing", strerror(errno));
-        tidal_bridge_close(b, TIDAL_WS_CLOSE_GOING_AWAY, NULL);
+    if (text != NULL && level >= b->client_level) {
+        (void) tidal_bridge_receive(b, (uint8_t *) text, n);
     }
 
     free(text);
@@ -1573,7 +1597,7 @@ tidal_bridge_offline(tidal_bridge_t *b, char *line, size_t len)
     }
 
     /* the client would wait for an answer the room cannot give */
-    tidal_bridge_unreachable(id);
+    tidal_bridge_unreachable(b, id);
     free(id);
 }
 
@@ -1830,7 +1854,7 @@ tidal_bridge_resumed(tidal_bridge_t *b, json_t *msg)
 
     (void) tidal_bridge_send(b, TIDAL_WS_OP_TEXT, initialized,
                              sizeof(initialized) - 1);
-    b->ready = 1;
+    tidal_bridge_ready(b);
 }
 
 
@@ -1944,7 +1968,7 @@ tidal_bridge_fail_pending(tidal_bridge_t *b)
     unsigned  i;
 
     for (i = 0; i < b->npending; i++) {
-        tidal_bridge_unreachable(b->pending[i]);
+        tidal_bridge_unreachable(b, b->pending[i]);
         free(b->pending[i]);
     }
 
@@ -1953,7 +1977,7 @@ tidal_bridge_fail_pending(tidal_bridge_t *b)
 
 
 static void
-tidal_bridge_unreachable(const char *id)
+tidal_bridge_unreachable(tidal_bridge_t *b, const char *id)
 {
     int     n;
     char   *line;
@@ -1972,12 +1996,71 @@ tidal_bridge_unreachable(const char *id)
                  "{\"code\":-32000,\"message\":\"%s\"}}", id,
                  TIDAL_BRIDGE_UNREACHABLE);
 
-    if (tidal_bridge_stdout((uint8_t *) line, (size_t) n) != 0) {
-        tidal_helper_log(TIDAL_LOG_INFO, "writing stdout failed: %s",
-                         strerror(errno));
-    }
+    (void) tidal_bridge_receive(b, (uint8_t *) line, (size_t) n);
 
     free(line);
+}
+
+
+/* -- the client's side ------------------------------------------------- */
+
+
+void
+tidal_bridge_send_message(tidal_bridge_t *b, const char *text, size_t len)
+{
+    /* sent as they are; only an initialize is rewritten, into a copy */
+    tidal_bridge_line(b, (char *) text, len);
+}
+
+
+void
+tidal_bridge_end(tidal_bridge_t *b, int status)
+{
+    b->stdin_done = 1;
+    b->status = status;
+    tidal_bridge_close(b, TIDAL_WS_CLOSE_NORMAL, NULL);
+}
+
+
+static void
+tidal_bridge_ready(tidal_bridge_t *b)
+{
+    b->ready = 1;
+
+    if (b->client->ready != NULL) {
+        b->client->ready(b->client->data, b);
+    }
+}
+
+
+/* a message for the client; when it cannot take it the bridge closes */
+
+static int
+tidal_bridge_receive(tidal_bridge_t *b, const uint8_t *p, size_t len)
+{
+    if (b->client->receive(b->client->data, b, p, len) == 0) {
+        return 0;
+    }
+
+    if (!b->close_sent && b->fd != -1) {
+        tidal_bridge_close(b, TIDAL_WS_CLOSE_GOING_AWAY, NULL);
+    }
+
+    return -1;
+}
+
+
+static int
+tidal_bridge_stdout_receive(void *data, tidal_bridge_t *b, const uint8_t *p,
+    size_t len)
+{
+    if (tidal_bridge_stdout(p, len) != 0) {
+        tidal_helper_log(TIDAL_LOG_INFO, "writing stdout failed: %s; "
+                         "closing", strerror(errno));
+        return -1;
+    }
+
+    return 0;
 }
 
 

@@ -29,6 +29,7 @@
 #include "tidal_super.h"
 #include "tidal_lines.h"
 #include "tidal_bridge.h"
+#include "tidal_play.h"
 #include "tidal_protocol.h"
 #include "tidal_tools.h"
 
@@ -51,12 +52,14 @@ typedef struct {
     tidal_ghci_conf_t            ghci;
     tidal_helper_socket_conf_t   sock;
     tidal_bridge_conf_t          bridge;
+    tidal_play_conf_t            play;
     tidal_role_e                 role;
     int                          stdio;
     int                          allow_raw;
     int                          verbose;
     const char                  *ghci_cmd;
     const char                  *error_log;
+    int                          latency;         /* ms, -1: the default */
     char                         memory[64];      /* "-M" and the size */
     char                         dirt_host[256];
 } tidal_helper_conf_t;
@@ -100,6 +103,10 @@ static int tidal_helper_set_generation(tidal_helper_conf_t *cf,
     const tidal_helper_option_t *opt, const char *value);
 static int tidal_helper_set_dirt(tidal_helper_conf_t *cf,
     const tidal_helper_option_t *opt, const char *value);
+static int tidal_helper_set_play(tidal_helper_conf_t *cf,
+    const tidal_helper_option_t *opt, const char *value);
+static int tidal_helper_host_port(const tidal_helper_option_t *opt,
+    const char *value, char *host, size_t size, int *port);
 static int tidal_helper_set_memory(tidal_helper_conf_t *cf,
     const tidal_helper_option_t *opt, const char *value);
 static int tidal_helper_set_role(tidal_helper_conf_t *cf,
@@ -150,6 +157,8 @@ static const tidal_helper_option_t  tidal_helper_option_table[] = {
     { "--reconnect", 0, tidal_helper_set_flag,
       tidal_helper_offset(bridge.reconnect), 0, 0, NULL },
 
+    { "--play", 1, tidal_helper_set_play, 0, 1, 65535, NULL },
+
     { "--socket", 1, tidal_helper_set_str,
       tidal_helper_offset(sock.path), 0, 0, NULL },
 
@@ -195,9 +204,10 @@ static const tidal_helper_option_t  tidal_helper_option_table[] = {
       0, TIDAL_SETTING_DIRT_RATE_MAX,
       "wants %d .. %d a second" },
 
+    /* Tidal's, or --play's: the rules across options check which */
     { "--latency", 1, tidal_helper_set_number,
-      tidal_helper_offset(ghci.latency),
-      TIDAL_SETTING_LATENCY_MIN, TIDAL_SETTING_LATENCY_MAX,
+      tidal_helper_offset(latency),
+      0, TIDAL_SETTING_LATENCY_MAX,
       "wants %d .. %d ms" },
 
     { "--ghci-memory", 1, tidal_helper_set_memory, 0, 0, 0,
@@ -273,9 +283,14 @@ main(int argc, char **argv)
         return 1;
     }
 
+    if (cf.play.port != 0) {
+        free(cf.ghci.argv);
+        return tidal_play_run(&cf.bridge, &cf.play, &tidal_helper_quit);
+    }
+
     if (cf.bridge.url != NULL) {
         free(cf.ghci.argv);
-        return tidal_bridge_run(&cf.bridge, &tidal_helper_quit);
+        return tidal_bridge_run(&cf.bridge, NULL, &tidal_helper_quit);
     }
 
     if (tidal_helper_init(&h, cf.role, cf.allow_raw) != 0) {
@@ -337,11 +352,16 @@ tidal_helper_usage(FILE *f)
         "       tidal-helper --stdio --connect ws[s]://HOST[:PORT]/PATH\n"
         "                    [--header \"Name: value\"]... [--ca-file FILE]\n"
         "                    [--reconnect]\n"
+        "       tidal-helper --connect ws[s]://HOST[:PORT]/PATH\n"
+        "                    --play HOST:PORT [--latency MS]\n"
+        "                    [--header \"Name: value\"]... [--ca-file FILE]\n"
+        "                    [--reconnect]\n"
         "       tidal-helper --socket PATH --master-pid PID [options]\n"
         "\n"
         "A TidalCycles MCP server on stdin/stdout with its own GHCi; with\n"
-        "--connect, a bridge from stdin/stdout to a room of ngx_tidal; with\n"
-        "--socket, the helper nginx's ngx_tidal module starts.\n"
+        "--connect, a bridge from stdin/stdout to a room of ngx_tidal, or\n"
+        "with --play a listener that plays the room on a local SuperDirt;\n"
+        "with --socket, the helper nginx's ngx_tidal module starts.\n"
         "\n"
         "  --stdio                 speak MCP (JSON-RPC, one message a line)\n"
         "                          on stdin/stdout; logs go to stderr\n"
@@ -363,6 +383,13 @@ tidal_helper_usage(FILE *f)
         "                          before the first connection wait for it\n"
         "                          (up to 64, 30 s each), requests later\n"
         "                          get an error (-32000)\n"
+        "  --play HOST:PORT        with --connect, no --stdio: join the room\n"
+        "                          as a listener and send its sound to the\n"
+        "                          SuperDirt at HOST:PORT (e.g.\n"
+        "                          127.0.0.1:57120), each event as an OSC\n"
+        "                          bundle timed by this machine's clock\n"
+        "                          (the room's measured with tidal/clock);\n"
+        "                          events too late to play are dropped\n"
         "  --socket PATH           serve nginx's workers on this unix socket\n"
         "  --master-pid PID        exit when this process (nginx's master)\n"
         "                          is gone\n"
@@ -396,7 +423,12 @@ tidal_helper_usage(FILE *f)
         "                          time (Tidal's oLatency): SuperDirt's\n"
         "                          and the room's listeners' margin\n"
         "                          (default: "
-                          TIDAL_PROTOCOL_STR(TIDAL_SETTING_LATENCY) ")\n"
+                          TIDAL_PROTOCOL_STR(TIDAL_SETTING_LATENCY) ", at least "
+                          TIDAL_PROTOCOL_STR(TIDAL_SETTING_LATENCY_MIN) ");\n"
+        "                          with --play: play MS after the room,\n"
+        "                          more for a room far away or a shaky\n"
+        "                          network (default: "
+                              TIDAL_PROTOCOL_STR(TIDAL_PLAY_LATENCY) ")\n"
         "  --ghci-memory SIZE      GHCi's heap cap, e.g. 1g, or off\n"
         "                          (default: " TIDAL_SETTING_GHCI_MEMORY ")\n"
         "  --tempo-port PORT       Tidal's tempo server port (default: a\n"
@@ -436,7 +468,7 @@ tidal_helper_options(int argc, char **argv, tidal_helper_conf_t *cf)
     cf->ghci.check_cycles = TIDAL_HELPER_CHECK_CYCLES;
     cf->ghci.memory = "-M" TIDAL_SETTING_GHCI_MEMORY;
     cf->ghci.dirt_rate = TIDAL_SETTING_DIRT_RATE;
-    cf->ghci.latency = TIDAL_SETTING_LATENCY;
+    cf->latency = -1;                                 /* not given */
 
     for (i = 1; i < argc; i++) {
         arg = argv[i];
@@ -474,9 +506,33 @@ tidal_helper_options(int argc, char **argv, tidal_helper_conf_t *cf)
 
     /* the rules across options */
 
-    if (cf->stdio == (cf->sock.path != NULL)) {
-        fprintf(stderr, "tidal-helper: --stdio or --socket, one of them\n");
+    if (cf->stdio + (cf->sock.path != NULL) + (cf->play.port != 0) != 1) {
+        fprintf(stderr, "tidal-helper: --stdio, --socket or --play, one of "
+                "them\n");
         goto usage;
+    }
+
+    if (cf->play.port != 0 && cf->bridge.url == NULL) {
+        fprintf(stderr, "tidal-helper: --play needs --connect\n");
+        goto usage;
+    }
+
+    /* --play's is after the room's time, Tidal's before it: less risky */
+
+    if (cf->play.port != 0) {
+        cf->play.latency = (cf->latency == -1) ? TIDAL_PLAY_LATENCY
+                                               : cf->latency;
+
+    } else if (cf->latency == -1) {
+        cf->ghci.latency = TIDAL_SETTING_LATENCY;
+
+    } else if (cf->latency < TIDAL_SETTING_LATENCY_MIN) {
+        fprintf(stderr, "tidal-helper: --latency wants %d .. %d ms\n",
+                TIDAL_SETTING_LATENCY_MIN, TIDAL_SETTING_LATENCY_MAX);
+        goto usage;
+
+    } else {
+        cf->ghci.latency = cf->latency;
     }
 
     if (cf->bridge.nheaders > 0 && cf->bridge.url == NULL) {
@@ -633,25 +689,51 @@ static int
 tidal_helper_set_dirt(tidal_helper_conf_t *cf,
     const tidal_helper_option_t *opt, const char *value)
 {
-    int          port;
+    if (tidal_helper_host_port(opt, value, cf->dirt_host,
+                               sizeof(cf->dirt_host), &cf->ghci.dirt_port)
+        != 0)
+    {
+        return -1;
+    }
+
+    cf->ghci.dirt_host = cf->dirt_host;
+
+    return 0;
+}
+
+
+static int
+tidal_helper_set_play(tidal_helper_conf_t *cf,
+    const tidal_helper_option_t *opt, const char *value)
+{
+    return tidal_helper_host_port(opt, value, cf->play.host,
+                                  sizeof(cf->play.host), &cf->play.port);
+}
+
+
+/* HOST:PORT, the port within the option's min and max */
+
+static int
+tidal_helper_host_port(const tidal_helper_option_t *opt, const char *value,
+    char *host, size_t size, int *port)
+{
+    int          n;
     const char  *colon;
 
     colon = strrchr(value, ':');
 
     if (colon == NULL || colon == value
-        || (size_t) (colon - value) >= sizeof(cf->dirt_host)
-        || tidal_helper_number(colon + 1, opt->min, opt->max, &port) != 0)
+        || (size_t) (colon - value) >= size
+        || tidal_helper_number(colon + 1, opt->min, opt->max, &n) != 0)
     {
         fprintf(stderr, "tidal-helper: %s wants HOST:PORT, not \"%s\"\n",
                 opt->name, value);
         return -1;
     }
 
-    memcpy(cf->dirt_host, value, (size_t) (colon - value));
-    cf->dirt_host[colon - value] = '\0';
-
-    cf->ghci.dirt_host = cf->dirt_host;
-    cf->ghci.dirt_port = port;
+    memcpy(host, value, (size_t) (colon - value));
+    host[colon - value] = '\0';
+    *port = n;
 
     return 0;
 }

@@ -93,6 +93,17 @@ tidal_helper_epoch_msec(void)
 }
 
 
+double
+tidal_helper_unix_time(void)
+{
+    struct timespec  ts;
+
+    clock_gettime(CLOCK_REALTIME, &ts);
+
+    return (double) ts.tv_sec + (double) ts.tv_nsec / 1e9;
+}
+
+
 /*
  * "nginx -s reopen" gives nginx's own processes a new error log; the
  * helper is none of them, so before each line it follows the path, as

@@ -42,5 +42,11 @@ int64_t tidal_helper_msec(void);
 /* milliseconds since the epoch, for event timestamps */
 int64_t tidal_helper_epoch_msec(void);
 
+/*
+ * seconds since the epoch to the nanosecond, CLOCK_REALTIME: the clock
+ * OSC timetags are in (--play's clock offset and schedule)
+ */
+double tidal_helper_unix_time(void);
+
 
 #endif /* _TIDAL_HELPER_LOG_H_INCLUDED_ */

@@ -9,7 +9,8 @@
  * with a given prefix and from which channel, and the tempo, cycle and
  * time of the last of them, whether one is a handshake; and each
  * /dirt/play with its arguments, for the room's sound.  Pure: bytes in,
- * counts and arguments out.
+ * counts and arguments out.  And one bundle written, as --play sends the
+ * room's sound to a local SuperDirt: arguments in, bytes out.
  */
 
 
@@ -53,6 +54,10 @@ static int tidal_osc_address(const unsigned char *p, size_t n,
     const char **addr, size_t *len);
 static int tidal_osc_string(const unsigned char *p, size_t n, size_t *off,
     const char **s, size_t *len);
+static int tidal_osc_put_string(unsigned char *buf, size_t size,
+    size_t *off, const char *s, size_t len);
+static int tidal_osc_put_u32(unsigned char *buf, size_t size, size_t *off,
+    uint32_t v);
 
 
 int
@@ -461,6 +466,160 @@ tidal_osc_string(const unsigned char *p, size_t n, size_t *off,
     end = (end + 3) & ~(size_t) 3;
 
     *off = end < n ? end : n;
+
+    return 0;
+}
+
+
+/* -- writing ----------------------------------------------------------- */
+
+
+uint64_t
+tidal_osc_timetag(double unix_seconds)
+{
+    double    t, secs;
+    uint64_t  frac;
+
+    t = unix_seconds + TIDAL_OSC_NTP_UNIX;
+
+    if (t <= 0) {
+        /* 1 is "at once" in OSC; the epoch itself is as good as never */
+        return 0;
+    }
+
+    secs = (double) (uint64_t) t;
+    frac = (uint64_t) ((t - secs) * 4294967296.0);
+
+    if (frac > 0xffffffff) {
+        frac = 0xffffffff;
+    }
+
+    return (uint64_t) secs << 32 | frac;
+}
+
+
+size_t
+tidal_osc_write_bundle(unsigned char *buf, size_t size, uint64_t time,
+    const char *address, const tidal_osc_arg_t *args, size_t nargs)
+{
+    float     f;
+    size_t    i, off, start;
+    uint32_t  u32;
+
+    if (size < 20 || nargs > 4096) {
+        return 0;
+    }
+
+    memcpy(buf, "#bundle", 8);
+    off = 8;
+
+    if (tidal_osc_put_u32(buf, size, &off, (uint32_t) (time >> 32)) != 0
+        || tidal_osc_put_u32(buf, size, &off, (uint32_t) time) != 0)
+    {
+        return 0;
+    }
+
+    /* the element's size, filled in at the end */
+    off += 4;
+    start = off;
+
+    if (tidal_osc_put_string(buf, size, &off, address, strlen(address))
+        != 0)
+    {
+        return 0;
+    }
+
+    /* the type tags: ',' and one a argument */
+
+    if (size - off < nargs + 2) {
+        return 0;
+    }
+
+    buf[off] = ',';
+
+    for (i = 0; i < nargs; i++) {
+        buf[off + 1 + i] = (unsigned char) args[i].type;
+    }
+
+    if (tidal_osc_put_string(buf, size, &off, (char *) buf + off, nargs + 1)
+        != 0)
+    {
+        return 0;
+    }
+
+    for (i = 0; i < nargs; i++) {
+
+        switch (args[i].type) {
+
+        case 'i':
+            u32 = (uint32_t) (int32_t) args[i].d;
+            break;
+
+        case 'f':
+            f = (float) args[i].d;
+            memcpy(&u32, &f, sizeof(u32));
+            break;
+
+        case 's':
+            if (tidal_osc_put_string(buf, size, &off, args[i].s, args[i].len)
+                != 0)
+            {
+                return 0;
+            }
+
+            continue;
+
+        default:
+            return 0;
+        }
+
+        if (tidal_osc_put_u32(buf, size, &off, u32) != 0) {
+            return 0;
+        }
+    }
+
+    u32 = (uint32_t) (off - start);
+    start -= 4;
+    (void) tidal_osc_put_u32(buf, size, &start, u32);
+
+    return off;
+}
+
+
+/* s and its NUL, padded with NULs to 4 bytes; s may be at buf + *off */
+
+static int
+tidal_osc_put_string(unsigned char *buf, size_t size, size_t *off,
+    const char *s, size_t len)
+{
+    size_t  padded;
+
+    padded = (len + 4) & ~(size_t) 3;
+
+    if (size - *off < padded) {
+        return -1;
+    }
+
+    memmove(buf + *off, s, len);
+    memset(buf + *off + len, 0, padded - len);
+    *off += padded;
+
+    return 0;
+}
+
+
+static int
+tidal_osc_put_u32(unsigned char *buf, size_t size, size_t *off, uint32_t v)
+{
+    if (size - *off < 4) {
+        return -1;
+    }
+
+    buf[*off] = (unsigned char) (v >> 24);
+    buf[*off + 1] = (unsigned char) (v >> 16);
+    buf[*off + 2] = (unsigned char) (v >> 8);
+    buf[*off + 3] = (unsigned char) v;
+    *off += 4;
 
     return 0;
 }

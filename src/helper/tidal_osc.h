@@ -5,7 +5,7 @@
 
 /*
  * Reading OSC packets (messages and bundles) as Tidal sends them to
- * SuperDirt: pure, no sockets.
+ * SuperDirt, and writing one: pure, no sockets.
  */
 
 #ifndef _TIDAL_OSC_H_INCLUDED_
@@ -94,6 +94,18 @@ int tidal_osc_args_next(tidal_osc_args_t *a, tidal_osc_arg_t *arg);
 
 /* an OSC timetag (NTP seconds, 32.32) as Unix seconds */
 double tidal_osc_unix_time(uint64_t time);
+
+/* and back */
+uint64_t tidal_osc_timetag(double unix_seconds);
+
+/*
+ * A bundle at time holding one message, address with args ('i' and 'f'
+ * from d, 's' from s and len): its length in buf, or 0 when it does not
+ * fit in size bytes.
+ */
+size_t tidal_osc_write_bundle(unsigned char *buf, size_t size,
+    uint64_t time, const char *address, const tidal_osc_arg_t *args,
+    size_t nargs);
 
 
 #endif /* _TIDAL_OSC_H_INCLUDED_ */

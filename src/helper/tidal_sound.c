@@ -287,7 +287,15 @@ tidal_sound_value(tidal_sound_t *b, const tidal_osc_arg_t *arg)
         }
     }
 
-    tidal_sound_printf(b, "%.*g", prec, arg->d);
+    /* a whole float keeps a point: JSON's type tells 'f' from 'i' */
+    snprintf(num, sizeof(num), "%.*g", prec, arg->d);
+
+    if (strpbrk(num, ".e") == NULL) {
+        tidal_sound_printf(b, "%s.0", num);
+        return;
+    }
+
+    tidal_sound_printf(b, "%s", num);
 }
 
 

@@ -27,14 +27,16 @@ export function killBridges() {
 process.on('exit', killBridges);
 
 
-// the bridge spawned directly: its exit status, stderr and stdout lines
+// the bridge spawned directly: its exit status, stderr and stdout lines;
+// stdio: false for --play, wrap: a command that runs it (faketime ...)
 export class Bridge {
-    constructor(args) {
+    constructor(args, { stdio = true, wrap = [] } = {}) {
         this.log = '';
         this.lines = [];
         this.partial = '';
         this.waiters = new Set();
-        this.proc = spawn(HELPER_BIN, ['--stdio', ...args], { stdio: ['pipe', 'pipe', 'pipe'] });
+        const argv = [...wrap, HELPER_BIN, ...(stdio ? ['--stdio'] : []), ...args];
+        this.proc = spawn(argv[0], argv.slice(1), { stdio: ['pipe', 'pipe', 'pipe'] });
         this.pid = this.proc.pid;
         live.add(this);
         this.exited = new Promise((resolve) => {

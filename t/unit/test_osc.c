@@ -8,7 +8,8 @@
  * heartbeat's sound, the tempo, a handshake, the channel a play's tidalch
  * names), every argument type is
  * stepped over, and cut or malformed packets are refused without reading
- * past their end.
+ * past their end.  The writer (--play's bundles): the bytes SuperDirt
+ * reads, read back by the reader, never past the buffer.
  */
 
 #include <stdint.h>
@@ -454,6 +455,75 @@ UNIT_TEST(malformed)
 }
 
 
+UNIT_TEST(write_bundle)
+{
+    size_t           n, i;
+    uint64_t         t;
+    tidal_osc_t      osc;
+    unsigned char    buf[256];
+    tidal_osc_arg_t  args[6];
+
+    static const unsigned char  want[] =
+        "#bundle\0" "\x83\xaa\x7e\x80" "\x80\x00\x00\x00"
+        "\x00\x00\x00\x30"
+        "/dirt/play\0\0" ",sssisf\0"
+        "s\0\0\0" "bd\0\0"
+        "tidalch\0" "\x00\x00\x00\x02"
+        "n\0\0\0" "\x3f\xc0\x00\x00";
+
+    /* 1970 + 0.5 s: 2208988800 = 0x83aa7e80 */
+    t = tidal_osc_timetag(0.5);
+    CHECK(t == ((uint64_t) 0x83aa7e80 << 32 | 0x80000000));
+
+    /* 1 ms apart is 2^32 / 1000 apart */
+    t = tidal_osc_timetag(1700000000.001) - tidal_osc_timetag(1700000000.0);
+    CHECK(t > 4294967 - 2000 && t < 4294967 + 2000);
+
+    args[0].type = 's';
+    args[0].s = "s";
+    args[0].len = 1;
+    args[1].type = 's';
+    args[1].s = "bd";
+    args[1].len = 2;
+    args[2].type = 's';
+    args[2].s = "tidalch";
+    args[2].len = 7;
+    args[3].type = 'i';
+    args[3].d = 2;
+    args[4].type = 's';
+    args[4].s = "n";
+    args[4].len = 1;
+    args[5].type = 'f';
+    args[5].d = 1.5;
+
+    n = tidal_osc_write_bundle(buf, sizeof(buf), tidal_osc_timetag(0.5),
+                               "/dirt/play", args, 6);
+
+    CHECK_EQ(n, sizeof(want) - 1);
+    CHECK_MEM(buf, want, sizeof(want) - 1);
+
+    CHECK_EQ(tidal_osc_scan(buf, n, "b", &osc), 0);
+    CHECK_EQ(osc.plays, 1);
+    CHECK_EQ(osc.sounds, 1);
+    CHECK_EQ(osc.channel_plays[2], 1);
+    CHECK(osc.time == tidal_osc_timetag(0.5));
+
+    /* too small, at every length: 0, and nothing written past it */
+
+    for (i = 0; i < n; i++) {
+        memset(buf, 0xee, sizeof(buf));
+        CHECK_EQ(tidal_osc_write_bundle(buf, i, 0, "/dirt/play", args, 6),
+                 0);
+        CHECK(buf[i] == 0xee);
+    }
+
+    args[1].type = 'x';
+    CHECK_EQ(tidal_osc_write_bundle(buf, sizeof(buf), 0, "/dirt/play", args,
+                                    6),
+             0);
+}
+
+
 int
 main(void)
 {
@@ -464,6 +534,7 @@ main(void)
     UNIT_RUN(every_argument_type);
     UNIT_RUN(channel_stamp);
     UNIT_RUN(malformed);
+    UNIT_RUN(write_bundle);
 
     return unit_done("osc");
 }
