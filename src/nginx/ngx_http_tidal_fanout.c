@@ -645,7 +645,7 @@ void
 ngx_http_tidal_fanout_sound(const u_char *data, size_t len)
 {
     ngx_uint_t                k;
-    ngx_queue_t              *q;
+    ngx_queue_t              *q, *nq;
     ngx_http_tidal_ws_t      *ws;
     ngx_http_tidal_frame_t   *frames[NGX_HTTP_TIDAL_KINDS];
     ngx_http_tidal_worker_t  *w;
@@ -658,10 +658,13 @@ ngx_http_tidal_fanout_sound(const u_char *data, size_t len)
 
     ngx_memzero(frames, sizeof(frames));
 
+    /* a client that fails on the way leaves the list */
+
     for (q = ngx_queue_head(&w->clients);
          q != ngx_queue_sentinel(&w->clients);
-         q = ngx_queue_next(q))
+         q = nq)
     {
+        nq = ngx_queue_next(q);
         ws = ngx_queue_data(q, ngx_http_tidal_ws_t, link);
 
         if (!ws->mcp.tidal_sound || ws->kind >= NGX_HTTP_TIDAL_KINDS
