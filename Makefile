@@ -292,15 +292,26 @@ helper-deps:
 test-deps: helper-deps
 
 # the relay's OSC reader (src/helper/tidal_osc.c) is pure too
-$(BUILD)/unit/test_osc: t/unit/test_osc.c t/unit/unit.h src/helper/tidal_osc.c \
-                        src/helper/tidal_osc.h
+$(BUILD)/unit/test_osc: t/unit/test_osc.c t/unit/unit.h t/unit/osc_packet.h \
+                        src/helper/tidal_osc.c src/helper/tidal_osc.h
 	@mkdir -p $(@D)
 	$(CC) $(UNIT_CFLAGS) -Isrc/helper -o $@ $< src/helper/tidal_osc.c
 
 $(BUILD)/fuzz/fuzz_osc: t/fuzz/fuzz_osc.c src/helper/tidal_osc.c \
-                        src/helper/tidal_osc.h
+                        src/helper/tidal_osc.h src/helper/tidal_sound.c \
+                        src/helper/tidal_sound.h src/core/tidal_utf8.c
 	@mkdir -p $(@D)
-	clang $(FUZZ_CFLAGS) -Isrc/helper -o $@ $< src/helper/tidal_osc.c
+	clang $(FUZZ_CFLAGS) -Isrc/helper -o $@ $< src/helper/tidal_osc.c \
+	    src/helper/tidal_sound.c src/core/tidal_utf8.c -lm
+
+# and what the relay makes of each /dirt/play for the room's sound stream
+$(BUILD)/unit/test_sound: t/unit/test_sound.c t/unit/unit.h \
+                          t/unit/osc_packet.h src/helper/tidal_sound.c \
+                          src/helper/tidal_sound.h src/helper/tidal_osc.c \
+                          src/helper/tidal_osc.h src/core/tidal_utf8.c
+	@mkdir -p $(@D)
+	$(CC) $(UNIT_CFLAGS) -Isrc/helper -o $@ $< src/helper/tidal_sound.c \
+	    src/helper/tidal_osc.c src/core/tidal_utf8.c -lm
 
 # and so is its cap on /dirt/play (src/helper/tidal_rate.c)
 $(BUILD)/unit/test_rate: t/unit/test_rate.c t/unit/unit.h \

@@ -29,6 +29,14 @@
  * SIGUSR1 before closing the clients so their teardown is not billed to
  * the publish phase.
  *
+ * --sound SECONDS (tidal only, either transport): the clients ask for the
+ * room's sound (capabilities.experimental["tidal/sound"], and not
+ * tidal/events), nothing is published, and after the go signal wsload
+ * counts for SECONDS the notifications/tidal/sound messages each client
+ * gets and the sound events in them; a batch is known by its first
+ * event's time, so the batches a client missed are counted too; then it
+ * prints "sound {...}".
+ *
  * Build: cc -O2 -Wall -Wextra -o wsload wsload.c -lcrypto
  */
 
@@ -85,7 +93,20 @@
     "{\"experimental\":{\"tidal/events\":{}}},"                              \
     "\"clientInfo\":{\"name\":\"bench\",\"version\":\"1\"}}}"
 
-#define TIDAL_INITIALIZED                                                   \
+/* the room's sound only: the sound benchmark */
+#define TIDAL_INITIALIZE_SOUND                                              \
+    "{\"jsonrpc\":\"2.0\",\"id\":1,\"method\":\"initialize\",\"params\":"   \
+    "{\"protocolVersion\":\"" TIDAL_PROTOCOL "\",\"capabilities\":"         \
+    "{\"experimental\":{\"tidal/sound\":{}}},"                               \
+    "\"clientInfo\":{\"name\":\"bench\",\"version\":\"1\"}}}"
+
+#define SOUND_METHOD      "\"method\":\"notifications/tidal/sound\""
+#define SOUND_TIME        "{\"time\":"
+#define SOUND_BATCHES     (1u << 16)
+/* batches first seen in the window's first or last second are not judged */
+#define SOUND_EDGE_NS     1000000000ULL
+
+#define TIDAL_INITIALIZED                                                 \
     "{\"jsonrpc\":\"2.0\",\"method\":\"notifications/initialized\"}"
 
 
@@ -183,6 +204,14 @@ struct options {
     double           timeout;           /* deliveries after the last POST */
     double           publish_timeout;   /* one POST's answer */
     int              wait_go;
+    double           sound;             /* the sound window, 0: no sound */
+};
+
+/* a batch of sound, known by its first event's time */
+struct sound_batch {
+    double       time;
+    uint64_t     first;         /* when a client first got it */
+    uint32_t     count;         /* clients that got it */
 };
 
 
@@ -222,6 +251,21 @@ static uint32_t  go_signals;
 static int       stop_signal;
 static uint64_t  rng_state;
 
+/* --sound */
+static const char          *initialize = TIDAL_INITIALIZE;
+static size_t               initialize_len = sizeof(TIDAL_INITIALIZE) - 1;
+static uint64_t             sound_start;
+static uint64_t             sound_end;
+static uint64_t             sound_messages;
+static uint64_t             sound_events;
+static uint64_t             sound_outside;     /* before or after the window */
+static uint64_t             sound_late;        /* a batch after its time */
+static struct sound_batch  *sound_batches;
+static uint32_t             sound_nbatches;
+static double              *sound_leads;       /* ms ahead of the first event */
+static size_t               sound_nleads;
+static size_t               sound_leads_cap;
+
 static uint8_t   rbuf[65536];
 static uint8_t   scratch[65536 + 14];
 
@@ -252,6 +296,8 @@ static void conn_message(struct conn *c, const uint8_t *p, size_t len);
 static void conn_delivery(struct conn *c, const uint8_t *p, size_t len,
     const uint8_t *mark);
 static void conn_ready(struct conn *c);
+static void conn_sound(struct conn *c, const uint8_t *p, size_t len);
+static void sound_report(double cpu);
 static void sse_request(struct conn *c, const char *method,
     const char *body);
 static void sse_bytes(struct conn *c, const uint8_t *data, size_t len);
@@ -308,6 +354,7 @@ main(int argc, char **argv)
         { "timeout",         required_argument, NULL, 't' },
         { "publish-timeout", required_argument, NULL, 'P' },
         { "wait-go",         no_argument,       NULL, 'w' },
+        { "sound",           required_argument, NULL, 'S' },
         { "help",            no_argument,       NULL, 'h' },
         { NULL, 0, NULL, 0 }
     };
@@ -372,7 +419,24 @@ main(int argc, char **argv)
         case 't': opt.timeout = atof(optarg); break;
         case 'P': opt.publish_timeout = atof(optarg); break;
         case 'w': opt.wait_go = 1; break;
+        case 'S': opt.sound = atof(optarg); break;
         default: usage();
+        }
+    }
+
+    if (opt.sound > 0) {
+        if (opt.mode != MODE_TIDAL) {
+            fatal("--sound is for --mode tidal");
+        }
+
+        /* listeners only: nothing is published */
+        opt.messages = 0;
+        initialize = TIDAL_INITIALIZE_SOUND;
+        initialize_len = sizeof(TIDAL_INITIALIZE_SOUND) - 1;
+
+        sound_batches = calloc(SOUND_BATCHES, sizeof(struct sound_batch));
+        if (sound_batches == NULL) {
+            fatal("out of memory");
         }
     }
 
@@ -504,6 +568,30 @@ main(int argc, char **argv)
     phase = PHASE_PUBLISH;
     cpu_go = cpu_seconds();
 
+    if (opt.sound > 0) {
+        /* or: listen for the window, count the sound */
+
+        sound_start = now_ns();
+        sound_end = sound_start + (uint64_t) (opt.sound * 1e9);
+
+        while (!stop_signal && now_ns() < sound_end) {
+            loop_once(50);
+        }
+
+        sound_report(cpu_seconds() - cpu_go);
+
+        if (opt.wait_go && !stop_signal) {
+            deadline = now_ns() + (uint64_t) (opt.go_timeout * 1e9);
+
+            while (go_signals < 2 && !stop_signal && now_ns() < deadline) {
+                loop_once(200);
+            }
+        }
+
+        return (failed_count == 0 && closed_count == 0 && sound_messages > 0)
+               ? 0 : 3;
+    }
+
     if (opt.messages > 0) {
         (void) pub_connect();
     }
@@ -590,6 +678,8 @@ usage(void)
         "              [--source-ips K] [--concurrency C] [--wait-go]\n"
         "              [--connect-timeout S] [--timeout S]\n"
         "              [--go-timeout S] [--publish-timeout S]\n"
+        "       wsload --mode tidal [--transport ws|sse] --url IP:PORT/PATH\n"
+        "              --clients N --sound SECONDS [--wait-go] ...\n"
         "\n"
         "The body must contain the marker (default \"" DEFAULT_MARKER "\");\n"
         "%%N%% in the body becomes the message's index, which the client\n"
@@ -872,7 +962,7 @@ conn_connected(struct conn *c)
     if (opt.transport == TRANSPORT_SSE) {
         if (opt.mode == MODE_TIDAL) {
             c->state = CONN_INITIALIZING;
-            sse_request(c, "POST", TIDAL_INITIALIZE);
+            sse_request(c, "POST", initialize);
         } else {
             c->state = CONN_OPENING;
             sse_request(c, "GET", NULL);
@@ -1133,7 +1223,7 @@ conn_upgrade(struct conn *c)
 
     if (opt.mode == MODE_TIDAL) {
         c->state = CONN_INITIALIZING;
-        conn_send_frame(c, 0x1, TIDAL_INITIALIZE, sizeof(TIDAL_INITIALIZE) - 1);
+        conn_send_frame(c, 0x1, initialize, initialize_len);
     } else {
         conn_ready(c);
     }
@@ -1244,6 +1334,12 @@ conn_message(struct conn *c, const uint8_t *p, size_t len)
         return;
     }
 
+    if (opt.sound > 0 && memmem(p, len, SOUND_METHOD, sizeof(SOUND_METHOD) - 1))
+    {
+        conn_sound(c, p, len);
+        return;
+    }
+
     mark = memmem(p, len, opt.marker, strlen(opt.marker));
     if (mark == NULL) {
         other_frames++;
@@ -1256,6 +1352,96 @@ conn_message(struct conn *c, const uint8_t *p, size_t len)
     }
 
     conn_delivery(c, p, len, mark);
+}
+
+
+/* a batch of sound: counted when it comes within the window */
+
+static void
+conn_sound(struct conn *c, const uint8_t *p, size_t len)
+{
+    char                buf[32];
+    size_t              n;
+    double              t, lead, *leads;
+    uint64_t            now, events;
+    uint32_t            k, low;
+    const uint8_t      *at, *end, *first;
+    struct timespec     ts;
+    struct sound_batch *b;
+
+    now = now_ns();
+
+    if (phase != PHASE_PUBLISH || now < sound_start || now >= sound_end) {
+        sound_outside++;
+        return;
+    }
+
+    end = p + len;
+    events = 0;
+    first = NULL;
+
+    for (at = p; (at = memmem(at, (size_t) (end - at), SOUND_TIME,
+                              sizeof(SOUND_TIME) - 1)) != NULL;
+         at += sizeof(SOUND_TIME) - 1)
+    {
+        if (first == NULL) {
+            first = at + sizeof(SOUND_TIME) - 1;
+        }
+
+        events++;
+    }
+
+    sound_messages++;
+    sound_events += events;
+    c->delivered++;
+
+    if (first == NULL) {
+        return;
+    }
+
+    n = (size_t) (end - first) < sizeof(buf) - 1 ? (size_t) (end - first)
+                                                 : sizeof(buf) - 1;
+    memcpy(buf, first, n);
+    buf[n] = '\0';
+    t = strtod(buf, NULL);
+
+    clock_gettime(CLOCK_REALTIME, &ts);
+    lead = t * 1e3 - ((double) ts.tv_sec * 1e3 + ts.tv_nsec / 1e6);
+
+    if (lead < 0) {
+        sound_late++;
+    }
+
+    if (sound_nleads == sound_leads_cap) {
+        sound_leads_cap = sound_leads_cap ? sound_leads_cap * 2 : 65536;
+        leads = realloc(sound_leads, sound_leads_cap * sizeof(double));
+        if (leads == NULL) {
+            fatal("out of memory");
+        }
+        sound_leads = leads;
+    }
+
+    sound_leads[sound_nleads++] = lead;
+
+    /* the batch: one of the last few, or a new one */
+
+    low = sound_nbatches > 256 ? sound_nbatches - 256 : 0;
+
+    for (k = sound_nbatches; k > low; k--) {
+        b = &sound_batches[k - 1];
+
+        if (b->time == t) {
+            b->count++;
+            return;
+        }
+    }
+
+    if (sound_nbatches < SOUND_BATCHES) {
+        b = &sound_batches[sound_nbatches++];
+        b->time = t;
+        b->first = now;
+        b->count = 1;
+    }
 }
 
 
@@ -2300,4 +2486,102 @@ cpu_seconds(void)
 
     return (double) ru.ru_utime.tv_sec + ru.ru_utime.tv_usec / 1e6
            + (double) ru.ru_stime.tv_sec + ru.ru_stime.tv_usec / 1e6;
+}
+
+
+static int
+cmp_u32(const void *a, const void *b)
+{
+    uint32_t  x = *(const uint32_t *) a, y = *(const uint32_t *) b;
+
+    return (x > y) - (x < y);
+}
+
+
+static int
+cmp_double(const void *a, const void *b)
+{
+    double  x = *(const double *) a, y = *(const double *) b;
+
+    return (x > y) - (x < y);
+}
+
+
+/*
+ * The window's sound: messages and events, per client, and the batches
+ * first seen away from the window's edges, each of which every ready
+ * client should have got: what they did not is "missing".
+ */
+
+static void
+sound_report(double cpu)
+{
+    double     window;
+    uint32_t   i, n, judged, *per;
+    uint64_t   missing, got;
+
+    window = secs(sound_end - sound_start);
+
+    per = calloc(opt.clients, sizeof(uint32_t));
+    if (per == NULL) {
+        fatal("out of memory");
+    }
+
+    for (i = 0, n = 0; i < opt.clients; i++) {
+        if (conns[i].state == CONN_READY) {
+            per[n++] = conns[i].delivered;
+        }
+    }
+
+    qsort(per, n, sizeof(uint32_t), cmp_u32);
+
+    judged = 0;
+    missing = 0;
+    got = 0;
+
+    for (i = 0; i < sound_nbatches; i++) {
+        if (sound_batches[i].first < sound_start + SOUND_EDGE_NS
+            || sound_batches[i].first + SOUND_EDGE_NS >= sound_end)
+        {
+            continue;
+        }
+
+        judged++;
+        got += sound_batches[i].count;
+        missing += sound_batches[i].count < ready_count
+                   ? ready_count - sound_batches[i].count : 0;
+    }
+
+    qsort(sound_leads, sound_nleads, sizeof(double), cmp_double);
+
+    printf("sound {\"mode\":\"tidal\",\"transport\":\"%s\","
+           "\"clients\":%u,\"ready\":%u,\"window_seconds\":%.3f,"
+           "\"sound_messages\":%llu,\"sound_events\":%llu,"
+           "\"messages_per_sec\":%.1f,\"events_per_sec\":%.1f,"
+           "\"per_client_messages_min\":%u,"
+           "\"per_client_messages_median\":%u,"
+           "\"per_client_messages_max\":%u,"
+           "\"batches\":%u,\"batches_judged\":%u,"
+           "\"batch_deliveries_judged\":%llu,\"batch_deliveries_missing\":%llu,"
+           "\"lead_median_ms\":%.1f,\"lead_min_ms\":%.1f,"
+           "\"late_messages\":%llu,\"outside_window\":%llu,"
+           "\"connect_failures\":%u,\"closed\":%u,\"other_frames\":%llu,"
+           "\"client_cpu_seconds\":%.3f}\n",
+           opt.transport == TRANSPORT_SSE ? "sse" : "ws",
+           opt.clients, ready_count, window,
+           (unsigned long long) sound_messages,
+           (unsigned long long) sound_events,
+           window > 0 ? sound_messages / window : 0.0,
+           window > 0 ? sound_events / window : 0.0,
+           n ? per[0] : 0, n ? per[n / 2] : 0, n ? per[n - 1] : 0,
+           sound_nbatches, judged, (unsigned long long) got,
+           (unsigned long long) missing,
+           sound_nleads ? sound_leads[sound_nleads / 2] : -1.0,
+           sound_nleads ? sound_leads[0] : -1.0,
+           (unsigned long long) sound_late,
+           (unsigned long long) sound_outside, failed_count, closed_count,
+           (unsigned long long) other_frames, cpu);
+    fflush(stdout);
+
+    free(per);
 }

@@ -6,7 +6,8 @@
 // UDP listener (SuperDirt's stand-in) receives, with the same timetag, in
 // about one notification a Tidal frame; others get none; a client that
 // stops reading loses sound, counted, but not its events; tidal_latency
-// moves the timetags; tidal/clock answers over WebSocket and HTTP.
+// moves the timetags; tidal/clock answers over WebSocket and HTTP; sound
+// reaches an SSE event stream (Streamable HTTP) that asked for it too.
 
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
@@ -16,7 +17,7 @@ import { SKIP } from './lib/helper.mjs';
 import { SLOW, sleep } from './lib/nginx.mjs';
 import { TidalWs } from './lib/tidal.mjs';
 import { connectRaw, INIT_PARAMS, rpc } from './lib/ws.mjs';
-import { httpUrl, post } from './lib/http.mjs';
+import { httpUrl, openSession, openStream, post } from './lib/http.mjs';
 
 const T = { timeout: 240000 * SLOW, skip: SKIP };
 
@@ -126,6 +127,51 @@ test('a client with tidal/sound hears what SuperDirt gets, a notification a fram
         await room.ok('tidal_hush');
         await ears.close();
         await deaf.close();
+    }
+});
+
+
+test('an SSE event stream (Streamable HTTP) with tidal/sound hears the room; one without gets none', T, async () => {
+    const url = httpUrl(room.ngx);
+    const earsSession = await openSession(url, { name: 'sse-ears', capabilities: { experimental: { 'tidal/sound': {} } } });
+    const deafSession = await openSession(url, { name: 'sse-deaf', capabilities: { experimental: { 'tidal/events': {} } } });
+    const ears = await openStream(url, earsSession);
+    const deaf = await openStream(url, deafSession);
+    try {
+        assert.equal(ears.status, 200);
+        assert.equal(deaf.status, 200);
+        await room.ok('tidal_eval', { channel: 'd2', pattern: 'sound "sn*8" # n 2 # cutoff 1500' });
+        await room.dirt.waitFor((e) => e.s === 'sn', { timeoutMs: 20000 * SLOW, what: 'd2 playing' });
+        const since = Date.now();
+        await sleep(2000);
+
+        const isSound = (ev) => ev.json.method === 'notifications/tidal/sound';
+        const notes = ears.events.filter(isSound);
+        // sn*8 at 0.5625 cps: 4.5 a second, one a notification
+        assert.ok(notes.length >= 6, `${notes.length} sound notifications on the event stream in 2 s`);
+        const events = notes.flatMap((ev) => {
+            // not in the ring: no id, so no Last-Event-ID resumes to it
+            assert.equal(ev.id, null, 'a sound event has no SSE id');
+            assert.equal(ev.json.params.type, 'sound');
+            return ev.json.params.events;
+        });
+
+        // the same sounds the UDP listener got, same timetags (1 ms)
+        const dirt = room.dirt.after(since - 3000);
+        for (const e of events.filter((x) => x.params.s === 'sn')) {
+            assert.equal(e.channel, 'd2');
+            assert.equal(e.params.n, 2);
+            assert.equal(e.params.cutoff, 1500);
+            assert.ok(dirt.find((d) => d.s === 'sn' && Math.abs(d.timetag - e.time * 1000) < 1),
+                `no OSC event like ${JSON.stringify(e)}`);
+        }
+        assert.ok(events.filter((x) => x.params.s === 'sn').length >= 6, `${events.length} events`);
+
+        assert.equal(deaf.events.filter(isSound).length, 0, 'a stream without tidal/sound got sound');
+    } finally {
+        ears.close();
+        deaf.close();
+        await room.ok('tidal_hush');
     }
 });
 

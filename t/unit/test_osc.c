@@ -15,63 +15,12 @@
 #include <stdint.h>
 
 #include "unit.h"
+#include "osc_packet.h"
 #include "tidal_osc.h"
 
 
 #define BEAT    "tidal-helper-heartbeat-"
 #define SECRET  "0123456789abcdef"
-
-
-typedef struct {
-    unsigned char  data[2048];
-    size_t         len;
-} packet_t;
-
-
-static void
-put_bytes(packet_t *pk, const void *p, size_t n)
-{
-    memcpy(pk->data + pk->len, p, n);
-    pk->len += n;
-}
-
-
-static void
-put_u32(packet_t *pk, uint32_t v)
-{
-    unsigned char  b[4];
-
-    b[0] = (unsigned char) (v >> 24);
-    b[1] = (unsigned char) (v >> 16);
-    b[2] = (unsigned char) (v >> 8);
-    b[3] = (unsigned char) v;
-    put_bytes(pk, b, 4);
-}
-
-
-/* a string with its NUL, padded to 4 bytes */
-static void
-put_str(packet_t *pk, const char *s)
-{
-    size_t  n;
-
-    n = strlen(s) + 1;
-    put_bytes(pk, s, n);
-
-    while (n++ % 4) {
-        put_bytes(pk, "", 1);
-    }
-}
-
-
-static void
-put_f32(packet_t *pk, float f)
-{
-    uint32_t  u;
-
-    memcpy(&u, &f, 4);
-    put_u32(pk, u);
-}
 
 
 /* /dirt/play s=<sound> cps=<cps> orbit=0 cycle=12.5, as Tidal sends it */
@@ -88,15 +37,6 @@ dirt_play(packet_t *pk, const char *sound, float cps)
     put_u32(pk, 0);
     put_str(pk, "cycle");
     put_f32(pk, 12.5f);
-}
-
-
-static void
-bundle_head(packet_t *pk)
-{
-    put_bytes(pk, "#bundle", 8);
-    put_u32(pk, 0xe8000000);
-    put_u32(pk, 0x12345678);
 }
 
 
@@ -122,15 +62,6 @@ dirt_play_ch(packet_t *pk, const char *sound, char tag, int32_t ch)
     } else {
         put_u32(pk, (uint32_t) ch);
     }
-}
-
-
-/* elements, each with its size, after a bundle's head */
-static void
-put_element(packet_t *pk, const packet_t *el)
-{
-    put_u32(pk, (uint32_t) el->len);
-    put_bytes(pk, el->data, el->len);
 }
 
 
