@@ -124,7 +124,7 @@ UNIT_TEST(every_value_type)
     tidal_sound_init(&b, BEAT);
     CHECK_STR(batch(&b, &pk, 1, &added),
               HEAD "{\"time\":" TIME ",\"channel\":\"d2\",\"params\":{"
-              "\"s\":\"bd\",\"gain\":1.1,\"orbit\":0,\"n\":3,"
+              "\"s\":\"bd\",\"gain\":1.1,\"orbit\":0,\"n\":3.0,"
               "\"big\":1099511627776,\"third\":0.3333333333333333,"
               "\"tenth\":0.1,\"yes\":true,\"no\":false,\"nothing\":null,"
               "\"tiny\":1e-07,\"sym\":\"arpy\",\"neg\":-0.25,"
@@ -155,7 +155,7 @@ UNIT_TEST(negative_and_large_integers)
     tidal_sound_init(&b, NULL);
     CHECK_STR(batch(&b, &pk, 1, &added),
               HEAD "{\"time\":" TIME ",\"params\":{"
-              "\"a\":-5,\"b\":2147483647,\"c\":16777216}}" TAIL);
+              "\"a\":-5,\"b\":2147483647,\"c\":16777216.0}}" TAIL);
     tidal_sound_free(&b);
 }
 
@@ -283,7 +283,7 @@ UNIT_TEST(order_and_pairs)
     tidal_sound_init(&b, BEAT);
     CHECK_STR(batch(&b, &pk, 1, &added),
               HEAD "{\"time\":" TIME ",\"params\":{"
-              "\"speed\":2,\"cutoff\":2000,\"s\":\"sn\",\"pan\":0.8}}" TAIL);
+              "\"speed\":2.0,\"cutoff\":2000.0,\"s\":\"sn\",\"pan\":0.8}}" TAIL);
     tidal_sound_free(&b);
 }
 
