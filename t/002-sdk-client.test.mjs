@@ -100,7 +100,7 @@ test('the SDK client connects, initializes and gets the server info', T, async (
 const PERFORMER_TOOLS = [
     'tidal_eval', 'tidal_get_history', 'tidal_get_state', 'tidal_hush',
     'tidal_mute', 'tidal_say', 'tidal_set_tempo', 'tidal_silence',
-    'tidal_solo', 'tidal_unmute', 'tidal_unsolo',
+    'tidal_solo', 'tidal_unmute', 'tidal_unsolo', 'tidal_who',
 ];
 
 

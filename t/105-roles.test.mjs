@@ -16,7 +16,7 @@ import { handshake } from './lib/ws.mjs';
 
 const T = { timeout: 60000 * SLOW };
 
-const MUSIC_TOOLS = ALL_TOOLS.filter((t) => !['tidal_get_state', 'tidal_get_history', 'tidal_say'].includes(t));
+const MUSIC_TOOLS = ALL_TOOLS.filter((t) => !['tidal_get_state', 'tidal_get_history', 'tidal_who', 'tidal_say'].includes(t));
 
 let ngx;
 let listener;
@@ -60,7 +60,7 @@ test('the role from the map is in the initialize _meta', T, () => {
     assert.equal(admin.meta['tidal/role'], 'admin');
 });
 
-test('tools/list shows a listener only tidal_get_state and tidal_get_history', T, async () => {
+test('tools/list shows a listener only tidal_get_state, tidal_get_history and tidal_who', T, async () => {
     assert.deepEqual(sorted(await listener.listTools()), sorted(LISTENER_TOOLS));
 });
 

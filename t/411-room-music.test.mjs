@@ -64,13 +64,13 @@ test('an eval reaches every client once, numbered by the room; the answer carrie
     }
 });
 
-test('a listener sees only state and history and cannot hush or eval; the music plays on', T, async () => {
+test('a listener sees only state, history and who and cannot hush or eval; the music plays on', T, async () => {
     const room = await Room.start({ server: ROLES });
     try {
         await room.ok('tidal_eval', { channel: 'd1', pattern: 'sound "bd*4"' });
         const listener = await room.client2('listener', { url: room.url.replace('/mcp', '/listen') });
         const { tools } = await listener.listTools();
-        assert.deepEqual(tools.map((t) => t.name).sort(), ['tidal_get_history', 'tidal_get_state']);
+        assert.deepEqual(tools.map((t) => t.name).sort(), ['tidal_get_history', 'tidal_get_state', 'tidal_who']);
         for (const [name, args] of [['tidal_hush', {}], ['tidal_eval', { channel: 'd1', pattern: 'silence' }]]) {
             await assert.rejects(room.call(name, args, { client: listener }), /not allowed|listener|role/i);
         }

@@ -140,6 +140,15 @@ test('two pages, a listener page and an SDK client play one room', T, async () =
         assert.equal(await a.evaluate(() => window.tidalUI.role), 'performer');
         assert.equal(await l.evaluate(() => window.tidalUI.role), 'listener');
 
+        // B's room panel lists A and the listener (tidal_who), with their roles
+        await b.waitForFunction(() => document.querySelector('#people li.member[data-who="alice"]')
+            && document.querySelector('#people li.member[data-who="lee"]'), null, { timeout: 15000 * SLOW });
+        assert.equal(await b.getAttribute('#people li.member[data-who="alice"]', 'data-role'), 'performer');
+        assert.equal(await b.getAttribute('#people li.member[data-who="lee"]', 'data-role'), 'listener');
+        assert.equal(await b.getAttribute('#people li.member[data-who="lee"]', 'data-connected'), 'true');
+        assert.match(await b.textContent('#people li.member[data-who="lee"]'), /lee · listener/);
+        assert.match(await b.textContent('#people li.me'), /^bob \(you\) · performer/);
+
         // typing in page A and Ctrl-Enter: heard, and seen in B and by the SDK client
         const from = room.notes.length;
         const since = Date.now();

@@ -541,6 +541,13 @@ tidal_mcp_initialize(tidal_mcp_session_t *s, json_t *id, json_t *params,
                             TIDAL_MCP_SOUND_CAPABILITY);
     s->tidal_sound = json_is_object(sound) ? 1 : 0;
 
+    /* the hook names the session in the room by it */
+    if (name != NULL) {
+        tidal_mcp_copy_text(s->client_name, sizeof(s->client_name),
+                            json_string_value(name),
+                            json_string_length(name), 1);
+    }
+
     meta = s->initialize_hook ? s->initialize_hook(s, params) : NULL;
 
     if (json_is_object(meta)
@@ -560,12 +567,6 @@ tidal_mcp_initialize(tidal_mcp_session_t *s, json_t *id, json_t *params,
 
     s->initialized = 1;
     s->protocol_version = version;
-
-    if (name != NULL) {
-        tidal_mcp_copy_text(s->client_name, sizeof(s->client_name),
-                            json_string_value(name),
-                            json_string_length(name), 1);
-    }
 
     return 0;
 }

@@ -114,7 +114,8 @@ typedef struct tidal_mcp_session_s {
                                                  subscribe to resource n */
 
     /*
-     * NULL by default.  Called once initialize is valid, with its params;
+     * NULL by default.  Called once initialize is valid, with its params
+     * (client_name is set by then);
      * a returned object (owned by the caller of the hook, i.e. released
      * here) becomes the result's "_meta" (e.g. {"tidal/session": ID}).
      * The transport uses data for its own context.

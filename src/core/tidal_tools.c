@@ -113,6 +113,15 @@ const tidal_tool_t  tidal_tools[] = {
       tidal_tools_say_args, NULL,
       TIDAL_TOOL_OP_SAY, TIDAL_TOOL_GHCI_NONE, NULL },
 
+    { "tidal_who",
+      "Who is in the room: each member's name, role and whether it is "
+      "connected now, at most 100 of them, and how many there are.",
+      TIDAL_TOOLS_NO_ARGS,
+      TIDAL_ROLE_LISTENER,
+      TIDAL_TOOL_WORKER, 0,
+      tidal_tools_none, NULL,
+      TIDAL_TOOL_OP_WHO, TIDAL_TOOL_GHCI_NONE, NULL },
+
     { "tidal_eval",
       "Play a pattern on a channel (d1 .. d16).",
       "{\"type\":\"object\",\"properties\":{\"channel\":{\"type\":\"string\","

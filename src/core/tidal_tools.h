@@ -19,7 +19,7 @@
 #include <jansson.h>
 
 
-#define TIDAL_TOOLS_N        12
+#define TIDAL_TOOLS_N        13
 
 /* where a call runs: the bits of tidal_tool_t's where */
 #define TIDAL_TOOL_WORKER    0x01     /* nginx's worker, from the zone */
@@ -40,6 +40,7 @@ typedef enum {
     TIDAL_TOOL_OP_STATE = 0,
     TIDAL_TOOL_OP_HISTORY,
     TIDAL_TOOL_OP_SAY,
+    TIDAL_TOOL_OP_WHO,
     TIDAL_TOOL_OP_EVAL,
     TIDAL_TOOL_OP_HUSH,
     TIDAL_TOOL_OP_SILENCE,

@@ -35,6 +35,10 @@
 #define NGX_HTTP_TIDAL_WORKER_SLOTS    128
 #define NGX_HTTP_TIDAL_SESSION_ID_LEN  32
 
+/* tidal_who: a member's name (escaped, NUL included), members listed */
+#define NGX_HTTP_TIDAL_WHO_LEN         64
+#define NGX_HTTP_TIDAL_MEMBERS_MAX     100
+
 /* a client's text in error_log, escaped (tidal_utf8_escape) and cut */
 #define NGX_HTTP_TIDAL_LOG_TEXT        256
 
@@ -184,6 +188,14 @@ typedef struct {
     size_t                      len;
     u_char                      data[1];
 } ngx_http_tidal_frame_t;
+
+
+/* a member of the room, as tidal_who lists it */
+typedef struct {
+    char                        who[NGX_HTTP_TIDAL_WHO_LEN];
+    tidal_role_e                role;
+    ngx_uint_t                  connected;      /* holds a connection */
+} ngx_http_tidal_member_t;
 
 
 typedef struct ngx_http_tidal_out_s  ngx_http_tidal_out_t;
@@ -399,9 +411,11 @@ void ngx_http_tidal_state_changed(ngx_http_tidal_main_conf_t *tmcf);
 
 /* ngx_http_tidal_session.c */
 ngx_int_t ngx_http_tidal_session_create(ngx_http_tidal_main_conf_t *tmcf,
-    u_char *id, ngx_log_t *log);
+    u_char *id, const char *who, tidal_role_e role, ngx_log_t *log);
 ngx_int_t ngx_http_tidal_session_resume(ngx_http_tidal_main_conf_t *tmcf,
-    u_char *id);
+    u_char *id, const char *who, tidal_role_e role);
+ngx_uint_t ngx_http_tidal_session_members(ngx_http_tidal_main_conf_t *tmcf,
+    ngx_http_tidal_member_t *members, ngx_uint_t max);
 void ngx_http_tidal_session_release(ngx_http_tidal_main_conf_t *tmcf,
     u_char *id);
 ngx_int_t ngx_http_tidal_session_load(ngx_http_tidal_main_conf_t *tmcf,
@@ -442,6 +456,7 @@ ngx_int_t ngx_http_tidal_tool_call(ngx_http_tidal_ws_t *ws,
 
 json_t *ngx_http_tidal_tool_state(ngx_http_tidal_main_conf_t *tmcf,
     json_t *scheduler);
+const char *ngx_http_tidal_who(ngx_http_tidal_ws_t *ws);
 
 /* ngx_http_tidal_helper.c */
 ngx_uint_t ngx_http_tidal_helper_ready(void);

@@ -546,6 +546,7 @@ ngx_http_tidal_http_initialize(tidal_mcp_session_t *s, json_t *params)
     cl->next_seq = ngx_http_tidal_fanout_position();
 
     if (ngx_http_tidal_session_create(cl->main_conf, cl->session,
+                                      ngx_http_tidal_who(cl), s->role,
                                       cl->connection->log)
         == NGX_OK)
     {

@@ -7,7 +7,8 @@
  * ngx_tidal: client sessions in the zone, so that a client reconnecting
  * to any worker can resume.  Ids are 128 bits from OpenSSL's CSPRNG.  A
  * Streamable HTTP session also keeps its MCP state here, as each of its
- * requests may reach another worker.
+ * requests may reach another worker.  Each session is a member of the
+ * room, by name and role, as tidal_who lists them.
  */
 
 
@@ -34,8 +35,12 @@ typedef struct {
     u_char                      tidal_sound;
     u_char                      log_level;
     u_char                      deleted;
+    u_char                      role;           /* tidal_role_e */
     u_char                      version[16];
     char                        client_name[64];
+
+    /* its member's name in the room: escaped, as it is a client's text */
+    char                        who[NGX_HTTP_TIDAL_WHO_LEN];
 
     u_char                      id[NGX_HTTP_TIDAL_SESSION_ID_LEN];
 } ngx_http_tidal_session_t;
@@ -49,6 +54,8 @@ static ngx_http_tidal_session_t *ngx_http_tidal_session_hold(
     ngx_http_tidal_main_conf_t *tmcf, u_char *id);
 static void ngx_http_tidal_session_expire(ngx_http_tidal_main_conf_t *tmcf,
     ngx_uint_t all);
+static void ngx_http_tidal_session_name(ngx_http_tidal_session_t *s,
+    const char *who, tidal_role_e role);
 
 
 /*
@@ -71,9 +78,11 @@ static void ngx_http_tidal_session_expire(ngx_http_tidal_main_conf_t *tmcf,
                                              newest)))
 
 
+/* a new session, held once, of the member who with role */
+
 ngx_int_t
 ngx_http_tidal_session_create(ngx_http_tidal_main_conf_t *tmcf, u_char *id,
-    ngx_log_t *log)
+    const char *who, tidal_role_e role, ngx_log_t *log)
 {
     u_char                     bytes[NGX_HTTP_TIDAL_SESSION_ID_LEN / 2];
     size_t                     n;
@@ -113,6 +122,7 @@ ngx_http_tidal_session_create(ngx_http_tidal_main_conf_t *tmcf, u_char *id,
 
     s = (ngx_http_tidal_session_t *) &node->color;
     ngx_memzero(s, sizeof(ngx_http_tidal_session_t));
+    ngx_http_tidal_session_name(s, who, role);
 
     node->key = ngx_crc32_short(id, NGX_HTTP_TIDAL_SESSION_ID_LEN);
     ngx_memcpy(s->id, id, NGX_HTTP_TIDAL_SESSION_ID_LEN);
@@ -129,10 +139,14 @@ ngx_http_tidal_session_create(ngx_http_tidal_main_conf_t *tmcf, u_char *id,
 }
 
 
-/* NGX_OK: the session exists and is now held once more */
+/*
+ * NGX_OK: the session exists and is now held once more, by the member
+ * who with role (the connection resuming it is the one in the room now).
+ */
 
 ngx_int_t
-ngx_http_tidal_session_resume(ngx_http_tidal_main_conf_t *tmcf, u_char *id)
+ngx_http_tidal_session_resume(ngx_http_tidal_main_conf_t *tmcf, u_char *id,
+    const char *who, tidal_role_e role)
 {
     ngx_http_tidal_session_t  *s;
 
@@ -140,9 +154,62 @@ ngx_http_tidal_session_resume(ngx_http_tidal_main_conf_t *tmcf, u_char *id)
 
     s = ngx_http_tidal_session_hold(tmcf, id);
 
+    if (s) {
+        ngx_http_tidal_session_name(s, who, role);
+    }
+
     ngx_shmtx_unlock(&tmcf->shpool->mutex);
 
     return s ? NGX_OK : NGX_DECLINED;
+}
+
+
+/*
+ * Who is in the room: the live sessions (neither expired nor deleted),
+ * the first max of them copied into members, most recently active
+ * first.  Returns how many there are.  Only copies under the lock: the
+ * caller makes its answer after.
+ */
+
+ngx_uint_t
+ngx_http_tidal_session_members(ngx_http_tidal_main_conf_t *tmcf,
+    ngx_http_tidal_member_t *members, ngx_uint_t max)
+{
+    ngx_uint_t                 n;
+    ngx_queue_t               *q;
+    ngx_http_tidal_member_t   *m;
+    ngx_http_tidal_session_t  *s;
+
+    n = 0;
+
+    ngx_shmtx_lock(&tmcf->shpool->mutex);
+
+    for (q = ngx_queue_head(&tmcf->sh->session_lru);
+         q != ngx_queue_sentinel(&tmcf->sh->session_lru);
+         q = ngx_queue_next(q))
+    {
+        s = ngx_queue_data(q, ngx_http_tidal_session_t, queue);
+
+        if (s->deleted
+            || (s->connections == 0
+                && ngx_http_tidal_session_timed_out(tmcf, s)))
+        {
+            continue;
+        }
+
+        if (n < max) {
+            m = &members[n];
+            ngx_memcpy(m->who, s->who, sizeof(m->who));
+            m->role = (tidal_role_e) s->role;
+            m->connected = s->connections ? 1 : 0;
+        }
+
+        n++;
+    }
+
+    ngx_shmtx_unlock(&tmcf->shpool->mutex);
+
+    return n;
 }
 
 
@@ -541,4 +608,25 @@ ngx_http_tidal_session_expire(ngx_http_tidal_main_conf_t *tmcf,
         ngx_slab_free_locked(tmcf->shpool, node);
         sh->nsessions--;
     }
+}
+
+
+/* the session's member: who, escaped and cut to fit, or "anonymous" */
+
+static void
+ngx_http_tidal_session_name(ngx_http_tidal_session_t *s, const char *who,
+    tidal_role_e role)
+{
+    size_t  len;
+
+    len = (who && who[0]) ? tidal_utf8_escape(s->who, sizeof(s->who), who,
+                                              ngx_strlen(who))
+                          : 0;
+
+    if (len == 0) {
+        ngx_cpystrn((u_char *) s->who, (u_char *) "anonymous",
+                    sizeof(s->who));
+    }
+
+    s->role = (u_char) role;
 }

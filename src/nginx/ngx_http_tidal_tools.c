@@ -7,8 +7,8 @@
  * ngx_tidal: the MCP tools (their table is src/core/tidal_tools.c): a
  * worker answers the rows it may run itself: state and history from the
  * zone's room, as tidal-helper --stdio does from its own
- * (src/core/tidal_room.c), and chat; the others go to the GHCi helper
- * (ngx_http_tidal_helper.c).
+ * (src/core/tidal_room.c), chat, and who is in the room (the zone's
+ * sessions); the others go to the GHCi helper (ngx_http_tidal_helper.c).
  */
 
 
@@ -17,11 +17,11 @@
 #include "tidal_tools.h"
 
 
-static const char *ngx_http_tidal_tool_who(ngx_http_tidal_ws_t *ws);
 static json_t *ngx_http_tidal_tool_say(ngx_http_tidal_ws_t *ws,
     const tidal_tool_args_t *a);
 static json_t *ngx_http_tidal_tool_get_history(ngx_http_tidal_ws_t *ws,
     const tidal_tool_args_t *a);
+static json_t *ngx_http_tidal_tool_room(ngx_http_tidal_ws_t *ws);
 
 
 /* every tool of the table: the worker's own, and the helper's through it */
@@ -58,7 +58,7 @@ ngx_http_tidal_tool_call(ngx_http_tidal_ws_t *ws, const tidal_tool_t *tool,
 {
     if (!(tool->where & TIDAL_TOOL_WORKER)) {
         return ngx_http_tidal_helper_call(ws, tool, args, id,
-                                          ngx_http_tidal_tool_who(ws),
+                                          ngx_http_tidal_who(ws),
                                           result);
     }
 
@@ -70,7 +70,7 @@ ngx_http_tidal_tool_call(ngx_http_tidal_ws_t *ws, const tidal_tool_t *tool,
 
         if (ngx_http_tidal_helper_ready()) {
             return ngx_http_tidal_helper_call(ws, tool, args, id,
-                                              ngx_http_tidal_tool_who(ws),
+                                              ngx_http_tidal_who(ws),
                                               result);
         }
 
@@ -85,6 +85,10 @@ ngx_http_tidal_tool_call(ngx_http_tidal_ws_t *ws, const tidal_tool_t *tool,
         *result = ngx_http_tidal_tool_say(ws, a);
         break;
 
+    case TIDAL_TOOL_OP_WHO:
+        *result = ngx_http_tidal_tool_room(ws);
+        break;
+
     default:
         *result = tidal_tools_result(1, "This tool is not available here.",
                                      NULL);
@@ -94,10 +98,13 @@ ngx_http_tidal_tool_call(ngx_http_tidal_ws_t *ws, const tidal_tool_t *tool,
 }
 
 
-/* a display name: tidal_name's value, or the client's own name */
+/*
+ * A display name: tidal_name's value, or the client's own name; the
+ * "who" of chat, history and the room's members.
+ */
 
-static const char *
-ngx_http_tidal_tool_who(ngx_http_tidal_ws_t *ws)
+const char *
+ngx_http_tidal_who(ngx_http_tidal_ws_t *ws)
 {
     if (ws->name.len) {
         return (const char *) ws->name.data;
@@ -114,7 +121,7 @@ ngx_http_tidal_tool_say(ngx_http_tidal_ws_t *ws, const tidal_tool_args_t *a)
     uint64_t    seq;
     ngx_int_t   rc;
 
-    fields = json_pack("{s:s, s:s%}", "who", ngx_http_tidal_tool_who(ws),
+    fields = json_pack("{s:s, s:s%}", "who", ngx_http_tidal_who(ws),
                        "text", a->text, a->len);
     if (fields == NULL) {
         return NULL;
@@ -133,6 +140,72 @@ ngx_http_tidal_tool_say(ngx_http_tidal_ws_t *ws, const tidal_tool_args_t *a)
 
     return tidal_tools_result(0, "Sent.",
                               json_pack("{s:I}", "seq", (json_int_t) seq));
+}
+
+
+/*
+ * tidal_who: the room's members, copied from the zone under its lock,
+ * then made into the answer: one line each in the text.
+ */
+
+static json_t *
+ngx_http_tidal_tool_room(ngx_http_tidal_ws_t *ws)
+{
+    u_char                   *p, *last;
+    json_t                   *list, *member, *structured;
+    ngx_uint_t                i, n, count;
+    ngx_http_tidal_member_t  *m;
+    ngx_http_tidal_member_t   members[NGX_HTTP_TIDAL_MEMBERS_MAX];
+    u_char                    text[NGX_HTTP_TIDAL_MEMBERS_MAX
+                                   * (NGX_HTTP_TIDAL_WHO_LEN + 32) + 128];
+
+    count = ngx_http_tidal_session_members(ws->main_conf, members,
+                                           NGX_HTTP_TIDAL_MEMBERS_MAX);
+    n = ngx_min(count, NGX_HTTP_TIDAL_MEMBERS_MAX);
+
+    list = json_array();
+    if (list == NULL) {
+        return NULL;
+    }
+
+    p = text;
+    last = text + sizeof(text) - 1;
+
+    if (n < count) {
+        p = ngx_slprintf(p, last, "%ui in the room, the first %ui listed:",
+                         count, n);
+
+    } else {
+        p = ngx_slprintf(p, last, "%ui in the room:", count);
+    }
+
+    for (i = 0; i < n; i++) {
+        m = &members[i];
+
+        member = json_pack("{s:s, s:s, s:b}", "who", m->who,
+                           "role", tidal_mcp_role_name(m->role),
+                           "connected", (int) m->connected);
+
+        if (json_array_append_new(list, member) != 0) {
+            json_decref(list);
+            return NULL;
+        }
+
+        p = ngx_slprintf(p, last, "\n%s (%s, %s)", m->who,
+                         tidal_mcp_role_name(m->role),
+                         m->connected ? "connected" : "away");
+    }
+
+    *p = '\0';
+
+    /* "o" takes list, also when it fails */
+    structured = json_pack("{s:o, s:I}", "members", list,
+                           "count", (json_int_t) count);
+    if (structured == NULL) {
+        return NULL;
+    }
+
+    return tidal_tools_result(0, (const char *) text, structured);
 }
 
 

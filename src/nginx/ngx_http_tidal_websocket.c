@@ -577,7 +577,9 @@ ngx_http_tidal_ws_initialize(tidal_mcp_session_t *s, json_t *params)
         }
 
         if (i == NGX_HTTP_TIDAL_SESSION_ID_LEN
-            && ngx_http_tidal_session_resume(tmcf, id) == NGX_OK)
+            && ngx_http_tidal_session_resume(tmcf, id, ngx_http_tidal_who(ws),
+                                             s->role)
+               == NGX_OK)
         {
             ngx_memcpy(ws->session, id, NGX_HTTP_TIDAL_SESSION_ID_LEN);
             ws->has_session = 1;
@@ -596,6 +598,7 @@ ngx_http_tidal_ws_initialize(tidal_mcp_session_t *s, json_t *params)
                           : (uint64_t) -1;
 
     } else if (ngx_http_tidal_session_create(tmcf, ws->session,
+                                             ngx_http_tidal_who(ws), s->role,
                                              ws->connection->log)
                == NGX_OK)
     {

@@ -28,12 +28,12 @@ export const PUBLISH_AND_STATUS = `
 export const SESSION_ID = /^[0-9a-f]{32}$/;
 
 export const ALL_TOOLS = [
-    'tidal_get_state', 'tidal_get_history', 'tidal_say',
+    'tidal_get_state', 'tidal_get_history', 'tidal_who', 'tidal_say',
     'tidal_eval', 'tidal_hush', 'tidal_silence', 'tidal_solo', 'tidal_unsolo',
     'tidal_mute', 'tidal_unmute', 'tidal_set_tempo',
 ];
 
-export const LISTENER_TOOLS = ['tidal_get_state', 'tidal_get_history'];
+export const LISTENER_TOOLS = ['tidal_get_state', 'tidal_get_history', 'tidal_who'];
 
 
 function schemaCheck(schema, value, what) {

@@ -771,6 +771,17 @@ test_meta_hook(tidal_mcp_session_t *s, json_t *params)
 }
 
 
+/* what the transport's hook sees: the room names the session by it */
+
+static json_t *
+test_name_hook(tidal_mcp_session_t *s, json_t *params)
+{
+    (void) params;
+
+    return json_pack("{s:s}", "seen", s->client_name);
+}
+
+
 UNIT_TEST(initialize_result)
 {
     json_t              *result, *caps, *info, *want, *meta;
@@ -828,6 +839,18 @@ UNIT_TEST(initialize_result)
     CHECK_STR(s.client_name, "");
     json_decref(result);
     json_decref(meta);
+
+    /* the hook sees the client's name, already made safe */
+    tidal_mcp_session_init(&s, &test_server, TIDAL_ROLE_LISTENER);
+    s.initialize_hook = test_name_hook;
+
+    result = result_of(send_msg(&s, "{'jsonrpc':'2.0','id':1,"
+                                    "'method':'initialize','params':"
+                                    "{'protocolVersion':'2025-11-25',"
+                                    "'clientInfo':{'name':'al\\nice'}}}"), "1");
+    CHECK_STR(json_string_value(json_object_get(
+                  json_object_get(result, "_meta"), "seen")), "al?ice");
+    json_decref(result);
 }
 
 

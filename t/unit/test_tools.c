@@ -168,6 +168,14 @@ UNIT_TEST(who_may_call_what_where)
 
     /* chat needs a room: nginx only */
     CHECK_EQ(tidal_tools_by_op(TIDAL_TOOL_OP_SAY)->where, TIDAL_TOOL_WORKER);
+
+    /* so do its members (the zone's sessions); anyone may see them */
+    CHECK_STR(tidal_tools_by_op(TIDAL_TOOL_OP_WHO)->name, "tidal_who");
+    CHECK_EQ(tidal_tools_by_op(TIDAL_TOOL_OP_WHO)->where, TIDAL_TOOL_WORKER);
+    CHECK_EQ(tidal_tools_by_op(TIDAL_TOOL_OP_WHO)->role,
+             TIDAL_ROLE_LISTENER);
+    CHECK_EQ(tidal_tools_by_op(TIDAL_TOOL_OP_WHO)->ghci,
+             TIDAL_TOOL_GHCI_NONE);
     CHECK_EQ(tidal_tools_by_op(TIDAL_TOOL_OP_EVAL)->role,
              TIDAL_ROLE_PERFORMER);
 }
@@ -179,6 +187,8 @@ UNIT_TEST(unknown_arguments)
 
     CHECK_STR(check_of("tidal_get_history", "{'limit':3,'since':1}", &a),
               "Unknown argument \"since\"");
+    CHECK_STR(check_of("tidal_who", "{'room':1}", &a),
+              "Unknown argument \"room\"");
     CHECK_STR(check_of("tidal_get_state", "{'x':1}", &a),
               "Unknown argument \"x\"");
     CHECK_STR(check_of("tidal_hush", "{'now':true}", &a),
@@ -396,7 +406,8 @@ UNIT_TEST(statements)
         { TIDAL_TOOL_OP_EVAL, 1, 0, NULL },
         { TIDAL_TOOL_OP_RAW, 0, 0, NULL },
         { TIDAL_TOOL_OP_STATE, 0, 0, NULL },
-        { TIDAL_TOOL_OP_SAY, 0, 0, NULL }
+        { TIDAL_TOOL_OP_SAY, 0, 0, NULL },
+        { TIDAL_TOOL_OP_WHO, 0, 0, NULL }
     };
 
     for (i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {

@@ -71,6 +71,7 @@ client.addEventListener('status', (e) => {
             loadState();     // a fresh session: what happened while away is not replayed
         }
         loadHistory();
+        loadMembers();
         syncClock();
     }
 });
@@ -373,7 +374,14 @@ async function loadHistory() {
 
 // ---- who is here ---------------------------------------------------------
 
+// The room's members are tidal_who's (refreshed every few seconds and on
+// each (re)connect): name, role, connected.  Your own entry comes first,
+// as before; the events say when each name last acted.  A server without
+// tidal_who leaves the list to you and everyone seen acting.
+
+const MEMBERS_EVERY = 4000;
 const people = new Map();
+const room = { members: null, count: 0 };
 
 function seen(who, role, note) {
     if (!who) {
@@ -388,9 +396,62 @@ function seen(who, role, note) {
         p.note = note;
     }
     people.set(who, p);
-    $('#people').replaceChildren(...[...people.values()].map((x) => el('li', { 'data-who': x.who },
+    showPeople();
+}
+
+function showPeople() {
+    const me = people.get(myName);
+    const rows = me ? [person(me, { class: 'me' })] : [];
+    if (room.members === null) {
+        for (const p of people.values()) {
+            if (p !== me) {
+                rows.push(person(p));
+            }
+        }
+    } else {
+        // the first connected entry like yours is yours
+        let mine = !me;
+        for (const m of room.members) {
+            if (!mine && m.who === myName && m.role === ui.role && m.connected) {
+                mine = true;
+                continue;
+            }
+            rows.push(person({ ...m, last: people.get(m.who)?.last }, {
+                class: m.connected ? 'member' : 'member away',
+                'data-connected': String(m.connected),
+            }));
+        }
+        if (room.count > room.members.length) {
+            rows.push(el('li', { class: 'more' }, `and ${room.count - room.members.length} more`));
+        }
+    }
+    $('#people').replaceChildren(...rows);
+}
+
+function person(x, attrs = {}) {
+    return el('li', { 'data-who': x.who, ...(x.role ? { 'data-role': x.role } : {}), ...attrs },
         el('b', {}, x.who), x.note ? ` (${x.note})` : '', x.role ? ` · ${x.role}` : '',
-        el('time', {}, ` last seen ${time(x.last)}`))));
+        x.connected === false ? ' · away' : '',
+        x.last ? el('time', {}, ` last seen ${time(x.last)}`) : '');
+}
+
+async function loadMembers() {
+    if (client.state !== 'open') {
+        return;
+    }
+    let r;
+    try {
+        r = await client.call('tidal_who', {});
+    } catch {
+        return;     // not connected now, or an older server: keep the list
+    }
+    const sc = r?.structuredContent;
+    if (!r?.isError && Array.isArray(sc?.members)) {
+        room.members = sc.members;
+        room.count = sc.count ?? sc.members.length;
+        ui.members = room.members;
+        showPeople();
+    }
 }
 
 // ---- metrics ---------------------------------------------------------------
@@ -533,6 +594,7 @@ function wire() {
         }
     });
     setInterval(() => { if (client.state === 'open') syncClock(); }, 30000);
+    setInterval(loadMembers, MEMBERS_EVERY);
     channel('d1');
     setRole(null);
     client.connect().catch((e) => notice(`cannot join: ${e.message}`));
