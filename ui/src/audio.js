@@ -256,8 +256,12 @@ export class Player {
         }
         const p = ev.params ?? {};
         const eventMs = ev.time * 1000;
-        let t = this.audioTime(eventMs);
+
+        // one reading of both clocks: the voice records what it was
+        // scheduled from, not clocks read later, after its nodes
         const now = this.ctx.currentTime;
+        const wall = wallNow();
+        let t = now + (eventMs - this.offset - wall) / 1000;
         if (t < now) {
             this.late++;
             if (t < now - 0.2) {
@@ -310,7 +314,7 @@ export class Player {
         const ts = ctx.getOutputTimestamp?.() ?? {};
         this.voices.push({
             s, kind, channel: ev.channel, eventMs, start: t,
-            currentTime: ctx.currentTime, wall: wallNow(), offset: this.offset,
+            currentTime: now, wall, offset: this.offset,
             outContextTime: ts.contextTime, outPerformanceTime: ts.performanceTime,
         });
         if (this.voices.length > 2000) {
