@@ -344,3 +344,77 @@ test('the room\'s sound: clock offset, Listen, voices at the event time, not sil
         await room.stop();
     }
 });
+
+
+// A sample map in the strudel.json form, loaded from a URL: its names play
+// the real samples (decoded by the browser) instead of the built-in kit.
+test('a strudel.json sample map from a URL plays its samples', T, async () => {
+    const dir = fs.mkdtempSync(path.join(OUT, 'samples-'));
+    fs.writeFileSync(path.join(dir, 'kick.wav'), sineWav(110, 0.2));
+    fs.writeFileSync(path.join(dir, 'strudel.json'),
+                     JSON.stringify({ _base: './', bd: ['kick.wav'], tone: 'kick.wav' }));
+    fs.chmodSync(OUT, 0o755);                   // nginx's workers read them
+    fs.chmodSync(dir, 0o755);
+    const room = await Room.start({
+        name: 'sdk', workers: 1,
+        server: `${SERVER}
+        location /samples/ {
+            ${TYPES}
+            alias ${dir}/;
+        }`,
+    });
+    const ctx = await launch();
+    try {
+        const page = await openPage(ctx, `http://127.0.0.1:${room.ngx.port}/?name=sampler&sound=0`, []);
+        await page.click('#listen');
+        await page.waitForFunction(() => window.tidalUI.player.running);
+        await page.fill('#samples-url', `http://127.0.0.1:${room.ngx.port}/samples/strudel.json`);
+        await page.click('#samples-load');
+        await page.waitForFunction(() => window.tidalUI.player.samples.bd?.length === 1);
+        const r = await page.evaluate(async () => {
+            const ui = window.tidalUI;
+            const play = () => {
+                const now = Date.now() / 1000 + ui.clock.offset / 1000;
+                ui.onEvent({ type: 'sound', events: [
+                    { time: now + 0.2, channel: 'd1', params: { s: 'bd', gain: 1 } },
+                    { time: now + 0.3, channel: 'd1', params: { s: 'sn', gain: 1 } },
+                ] });
+            };
+            play();                                // fetches and decodes kick.wav
+            const until = performance.now() + 5000;
+            while (!ui.player.voices.some((v) => v.kind === 'sample') && performance.now() < until) {
+                await new Promise((res) => setTimeout(res, 100));
+                play();
+            }
+            return ui.player.voices.map((v) => `${v.s}:${v.kind}`);
+        });
+        assert.ok(r.includes('bd:sample'), `bd plays the map's sample: ${r.join(' ')}`);
+        assert.ok(r.includes('sn:synth'), 'a name the map lacks keeps the built-in kit');
+    } finally {
+        await ctx.close().catch(() => {});
+        await room.stop();
+    }
+});
+
+
+// a mono 16-bit PCM WAV of a sine
+function sineWav(freq, seconds, rate = 44100) {
+    const n = Math.round(seconds * rate);
+    const b = Buffer.alloc(44 + n * 2);
+    b.write('RIFF', 0);
+    b.writeUInt32LE(36 + n * 2, 4);
+    b.write('WAVEfmt ', 8);
+    b.writeUInt32LE(16, 16);
+    b.writeUInt16LE(1, 20);
+    b.writeUInt16LE(1, 22);
+    b.writeUInt32LE(rate, 24);
+    b.writeUInt32LE(rate * 2, 28);
+    b.writeUInt16LE(2, 32);
+    b.writeUInt16LE(16, 34);
+    b.write('data', 36);
+    b.writeUInt32LE(n * 2, 40);
+    for (let i = 0; i < n; i++) {
+        b.writeInt16LE(Math.round(12000 * Math.sin(2 * Math.PI * freq * i / rate)), 44 + i * 2);
+    }
+    return b;
+}
