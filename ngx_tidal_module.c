@@ -791,6 +791,10 @@ ngx_http_tidal_merge_loc_conf(ngx_conf_t *cf, void *parent, void *child)
         conf->allow_hosts = prev->allow_hosts;
     }
 
+    if (conf->enable) {
+        return ngx_http_tidal_access_server_names(cf, conf);
+    }
+
     return NGX_CONF_OK;
 }
 

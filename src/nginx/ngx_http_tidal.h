@@ -154,6 +154,7 @@ typedef struct {
     size_t                      queue_bytes;
     ngx_array_t                *allow_origins;  /* of ngx_str_t, or NULL */
     ngx_array_t                *allow_hosts;    /* of ngx_str_t, or NULL */
+    ngx_array_t                *server_names;   /* of ngx_str_t, or NULL */
     ngx_http_complex_value_t   *role;
     ngx_http_complex_value_t   *name;
 } ngx_http_tidal_loc_conf_t;
@@ -325,6 +326,8 @@ ngx_int_t ngx_http_tidal_access_preflight(ngx_http_request_t *r,
     ngx_http_tidal_loc_conf_t *tlcf);
 char *ngx_http_tidal_access_allow_host(ngx_conf_t *cf, ngx_command_t *cmd,
     void *conf);
+char *ngx_http_tidal_access_server_names(ngx_conf_t *cf,
+    ngx_http_tidal_loc_conf_t *tlcf);
 
 /* ngx_http_tidal_websocket.c */
 ngx_int_t ngx_http_tidal_websocket_start(ngx_http_request_t *r,

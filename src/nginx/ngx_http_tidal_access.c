@@ -160,20 +160,56 @@ ngx_http_tidal_access_ip_literal(ngx_str_t *host)
 }
 
 
-/*
- * The server block's own names, as server_name keeps them: lowercased,
- * "$hostname" already replaced.  Regular expressions, "" and "_" (the
- * usual catch-all spellings) name no host and do not count.
- */
+/* the server block's own names (ngx_http_tidal_access_server_names()) */
 
 static ngx_uint_t
 ngx_http_tidal_access_server_name(ngx_http_request_t *r, ngx_str_t *host)
 {
+    ngx_str_t                  *name;
+    ngx_uint_t                  i;
+    ngx_http_tidal_loc_conf_t  *tlcf;
+
+    tlcf = ngx_http_get_module_loc_conf(r, ngx_tidal_module);
+
+    if (tlcf->server_names == NULL) {
+        return 0;
+    }
+
+    name = tlcf->server_names->elts;
+
+    for (i = 0; i < tlcf->server_names->nelts; i++) {
+        if (ngx_http_tidal_access_name_match(&name[i], host)) {
+            return 1;
+        }
+    }
+
+    return 0;
+}
+
+
+/*
+ * A tidal_mcp location keeps a copy of its server block's names, as
+ * server_name keeps them (lowercased, "$hostname" replaced): nginx keeps
+ * its list only while it reads the configuration (cf->temp_pool).
+ * Regular expressions, "" and "_" (the usual catch-all spellings) name no
+ * host and are left out.
+ */
+
+char *
+ngx_http_tidal_access_server_names(ngx_conf_t *cf,
+    ngx_http_tidal_loc_conf_t *tlcf)
+{
+    ngx_str_t                 *name;
     ngx_uint_t                 i;
     ngx_http_server_name_t    *sn;
     ngx_http_core_srv_conf_t  *cscf;
 
-    cscf = ngx_http_get_module_srv_conf(r, ngx_http_core_module);
+    cscf = ngx_http_conf_get_module_srv_conf(cf, ngx_http_core_module);
+
+    tlcf->server_names = ngx_array_create(cf->pool, 4, sizeof(ngx_str_t));
+    if (tlcf->server_names == NULL) {
+        return NGX_CONF_ERROR;
+    }
 
     sn = cscf->server_names.elts;
 
@@ -185,16 +221,25 @@ ngx_http_tidal_access_server_name(ngx_http_request_t *r, ngx_str_t *host)
         }
 #endif
 
-        if (sn[i].name.len == 1 && sn[i].name.data[0] == '_') {
+        if (sn[i].name.len == 0
+            || (sn[i].name.len == 1 && sn[i].name.data[0] == '_'))
+        {
             continue;
         }
 
-        if (ngx_http_tidal_access_name_match(&sn[i].name, host)) {
-            return 1;
+        name = ngx_array_push(tlcf->server_names);
+        if (name == NULL) {
+            return NGX_CONF_ERROR;
+        }
+
+        name->len = sn[i].name.len;
+        name->data = ngx_pstrdup(cf->pool, &sn[i].name);
+        if (name->data == NULL) {
+            return NGX_CONF_ERROR;
         }
     }
 
-    return 0;
+    return NGX_CONF_OK;
 }
 
 

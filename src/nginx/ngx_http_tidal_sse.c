@@ -423,7 +423,7 @@ ngx_http_tidal_sse_frame(ngx_uint_t kind, ngx_uint_t opcode, uint64_t seq,
     }
 
     p = ngx_sprintf(f->data, "%xz\r\n", n);
-    p = ngx_cpymem(p, body, n);       /* memmove: the two may overlap */
+    p = ngx_movemem(p, body, n);      /* the two may overlap */
     p = ngx_cpymem(p, "\r\n", 2);
 
     f->len = p - f->data;
