@@ -38,6 +38,8 @@ static void ngx_http_tidal_http_body(ngx_http_request_t *r);
 static ngx_int_t ngx_http_tidal_http_message(ngx_http_request_t *r);
 static ngx_int_t ngx_http_tidal_http_clock(ngx_http_request_t *r,
     ngx_http_tidal_loc_conf_t *tlcf, u_char *text, size_t len);
+static ngx_int_t ngx_http_tidal_http_send_out(ngx_http_request_t *r,
+    tidal_mcp_out_t *out);
 static ngx_int_t ngx_http_tidal_http_read_body(ngx_http_request_t *r,
     ngx_http_tidal_loc_conf_t *tlcf, u_char **text, size_t *len);
 static ngx_http_tidal_ws_t *ngx_http_tidal_http_client(ngx_http_request_t *r,
@@ -358,14 +360,7 @@ ngx_http_tidal_http_message(ngx_http_request_t *r)
         }
     }
 
-    if (out.reply == NULL) {
-        /* a notification or a response: accepted, nothing to answer */
-        tidal_mcp_out_free(&out);
-        r->header_only = 1;
-        return ngx_http_tidal_http_json(r, NGX_HTTP_ACCEPTED, NULL, 0);
-    }
-
-    if (initialize && cl->has_session) {
+    if (out.reply != NULL && initialize && cl->has_session) {
         value.len = NGX_HTTP_TIDAL_SESSION_ID_LEN;
         value.data = cl->session;
 
@@ -377,10 +372,30 @@ ngx_http_tidal_http_message(ngx_http_request_t *r)
         }
     }
 
-    rc = ngx_http_tidal_http_json(r, NGX_HTTP_OK, (u_char *) out.reply,
-                                  out.reply_len);
+    return ngx_http_tidal_http_send_out(r, &out);
+}
 
-    tidal_mcp_out_free(&out);
+
+/*
+ * What the MCP core made of a message: its reply as JSON, or 202 for a
+ * notification or a response, which have none; out is released.
+ */
+
+static ngx_int_t
+ngx_http_tidal_http_send_out(ngx_http_request_t *r, tidal_mcp_out_t *out)
+{
+    ngx_int_t  rc;
+
+    if (out->reply == NULL) {
+        tidal_mcp_out_free(out);
+        r->header_only = 1;
+        return ngx_http_tidal_http_json(r, NGX_HTTP_ACCEPTED, NULL, 0);
+    }
+
+    rc = ngx_http_tidal_http_json(r, NGX_HTTP_OK, (u_char *) out->reply,
+                                  out->reply_len);
+
+    tidal_mcp_out_free(out);
 
     return rc;
 }
@@ -419,18 +434,7 @@ ngx_http_tidal_http_clock(ngx_http_request_t *r,
         return NGX_HTTP_INTERNAL_SERVER_ERROR;
     }
 
-    if (out.reply == NULL) {
-        tidal_mcp_out_free(&out);
-        r->header_only = 1;
-        return ngx_http_tidal_http_json(r, NGX_HTTP_ACCEPTED, NULL, 0);
-    }
-
-    rc = ngx_http_tidal_http_json(r, NGX_HTTP_OK, (u_char *) out.reply,
-                                  out.reply_len);
-
-    tidal_mcp_out_free(&out);
-
-    return rc;
+    return ngx_http_tidal_http_send_out(r, &out);
 }
 
 
