@@ -154,7 +154,7 @@ tidal_osc_message(void *data, const unsigned char *p, size_t n,
 {
     tidal_osc_scan_t *scan = data;
 
-    int                rc, play, match, channel, value;
+    int                rc, play, match, channel;
     double             cps, cycle;
     size_t             len, klen, slen, rest_len;
     const char        *addr, *key, *rest, *sound;
@@ -187,42 +187,18 @@ tidal_osc_message(void *data, const unsigned char *p, size_t n,
         return 0;
     }
 
-    key = NULL;
-    klen = 0;
     match = 0;
     rest = NULL;
     rest_len = 0;
     cps = 0;
     cycle = -1;
     channel = 0;
-    value = 0;
 
-    for ( ;; ) {
-        rc = tidal_osc_args_next(&args, &arg);
+    /* every message is read whole: a malformed one says it is not OSC */
 
-        if (rc == 0) {
-            break;
-        }
-
-        if (rc == -1) {
-            return -1;
-        }
+    while ((rc = tidal_osc_pairs_next(&args, &key, &klen, &arg)) == 1) {
 
         if (!play) {
-            continue;
-        }
-
-        if (!value) {
-            /* a name */
-            key = arg.s;
-            klen = arg.len;
-            value = 1;
-            continue;
-        }
-
-        value = 0;
-
-        if (key == NULL) {
             continue;
         }
 
@@ -239,14 +215,18 @@ tidal_osc_message(void *data, const unsigned char *p, size_t n,
         } else if (klen == 5 && memcmp(key, "cycle", 5) == 0 && arg.d >= 0) {
             cycle = arg.d;
 
-        } else if (klen == 7 && memcmp(key, "tidalch", 7) == 0
-                   && arg.type == 'i' && channel == 0
-                   && arg.d >= 1 && arg.d <= TIDAL_OSC_CHANNELS)
-        {
-            channel = (int) arg.d;
-            osc->channel_plays[0]--;
-            osc->channel_plays[channel]++;
+        } else if (channel == 0) {
+            channel = tidal_osc_channel_of(key, klen, &arg);
+
+            if (channel) {
+                osc->channel_plays[0]--;
+                osc->channel_plays[channel]++;
+            }
         }
+    }
+
+    if (rc == -1) {
+        return -1;
     }
 
     if (match) {
@@ -322,6 +302,49 @@ tidal_osc_args_start(tidal_osc_args_t *a, const unsigned char *p, size_t n)
 
     a->tags = tags + 1;
     a->ntags = len - 1;
+
+    return 0;
+}
+
+
+int
+tidal_osc_pairs_next(tidal_osc_args_t *a, const char **name, size_t *len,
+    tidal_osc_arg_t *value)
+{
+    int              rc;
+    tidal_osc_arg_t  arg;
+
+    for ( ;; ) {
+        rc = tidal_osc_args_next(a, &arg);
+
+        if (rc != 1) {
+            return rc;
+        }
+
+        rc = tidal_osc_args_next(a, value);
+
+        if (rc != 1) {
+            return rc;
+        }
+
+        if (arg.s != NULL) {
+            *name = arg.s;
+            *len = arg.len;
+            return 1;
+        }
+    }
+}
+
+
+int
+tidal_osc_channel_of(const char *name, size_t len,
+    const tidal_osc_arg_t *value)
+{
+    if (len == 7 && memcmp(name, "tidalch", 7) == 0 && value->type == 'i'
+        && value->d >= 1 && value->d <= TIDAL_OSC_CHANNELS)
+    {
+        return (int) value->d;
+    }
 
     return 0;
 }

@@ -92,6 +92,18 @@ int tidal_osc_args_start(tidal_osc_args_t *a, const unsigned char *p,
 /* the next argument: 1, 0 after the last, -1 when it cannot be read */
 int tidal_osc_args_next(tidal_osc_args_t *a, tidal_osc_arg_t *arg);
 
+/*
+ * The next name, value pair of a /dirt/play whose name is a string (a
+ * pair named otherwise is passed over): 1, 0 after the last, -1 when an
+ * argument cannot be read.
+ */
+int tidal_osc_pairs_next(tidal_osc_args_t *a, const char **name,
+    size_t *len, tidal_osc_arg_t *value);
+
+/* the channel (1..TIDAL_OSC_CHANNELS) a pair names, an integer tidalch */
+int tidal_osc_channel_of(const char *name, size_t len,
+    const tidal_osc_arg_t *value);
+
 /* an OSC timetag (NTP seconds, 32.32) as Unix seconds */
 double tidal_osc_unix_time(uint64_t time);
 

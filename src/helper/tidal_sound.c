@@ -105,7 +105,7 @@ tidal_sound_play(void *data, uint64_t time, const unsigned char *p,
 {
     tidal_sound_t *b = data;
 
-    int               rc, channel, value, first;
+    int               rc, channel, first;
     size_t            start, klen;
     const char       *key;
     tidal_osc_arg_t   arg;
@@ -118,23 +118,8 @@ tidal_sound_play(void *data, uint64_t time, const unsigned char *p,
     }
 
     channel = 0;
-    value = 0;
-    key = NULL;
-    klen = 0;
 
-    while ((rc = tidal_osc_args_next(&args, &arg)) == 1) {
-        if (!value) {
-            key = arg.s;
-            klen = arg.len;
-            value = 1;
-            continue;
-        }
-
-        value = 0;
-
-        if (key == NULL) {
-            continue;
-        }
+    while ((rc = tidal_osc_pairs_next(&args, &key, &klen, &arg)) == 1) {
 
         if (klen == 1 && key[0] == 's' && arg.s && b->skip_len
             && arg.len >= b->skip_len
@@ -143,10 +128,8 @@ tidal_sound_play(void *data, uint64_t time, const unsigned char *p,
             return;
         }
 
-        if (klen == 7 && memcmp(key, "tidalch", 7) == 0 && arg.type == 'i'
-            && channel == 0 && arg.d >= 1 && arg.d <= TIDAL_OSC_CHANNELS)
-        {
-            channel = (int) arg.d;
+        if (channel == 0) {
+            channel = tidal_osc_channel_of(key, klen, &arg);
         }
     }
 
@@ -177,19 +160,10 @@ tidal_sound_play(void *data, uint64_t time, const unsigned char *p,
     (void) tidal_osc_args_start(&args, p, n);
 
     first = 1;
-    value = 0;
 
-    while (tidal_osc_args_next(&args, &arg) == 1) {
-        if (!value) {
-            key = arg.s;
-            klen = arg.len;
-            value = 1;
-            continue;
-        }
+    while (tidal_osc_pairs_next(&args, &key, &klen, &arg) == 1) {
 
-        value = 0;
-
-        if (key == NULL || !tidal_sound_text_ok(key, klen)
+        if (!tidal_sound_text_ok(key, klen)
             || (klen == 7 && memcmp(key, "tidalch", 7) == 0))
         {
             continue;
